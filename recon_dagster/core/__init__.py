@@ -1,0 +1,1 @@
+"""The reconciliation core: pure Polars and dataclasses, no Dagster, no I/O."""

@@ -1,0 +1,62 @@
+"""The two input frames the core compares, as typed Polars schemas.
+
+Sources (Stripe, the payments table) normalise into these; the core trusts them. Money is Int64
+minor units; timestamps are UTC; currency codes are upper-case ISO 4217.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+# One row per Stripe charge created in the window.
+CHARGES_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "amount": pl.Int64(),
+    "amount_captured": pl.Int64(),
+    "amount_refunded": pl.Int64(),
+    "currency": pl.String(),
+    "status": pl.String(),
+    "paid": pl.Boolean(),
+    "captured": pl.Boolean(),
+    "refunded": pl.Boolean(),
+    "created": UTC_TS,
+    "payment_intent": pl.String(),
+    "customer": pl.String(),
+}
+
+# One row per row of the application's payments table in the window (duplicates kept: finding
+# them is the core's job). `refunded` is null when no refunded column is configured.
+PAYMENTS_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "amount": pl.Int64(),
+    "currency": pl.String(),
+    "status": pl.String(),
+    "created_at": UTC_TS,
+    "refunded": pl.Int64(),
+}
+
+
+def empty_charges() -> pl.DataFrame:
+    return pl.DataFrame(schema=CHARGES_SCHEMA)
+
+
+def empty_payments() -> pl.DataFrame:
+    return pl.DataFrame(schema=PAYMENTS_SCHEMA)
+
+
+def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.DataFrame:
+    """Select and order the schema's columns, refusing a frame that lacks one or has other types."""
+    missing = [name for name in schema if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks column(s) {', '.join(missing)}")
+    out = frame.select(list(schema))
+    wrong = [
+        f"{name} is {out.schema[name]}, expected {dtype}"
+        for name, dtype in schema.items()
+        if out.schema[name] != dtype and out.schema[name] != pl.Null
+    ]
+    if wrong:
+        raise ValueError(f"{what} frame has wrong types: {'; '.join(wrong)}")
+    return out.cast(schema)  # type: ignore[arg-type]

@@ -1,0 +1,221 @@
+"""`ReconciliationResult`: the seed's result, per currency, with every discrepancy class.
+
+Amounts are integer minor units of the item's currency. `to_json_dict` is the one edge where
+they become major units (as exact decimal strings). The seed's fields keep their meaning; the
+headline figures (`stripe_total`, `discrepancy_percentage`, ...) are those of the headline
+currency, the currency with the worst gross percentage (see README, "Money").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, Literal
+
+from ..money import to_major
+
+Status = Literal["success", "discrepancy_found", "error"]
+
+# The discrepancy classes, in the order reports and alerts list them.
+CLASSES: tuple[str, ...] = (
+    "missing_in_database",
+    "missing_in_stripe",
+    "amount_mismatches",
+    "status_mismatches",
+    "refund_mismatches",
+    "duplicates_in_database",
+    "currency_mismatches",
+    "timing_differences",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One payment in one discrepancy class.
+
+    `difference` is the money at stake, signed as Stripe minus database, in `currency`; it is
+    what the gross discrepancy adds up (0 for timing differences, which are reported only).
+    """
+
+    kind: str
+    payment_id: str
+    currency: str
+    stripe_amount: int | None = None
+    database_amount: int | None = None
+    difference: int = 0
+    stripe_status: str | None = None
+    database_status: str | None = None
+    stripe_currency: str | None = None
+    database_currency: str | None = None
+    stripe_refunded: int | None = None
+    database_refunded: int | None = None
+    database_count: int | None = None
+    stripe_created: datetime | None = None
+    database_created: datetime | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CurrencyTotals:
+    """One currency's side-by-side totals (minor units) and percentages of the Stripe total."""
+
+    currency: str
+    stripe_total: int
+    database_total: int
+    stripe_count: int
+    database_count: int
+    discrepancy: int  # |stripe_total - database_total|, the seed's figure
+    gross_discrepancy: int  # sum of |difference| over findings, so offsetting errors still show
+    discrepancy_percentage: float
+    gross_discrepancy_percentage: float
+
+
+@dataclass(frozen=True)
+class ReconciliationResult:
+    date: date  # first day, in the reconciliation time zone
+    end_date: date  # last day, inclusive
+    timezone: str
+    status: Status
+    currency: str | None  # headline currency
+    stripe_total: int
+    database_total: int
+    discrepancy: int
+    discrepancy_percentage: float
+    gross_discrepancy: int
+    gross_discrepancy_percentage: float
+    tolerance_percentage: float
+    include_refunds: bool
+    totals: tuple[CurrencyTotals, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    recommendations: tuple[str, ...] = ()
+    stripe_count: int = 0
+    database_count: int = 0
+    error: str | None = None
+
+    # -- the seed's list-shaped fields -------------------------------------------------------
+    def of(self, kind: str) -> list[Finding]:
+        return [f for f in self.findings if f.kind == kind]
+
+    @property
+    def missing_in_database(self) -> list[str]:
+        return [f.payment_id for f in self.of("missing_in_database")]
+
+    @property
+    def missing_in_stripe(self) -> list[str]:
+        return [f.payment_id for f in self.of("missing_in_stripe")]
+
+    @property
+    def amount_mismatches(self) -> list[Finding]:
+        return self.of("amount_mismatches")
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(CLASSES, 0)
+        for f in self.findings:
+            counts[f.kind] += 1
+        return counts
+
+    def with_recommendations(self, recommendations: list[str] | tuple[str, ...]) -> ReconciliationResult:
+        return replace(self, recommendations=tuple(recommendations))
+
+    @classmethod
+    def failed(cls, start: date, end: date, timezone: str, error: str, *, tolerance: float, include_refunds: bool) -> ReconciliationResult:
+        """The seed's status `error`: the reconciliation could not run; the message says why."""
+        return cls(
+            date=start, end_date=end, timezone=timezone, status="error", currency=None,
+            stripe_total=0, database_total=0, discrepancy=0, discrepancy_percentage=0.0,
+            gross_discrepancy=0, gross_discrepancy_percentage=0.0,
+            tolerance_percentage=tolerance, include_refunds=include_refunds, error=error,
+            recommendations=("Fix the error above, then re-run the day (materialize the partition "
+                             "or `recon-dagster reconcile`).",),
+        )  # fmt: skip
+
+    # -- the edge: JSON with major units --------------------------------------------------------
+    def to_json_dict(self) -> dict[str, Any]:
+        """The CLI's and the report store's shape: snake_case, money as exact decimal strings."""
+        cur = self.currency
+
+        def major(minor: int | None, currency: str | None) -> str | None:
+            if minor is None or currency is None:
+                return None
+            return str(to_major(minor, currency))
+
+        def item(f: Finding) -> dict[str, Any]:
+            out: dict[str, Any] = {"payment_id": f.payment_id, "currency": f.currency}
+            for name in ("stripe_amount", "database_amount", "difference", "stripe_refunded", "database_refunded"):
+                value = getattr(f, name)
+                if value is not None and not (name == "difference" and f.kind == "currency_mismatches"):
+                    out[name] = major(value, f.currency)
+            for name in ("stripe_status", "database_status", "stripe_currency", "database_currency", "database_count"):
+                value = getattr(f, name)
+                if value is not None:
+                    out[name] = value
+            for name in ("stripe_created", "database_created"):
+                value = getattr(f, name)
+                if value is not None:
+                    out[name] = value.isoformat()
+            if f.detail:
+                out["detail"] = f.detail
+            return out
+
+        by_kind = {kind: [item(f) for f in self.of(kind)] for kind in CLASSES}
+        return {
+            "date": self.date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "timezone": self.timezone,
+            "status": self.status,
+            "currency": cur,
+            "stripe_total": major(self.stripe_total, cur) if cur else "0",
+            "database_total": major(self.database_total, cur) if cur else "0",
+            "discrepancy": major(self.discrepancy, cur) if cur else "0",
+            "discrepancy_percentage": self.discrepancy_percentage,
+            "gross_discrepancy": major(self.gross_discrepancy, cur) if cur else "0",
+            "gross_discrepancy_percentage": self.gross_discrepancy_percentage,
+            "tolerance_percentage": self.tolerance_percentage,
+            "include_refunds": self.include_refunds,
+            "missing_in_database": self.missing_in_database,
+            "missing_in_stripe": self.missing_in_stripe,
+            "amount_mismatches": [
+                {k: v for k, v in item(f).items() if k in ("payment_id", "stripe_amount", "database_amount", "difference", "currency")}
+                for f in self.amount_mismatches
+            ],
+            "missing_in_database_details": by_kind["missing_in_database"],
+            "missing_in_stripe_details": by_kind["missing_in_stripe"],
+            **{kind: by_kind[kind] for kind in CLASSES[3:]},
+            "counts": self.counts(),
+            "totals_by_currency": [
+                {
+                    "currency": t.currency,
+                    "stripe_total": major(t.stripe_total, t.currency),
+                    "database_total": major(t.database_total, t.currency),
+                    "discrepancy": major(t.discrepancy, t.currency),
+                    "discrepancy_percentage": t.discrepancy_percentage,
+                    "gross_discrepancy": major(t.gross_discrepancy, t.currency),
+                    "gross_discrepancy_percentage": t.gross_discrepancy_percentage,
+                    "stripe_count": t.stripe_count,
+                    "database_count": t.database_count,
+                }
+                for t in self.totals
+            ],
+            "stripe_count": self.stripe_count,
+            "database_count": self.database_count,
+            "recommendations": list(self.recommendations),
+            "error": self.error,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """Lossless plain-Python form (minor units) for storage and round trips."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReconcileParams:
+    """What the core needs besides the two frames."""
+
+    start: date
+    end: date
+    timezone: str = "UTC"
+    tolerance_percentage: float = 1.0
+    include_refunds: bool = True
+    paid_statuses: tuple[str, ...] = ("succeeded", "paid", "completed")
+    refunds_tracked: bool = False  # the payments table has a refunded column
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,246 @@
+"""Every environment variable, parsed and validated in one place.
+
+A bad value stops here, before anything is written, with a message that names the variable and
+the problem. Defaults serve the demo (`recon-dagster demo`). Secrets (the Stripe key, database
+URLs that may carry a password, webhook URLs, routing keys) are never echoed back: errors about
+them name the variable only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULTS: dict[str, str] = {
+    "RECON_DATABASE_URL": "duckdb:///data/demo/app.duckdb",
+    "RECON_PAYMENTS_TABLE": "payments",
+    "RECON_PAYMENTS_ID_COLUMN": "stripe_charge_id",
+    "RECON_PAYMENTS_AMOUNT_COLUMN": "amount",
+    "RECON_PAYMENTS_AMOUNT_UNIT": "minor",
+    "RECON_PAYMENTS_CURRENCY_COLUMN": "currency",
+    "RECON_PAYMENTS_STATUS_COLUMN": "status",
+    "RECON_PAYMENTS_CREATED_AT_COLUMN": "created_at",
+    "RECON_PAYMENTS_REFUNDED_COLUMN": "",
+    "RECON_PAYMENTS_PAID_STATUSES": "succeeded,paid,completed",
+    "RECON_TIMEZONE": "UTC",
+    "RECON_START_DATE": "2024-01-01",
+    "RECON_REPORT_STORE_URL": "duckdb:///data/recon.duckdb",
+    "BILLING_RECONCILIATION_TOLERANCE_PERCENT": "1",
+    "BILLING_RECONCILIATION_INCLUDE_REFUNDS": "true",
+    "RECON_CRITICAL_PERCENT": "5",
+    "RECON_TIMING_MARGIN_HOURS": "24",
+    "STRIPE_MAX_NETWORK_RETRIES": "4",
+    "STRIPE_REQUESTS_PER_SECOND": "90",
+    "STRIPE_TIMEOUT_SECONDS": "30",
+}
+
+SECRET_VARIABLES = frozenset(
+    {
+        "STRIPE_API_KEY",
+        "RECON_DATABASE_URL",
+        "RECON_REPORT_STORE_URL",
+        "SLACK_WEBHOOK_URL",
+        "SLACK_BOT_TOKEN",
+        "PAGERDUTY_ROUTING_KEY",
+    }
+)
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str):
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+def redact_url(url: str) -> str:
+    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def parse_identifier(variable: str, value: str, *, qualified: bool = False) -> str:
+    """A SQL identifier we will quote; `schema.table` when `qualified`."""
+    parts = value.split(".") if qualified else [value]
+    if not value or len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
+        shape = "a table name or schema.table" if qualified else "a column name"
+        raise ConfigError(
+            variable,
+            f"{value!r} is not a valid SQL identifier: expected {shape} of letters, digits "
+            "and underscores, not starting with a digit",
+        )
+    return value
+
+
+def parse_percent(variable: str, value: str) -> Decimal:
+    try:
+        number = Decimal(value.strip())
+    except (InvalidOperation, AttributeError):
+        raise ConfigError(variable, f"{value!r} is not a number: expected a percentage such as 1 or 0.5") from None
+    if not number.is_finite() or number < 0 or number > 100:
+        raise ConfigError(variable, f"{value!r} is out of range: expected a percentage from 0 to 100")
+    return number
+
+
+def parse_bool(variable: str, value: str) -> bool:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(variable, f"{value!r} is not a boolean: expected true or false")
+
+
+def parse_timezone(variable: str, value: str) -> str:
+    try:
+        ZoneInfo(value.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(variable, f"{value!r} is not a known IANA time zone (for example UTC or America/New_York)") from None
+    return value.strip()
+
+
+def parse_date(variable: str, value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(variable, f"{value!r} is not a date: expected YYYY-MM-DD") from None
+
+
+def parse_positive(variable: str, value: str, kind: type = float, *, allow_zero: bool = False):
+    try:
+        number = kind(value.strip())
+    except ValueError:
+        raise ConfigError(variable, f"{value!r} is not a {'whole ' if kind is int else ''}number") from None
+    if number < 0 or (number == 0 and not allow_zero):
+        raise ConfigError(variable, f"{value!r} must be {'zero or more' if allow_zero else 'greater than zero'}")
+    return number
+
+
+def parse_database_url(variable: str, value: str, *, base_dir: Path) -> str:
+    """`postgresql://…` as given; `duckdb:///relative` or `duckdb:////absolute` made absolute."""
+    text = value.strip()
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
+    if text.startswith("duckdb:///"):
+        raw = text[len("duckdb:///"):]
+        if not raw:
+            raise ConfigError(variable, "a duckdb URL needs a file path: duckdb:///data/recon.duckdb")
+        path = Path(raw) if raw.startswith("/") else (base_dir / raw)
+        return f"duckdb:///{path.resolve()}"
+    raise ConfigError(
+        variable,
+        "expected postgresql://user@host:5432/dbname or duckdb:///path/to/file.duckdb"
+        + ("" if variable in SECRET_VARIABLES else f", got {value!r}"),
+    )
+
+
+@dataclass(frozen=True)
+class PaymentsTable:
+    """Where the application keeps its payments, and what its columns are called."""
+
+    url: str
+    table: str
+    id_column: str
+    amount_column: str
+    amount_unit: str  # "minor" | "major"
+    currency_column: str
+    status_column: str
+    created_at_column: str
+    refunded_column: str | None
+    paid_statuses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    payments: PaymentsTable
+    timezone: str
+    start_date: date
+    report_store_url: str
+    tolerance_percent: Decimal
+    include_refunds: bool
+    critical_percent: Decimal
+    timing_margin_hours: float
+    stripe_api_base: str | None
+    stripe_max_network_retries: int
+    stripe_requests_per_second: float
+    stripe_timeout_seconds: float
+    dashboard_url: str | None
+    env: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        base = base_dir or Path.cwd()
+
+        def get(name: str) -> str:
+            value = env.get(name)
+            return DEFAULTS.get(name, "") if value is None or value.strip() == "" else value
+
+        unit = get("RECON_PAYMENTS_AMOUNT_UNIT").strip().lower()
+        if unit not in ("minor", "major"):
+            raise ConfigError("RECON_PAYMENTS_AMOUNT_UNIT", f"{unit!r} is not a unit: expected minor or major")
+        statuses = tuple(s.strip() for s in get("RECON_PAYMENTS_PAID_STATUSES").split(",") if s.strip())
+        if not statuses:
+            raise ConfigError("RECON_PAYMENTS_PAID_STATUSES", "needs at least one status, for example succeeded,paid")
+        refunded = get("RECON_PAYMENTS_REFUNDED_COLUMN").strip()
+        payments = PaymentsTable(
+            url=parse_database_url("RECON_DATABASE_URL", get("RECON_DATABASE_URL"), base_dir=base),
+            table=parse_identifier("RECON_PAYMENTS_TABLE", get("RECON_PAYMENTS_TABLE").strip(), qualified=True),
+            id_column=parse_identifier("RECON_PAYMENTS_ID_COLUMN", get("RECON_PAYMENTS_ID_COLUMN").strip()),
+            amount_column=parse_identifier("RECON_PAYMENTS_AMOUNT_COLUMN", get("RECON_PAYMENTS_AMOUNT_COLUMN").strip()),
+            amount_unit=unit,
+            currency_column=parse_identifier("RECON_PAYMENTS_CURRENCY_COLUMN", get("RECON_PAYMENTS_CURRENCY_COLUMN").strip()),
+            status_column=parse_identifier("RECON_PAYMENTS_STATUS_COLUMN", get("RECON_PAYMENTS_STATUS_COLUMN").strip()),
+            created_at_column=parse_identifier(
+                "RECON_PAYMENTS_CREATED_AT_COLUMN", get("RECON_PAYMENTS_CREATED_AT_COLUMN").strip()
+            ),
+            refunded_column=parse_identifier("RECON_PAYMENTS_REFUNDED_COLUMN", refunded) if refunded else None,
+            paid_statuses=statuses,
+        )
+        tolerance = parse_percent("BILLING_RECONCILIATION_TOLERANCE_PERCENT", get("BILLING_RECONCILIATION_TOLERANCE_PERCENT"))
+        critical = parse_percent("RECON_CRITICAL_PERCENT", get("RECON_CRITICAL_PERCENT"))
+        if critical < tolerance:
+            raise ConfigError(
+                "RECON_CRITICAL_PERCENT",
+                f"{critical} is below BILLING_RECONCILIATION_TOLERANCE_PERCENT ({tolerance}): "
+                "the critical threshold must be at least the tolerance",
+            )
+        api_base = env.get("STRIPE_API_BASE", "").strip() or None
+        if api_base is not None and not api_base.startswith(("http://", "https://")):
+            raise ConfigError("STRIPE_API_BASE", f"{api_base!r} is not an http(s) URL")
+        dashboard = env.get("RECON_DASHBOARD_URL", "").strip() or None
+        if dashboard is not None and not dashboard.startswith(("http://", "https://")):
+            raise ConfigError("RECON_DASHBOARD_URL", f"{dashboard!r} is not an http(s) URL")
+        return cls(
+            payments=payments,
+            timezone=parse_timezone("RECON_TIMEZONE", get("RECON_TIMEZONE")),
+            start_date=parse_date("RECON_START_DATE", get("RECON_START_DATE")),
+            report_store_url=parse_database_url("RECON_REPORT_STORE_URL", get("RECON_REPORT_STORE_URL"), base_dir=base),
+            tolerance_percent=tolerance,
+            include_refunds=parse_bool("BILLING_RECONCILIATION_INCLUDE_REFUNDS", get("BILLING_RECONCILIATION_INCLUDE_REFUNDS")),
+            critical_percent=critical,
+            timing_margin_hours=parse_positive("RECON_TIMING_MARGIN_HOURS", get("RECON_TIMING_MARGIN_HOURS"), float, allow_zero=True),
+            stripe_api_base=api_base.rstrip("/") if api_base else None,
+            stripe_max_network_retries=parse_positive("STRIPE_MAX_NETWORK_RETRIES", get("STRIPE_MAX_NETWORK_RETRIES"), int, allow_zero=True),
+            stripe_requests_per_second=parse_positive("STRIPE_REQUESTS_PER_SECOND", get("STRIPE_REQUESTS_PER_SECOND"), float),
+            stripe_timeout_seconds=parse_positive("STRIPE_TIMEOUT_SECONDS", get("STRIPE_TIMEOUT_SECONDS"), float),
+            dashboard_url=dashboard.rstrip("/") if dashboard else None,
+            env=env,
+        )
+
+    def stripe_api_key(self) -> str:
+        key = self.env.get("STRIPE_API_KEY", "").strip()
+        if not key:
+            raise ConfigError("STRIPE_API_KEY", "is not set: put your Stripe secret or restricted key in it")
+        return key
