@@ -1,0 +1,141 @@
+"""Findings -> ranked, specific recommendations, each pointing at an action the product offers.
+
+Ranked by money at stake, as a share of the currency's Stripe total (amounts in different
+currencies cannot be added). The first three are what alerts show.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from ..money import format_major
+from .result import Finding, ReconciliationResult
+
+_MAX_IDS = 3
+
+
+def _ids(findings: list[Finding]) -> str:
+    shown = ", ".join(f.payment_id for f in findings[:_MAX_IDS])
+    more = len(findings) - _MAX_IDS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _money(findings: list[Finding], *, field: str = "difference") -> str:
+    per_currency: dict[str, int] = defaultdict(int)
+    for f in findings:
+        per_currency[f.currency] += abs(getattr(f, field) or 0)
+    return " + ".join(format_major(v, c) for c, v in sorted(per_currency.items()))
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _verb(n: int, plural_form: str) -> str:
+    """'differ' -> 'differs' for one item."""
+    return plural_form + "s" if n == 1 else plural_form
+
+
+def _span(result: ReconciliationResult) -> tuple[str, str]:
+    start, end = result.date.isoformat(), result.end_date.isoformat()
+    return start, (f"--start {start}" if start == end else f"--start {start} --end {end}")
+
+
+def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
+    n, ids = len(items), _ids(items)
+    day, flags = _span(result)
+    if kind == "missing_in_database":
+        return (
+            f"{_plural(n, 'payment')} ({_money(items)}) collected by Stripe {'is' if n == 1 else 'are'} missing "
+            f"from the database: {ids}. Likely cause: webhook failures. Check that Stripe webhooks reach "
+            f"your endpoint, then run `recon-dagster sync {flags}` (or the sync_missing_payments job) to insert them."
+        )
+    if kind == "missing_in_stripe":
+        return (
+            f"{_plural(n, 'database payment')} ({_money(items)}) {'has' if n == 1 else 'have'} no Stripe charge: "
+            f"{ids}. Likely cause: manual entries or test data written straight to the database. "
+            "Review them with whoever created them; they cannot be synced from Stripe."
+        )
+    if kind == "amount_mismatches":
+        f = items[0]
+        example = (f"{f.payment_id}: Stripe {format_major(f.stripe_amount or 0, f.currency)} vs database "
+                   f"{format_major(f.database_amount or 0, f.currency)}")  # fmt: skip
+        refunded = sum(1 for i in items if i.stripe_refunded)
+        cause = (
+            f"Stripe shows refunds on {refunded} of them: likely refund timing (refunds after the "
+            f"reconciliation window). Re-run the day after refunds settle (`recon-dagster reconcile {flags}`)."
+            if refunded
+            else "Likely cause: partial captures or an application that rewrites amounts. Correct the "
+            f"rows, then re-run the day (`recon-dagster reconcile {flags}`)."
+        )
+        return f"{_plural(n, 'payment')} {_verb(n, 'differ')} in amount by {_money(items)} in total (e.g. {example}). {cause}"
+    if kind == "status_mismatches":
+        f = items[0]
+        return (
+            f"{_plural(n, 'payment')} ({_money(items)}) {_verb(n, 'disagree')} on whether money was collected "
+            f"(e.g. {f.payment_id}: Stripe '{f.stripe_status}', database '{f.database_status}'): {ids}. Likely "
+            "cause: missed charge.failed / charge.captured webhooks. Check the webhook endpoint, correct "
+            f"the statuses, then re-run the day (`recon-dagster reconcile {flags}`)."
+        )
+    if kind == "refund_mismatches":
+        return (
+            f"{_plural(n, 'refund')} {'is' if n == 1 else 'are'} recorded differently in Stripe and the database "
+            f"(Stripe refunded {_money(items, field='stripe_refunded')} vs database "
+            f"{_money(items, field='database_refunded')}): {ids}. Likely cause: refund timing or a missed "
+            f"charge.refunded webhook. Check the webhook endpoint, then re-run the day (`recon-dagster reconcile {flags}`)."
+        )
+    if kind == "duplicates_in_database":
+        return (
+            f"{_plural(n, 'Stripe charge')} {'is' if n == 1 else 'are'} recorded more than once in the database "
+            f"(extra {_money(items)}): {ids}. Likely cause: a webhook retry processed twice. Remove the extra "
+            "rows and add a UNIQUE constraint on the charge id column."
+        )
+    if kind == "currency_mismatches":
+        f = items[0]
+        return (
+            f"{_plural(n, 'payment')} {'is' if n == 1 else 'are'} recorded in another currency than Stripe's "
+            f"(e.g. {f.payment_id}: Stripe {f.stripe_currency}, database {f.database_currency}): {ids}. "
+            "Likely cause: the application stores a display currency. Correct the rows, then re-run the day."
+        )
+    # timing_differences
+    return (
+        f"{_plural(n, 'payment')} {_verb(n, 'fall')} on the other side of midnight ({ids}): likely "
+        "time zones or a recording delay, not money lost. They are matched across the day boundary and "
+        "do not count against the tolerance; reconcile the two days as one range to confirm "
+        f"(`recon-dagster reconcile --start <first day> --end <second day>`)."
+    )
+
+
+def recommend(result: ReconciliationResult) -> list[str]:
+    """Ranked recommendations for a result's findings (a clean day gets one line saying so)."""
+    if result.status == "error":
+        return list(result.recommendations)
+    base = {t.currency: t.stripe_total for t in result.totals}
+    by_kind: dict[str, list[Finding]] = defaultdict(list)
+    for f in result.findings:
+        by_kind[f.kind].append(f)
+
+    def stake(items: list[Finding]) -> Decimal:
+        per_currency: dict[str, int] = defaultdict(int)
+        for f in items:
+            per_currency[f.currency] += abs(f.difference)
+        return max(Decimal(v) / max(base.get(c, 0), 1) for c, v in per_currency.items())
+
+    ranked = sorted(by_kind.items(), key=lambda kv: (-stake(kv[1]), -len(kv[1]), kv[0]))
+    out = [_text(kind, items, result) for kind, items in ranked]
+
+    offset = [t for t in result.totals if t.gross_discrepancy > t.discrepancy]
+    if offset and any(t.gross_discrepancy_percentage > result.tolerance_percentage >= t.discrepancy_percentage for t in offset):
+        t = offset[0]
+        out.insert(
+            0,
+            f"Differences offset each other in {t.currency}: the totals differ by only "
+            f"{t.discrepancy_percentage:.2f}%, but the payments themselves differ by "
+            f"{format_major(t.gross_discrepancy, t.currency)} ({t.gross_discrepancy_percentage:.2f}%). Review the items below.",
+        )
+    if not out:
+        day, _ = _span(result)
+        out.append(f"No discrepancies: Stripe and the database agree for {day}"
+                   + ("" if result.date == result.end_date else f" to {result.end_date.isoformat()}") + ".")  # fmt: skip
+    return out
