@@ -7,10 +7,13 @@ Python objects. Everything is in integer minor units; percentages are derived at
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 
 import polars as pl
 
+from .grading import exceeds
 from .recommend import recommend
 from .frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
 from .result import CLASSES, CurrencyTotals, Finding, ReconcileParams, ReconciliationResult
@@ -18,6 +21,10 @@ from .result import CLASSES, CurrencyTotals, Finding, ReconcileParams, Reconcili
 # A database row in one of these statuses took the money and gave all of it back: it counts as
 # paid, and when no refunded column is configured its refunded amount is its whole amount.
 REFUNDED_STATUSES: tuple[str, ...] = ("refunded",)
+
+# (ids only in Stripe's window, ids only in the database's) -> (their charges, their payment
+# rows) found just outside the window.
+NeighbourLookup = Callable[[list[str], list[str]], tuple[pl.DataFrame | None, pl.DataFrame | None]]
 
 _KIND_ORDER = {kind: i for i, kind in enumerate(CLASSES)}
 
@@ -99,13 +106,6 @@ def _percent(part: int, base: int) -> float:
     return float(round(Decimal(part) * 100 / Decimal(base), 6))
 
 
-def _exceeds(part: int, base: int, tolerance: float) -> bool:
-    """Exact `part / base * 100 > tolerance`, with no float rounding at the threshold."""
-    if base == 0:
-        return part > 0
-    return Decimal(part) * 100 > Decimal(str(tolerance)) * base
-
-
 def _found_in(ids: list[str], frame: pl.DataFrame | None) -> dict[str, dict]:
     if frame is None or frame.is_empty() or not ids:
         return {}
@@ -120,11 +120,14 @@ def reconcile(
     *,
     neighbour_charges: pl.DataFrame | None = None,
     neighbour_payments: pl.DataFrame | None = None,
+    find_neighbours: NeighbourLookup | None = None,
 ) -> ReconciliationResult:
     """Reconcile one window (a day or a range) of charges against its payment rows.
 
     `neighbour_*` hold counterparts found just outside the window (across midnight) for ids that
-    are unmatched inside it; such a pair is a timing difference, not a missing payment.
+    are unmatched inside it; such a pair is a timing difference, not a missing payment. Instead of
+    loading neighbouring days up front, a caller may pass `find_neighbours`, which is asked only
+    for the ids left unmatched.
     """
     charges = conform(charges, CHARGES_SCHEMA, "charges")
     payments = conform(payments, PAYMENTS_SCHEMA, "payments")
@@ -140,7 +143,13 @@ def reconcile(
     )
     d_totals = database.filter("d_paid").group_by("d_currency").agg(pl.col("d_amt").sum(), pl.len())
 
-    findings, gross = _findings(issues.to_dicts(), params, neighbour_charges, neighbour_payments)
+    rows = issues.to_dicts()
+    if find_neighbours is not None:
+        stripe_only = [r["id"] for r in rows if r["missing_in_database"]]
+        db_only = [r["id"] for r in rows if r["missing_in_stripe"]]
+        if stripe_only or db_only:
+            neighbour_charges, neighbour_payments = find_neighbours(stripe_only, db_only)
+    findings, gross = _findings(rows, params, neighbour_charges, neighbour_payments)
     totals = _totals(s_totals, d_totals, gross)
     result = _result(params, charges.height, payments.height, totals, findings)
     return result.with_recommendations(recommend(result))
@@ -242,12 +251,11 @@ def _totals(s_totals: pl.DataFrame, d_totals: pl.DataFrame, gross: dict[str, int
 def _result(params: ReconcileParams, n_charges: int, n_payments: int, totals: list[CurrencyTotals], findings: list[Finding]) -> ReconciliationResult:
     # Headline currency: the one whose gross discrepancy is the largest share of its Stripe total.
     head = max(totals, key=lambda t: (Decimal(t.gross_discrepancy_percentage), t.stripe_total, t.currency), default=None)
-    failing = any(_exceeds(t.gross_discrepancy, t.stripe_total, params.tolerance_percentage) for t in totals)
-    return ReconciliationResult(
+    result = ReconciliationResult(
         date=params.start,
         end_date=params.end,
         timezone=params.timezone,
-        status="discrepancy_found" if failing else "success",
+        status="success",
         currency=head.currency if head else None,
         stripe_total=head.stripe_total if head else 0,
         database_total=head.database_total if head else 0,
@@ -262,3 +270,6 @@ def _result(params: ReconcileParams, n_charges: int, n_payments: int, totals: li
         stripe_count=n_charges,
         database_count=n_payments,
     )
+    if exceeds(result, Decimal(str(params.tolerance_percentage))):
+        result = replace(result, status="discrepancy_found")
+    return result

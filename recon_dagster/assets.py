@@ -1,0 +1,154 @@
+"""The daily assets: `stripe_charges` and `db_payments` feed `reconciliation_report`.
+
+A run may cover one day or a range of days (a backfill chunk); each day is still reconciled,
+stored and described on its own. A failure records an `error` report for the run's days and
+fails the run with the reason.
+"""
+
+
+from datetime import date, datetime, timezone
+from typing import NoReturn
+
+import dagster as dg
+import polars as pl
+
+from .core.reconcile import reconcile
+from .core.result import ReconcileParams
+from .io_managers import partition_expr
+from .neighbours import lookup_across_midnight
+from .partitions import day_window
+from .payments_db import PaymentsDataError
+from .report_metadata import report_metadata
+from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from .settings import ConfigError
+from .stripe_source import StripeDataError, StripeUnavailableError
+
+GROUP = "reconciliation"
+# Errors that are about the outside world or its data, reported as they are; anything else is a
+# bug and keeps its traceback.
+EXPECTED_ERRORS = (StripeUnavailableError, StripeDataError, PaymentsDataError, ConfigError)
+
+
+def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
+    window = context.partition_time_window
+    return window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+
+
+def run_days(context: dg.AssetExecutionContext) -> list[date]:
+    return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+def fail_days(
+    context, store: ReportStoreResource, policy: ReconciliationPolicy, what: str, exc: Exception, days: list[date] | None = None
+) -> NoReturn:
+    """Record an `error` report for the run's days (or `days`), then fail the run saying why."""
+    days = days or run_days(context)
+    span = days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()} to {days[-1].isoformat()}"
+    message = f"{what} for {span}: {exc}"
+    reports = store.store()
+    for day in days:
+        reports.save_error(day, day, policy.timezone, message, tolerance=float(policy.tolerance),
+                           include_refunds=policy.include_refunds, source="dagster", run_id=context.run_id)  # fmt: skip
+    raise dg.Failure(description=message, metadata={"days": [d.isoformat() for d in days]}, allow_retries=False)
+
+
+def _per_day_rows(context, frame: pl.DataFrame, column: str, tz: str) -> None:
+    for key in context.partition_keys:
+        day = date.fromisoformat(key)
+        start, end = day_window(day, day, tz)
+        rows = frame.filter((pl.col(column) >= start) & (pl.col(column) < end)).height
+        context.add_asset_metadata({"row_count": rows}, partition_key=key)
+
+
+def build_assets(
+    partitions_def: dg.PartitionsDefinition, timezone_name: str, backfill_policy: dg.BackfillPolicy
+) -> list[dg.AssetsDefinition]:
+    """The three assets over `partitions_def` (days in `timezone_name`)."""
+    common = dict(partitions_def=partitions_def, backfill_policy=backfill_policy, group_name=GROUP)
+
+    @dg.asset(
+        **common,
+        kinds={"stripe", "polars", "duckdb"},
+        metadata={"partition_expr": partition_expr("created", timezone_name)},
+        description="Charges created in each day's window, from the Stripe API (newest first, 100 per page).",
+    )
+    def stripe_charges(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+    ) -> pl.DataFrame:
+        start, end = run_window(context)
+        try:
+            frame = stripe.fetch_charges(start, end)
+        except EXPECTED_ERRORS as exc:
+            fail_days(context, report_store, policy, "Could not read Stripe charges", exc)
+        _per_day_rows(context, frame, "created", timezone_name)
+        context.add_output_metadata({"window_start_utc": start.isoformat(), "window_end_utc": end.isoformat()})
+        return frame
+
+    @dg.asset(
+        **common,
+        kinds={"sql", "polars", "duckdb"},
+        metadata={"partition_expr": partition_expr("created_at", timezone_name)},
+        description="The application's payments in each day's window, amounts in integer minor units.",
+    )
+    def db_payments(
+        context: dg.AssetExecutionContext,
+        payments_db: PaymentsDatabaseResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+    ) -> pl.DataFrame:
+        start, end = run_window(context)
+        try:
+            frame = payments_db.read_window(start, end)
+        except EXPECTED_ERRORS as exc:
+            fail_days(context, report_store, policy, "Could not read the payments table", exc)
+        _per_day_rows(context, frame, "created_at", timezone_name)
+        context.add_output_metadata({"window_start_utc": start.isoformat(), "window_end_utc": end.isoformat()})
+        return frame
+
+    @dg.asset(
+        **common,
+        kinds={"polars"},
+        description="Each day's reconciliation: totals per currency, every discrepancy class, recommendations.",
+    )
+    def reconciliation_report(
+        context: dg.AssetExecutionContext,
+        stripe_charges: pl.DataFrame,
+        db_payments: pl.DataFrame,
+        stripe: StripeResource,
+        payments_db: PaymentsDatabaseResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+    ) -> dg.MaterializeResult:
+        store = report_store.store()
+        paid = tuple(payments_db.paid_statuses)
+        tracked = bool(payments_db.refunded_column)
+        days = run_days(context)
+        for i, day in enumerate(days):
+            key = day.isoformat()
+            start, end = day_window(day, day, timezone_name)
+            params = ReconcileParams(start=day, end=day, timezone=timezone_name, tolerance_percentage=float(policy.tolerance),
+                                     include_refunds=policy.include_refunds, paid_statuses=paid, refunds_tracked=tracked)  # fmt: skip
+            lookup = lookup_across_midnight(start, end, policy.margin, retrieve_charges=stripe.retrieve_charges,
+                                            find_payments=payments_db.find_ids, fetch_charges=stripe.fetch_charges)  # fmt: skip
+            try:
+                result = reconcile(_within(stripe_charges, "created", start, end),
+                                   _within(db_payments, "created_at", start, end), params, find_neighbours=lookup)  # fmt: skip
+            except EXPECTED_ERRORS as exc:
+                fail_days(context, report_store, policy, "Could not reconcile", exc, days[i:])
+            report_id = store.save(result, source="dagster", run_id=context.run_id)
+            context.add_asset_metadata(report_metadata(result, report_id), partition_key=key)
+            context.log.info(
+                f"Reconciliation completed for {key}: {result.status}, discrepancy "
+                f"{result.discrepancy_percentage:.4f}% (gross {result.gross_discrepancy_percentage:.4f}%)"
+            )
+        return dg.MaterializeResult()
+
+    return [stripe_charges, db_payments, reconciliation_report]
+
+
+def _within(frame: pl.DataFrame, column: str, start: datetime, end: datetime) -> pl.DataFrame:
+    return frame.filter((pl.col(column) >= start) & (pl.col(column) < end))
+

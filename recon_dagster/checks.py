@@ -1,0 +1,78 @@
+"""`discrepancy_within_tolerance`: one check result per day, whatever the run covered.
+
+Dagster records one `AssetCheckResult` per check step, so a run over several days (a backfill
+chunk) would get a single result. The check therefore emits one `AssetCheckEvaluation` per day
+(partition), each tied to that day's materialization, read back from the report store.
+"""
+
+
+from datetime import date
+
+import dagster as dg
+from dagster import AssetCheckEvaluation, AssetCheckSeverity
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
+
+from .core.grading import grade
+from .report_metadata import alert_figures
+from .resources import ReconciliationPolicy, ReportStoreResource
+
+CHECK_NAME = "discrepancy_within_tolerance"
+REPORT_KEY = dg.AssetKey("reconciliation_report")
+
+
+def _target(instance: dg.DagsterInstance, partition: str) -> AssetCheckEvaluationTargetMaterializationData | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=REPORT_KEY, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    record = records[0]
+    return AssetCheckEvaluationTargetMaterializationData(
+        run_id=record.event_log_entry.run_id, storage_id=record.storage_id, timestamp=record.timestamp
+    )
+
+
+def evaluate_day(
+    store, policy: ReconciliationPolicy, partition: str, target: AssetCheckEvaluationTargetMaterializationData | None = None
+) -> AssetCheckEvaluation:
+    """The check's verdict for one day, from the stored report."""
+    result = store.latest(date.fromisoformat(partition))
+    common = dict(asset_key=REPORT_KEY, check_name=CHECK_NAME, partition=partition, target_materialization_data=target)
+    if result is None:
+        return AssetCheckEvaluation(passed=False, severity=AssetCheckSeverity.WARN, **common,
+                                    description=f"No reconciliation report for {partition}: materialize the day first.",
+                                    metadata={"date": partition, "grade": "missing"})  # fmt: skip
+    if result.status == "error":
+        figures = alert_figures(result, tolerance=policy.tolerance, critical=policy.critical, grade="error")
+        return AssetCheckEvaluation(passed=False, severity=AssetCheckSeverity.WARN, metadata=figures, **common,
+                                    description=f"The reconciliation for {partition} could not run: {result.error}")  # fmt: skip
+    verdict = grade(result, policy.tolerance, policy.critical)
+    figures = alert_figures(result, tolerance=policy.tolerance, critical=policy.critical, grade=verdict)
+    pct = f"{result.gross_discrepancy_percentage:.4f}% of the Stripe total ({result.currency})"
+    if verdict == "pass":
+        return AssetCheckEvaluation(passed=True, metadata=figures, **common,
+                                    description=f"Within the {policy.tolerance}% tolerance: {pct}.")  # fmt: skip
+    severity = AssetCheckSeverity.ERROR if verdict == "critical" else AssetCheckSeverity.WARN
+    limit = f"the critical {policy.critical}%" if verdict == "critical" else f"the {policy.tolerance}% tolerance"
+    return AssetCheckEvaluation(passed=False, severity=severity, metadata=figures, **common,
+                                description=f"Discrepancy of {pct} is above {limit}.")  # fmt: skip
+
+
+def build_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=REPORT_KEY,
+        name=CHECK_NAME,
+        partitions_def=partitions_def,
+        description="Each day's gross discrepancy is within BILLING_RECONCILIATION_TOLERANCE_PERCENT "
+        "(WARN above it, ERROR above RECON_CRITICAL_PERCENT).",
+    )
+    def discrepancy_within_tolerance(
+        context: dg.AssetCheckExecutionContext, report_store: ReportStoreResource, policy: ReconciliationPolicy
+    ):
+        store = report_store.store()
+        for partition in context.partition_keys:
+            yield evaluate_day(store, policy, partition, _target(context.instance, partition))
+        # The step's own output; the per-day evaluations above are the results.
+        yield dg.Output(None)
+
+    return discrepancy_within_tolerance

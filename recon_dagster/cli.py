@@ -1,0 +1,137 @@
+"""`recon-dagster`: reconcile | history | demo | stripe-server.
+
+Exit codes for `reconcile`: 0 success, 1 discrepancy_found, 2 error (including bad input).
+With `--json`, stdout holds exactly one JSON object, whatever happens; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .core.result import CLASSES, ReconciliationResult
+from .money import format_major
+from .settings import ConfigError
+
+EXIT = {"success": 0, "discrepancy_found": 1, "error": 2}
+
+
+def _print_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+
+
+def _error(args: argparse.Namespace, message: str, **extra) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        _print_json({"status": "error", "error": message, **extra})
+    return 2
+
+
+def render(result: ReconciliationResult) -> str:
+    """A human summary: totals per currency, counts per class, recommendations."""
+    span = result.date.isoformat() + ("" if result.end_date == result.date else f" to {result.end_date.isoformat()}")
+    lines = [f"Reconciliation {span} ({result.timezone}): {result.status}"]
+    if result.error:
+        lines.append(f"  error: {result.error}")
+    for t in result.totals:
+        lines.append(
+            f"  {t.currency}: Stripe {format_major(t.stripe_total, t.currency)} | database "
+            f"{format_major(t.database_total, t.currency)} | discrepancy {format_major(t.discrepancy, t.currency)} "
+            f"({t.discrepancy_percentage:.2f}%, gross {t.gross_discrepancy_percentage:.2f}%)"
+        )
+    counts = {k: n for k, n in result.counts().items() if n}
+    if counts:
+        lines.append("  " + ", ".join(f"{k}: {n}" for k, n in counts.items()))
+    lines += [f"  - {r}" for r in result.recommendations]
+    return "\n".join(lines)
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from .service import create_billing_reconciliation_service
+
+    try:
+        service = create_billing_reconciliation_service(source="cli")
+        result = service.reconcile(args.start, args.end, tolerance_percentage=args.tolerance, include_refunds=args.include_refunds)
+    except ConfigError as exc:
+        return _error(args, str(exc), date=args.start, end_date=args.end or args.start)
+    if args.json:
+        _print_json(result.to_json_dict())
+    else:
+        print(render(result))
+    return EXIT[result.status]
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .report_store import ReportStore
+    from .settings import Settings
+
+    try:
+        rows = ReportStore(Settings.from_env().report_store_url).history()
+    except ConfigError as exc:
+        return _error(args, str(exc))
+    if args.json:
+        _print_json({"reports": rows})
+        return 0
+    for r in rows[: args.limit]:
+        counts = ", ".join(f"{k}={r['counts'].get(k, 0)}" for k in CLASSES if r["counts"].get(k))
+        print(f"{r['date']}  {r['status']:<17} {r.get('currency') or '-':<4} {r['discrepancy_percentage']:>8.3f}%  {counts}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(days=args.days, ui=args.ui, port=args.port)
+
+
+def cmd_stripe_server(args: argparse.Namespace) -> int:
+    from .testing.stripe_server import main as serve
+
+    argv = ["--data", args.data, "--port", str(args.port)]
+    return serve(argv) or 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recon-dagster", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reconcile", help="reconcile whole days (inclusive) and store the report")
+    r.add_argument("--start", required=True, help="first day, YYYY-MM-DD, in RECON_TIMEZONE")
+    r.add_argument("--end", help="last day, inclusive (default: --start)")
+    r.add_argument("--tolerance", help="percent above which the status is discrepancy_found")
+    r.add_argument("--include-refunds", action=argparse.BooleanOptionalAction, default=None,
+                   help="compare amounts net of refunds (default: BILLING_RECONCILIATION_INCLUDE_REFUNDS)")  # fmt: skip
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.set_defaults(func=cmd_reconcile)
+
+    h = sub.add_parser("history", help="stored reports, newest first")
+    h.add_argument("--limit", type=int, default=30)
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_history)
+
+    d = sub.add_parser("demo", help="build demo data, reconcile the last days through Dagster, print a summary")
+    d.add_argument("--days", type=int, default=7)
+    d.add_argument("--ui", action="store_true", help="then keep the demo Stripe server up and run `dagster dev`")
+    d.add_argument("--port", type=int, default=12111, help="port of the demo Stripe server")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("stripe-server", help="serve a charges file as a local Stripe-compatible API")
+    s.add_argument("--data", default="data/demo/stripe_charges.json")
+    s.add_argument("--port", type=int, default=12111)
+    s.set_defaults(func=cmd_stripe_server)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s: %(message)s")
+    for noisy in ("stripe", "alembic"):  # one line per HTTP request / migration otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The code location: `recon_dagster.definitions:defs`, assembled from the modules' objects."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from .assets import build_assets
+from .checks import build_check
+from .io_managers import DuckDBPolarsIOManager
+from .partitions import daily_partitions
+from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from .schedules import build_daily_job, build_daily_schedule
+from .settings import Settings
+
+# A backfill of a long range runs as chunks of this many days per run: few enough runs to start
+# quickly, small enough for runs to spread over workers (see README, "Production").
+DAYS_PER_RUN = 31
+
+
+def _secret(name: str, fallback: str) -> str | dg.EnvVar:
+    """Secrets stay `EnvVar`s (resolved at run time, never shown); unset ones fall back to the demo."""
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else fallback
+
+
+def asset_database(settings: Settings) -> str:
+    """The DuckDB file holding the two input assets: beside a DuckDB report store, else in data/.
+
+    A file of its own: DuckDB refuses a second connection to one file with another configuration,
+    and dagster-duckdb configures its connections its own way.
+    """
+    if settings.report_store_url.startswith("duckdb:///"):
+        return str(Path(settings.report_store_url.removeprefix("duckdb:///")).with_name("assets.duckdb"))
+    return str(Path.cwd() / "data" / "assets.duckdb")
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    table = settings.payments
+    return {
+        "stripe": StripeResource(
+            api_key=_secret("STRIPE_API_KEY", "sk_test_recon_local"),
+            api_base=settings.stripe_api_base,
+            max_network_retries=settings.stripe_max_network_retries,
+            requests_per_second=settings.stripe_requests_per_second,
+            timeout_seconds=settings.stripe_timeout_seconds,
+        ),
+        "payments_db": PaymentsDatabaseResource(
+            url=_secret("RECON_DATABASE_URL", table.url),
+            table=table.table, id_column=table.id_column, amount_column=table.amount_column,
+            amount_unit=table.amount_unit, currency_column=table.currency_column, status_column=table.status_column,
+            created_at_column=table.created_at_column, refunded_column=table.refunded_column,
+            paid_statuses=list(table.paid_statuses),
+        ),  # fmt: skip
+        "report_store": ReportStoreResource(url=_secret("RECON_REPORT_STORE_URL", settings.report_store_url)),
+        "policy": ReconciliationPolicy(
+            timezone=settings.timezone,
+            tolerance_percent=str(settings.tolerance_percent),
+            critical_percent=str(settings.critical_percent),
+            include_refunds=settings.include_refunds,
+            timing_margin_hours=settings.timing_margin_hours,
+        ),
+        "io_manager": DuckDBPolarsIOManager(database=asset_database(settings), schema="recon_assets"),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    partitions = daily_partitions(settings.start_date, settings.timezone)
+    job = build_daily_job(partitions)
+    return dg.Definitions(
+        assets=build_assets(partitions, settings.timezone, dg.BackfillPolicy.multi_run(DAYS_PER_RUN)),
+        asset_checks=[build_check(partitions)],
+        jobs=[job],
+        schedules=[build_daily_schedule(job)],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

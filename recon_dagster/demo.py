@@ -1,0 +1,118 @@
+"""`recon-dagster demo`: a week of realistic discrepancies, reconciled through Dagster.
+
+Builds `data/demo/` (Stripe charges served by the local Stripe-compatible server, and an
+application database), materializes the last days' partitions into the Dagster instance that
+`dagster dev` then shows, and prints what it found.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from .core.grading import grade
+from .core.result import ReconciliationResult
+from .money import format_major
+from .report_store import ReportStore
+from .settings import Settings
+from .testing.demo_data import build_demo_dataset
+from .testing.stripe_server import StripeServer
+
+DEMO_KEY = "sk_test_recon_demo"
+ENV_MARKER = "# Written by `recon-dagster demo`"
+
+
+def demo_environment(stripe_url: str, root: Path) -> dict[str, str]:
+    return {
+        "DAGSTER_HOME": os.environ.get("DAGSTER_HOME") or str(root),
+        "STRIPE_API_KEY": DEMO_KEY,
+        "STRIPE_API_BASE": stripe_url,
+        "RECON_DATABASE_URL": "duckdb:///data/demo/app.duckdb",
+        "RECON_PAYMENTS_REFUNDED_COLUMN": "amount_refunded",
+        "RECON_REPORT_STORE_URL": os.environ.get("RECON_REPORT_STORE_URL") or "duckdb:///data/recon.duckdb",
+        "RECON_DASHBOARD_URL": os.environ.get("RECON_DASHBOARD_URL") or "http://127.0.0.1:3000",
+    }
+
+
+def _write_env_file(root: Path, env: dict[str, str]) -> bool:
+    """Write `.env` for `dagster dev`, unless the user has one of their own."""
+    path = root / ".env"
+    if path.exists() and not path.read_text().startswith(ENV_MARKER):
+        return False
+    lines = [ENV_MARKER + ": the demo's settings. Delete this file to use your own (see .env.example)."]
+    lines += [f"{k}={v}" for k, v in env.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return True
+
+
+def _serve(charges: list[dict], port: int) -> StripeServer:
+    try:
+        return StripeServer(charges, api_key=DEMO_KEY, port=port).start()
+    except OSError:  # the port is taken: any free one will do for this run
+        return StripeServer(charges, api_key=DEMO_KEY, port=0).start()
+
+
+def summary_table(results: list[ReconciliationResult], settings: Settings) -> str:
+    head = f"{'day':<11} {'status':<18} {'check':<9} {'Stripe':>16} {'database':>16} {'disc. %':>8} {'gross %':>8}  findings"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        verdict = grade(r, settings.tolerance_percent, settings.critical_percent) if r.status != "error" else "error"
+        cur = r.currency or "USD"
+        found = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in r.counts().items() if n) or "-"
+        lines.append(
+            f"{r.date.isoformat():<11} {r.status:<18} {verdict.upper():<9} {format_major(r.stripe_total, cur):>16} "
+            f"{format_major(r.database_total, cur):>16} {r.discrepancy_percentage:>8.2f} {r.gross_discrepancy_percentage:>8.2f}  {found}"
+        )
+    return "\n".join(lines)
+
+
+def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | None = None) -> int:
+    from .definitions import build_definitions
+
+    root = (root or Path.cwd()).resolve()
+    os.chdir(root)
+    tz = os.environ.get("RECON_TIMEZONE") or "UTC"
+    today = datetime.now(ZoneInfo(tz)).date()
+    day_list: list[date] = [today - timedelta(days=n) for n in range(days, 0, -1)]
+    dataset = build_demo_dataset(day_list, tz)
+    dataset.write(root / "data" / "demo")
+    print(f"Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.payments)} payment rows, "
+          f"{day_list[0]} to {day_list[-1]} ({tz}) in data/demo/")  # fmt: skip
+
+    server = _serve(dataset.charges, port)
+    try:
+        env = demo_environment(server.url, root)
+        os.environ.update(env)
+        settings = Settings.from_env()
+        defs = build_definitions(settings)
+        job = defs.resolve_job_def("daily_reconciliation")
+        with dg.DagsterInstance.get() as instance:
+            run = job.execute_in_process(
+                instance=instance,
+                tags={"dagster/asset_partition_range_start": day_list[0].isoformat(),
+                      "dagster/asset_partition_range_end": day_list[-1].isoformat(), "recon/source": "demo"},
+                raise_on_error=False,
+            )  # fmt: skip
+        store = ReportStore(settings.report_store_url)
+        results = [r for r in (store.latest(d) for d in day_list) if r is not None]
+        print()
+        print(summary_table(results, settings))
+        print()
+        wrote = _write_env_file(root, env)
+        print(f"Dagster run {run.run_id}: {'success' if run.success else 'FAILED'}; instance in {env['DAGSTER_HOME']}")
+        print("Open the UI:  dagster dev   then http://127.0.0.1:3000  (assets, a check result per day, the schedule)")
+        if not wrote:
+            print("  (.env is yours, so it was left alone: export the variables above first, see README)")
+        print(f"To materialize more days from the UI, keep the demo Stripe API up: recon-dagster stripe-server --port {port}")
+        print("Or do both at once:           recon-dagster demo --ui")
+        if ui:
+            subprocess.run([str(Path(sys.executable).with_name("dagster")), "dev"], cwd=root, env={**os.environ, **env}, check=False)
+        return 0 if run.success else 2
+    finally:
+        server.stop()

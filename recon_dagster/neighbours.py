@@ -1,0 +1,53 @@
+"""Look up, across midnight, the counterparts of payments left unmatched inside a window.
+
+Only the unmatched ids are looked up (by id, within the margin), so the neighbouring days are
+never loaded whole. Used by the Dagster asset and the service alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from .core.reconcile import NeighbourLookup
+
+# Past this many unmatched database rows, listing the two margin windows costs fewer Stripe
+# requests than retrieving each charge by id.
+MAX_RETRIEVE_BY_ID = 200
+
+
+def _outside(frame: pl.DataFrame, column: str, start: datetime, end: datetime, margin: timedelta) -> pl.DataFrame:
+    ts = pl.col(column)
+    near = (ts >= start - margin) & (ts < end + margin)
+    return frame.filter(near & ((ts < start) | (ts >= end)))
+
+
+def lookup_across_midnight(
+    start: datetime,
+    end: datetime,
+    margin: timedelta,
+    *,
+    retrieve_charges: Callable[[list[str]], tuple[pl.DataFrame, list[str]]],
+    find_payments: Callable[[list[str], datetime, datetime], pl.DataFrame],
+    fetch_charges: Callable[[datetime, datetime], pl.DataFrame] | None = None,
+) -> NeighbourLookup:
+    """A `find_neighbours` for the core: Stripe by id, the payments table by id within the margin."""
+
+    def find(stripe_only: list[str], db_only: list[str]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        if margin <= timedelta(0):
+            return None, None
+        charges = None
+        if db_only and fetch_charges is not None and len(db_only) > MAX_RETRIEVE_BY_ID:
+            wanted = pl.col("id").is_in(db_only)
+            charges = pl.concat([fetch_charges(start - margin, start).filter(wanted), fetch_charges(end, end + margin).filter(wanted)])
+        elif db_only:
+            charges = retrieve_charges(db_only)[0]
+        payments = find_payments(stripe_only, start - margin, end + margin) if stripe_only else None
+        return (
+            _outside(charges, "created", start, end, margin) if charges is not None else None,
+            _outside(payments, "created_at", start, end, margin) if payments is not None else None,
+        )
+
+    return find

@@ -1,0 +1,98 @@
+"""What people read in the Dagster UI about one day's reconciliation, and what alerts need.
+
+Percentages are floats so the UI can plot them across partitions; money is shown exactly, as
+major-unit text, with integer minor units beside it for plotting.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+
+from .core.result import Finding, ReconciliationResult
+from .money import format_major
+
+LARGEST_SHOWN = 10
+
+
+def _cell(text: object) -> str:
+    """Table cell text that cannot break the Markdown table or inject markup."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def largest_discrepancies_markdown(findings: tuple[Finding, ...] | list[Finding], limit: int = LARGEST_SHOWN) -> str:
+    ranked = sorted(findings, key=lambda f: (-abs(f.difference), f.kind, f.payment_id))[:limit]
+    if not ranked:
+        return "No discrepancies."
+    lines = ["| class | payment | Stripe | database | difference |", "|---|---|---:|---:|---:|"]
+    for f in ranked:
+        stripe = format_major(f.stripe_amount, f.stripe_currency or f.currency) if f.stripe_amount is not None else "—"
+        db = format_major(f.database_amount, f.database_currency or f.currency) if f.database_amount is not None else "—"
+        diff = format_major(f.difference, f.currency) if f.kind != "currency_mismatches" else "—"
+        lines.append(f"| {f.kind} | {_cell(f.payment_id)} | {stripe} | {db} | {diff} |")
+    return "\n".join(lines)
+
+
+def totals_markdown(result: ReconciliationResult) -> str:
+    lines = ["| currency | Stripe | database | discrepancy | % | gross % |", "|---|---:|---:|---:|---:|---:|"]
+    for t in result.totals:
+        lines.append(
+            f"| {t.currency} | {format_major(t.stripe_total, t.currency)} | {format_major(t.database_total, t.currency)} "
+            f"| {format_major(t.discrepancy, t.currency)} | {t.discrepancy_percentage:.4f} | {t.gross_discrepancy_percentage:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def report_metadata(result: ReconciliationResult, report_id: str | None = None) -> dict[str, Any]:
+    """Materialization metadata for one day (one partition)."""
+    cur = result.currency or "USD"
+    meta: dict[str, Any] = {
+        "status": result.status,
+        "currency": result.currency or "",
+        "stripe_total": format_major(result.stripe_total, cur),
+        "database_total": format_major(result.database_total, cur),
+        "discrepancy": format_major(result.discrepancy, cur),
+        "stripe_total_minor": result.stripe_total,
+        "database_total_minor": result.database_total,
+        "discrepancy_minor": result.discrepancy,
+        "discrepancy_percentage": dg.MetadataValue.float(float(result.discrepancy_percentage)),
+        "gross_discrepancy": format_major(result.gross_discrepancy, cur),
+        "gross_discrepancy_percentage": dg.MetadataValue.float(float(result.gross_discrepancy_percentage)),
+        **{f"count_{kind}": n for kind, n in result.counts().items()},
+        "stripe_rows": result.stripe_count,
+        "database_rows": result.database_count,
+        "largest_discrepancies": dg.MetadataValue.md(largest_discrepancies_markdown(result.findings)),
+        "totals_by_currency": dg.MetadataValue.md(totals_markdown(result)),
+        "recommendations": dg.MetadataValue.md("\n".join(f"1. {_cell(r)}" for r in result.recommendations)),
+    }
+    if report_id:
+        meta["report_id"] = report_id
+    return meta
+
+
+def alert_figures(result: ReconciliationResult, *, tolerance: Decimal, critical: Decimal, grade: str) -> dict[str, Any]:
+    """The figures an alert needs, as check metadata (JSON-safe, money as exact strings)."""
+    body = result.to_json_dict()
+    return {
+        "date": body["date"],
+        "grade": grade,
+        "status": result.status,
+        "currency": body["currency"] or "",
+        "stripe_total": body["stripe_total"],
+        "database_total": body["database_total"],
+        "discrepancy": body["discrepancy"],
+        "discrepancy_percentage": dg.MetadataValue.float(float(result.discrepancy_percentage)),
+        "gross_discrepancy": body["gross_discrepancy"],
+        "gross_discrepancy_percentage": dg.MetadataValue.float(float(result.gross_discrepancy_percentage)),
+        "tolerance_percentage": dg.MetadataValue.float(float(tolerance)),
+        "critical_percentage": dg.MetadataValue.float(float(critical)),
+        "counts": dg.MetadataValue.json(result.counts()),
+        "missing_in_database": dg.MetadataValue.json(result.missing_in_database[:50]),
+        "missing_in_stripe": dg.MetadataValue.json(result.missing_in_stripe[:50]),
+        "totals_by_currency": dg.MetadataValue.json(body["totals_by_currency"]),
+        "top_recommendations": dg.MetadataValue.json(list(result.recommendations[:3])),
+        "error": result.error or "",
+    }
+

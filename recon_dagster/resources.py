@@ -1,0 +1,144 @@
+"""Dagster resources: thin, configurable handles on the sources, the store and the policy.
+
+Each validates its own values with the same parsers as `settings`, so a wrong value typed into
+the launchpad fails with the same message as a wrong environment variable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import dagster as dg
+import polars as pl
+from pydantic import field_validator
+
+from . import payments_db, stripe_source
+from .report_store import ReportStore
+from .settings import ConfigError, PaymentsTable, parse_identifier, parse_percent, parse_timezone
+
+
+class StripeResource(dg.ConfigurableResource):
+    """The Stripe API through the official SDK; the key comes from `EnvVar("STRIPE_API_KEY")`."""
+
+    api_key: str
+    api_base: str | None = None
+    max_network_retries: int = 4
+    requests_per_second: float = 90.0
+    timeout_seconds: float = 30.0
+    slices: int = 1
+
+    def client(self):
+        return stripe_source.make_client(
+            self.api_key,
+            api_base=self.api_base,
+            max_network_retries=self.max_network_retries,
+            requests_per_second=self.requests_per_second,
+            timeout=self.timeout_seconds,
+        )
+
+    def fetch_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return stripe_source.fetch_charges(self.client(), start, end, slices=self.slices)
+
+    def retrieve_charges(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
+        return stripe_source.retrieve_charges(self.client(), ids)
+
+
+class PaymentsDatabaseResource(dg.ConfigurableResource):
+    """The application's payments table and how its columns map onto a payment."""
+
+    url: str
+    table: str = "payments"
+    id_column: str = "stripe_charge_id"
+    amount_column: str = "amount"
+    amount_unit: str = "minor"
+    currency_column: str = "currency"
+    status_column: str = "status"
+    created_at_column: str = "created_at"
+    refunded_column: str | None = None
+    paid_statuses: list[str] = ["succeeded", "paid", "completed"]
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        return parse_identifier("RECON_PAYMENTS_TABLE", value, qualified=True)
+
+    @field_validator("amount_unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        if value not in ("minor", "major"):
+            raise ConfigError("RECON_PAYMENTS_AMOUNT_UNIT", f"{value!r} is not a unit: expected minor or major")
+        return value
+
+    def mapping(self) -> PaymentsTable:
+        columns = {
+            "RECON_PAYMENTS_ID_COLUMN": self.id_column,
+            "RECON_PAYMENTS_AMOUNT_COLUMN": self.amount_column,
+            "RECON_PAYMENTS_CURRENCY_COLUMN": self.currency_column,
+            "RECON_PAYMENTS_STATUS_COLUMN": self.status_column,
+            "RECON_PAYMENTS_CREATED_AT_COLUMN": self.created_at_column,
+        }
+        for variable, name in columns.items():
+            parse_identifier(variable, name)
+        if self.refunded_column:
+            parse_identifier("RECON_PAYMENTS_REFUNDED_COLUMN", self.refunded_column)
+        return PaymentsTable(
+            url=self.url, table=self.table, id_column=self.id_column, amount_column=self.amount_column,
+            amount_unit=self.amount_unit, currency_column=self.currency_column, status_column=self.status_column,
+            created_at_column=self.created_at_column, refunded_column=self.refunded_column or None,
+            paid_statuses=tuple(self.paid_statuses),
+        )  # fmt: skip
+
+    def read_window(self, start: datetime, end: datetime) -> pl.DataFrame:
+        table = self.mapping()
+        payments_db.validate(table)
+        return payments_db.read_window(table, start, end)
+
+    def find_ids(self, ids: list[str], start: datetime, end: datetime) -> pl.DataFrame:
+        return payments_db.find_ids(self.mapping(), ids, start=start, end=end)
+
+
+class ReportStoreResource(dg.ConfigurableResource):
+    """Where reports, line items and the sync audit are kept (DuckDB file or PostgreSQL)."""
+
+    url: str
+
+    def store(self) -> ReportStore:
+        return ReportStore(self.url)
+
+
+class ReconciliationPolicy(dg.ConfigurableResource):
+    """The thresholds and choices that decide what counts as a discrepancy."""
+
+    timezone: str = "UTC"
+    tolerance_percent: str = "1"
+    critical_percent: str = "5"
+    include_refunds: bool = True
+    timing_margin_hours: float = 24.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return parse_timezone("RECON_TIMEZONE", value)
+
+    @field_validator("tolerance_percent")
+    @classmethod
+    def _tolerance(cls, value: str) -> str:
+        return str(parse_percent("BILLING_RECONCILIATION_TOLERANCE_PERCENT", value))
+
+    @field_validator("critical_percent")
+    @classmethod
+    def _critical(cls, value: str) -> str:
+        return str(parse_percent("RECON_CRITICAL_PERCENT", value))
+
+    @property
+    def tolerance(self) -> Decimal:
+        return Decimal(self.tolerance_percent)
+
+    @property
+    def critical(self) -> Decimal:
+        return Decimal(self.critical_percent)
+
+    @property
+    def margin(self) -> timedelta:
+        return timedelta(hours=self.timing_margin_hours)

@@ -1,0 +1,134 @@
+"""The seed's service calls (reconcile a range, run daily, sync) on the same core as the assets.
+
+For scripts, notebooks and the CLI. A range is reconciled as one window, so a payment whose two
+records fall either side of a midnight inside the range is matched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from . import payments_db, stripe_source
+from .core.grading import grade
+from .core.reconcile import reconcile as reconcile_frames
+from .core.result import ReconcileParams, ReconciliationResult
+from .neighbours import lookup_across_midnight
+from .partitions import day_window
+from .payments_db import PaymentsDataError
+from .report_store import ReportStore
+from .settings import ConfigError, Settings, parse_percent
+from .stripe_source import StripeDataError, StripeUnavailableError
+
+log = logging.getLogger("recon_dagster")
+
+RUNTIME_ERRORS = (StripeUnavailableError, StripeDataError, PaymentsDataError)
+
+
+def as_date(value: date | datetime | str, name: str) -> date:
+    """Accept a date, a datetime (its date) or 'YYYY-MM-DD'."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ConfigError(name, f"{value!r} is not a date: expected YYYY-MM-DD") from None
+
+
+@dataclass
+class BillingReconciliationService:
+    settings: Settings
+    source: str = "api"
+    _client: object = field(default=None, init=False, repr=False)
+
+    def stripe(self):
+        if self._client is None:
+            s = self.settings
+            self._client = stripe_source.make_client(
+                s.stripe_api_key(), api_base=s.stripe_api_base, max_network_retries=s.stripe_max_network_retries,
+                requests_per_second=s.stripe_requests_per_second, timeout=s.stripe_timeout_seconds,
+            )  # fmt: skip
+        return self._client
+
+    def store(self) -> ReportStore:
+        return ReportStore(self.settings.report_store_url)
+
+    def reconcile(
+        self,
+        start_date: date | datetime | str,
+        end_date: date | datetime | str | None = None,
+        tolerance_percentage: float | Decimal | str | None = None,
+        include_refunds: bool | None = None,
+        *,
+        store: bool = True,
+    ) -> ReconciliationResult:
+        """Reconcile whole days `start_date`..`end_date` (inclusive) in RECON_TIMEZONE.
+
+        Bad configuration raises `ConfigError` before anything is written; a failure of Stripe or
+        of the payments table is recorded and returned as a result with status `error`.
+        """
+        s = self.settings
+        first = as_date(start_date, "start_date")
+        last = as_date(end_date, "end_date") if end_date is not None else first
+        if last < first:
+            raise ConfigError("end_date", f"{last} is before start_date {first}")
+        tolerance = s.tolerance_percent if tolerance_percentage is None else parse_percent("tolerance_percentage", str(tolerance_percentage))
+        refunds = s.include_refunds if include_refunds is None else bool(include_refunds)
+        table = s.payments
+        payments_db.validate(table)  # a missing table or column stops here, nothing written
+        client = self.stripe()
+
+        started = time.monotonic()
+        log.info("Starting billing reconciliation for %s to %s (%s)", first, last, s.timezone)
+        start, end = day_window(first, last, s.timezone)
+        params = ReconcileParams(start=first, end=last, timezone=s.timezone, tolerance_percentage=float(tolerance),
+                                 include_refunds=refunds, paid_statuses=table.paid_statuses,
+                                 refunds_tracked=table.refunded_column is not None)  # fmt: skip
+        lookup = lookup_across_midnight(
+            start, end, timedelta(hours=s.timing_margin_hours),
+            retrieve_charges=lambda ids: stripe_source.retrieve_charges(client, ids),
+            find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
+            fetch_charges=lambda a, b: stripe_source.fetch_charges(client, a, b),
+        )  # fmt: skip
+        try:
+            result = reconcile_frames(
+                stripe_source.fetch_charges(client, start, end),
+                payments_db.read_window(table, start, end),
+                params,
+                find_neighbours=lookup,
+            )
+        except RUNTIME_ERRORS as exc:
+            log.error("Reconciliation failed: %s", exc)
+            result = ReconciliationResult.failed(first, last, s.timezone, str(exc), tolerance=float(tolerance), include_refunds=refunds)
+        if store:
+            self.store().save(result, source=self.source)
+        log.info(
+            "Reconciliation completed %s",
+            {"status": result.status, "discrepancy": f"{result.discrepancy_percentage:.4f}%",
+             "duration": f"{time.monotonic() - started:.2f}s"},
+        )  # fmt: skip
+        if result.status == "discrepancy_found":
+            log.warning("Billing discrepancy detected %s", {"discrepancy": f"{result.gross_discrepancy_percentage:.4f}%",
+                                                           "severity": self.severity(result)})  # fmt: skip
+        return result
+
+    def severity(self, result: ReconciliationResult) -> str:
+        return grade(result, self.settings.tolerance_percent, self.settings.critical_percent)
+
+    def yesterday(self) -> date:
+        return datetime.now(ZoneInfo(self.settings.timezone)).date() - timedelta(days=1)
+
+    def run_daily_reconciliation(self) -> ReconciliationResult:
+        """The previous day in RECON_TIMEZONE, as the 02:00 schedule does."""
+        return self.reconcile(self.yesterday())
+
+
+def create_billing_reconciliation_service(settings: Settings | None = None, *, source: str = "api") -> BillingReconciliationService:
+    """The seed's factory: settings from the environment unless given; validated now."""
+    return BillingReconciliationService(settings=settings or Settings.from_env(), source=source)

@@ -1,0 +1,1 @@
+"""Real stand-ins for outside services (a local Stripe API) used by tests, the demo and benchmarks."""

@@ -1,0 +1,169 @@
+"""A realistic demo data set: Stripe charges and an application's payments table that disagree.
+
+Deterministic for a seed. Days cycle through clean, warning and critical profiles, and every
+discrepancy class appears with a plausible cause (a lost webhook, a manual entry, a refund the
+application never heard of, a retried webhook stored twice, a charge just before midnight).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from .stripe_server import make_charge
+
+PROFILES = ("clean", "warning", "clean", "critical", "warning", "clean", "warning")
+PRICES = {"USD": [999, 1900, 2900, 4900, 9900, 24900], "EUR": [900, 1900, 4500, 8900], "JPY": [1200, 3300, 9800, 15000]}
+
+PAYMENTS_DDL = """
+create table payments (
+    id bigint primary key,
+    stripe_charge_id varchar not null,
+    customer_email varchar,
+    amount bigint not null,
+    currency varchar(3) not null,
+    status varchar not null,
+    amount_refunded bigint not null default 0,
+    created_at timestamptz not null
+)
+"""
+
+
+@dataclass
+class DemoDataset:
+    days: list[date]
+    timezone: str
+    charges: list[dict] = field(default_factory=list)
+    payments: list[dict] = field(default_factory=list)
+    profiles: dict[date, str] = field(default_factory=dict)
+    seeded: dict[date, dict[str, list[str]]] = field(default_factory=dict)
+
+    def write(self, directory: Path) -> tuple[Path, Path]:
+        """`stripe_charges.json` for the Stripe server and `app.duckdb` with a `payments` table."""
+        directory.mkdir(parents=True, exist_ok=True)
+        charges_path = directory / "stripe_charges.json"
+        charges_path.write_text(json.dumps(self.charges))
+        db_path = directory / "app.duckdb"
+        db_path.unlink(missing_ok=True)
+        with duckdb.connect(str(db_path)) as con:
+            con.execute(PAYMENTS_DDL)
+            con.executemany(
+                "insert into payments values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(i + 1, p["stripe_charge_id"], p["customer_email"], p["amount"], p["currency"], p["status"],
+                  p["amount_refunded"], p["created_at"]) for i, p in enumerate(self.payments)],
+            )  # fmt: skip
+        return charges_path, db_path
+
+
+class _Builder:
+    def __init__(self, seed: int, tz: str):
+        self.rng = random.Random(seed)
+        self.tz = ZoneInfo(tz)
+        self.ds: DemoDataset
+
+    def ident(self, prefix: str) -> str:
+        return prefix + "_3" + "".join(self.rng.choices(string.ascii_letters + string.digits, k=21))
+
+    def moment(self, day: date, lo: float = 0.0, hi: float = 86_399.0) -> datetime:
+        local = datetime.combine(day, time(0), tzinfo=self.tz) + timedelta(seconds=int(self.rng.uniform(lo, hi)))
+        return local.astimezone(timezone.utc)
+
+    def sale(self, when: datetime, *, currency: str | None = None, status: str = "succeeded", refunded: str = "none") -> tuple[dict, dict]:
+        cur = currency or self.rng.choices(["USD", "EUR", "JPY"], weights=[80, 15, 5])[0]
+        amount = self.rng.choice(PRICES[cur]) * self.rng.choice([1, 1, 1, 2, 3])
+        refund = {"none": 0, "full": amount, "partial": amount // 2}[refunded]
+        cid = self.ident("ch")
+        customer = self.ident("cus")
+        charge = make_charge(cid, amount, cur.lower(), created=int(when.timestamp()), status=status,
+                             amount_refunded=refund, customer=customer, payment_intent=self.ident("pi"),
+                             description=f"Order {self.rng.randint(10_000, 99_999)}")  # fmt: skip
+        row = dict(stripe_charge_id=cid, customer_email=f"{customer[-6:].lower()}@example.com", amount=amount,
+                   currency=cur, status="succeeded" if status == "succeeded" else "failed",
+                   amount_refunded=refund, created_at=when + timedelta(seconds=self.rng.randint(1, 4)))  # fmt: skip
+        return charge, row
+
+
+def build_demo_dataset(days: list[date], tz: str = "UTC", *, seed: int = 7, per_day: int = 180) -> DemoDataset:
+    b = _Builder(seed, tz)
+    ds = DemoDataset(days=list(days), timezone=tz)
+    for index, day in enumerate(days):
+        profile = PROFILES[index % len(PROFILES)]
+        ds.profiles[day] = profile
+        seeded: dict[str, list[str]] = {}
+        pairs = [b.sale(b.moment(day, 0, 86_340)) for _ in range(per_day)]
+        pairs += [b.sale(b.moment(day, 0, 86_340), status="failed") for _ in range(per_day // 20)]
+        pairs += [b.sale(b.moment(day, 0, 86_340), refunded=kind) for kind in ("full", "partial")]
+
+        # Every day: a charge two seconds before midnight, written down just after it.
+        late, row = b.sale(datetime.combine(day, time(23, 59, 58), tzinfo=b.tz).astimezone(timezone.utc), currency="USD")
+        row["created_at"] = datetime.fromtimestamp(late["created"] + 5, timezone.utc)
+        pairs.append((late, row))
+        seeded["timing_differences"] = [late["id"]]
+
+        charges = [c for c, _ in pairs]
+        rows = [r for _, r in pairs if r["status"] == "succeeded"]
+        # Discrepancies come from ordinary USD sales, sized so that a warning day lands between the
+        # tolerance and the critical level and a critical day above it.
+        plain = [i for i, (c, r) in enumerate(pairs[:per_day]) if r["currency"] == "USD"]
+        b.rng.shuffle(plain)
+        usd_total = sum(pairs[i][0]["amount"] for i in plain)
+
+        def take(n: int) -> list[int]:
+            return [plain.pop() for _ in range(n)]
+
+        def smallest() -> int:
+            i = min(plain, key=lambda j: (pairs[j][0]["amount"], j))
+            plain.remove(i)
+            return i
+
+        if profile != "clean":
+            budget = usd_total * (0.022 if profile == "warning" else 0.09) - 4900 - 500
+            lost: list[int] = []
+            for i in list(plain):
+                if len(lost) >= 2 and sum(pairs[j][0]["amount"] for j in lost) + pairs[i][0]["amount"] > budget:
+                    continue
+                lost.append(i)
+                plain.remove(i)
+                if sum(pairs[j][0]["amount"] for j in lost) >= budget * 0.8:
+                    break
+            seeded["missing_in_database"] = [pairs[i][0]["id"] for i in lost]  # webhooks that never arrived
+            lost_ids = set(seeded["missing_in_database"])
+            rows = [r for r in rows if r["stripe_charge_id"] not in lost_ids]
+
+            [i] = take(1)  # a payment typed in by hand, never charged through Stripe
+            manual = dict(pairs[i][1], stripe_charge_id="manual_" + pairs[i][0]["id"][-8:], amount=4900, currency="USD")
+            rows.append(manual)
+            seeded["missing_in_stripe"] = [manual["stripe_charge_id"]]
+
+            [i] = take(1)  # the application charged a different amount than it recorded
+            for r in rows:
+                if r["stripe_charge_id"] == pairs[i][0]["id"]:
+                    r["amount"] -= 500
+            seeded["amount_mismatches"] = [pairs[i][0]["id"]]
+
+            i = smallest()  # a retried webhook stored twice
+            rows.append(dict(pairs[i][1], created_at=pairs[i][1]["created_at"] + timedelta(seconds=30)))
+            seeded["duplicates_in_database"] = [pairs[i][0]["id"]]
+
+        if profile == "critical":
+            failed = next(c for c in charges if c["status"] == "failed")  # a declined card marked paid
+            rows.append(dict(stripe_charge_id=failed["id"], customer_email="declined@example.com", amount=failed["amount"],
+                             currency=failed["currency"].upper(), status="paid", amount_refunded=0,
+                             created_at=datetime.fromtimestamp(failed["created"] + 2, timezone.utc)))  # fmt: skip
+            seeded["status_mismatches"] = [failed["id"]]
+
+            [i] = take(1)  # refunded in the Stripe dashboard, never told to the application
+            pairs[i][0].update(amount_refunded=pairs[i][0]["amount"], refunded=True)
+            seeded["refund_mismatches"] = [pairs[i][0]["id"]]
+
+        ds.charges += charges
+        ds.payments += rows
+        ds.seeded[day] = seeded
+    return ds

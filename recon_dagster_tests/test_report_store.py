@@ -1,0 +1,258 @@
+"""The report store against a real DuckDB file and a real PostgreSQL schema (one per test)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import duckdb
+import psycopg
+import pytest
+
+from recon_dagster.core.result import CurrencyTotals, Finding, ReconciliationResult
+from recon_dagster.report_store import MIGRATIONS, ReportStore
+
+DAY = date(2024, 3, 10)
+TABLES = {"recon_schema_migrations", "reconciliation_reports", "reconciliation_line_items",
+          "reconciliation_currency_totals", "sync_audit"}  # fmt: skip
+
+
+# -- fixtures --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def store_pg_url() -> str:
+    """PostgreSQL for these tests; skipped when unreachable unless RECON_REQUIRE_POSTGRES=1."""
+    url = os.environ.get("RECON_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        if os.environ.get("RECON_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required (RECON_REQUIRE_POSTGRES=1) but not reachable")
+        pytest.skip("PostgreSQL not reachable; set RECON_TEST_POSTGRES_URL")
+    return url
+
+
+@pytest.fixture
+def store_pg_schema(store_pg_url):
+    """A schema name no other test uses; dropped with everything in it afterwards."""
+    schema = f"recon_test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(store_pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request, tmp_path) -> ReportStore:
+    if request.param == "duckdb":
+        return ReportStore(f"duckdb:///{tmp_path}/nested/recon.duckdb")
+    return ReportStore(request.getfixturevalue("store_pg_url"), schema=request.getfixturevalue("store_pg_schema"))
+
+
+def raw(store: ReportStore, sql: str) -> list[tuple]:
+    """Query the store's tables directly (`{s}` = schema prefix), outside the class under test."""
+    sql = sql.replace("{s}", f'"{store.schema}".' if store.schema else "")
+    if store.path is not None:
+        with duckdb.connect(str(store.path)) as conn:
+            return conn.execute(sql).fetchall()
+    with psycopg.connect(store.url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+# -- builders --------------------------------------------------------------------------------------
+def finding(kind: str, payment_id: str, currency: str = "USD", **fields) -> Finding:
+    return Finding(kind=kind, payment_id=payment_id, currency=currency, **fields)
+
+
+def result(start: date = DAY, end: date | None = None, *, findings: tuple[Finding, ...] | None = None,
+           stripe_total: int = 123456, database_total: int = 120000) -> ReconciliationResult:  # fmt: skip
+    noon = datetime(2024, 3, 10, 12, 30, 15, 123456, tzinfo=timezone.utc)
+    if findings is None:
+        findings = (
+            finding("missing_in_database", "ch_md", stripe_amount=3456, difference=3456, stripe_status="succeeded"),
+            finding("missing_in_stripe", "ch_ms", "JPY", database_amount=1500, difference=-1500, database_status="paid"),
+            finding("amount_mismatches", "ch_am", stripe_amount=1000, database_amount=999, difference=1),
+            finding("status_mismatches", "ch_st", stripe_status="failed", database_status="paid", detail="failed"),
+            finding("refund_mismatches", "ch_rf", stripe_refunded=500, database_refunded=0, difference=-500),
+            finding("duplicates_in_database", "ch_dup", "JPY", database_amount=1500, database_count=2, difference=-1500),
+            finding("currency_mismatches", "ch_cur", stripe_currency="USD", database_currency="EUR", difference=7),
+            finding("timing_differences", "ch_tm", stripe_created=noon, database_created=noon + timedelta(days=1)),
+        )
+    totals = (
+        CurrencyTotals("USD", stripe_total, database_total, 10, 9, stripe_total - database_total, 3957, 2.79, 3.2),
+        CurrencyTotals("JPY", 1500, 3000, 1, 2, 1500, 3000, 100.0, 200.0),
+    )
+    return ReconciliationResult(
+        date=start, end_date=end or start, timezone="Europe/Berlin", status="discrepancy_found", currency="USD",
+        stripe_total=stripe_total, database_total=database_total, discrepancy=stripe_total - database_total,
+        discrepancy_percentage=2.79, gross_discrepancy=3957, gross_discrepancy_percentage=3.2,
+        tolerance_percentage=1.0, include_refunds=True, totals=totals, findings=findings,
+        recommendations=("Look at ch_md.", "Check JPY duplicates."), stripe_count=11, database_count=11,
+    )  # fmt: skip
+
+
+# -- migrations ------------------------------------------------------------------------------------
+def test_migrate_creates_all_tables(store):
+    store.migrate()
+    schema = store.schema or "main"
+    names = {r[0] for r in raw(store, f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'")}
+    assert TABLES <= names
+
+
+def test_migrate_twice_keeps_one_row_per_version(store):
+    assert store.migrate() == [v for v, _ in MIGRATIONS]
+    assert ReportStore(store.url, schema=store.schema).migrate() == []
+    rows = raw(store, "SELECT version, count(*) FROM {s}recon_schema_migrations GROUP BY version ORDER BY version")
+    assert rows == [(v, 1) for v, _ in MIGRATIONS]
+
+
+def test_concurrent_migrate_on_postgres_does_not_fail(store_pg_url, store_pg_schema):
+    barrier, errors = threading.Barrier(2), []
+
+    def run():
+        barrier.wait()
+        try:
+            ReportStore(store_pg_url, schema=store_pg_schema).migrate()
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = ReportStore(store_pg_url, schema=store_pg_schema)
+    assert raw(store, "SELECT count(*) FROM {s}recon_schema_migrations") == [(len(MIGRATIONS),)]
+
+
+def test_schema_from_url_options_is_created_and_used(store_pg_url, store_pg_schema):
+    url = f"{store_pg_url}?options=-csearch_path%3D{store_pg_schema}"
+    store = ReportStore(url)
+    store.save(result())
+    assert store.schema == store_pg_schema
+    assert raw(store, "SELECT count(*) FROM {s}reconciliation_reports") == [(1,)]
+
+
+# -- reports ---------------------------------------------------------------------------------------
+def test_save_then_latest_round_trips_every_field(store):
+    original = result()
+    store.save(original, source="cli", run_id="run-1")
+    assert store.latest(DAY) == original
+
+
+def test_latest_is_none_for_a_day_never_saved(store):
+    assert store.latest(DAY) is None
+
+
+def test_line_items_keep_exact_minor_units_per_currency(store):
+    report_id = store.save(result())
+    rows = raw(store, "SELECT kind, currency, stripe_amount, database_amount, difference FROM {s}reconciliation_line_items "
+                      f"WHERE report_id = '{report_id}' ORDER BY position")  # fmt: skip
+    assert rows[1] == ("missing_in_stripe", "JPY", None, 1500, -1500)
+    assert rows[0] == ("missing_in_database", "USD", 3456, None, 3456)
+    assert len(rows) == 8
+
+
+def test_resave_same_day_leaves_one_report_and_only_new_line_items(store):
+    store.save(result())
+    new = result(findings=(finding("missing_in_stripe", "ch_new", database_amount=10, difference=-10),))
+    report_id = store.save(new)
+    assert raw(store, "SELECT id FROM {s}reconciliation_reports") == [(report_id,)]
+    assert raw(store, "SELECT report_id, payment_id FROM {s}reconciliation_line_items") == [(report_id, "ch_new")]
+    assert raw(store, "SELECT count(*) FROM {s}reconciliation_currency_totals") == [(2,)]
+    assert store.latest(DAY) == new
+
+
+def test_range_report_is_kept_apart_from_day_reports(store):
+    week = result(DAY, DAY + timedelta(days=6), stripe_total=999999)
+    store.save(result())
+    store.save(week)
+    store.save(result())
+    assert store.latest(DAY, DAY + timedelta(days=6)) == week
+    assert store.latest(DAY).stripe_total == 123456
+    assert raw(store, "SELECT count(*) FROM {s}reconciliation_reports") == [(2,)]
+
+
+def test_save_error_records_status_error_with_message(store):
+    store.save(result())
+    store.save_error(DAY, DAY, "UTC", "Stripe API unreachable", tolerance=1.0, include_refunds=True,
+                     source="cli", run_id="r9")  # fmt: skip
+    stored = store.latest(DAY)
+    assert (stored.status, stored.error, stored.findings) == ("error", "Stripe API unreachable", ())
+    [row] = store.history()
+    assert (row["status"], row["error"], row["source"], row["run_id"]) == ("error", "Stripe API unreachable", "cli", "r9")
+
+
+def test_history_orders_newest_first_and_filters_by_first_day(store):
+    for offset in (0, 2, 1, 3):
+        store.save(result(DAY + timedelta(days=offset)))
+    assert [r["date"] for r in store.history()] == [DAY + timedelta(days=d) for d in (3, 2, 1, 0)]
+    window = store.history(DAY + timedelta(days=1), DAY + timedelta(days=2))
+    assert [r["date"] for r in window] == [DAY + timedelta(days=2), DAY + timedelta(days=1)]
+
+
+def test_history_counts_findings_per_class(store):
+    store.save(result())
+    [row] = store.history()
+    assert row["findings"] == 8
+    assert set(row["counts"].values()) == {1}
+
+
+def test_money_columns_are_exact_decimals(store):
+    store.save(result(stripe_total=123456, database_total=100000))
+    [row] = store.history()
+    assert row["stripe_total"] == Decimal("1234.56") and str(row["stripe_total"]) == "1234.56"
+    assert row["stripe_total_minor"] == 123456
+    [(stored,)] = raw(store, "SELECT stripe_total FROM {s}reconciliation_reports")
+    assert isinstance(stored, Decimal) and stored == Decimal("1234.56")
+    [(jpy_major, jpy_minor)] = raw(store, "SELECT stripe_total, stripe_total_minor FROM "
+                                          "{s}reconciliation_currency_totals WHERE currency = 'JPY'")  # fmt: skip
+    assert (jpy_major, jpy_minor) == (Decimal("1500"), 1500)
+    schema = store.schema or "main"
+    types = raw(store, "SELECT column_name, numeric_precision, numeric_scale FROM information_schema.columns "
+                       f"WHERE table_schema = '{schema}' AND table_name = 'reconciliation_reports' "
+                       "AND column_name IN ('stripe_total', 'discrepancy_percentage') ORDER BY column_name")  # fmt: skip
+    assert types[1] == ("stripe_total", 38, 4)
+    assert types[0][0] == "discrepancy_percentage" and types[0][2] in (None, 0)  # floating point, not money
+
+
+# -- sync audit ------------------------------------------------------------------------------------
+def test_sync_audit_records_and_reads_back(store):
+    written = store.record_sync([
+        {"run_id": "r1", "payment_id": "ch_1", "action": "insert", "result": "inserted", "date": DAY},
+        {"run_id": "r1", "payment_id": "ch_2", "action": "skip", "result": "already_present", "reason": "exists"},
+        {"run_id": "r2", "payment_id": "ch_3", "action": "dry_run", "result": "would_insert", "dry_run": True},
+    ])  # fmt: skip
+    assert written == 3
+    assert [(r["payment_id"], r["result"]) for r in store.sync_history(run_id="r1")] == [
+        ("ch_1", "inserted"), ("ch_2", "already_present")]  # fmt: skip
+    [dry] = store.sync_history(payment_id="ch_3")
+    assert (dry["action"], dry["dry_run"], dry["date"], dry["reason"]) == ("dry_run", True, None, None)
+    assert [r["payment_id"] for r in store.sync_history(start=DAY, end=DAY)] == ["ch_1"]
+
+
+# -- connections -----------------------------------------------------------------------------------
+def test_duckdb_waits_for_another_process_to_release_the_file(tmp_path):
+    path = tmp_path / "shared.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys, time\n"
+        f"c = duckdb.connect({str(path)!r}); c.execute('CREATE TABLE held (x INT)')\n"
+        "print('locked', flush=True); time.sleep(1.5); c.close()\n")], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        ReportStore(f"duckdb:///{path}").save(result())
+        assert time.monotonic() - started > 0.5
+    finally:
+        holder.wait(timeout=30)
+    assert ReportStore(f"duckdb:///{path}").latest(DAY) == result()
+
+
+def test_repr_hides_the_url_password():
+    store = ReportStore("postgresql://recon:hunter2@db.internal:5432/recon")
+    assert "hunter2" not in repr(store)
