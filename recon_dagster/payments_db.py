@@ -68,7 +68,7 @@ _RAW_SCHEMA: dict[str, pl.DataType] = {
 }
 # Sign, up to 14 integer digits (x 10^4 still fits Int64), optional fraction. Anything else
 # (exponent notation, more digits, garbage) takes the exact Decimal fallback.
-_PLAIN_NUMBER = r"^\s*(?P<sign>[+-]?)(?P<int>\d{1,14})(?:\.(?P<frac>\d*))?\s*$"
+_PLAIN_NUMBER = r"^\s*(?P<_sign>[+-]?)(?P<_int>\d{1,14})(?:\.(?P<_frac>\d*))?\s*$"
 _POW10 = {k: 10**k for k in range(19)}
 _INT64 = (-(2**63), 2**63 - 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -426,24 +426,18 @@ def _normalise(raw: pl.DataFrame, table: PaymentsTable) -> pl.DataFrame:
 
 def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: PaymentsTable) -> pl.DataFrame:
     """Exact text -> Int64 minor units: vectorised for plain decimals, `Decimal` for the rest."""
-    parts = pl.col(column).str.extract_groups(_PLAIN_NUMBER)
-    frac = parts.struct.field("frac").fill_null("").str.strip_chars_end("0")
+    # The regex runs once into helper columns; the rest is integer arithmetic on them.
+    frame = frame.with_columns(_parts=pl.col(column).str.extract_groups(_PLAIN_NUMBER)).unnest("_parts")
+    frac = pl.col("_frac").fill_null("").str.strip_chars_end("0")
     room = (pl.col("_exp") - frac.str.len_chars().cast(pl.Int64)).replace_strict(_POW10, default=None, return_dtype=pl.Int64)
-    magnitude = parts.struct.field("int").cast(pl.Int64) * pl.col("_exp").replace_strict(
-        _POW10, return_dtype=pl.Int64
-    ) + pl.when(frac == "").then(0).otherwise(frac.cast(pl.Int64, strict=False)) * room
-    minor = pl.when(parts.struct.field("sign") == "-").then(-magnitude).otherwise(magnitude)
-    frame = frame.with_columns(_minor=minor)
+    scale = pl.col("_exp").replace_strict(_POW10, return_dtype=pl.Int64)
+    magnitude = pl.col("_int").cast(pl.Int64) * scale + frac.cast(pl.Int64, strict=False).fill_null(0) * room
+    minor = pl.when(pl.col("_sign") == "-").then(-magnitude).otherwise(magnitude)
+    frame = frame.with_columns(_minor=minor).drop("_sign", "_int", "_frac")
     slow = frame.with_row_index("_row").filter(pl.col("_minor").is_null())
     if not slow.is_empty():
         fixed = [_exact_minor(r, column, configured, table) for r in slow.iter_rows(named=True)]
-        patch = pl.DataFrame({"_row": slow["_row"], "_fixed": fixed}, schema={"_row": pl.UInt32, "_fixed": pl.Int64})
-        frame = (
-            frame.with_row_index("_row")
-            .join(patch, on="_row", how="left")
-            .with_columns(_minor=pl.coalesce("_minor", "_fixed"))
-            .drop("_row", "_fixed")
-        )
+        frame = frame.with_columns(frame["_minor"].scatter(slow["_row"], pl.Series(fixed, dtype=pl.Int64)))
     return frame.with_columns(pl.col("_minor").alias(column)).drop("_minor")
 
 
@@ -506,18 +500,27 @@ def _insert(conn: Any, table: PaymentsTable, row: NewPayment) -> InsertResult:
         conn.begin()
         try:
             result = _check_and_write(conn, table, row, _inspect(conn, table), "?")
+            (conn.commit if result is InsertResult.INSERTED else conn.rollback)()
+            return result
         except (duckdb.ConstraintException, duckdb.TransactionException):
-            # A unique index or a concurrent writer of the same id: the row is there.
-            conn.rollback()
+            # A unique index, or a write-write conflict on the id (DuckDB detects some only at
+            # commit): another writer put the row there first.
+            _rollback_quietly(conn)
             return InsertResult.ALREADY_PRESENT
         except duckdb.ConversionException as exc:
-            conn.rollback()
+            _rollback_quietly(conn)
             raise _write_error(table, row, exc) from None
         except BaseException:
-            conn.rollback()
+            _rollback_quietly(conn)
             raise
-        (conn.commit if result is InsertResult.INSERTED else conn.rollback)()
-        return result
+
+
+def _rollback_quietly(conn: duckdb.DuckDBPyConnection) -> None:
+    """Roll back if a transaction is still open (a failed commit has already ended it)."""
+    try:
+        conn.rollback()
+    except duckdb.TransactionException:
+        pass
 
 
 def _check_and_write(conn: Any, table: PaymentsTable, row: NewPayment, info: TableInfo, mark: str) -> InsertResult:

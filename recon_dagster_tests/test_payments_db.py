@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,8 +16,11 @@ import duckdb
 import polars as pl
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recon_dagster.core.frames import PAYMENTS_SCHEMA
+from recon_dagster.money import to_major
 from recon_dagster.payments_db import (
     InsertResult,
     NewPayment,
@@ -146,6 +151,46 @@ def test_float_amount_column_is_read_through_its_exact_decimal_text(store: Store
 
     # 0.29 * 100 is 28.999999999999996 in floats; 1e16 is printed in exponent notation.
     assert frame["amount"].to_list() == [29, 10**16]
+
+
+def test_empty_window_reads_as_an_empty_payments_frame(store: Store, payments: PaymentsTable) -> None:
+    add(store, ("ch_1", 1, "USD", "paid", NEXT_DAY))
+
+    frame = read_window(payments, DAY, NEXT_DAY)
+
+    assert frame.is_empty() and frame.schema == pl.Schema(PAYMENTS_SCHEMA)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-(10**16), max_value=10**16),
+            st.sampled_from(["USD", "JPY", "KWD", "ISK", "CLF"]),
+            st.integers(min_value=0, max_value=3),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_major_text_amounts_read_back_as_the_exact_minor_units(amounts: list[tuple[int, str, int]]) -> None:
+    def text(minor: int, code: str, trailing_zeros: int) -> str:
+        plain = format(to_major(minor, code), "f")
+        return plain + ("" if "." in plain or not trailing_zeros else ".") + "0" * trailing_zeros
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "app.duckdb"
+        with duckdb.connect(str(path)) as con:
+            con.execute("CREATE TABLE payments (stripe_charge_id TEXT, amount TEXT, currency TEXT, status TEXT, created_at TIMESTAMPTZ)")
+            con.executemany(
+                "INSERT INTO payments VALUES (?, ?, ?, 'paid', ?)",
+                [(f"ch_{i}", text(*amount), amount[1], DAY) for i, amount in enumerate(amounts)],
+            )
+        table = Settings.from_env({"RECON_DATABASE_URL": f"duckdb:///{path}", "RECON_PAYMENTS_AMOUNT_UNIT": "major"}).payments
+
+        frame = read_window(table, DAY, NEXT_DAY)
+
+    assert dict(frame.select("id", "amount").rows()) == {f"ch_{i}": minor for i, (minor, _, _) in enumerate(amounts)}
 
 
 def test_window_includes_exactly_start_and_excludes_exactly_end_on_a_23_hour_dst_day(
@@ -315,6 +360,34 @@ def test_insert_refuses_an_amount_the_column_cannot_hold_and_writes_nothing(stor
     with pytest.raises(PaymentsDataError, match=r"row 'ch_1' would store 19.99 USD as 20 in column 'amount'"):
         insert_payment(table, NewPayment("ch_1", 1999, "USD", "paid", at(1)))
     assert store.run("SELECT count(*) FROM payments") == [(0,)]
+
+
+def test_unique_index_turns_an_uncommitted_application_insert_into_already_present(postgres_schema: Any) -> None:
+    store = Store("postgres", postgres_schema.url, postgres_schema.name)
+    store.run(DEFAULT_TABLE)
+    store.run("CREATE UNIQUE INDEX payments_id ON payments (stripe_charge_id)")
+    payments = store.mapping()
+    outcome: list[InsertResult] = []
+    sync = threading.Thread(target=lambda: outcome.append(insert_payment(payments, NewPayment("ch_1", 5, "USD", "paid", at(1)))))
+    # The application inserts the same charge and commits while our sync is under way: our
+    # check cannot see its uncommitted row, so only the unique index can stop a duplicate.
+    with psycopg.connect(store.url) as application:
+        application.execute("INSERT INTO payments VALUES ('ch_1', 5, 'USD', 'paid', %s)", [at(1)])
+        sync.start()
+        wait_for_a_blocked_backend(store.url)  # the sync's INSERT waits on the uncommitted entry
+        application.commit()
+    sync.join()
+
+    assert outcome == [InsertResult.ALREADY_PRESENT]
+    assert store.run("SELECT count(*) FROM payments") == [(1,)]
+
+
+def wait_for_a_blocked_backend(url: str) -> None:
+    deadline = time.monotonic() + 10
+    with psycopg.connect(url, autocommit=True) as observer:
+        while not observer.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the sync never blocked on the application's row"
+            time.sleep(0.01)
 
 
 def test_concurrent_inserts_of_one_id_leave_one_row(store: Store, payments: PaymentsTable) -> None:
