@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .core.result import CLASSES, ReconciliationResult
 from .money import format_major
-from .settings import ConfigError
+from .settings import ConfigError, parse_percent
 
 EXIT = {"success": 0, "discrepancy_found": 1, "error": 2}
 
@@ -50,11 +50,14 @@ def render(result: ReconciliationResult) -> str:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from .service import create_billing_reconciliation_service
+    from .service import as_date, create_billing_reconciliation_service
 
     try:
+        tolerance = parse_percent("--tolerance", args.tolerance) if args.tolerance is not None else None
+        start = as_date(args.start, "--start")
+        end = as_date(args.end, "--end") if args.end else None
         service = create_billing_reconciliation_service(source="cli")
-        result = service.reconcile(args.start, args.end, tolerance_percentage=args.tolerance, include_refunds=args.include_refunds)
+        result = service.reconcile(start, end, tolerance_percentage=tolerance, include_refunds=args.include_refunds)
     except ConfigError as exc:
         return _error(args, str(exc), date=args.start, end_date=args.end or args.start)
     if args.json:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,7 +54,9 @@ _INTEGER_TYPES = {
 _FLOAT_TYPES = {"real", "double precision", "double", "float", "float4", "float8"}
 _TEXT_PREFIXES = ("text", "varchar", "character", "char", "bpchar", "string")
 _TIMESTAMPTZ_TYPES = {"timestamp with time zone", "timestamptz"}
-_TIMESTAMP_TYPES = {"timestamp without time zone", "timestamp", "datetime", "timestamp_s", "timestamp_ms", "timestamp_ns"}
+_TIMESTAMP_TYPES = {
+    "timestamp without time zone", "timestamp", "datetime", "timestamp_s", "timestamp_ms", "timestamp_ns",
+}  # fmt: skip
 
 # What the SQL returns, before normalisation: everything as text except created_at, which comes
 # as microseconds since the epoch (exact, and independent of the session's time zone).
@@ -79,7 +81,7 @@ _DUCKDB_WRITE_LOCK = threading.Lock()
 
 
 class PaymentsDataError(ValueError):
-    """A row of the payments table that cannot be read (or written) exactly; names table, column, row."""
+    """A payments row that cannot be read (or written) exactly; the message names table, column, row."""
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,10 @@ class NewPayment:
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"NewPayment.id must be a non-empty string, got {self.id!r}")
-        for name in ("amount", "refunded"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) and not (name == "refunded" and value is None):
+        for name, value in (("amount", self.amount), ("refunded", self.refunded)):
+            if value is None and name == "refunded":
+                continue  # written as NULL, read back as 0
+            if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"NewPayment {self.id!r}: {name} must be integer minor units, got {value!r}")
         _require_aware(self.created_at, f"NewPayment {self.id!r}: created_at")
         object.__setattr__(self, "currency", normalize_currency(self.currency))
@@ -154,27 +157,21 @@ def find_ids(
         raise TypeError(f"find_ids: ids must be strings, got {bad[0]!r}")
     with _connect(table) as conn:
         info = _inspect(conn, table)
-        bounds = [_bound(start, info) if start else None, _bound(end, info) if end else None]
+        window = [(op, _bound(value, info)) for op, value in ((">=", start), ("<", end)) if value is not None]
+        params: list[Any] = [wanted, *(bound for _, bound in window)]
         if _is_postgres(table.url):
-            clauses = [sql.SQL("{}::text = ANY(%s::text[])").format(sql.Identifier(table.id_column))]
-            params: list[Any] = [wanted]
             ts = sql.Identifier(table.created_at_column)
-            for op, bound in zip((">=", "<"), bounds, strict=True):
-                if bound is not None:
-                    clauses.append(sql.SQL("{} " + op + " %s").format(ts))
-                    params.append(bound)
+            clauses = [sql.SQL("{}::text = ANY(%s::text[])").format(sql.Identifier(table.id_column))]
+            clauses += [sql.SQL("{} " + op + " %s").format(ts) for op, _ in window]
             query = sql.SQL(" ").join([_pg_select(table), sql.SQL("WHERE"), sql.SQL(" AND ").join(clauses)])
+            # Bound parameters (not COPY): a few thousand ids give at most as many rows.
             with conn.cursor() as cur:
                 rows = cur.execute(query, params).fetchall()
             raw = pl.DataFrame(rows, schema=_RAW_SCHEMA, orient="row")
         else:
-            clauses_d = [f"CAST({_quote(table.id_column)} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))"]
-            params = [wanted]
-            for op, bound in zip((">=", "<"), bounds, strict=True):
-                if bound is not None:
-                    clauses_d.append(f"{_quote(table.created_at_column)} {op} ?")
-                    params.append(bound)
-            raw = _duck_frame(conn, f"{_duck_select(table)} WHERE {' AND '.join(clauses_d)}", params)
+            conditions = [f"CAST({_quote(table.id_column)} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))"]
+            conditions += [f"{_quote(table.created_at_column)} {op} ?" for op, _ in window]
+            raw = _duck_frame(conn, f"{_duck_select(table)} WHERE {' AND '.join(conditions)}", params)
     return _normalise(raw, table)
 
 
@@ -207,7 +204,8 @@ def _connect(table: PaymentsTable, *, write: bool = False) -> Iterator[Any]:
         try:
             conn = psycopg.connect(table.url, connect_timeout=10)
         except psycopg.Error as exc:
-            raise ConfigError(_URL_VARIABLE, f"cannot connect to {redact_url(table.url)} ({_scrub(exc, table.url)})") from None
+            reason = _scrub(exc, table.url)
+            raise ConfigError(_URL_VARIABLE, f"cannot connect to {redact_url(table.url)} ({reason})") from None
         with conn:
             yield conn
         return
@@ -349,9 +347,9 @@ def _bound(instant: datetime, info: TableInfo) -> datetime:
 
 
 def _pg_select(table: PaymentsTable) -> sql.Composed:
-    refunded = (
-        sql.SQL("{}::text").format(sql.Identifier(table.refunded_column)) if table.refunded_column else sql.SQL("NULL::text")
-    )
+    refunded = sql.SQL("NULL::text")
+    if table.refunded_column:
+        refunded = sql.SQL("{}::text").format(sql.Identifier(table.refunded_column))
     # EXTRACT(EPOCH ...) is numeric (exact) since PostgreSQL 14; for a naive timestamp it counts
     # from 1970-01-01 00:00 as if UTC, whatever the session's TimeZone.
     return sql.SQL(
@@ -381,11 +379,14 @@ def _pg_copy(conn: psycopg.Connection, select: sql.Composable) -> pl.DataFrame:
 
 
 def _duck_select(table: PaymentsTable) -> str:
-    refunded = f"CAST({_quote(table.refunded_column)} AS VARCHAR)" if table.refunded_column else "CAST(NULL AS VARCHAR)"
+    def text(column: str | None) -> str:
+        return f"CAST({_quote(column) if column else 'NULL'} AS VARCHAR)"
+
     return (
-        f"SELECT CAST({_quote(table.id_column)} AS VARCHAR) AS id, CAST({_quote(table.amount_column)} AS VARCHAR) AS amount, "
-        f"CAST({_quote(table.currency_column)} AS VARCHAR) AS currency, CAST({_quote(table.status_column)} AS VARCHAR) AS status, "
-        f"epoch_us({_quote(table.created_at_column)}) AS created_us, {refunded} AS refunded FROM {_quoted_table(table)}"
+        f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, "
+        f"{text(table.currency_column)} AS currency, {text(table.status_column)} AS status, "
+        f"epoch_us({_quote(table.created_at_column)}) AS created_us, {text(table.refunded_column)} AS refunded "
+        f"FROM {_quoted_table(table)}"
     )
 
 
@@ -399,16 +400,27 @@ def _duck_frame(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any]) 
 def _normalise(raw: pl.DataFrame, table: PaymentsTable) -> pl.DataFrame:
     """Raw text rows -> `PAYMENTS_SCHEMA`, refusing (naming table, column, row) what is not exact."""
     frame = raw.with_columns(pl.col("currency").str.strip_chars().str.to_uppercase())
-    missing_id = frame.filter(pl.col("id").is_null())
-    _refuse(table, missing_id, lambda r: f"a row created at {_instant(r['created_us'])} has NULL in id column {table.id_column!r}")
-    for column, configured in (("created_us", table.created_at_column), ("currency", table.currency_column), ("amount", table.amount_column)):
-        nulls = frame.filter(pl.col(column).is_null())
-        _refuse(table, nulls, lambda r, c=configured: f"row {r['id']!r} has NULL in {_label(table, c)} column {c!r}")
-    bad_currency = frame.filter(~pl.col("currency").str.contains(r"^[A-Z]{3}$"))
-    _refuse(table, bad_currency, lambda r: (
-        f"row {r['id']!r} has {r['currency']!r} in currency column {table.currency_column!r}, "
-        "which is not a three-letter ISO 4217 code"
-    ))
+    _refuse(
+        table,
+        frame.filter(pl.col("id").is_null()),
+        lambda r: f"a row created at {_instant(r['created_us'])} has NULL in id column {table.id_column!r}",
+    )
+    for column, label, configured in (
+        ("created_us", "created_at", table.created_at_column),
+        ("currency", "currency", table.currency_column),
+        ("amount", "amount", table.amount_column),
+    ):
+        _refuse(
+            table,
+            frame.filter(pl.col(column).is_null()),
+            lambda r, label=label, configured=configured: f"row {r['id']!r} has NULL in {label} column {configured!r}",
+        )
+    _refuse(
+        table,
+        frame.filter(~pl.col("currency").str.contains(r"^[A-Z]{3}$")),
+        lambda r: f"row {r['id']!r} has {r['currency']!r} in currency column {table.currency_column!r}, "
+        "which is not a three-letter ISO 4217 code",
+    )
     exp = (
         pl.col("currency").replace_strict(exponents_table(), default=2, return_dtype=pl.Int64)
         if table.amount_unit == "major"
@@ -429,7 +441,10 @@ def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: Payments
     # The regex runs once into helper columns; the rest is integer arithmetic on them.
     frame = frame.with_columns(_parts=pl.col(column).str.extract_groups(_PLAIN_NUMBER)).unnest("_parts")
     frac = pl.col("_frac").fill_null("").str.strip_chars_end("0")
-    room = (pl.col("_exp") - frac.str.len_chars().cast(pl.Int64)).replace_strict(_POW10, default=None, return_dtype=pl.Int64)
+    # 10^(decimals still free): null (-> fallback, which refuses it) when the fraction is too long.
+    room = (pl.col("_exp") - frac.str.len_chars().cast(pl.Int64)).replace_strict(
+        _POW10, default=None, return_dtype=pl.Int64
+    )
     scale = pl.col("_exp").replace_strict(_POW10, return_dtype=pl.Int64)
     magnitude = pl.col("_int").cast(pl.Int64) * scale + frac.cast(pl.Int64, strict=False).fill_null(0) * room
     minor = pl.when(pl.col("_sign") == "-").then(-magnitude).otherwise(magnitude)
@@ -442,8 +457,9 @@ def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: Payments
 
 
 def _exact_minor(row: dict[str, Any], column: str, configured: str, table: PaymentsTable) -> int:
+    """One value the fast path could not take: exact through `Decimal`, or a clear error."""
     text, places = row[column], row["_exp"]
-    where = f"payments table {table.table}: row {row['id']!r} has {text!r} in {_label(table, configured)} column {configured!r}"
+    where = f"payments table {table.table}: row {row['id']!r} has {text!r} in {column} column {configured!r}"
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
@@ -463,18 +479,12 @@ def _exact_minor(row: dict[str, Any], column: str, configured: str, table: Payme
     return int(scaled)
 
 
-def _refuse(table: PaymentsTable, bad: pl.DataFrame, describe: Any) -> None:
+def _refuse(table: PaymentsTable, bad: pl.DataFrame, describe: Callable[[dict[str, Any]], str]) -> None:
+    """Raise about the first bad row (and count the others), if there is one."""
     if bad.is_empty():
         return
     more = f" (and {bad.height - 1} more such rows)" if bad.height > 1 else ""
     raise PaymentsDataError(f"payments table {table.table}: {describe(bad.row(0, named=True))}{more}")
-
-
-def _label(table: PaymentsTable, column: str) -> str:
-    for attr in _COLUMN_VARIABLES:
-        if getattr(table, attr) == column:
-            return attr.removesuffix("_column")
-    return "the"
 
 
 def _instant(micros: int | None) -> str:
@@ -544,17 +554,19 @@ def _check_and_write(conn: Any, table: PaymentsTable, row: NewPayment, info: Tab
     stored = [c for c in (table.amount_column, table.refunded_column) if c and values[c] is not None]
     # Strings go to PostgreSQL as 'unknown' and to DuckDB as VARCHAR, so the server casts them
     # to the column's type exactly; RETURNING shows what it kept, which we verify below.
+    returning = ", ".join(text.format(_quote(c)) for c in stored) or "1"
     returned = conn.execute(
         f"INSERT INTO {_quoted_table(table)} ({', '.join(map(_quote, values))}) "
-        f"VALUES ({', '.join([mark] * len(values))}) RETURNING {', '.join(text.format(_quote(c)) for c in stored) or '1'}",
+        f"VALUES ({', '.join([mark] * len(values))}) RETURNING {returning}",
         list(values.values()),
     ).fetchone()
     for column, kept in zip(stored, returned or (), strict=False):
         if Decimal(kept) != Decimal(values[column]):
             # Raising rolls the transaction back: nothing is half-written.
             raise PaymentsDataError(
-                f"payments table {table.table}: row {row.id!r} would store {values[column]} {row.currency} "
-                f"as {kept} in column {column!r} ({info.columns.get(column, '?')}); it cannot hold the amount exactly"
+                f"payments table {table.table}: row {row.id!r} would store {values[column]} ({table.amount_unit} "
+                f"units of {row.currency}) as {kept} in column {column!r} ({info.columns.get(column, '?')}), "
+                "which cannot hold the amount exactly"
             )
     return InsertResult.INSERTED
 

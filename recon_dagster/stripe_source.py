@@ -218,29 +218,31 @@ def _calling_stripe(context: str, call: Callable[[], Any], *, missing_ok: bool =
 
 
 def _describe(context: str, exc: stripe.StripeError) -> str:
+    """`Stripe <what happened> while <context> [request id]: <Stripe's masked message>. <what to do>`"""
     retries = getattr(_last_request, "retries", None)
     after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries is not None else ""
     status = f"HTTP {exc.http_status}" if exc.http_status else "no HTTP response"
+    hint = ""
     if isinstance(exc, stripe.AuthenticationError):
-        kind = f"authentication failed ({status}): check STRIPE_API_KEY"
+        kind, hint = f"authentication failed ({status})", "Check STRIPE_API_KEY."
     elif isinstance(exc, stripe.PermissionError):
-        kind = f"permission denied ({status}): the key needs read access to charges"
+        kind, hint = f"permission denied ({status})", "The key needs read access to charges."
     elif isinstance(exc, stripe.RateLimitError):
-        kind = f"rate limited ({status}){after}: lower STRIPE_REQUESTS_PER_SECOND or retry later"
+        kind, hint = f"rate limited ({status}){after}", "Lower STRIPE_REQUESTS_PER_SECOND or retry later."
     elif isinstance(exc, stripe.APIConnectionError):
-        base = getattr(_last_request, "api_base", None) or "the Stripe API"
-        kind = f"unreachable at {base}{after}"
+        kind = f"unreachable at {getattr(_last_request, 'api_base', None) or 'the Stripe API'}{after}"
     elif isinstance(exc, stripe.APIError):
         kind = f"server error ({status}){after}"
     else:
-        kind = f"request refused ({status}, {type(exc).__name__})"
+        kind = f"refused the request ({status}, {type(exc).__name__})"
     message = " ".join((exc.user_message or "").split())
     if isinstance(exc, stripe.APIConnectionError):  # the SDK's text is boilerplate; keep the cause
         network = re.search(r"\(Network error: (\w+)", message)
         message = network.group(1) if network else ""
-    detail = mask_secrets(message)
     request_id = f" [request {exc.request_id}]" if exc.request_id else ""
-    return f"Stripe {kind} while {context}{request_id}" + (f": {detail}" if detail else "")
+    text = f"Stripe {kind} while {context}{request_id}"
+    text += f": {mask_secrets(message).rstrip('.')}." if message else "."
+    return f"{text} {hint}".rstrip()
 
 
 _COLUMNS = list(CHARGES_SCHEMA)

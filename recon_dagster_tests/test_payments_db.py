@@ -357,7 +357,7 @@ def test_insert_refuses_an_amount_the_column_cannot_hold_and_writes_nothing(stor
     store.run("CREATE TABLE payments (stripe_charge_id TEXT, amount NUMERIC(12,0), currency TEXT, status TEXT, created_at TIMESTAMPTZ)")
     table = store.mapping(RECON_PAYMENTS_AMOUNT_UNIT="major")
 
-    with pytest.raises(PaymentsDataError, match=r"row 'ch_1' would store 19.99 USD as 20 in column 'amount'"):
+    with pytest.raises(PaymentsDataError, match=r"row 'ch_1' would store 19.99 \(major units of USD\) as 20 in column 'amount'"):
         insert_payment(table, NewPayment("ch_1", 1999, "USD", "paid", at(1)))
     assert store.run("SELECT count(*) FROM payments") == [(0,)]
 

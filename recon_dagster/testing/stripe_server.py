@@ -122,7 +122,7 @@ def _unknown(name: str) -> _ApiError:
     return _ApiError(400, "invalid_request_error", f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
 
 
-def list_page(data: _DataSet, params: dict[str, str]) -> bytes:
+def _list_page(data: _DataSet, params: dict[str, str]) -> bytes:
     """One page of `GET /v1/charges`: bisect to the window and cursor, never a scan of all charges."""
     for name in params:
         if name not in _LIST_PARAMS and not _EXPAND.match(name):
@@ -172,7 +172,7 @@ def _cursor(data: _DataSet, params: dict[str, str], name: str) -> Key:
     return (data.entries[cid][0], cid)
 
 
-def retrieve(data: _DataSet, cid: str, params: dict[str, str]) -> bytes:
+def _retrieve(data: _DataSet, cid: str, params: dict[str, str]) -> bytes:
     for name in params:
         if not _EXPAND.match(name):
             raise _unknown(name)
@@ -182,7 +182,11 @@ def retrieve(data: _DataSet, cid: str, params: dict[str, str]) -> bytes:
 
 
 class StripeServer:
-    """Serves charges like Stripe's API on a local port; options may change while it runs."""
+    """Serves charges like Stripe's API on a local port.
+
+    `latency`, `rate_limit`, `retry_after` and `api_key` are plain attributes that may be set while
+    it runs (handler threads read each once per request); the data and logs are lock-protected.
+    """
 
     def __init__(
         self,
@@ -211,8 +215,12 @@ class StripeServer:
     def start(self) -> StripeServer:
         httpd = ThreadingHTTPServer((self._host, self._port), _Handler, bind_and_activate=False)
         httpd.request_queue_size = 256  # benchmarks open many connections at once
-        httpd.server_bind()
-        httpd.server_activate()
+        try:
+            httpd.server_bind()
+            httpd.server_activate()
+        except OSError:  # e.g. the port is taken: release the socket, let the caller choose again
+            httpd.server_close()
+            raise
         httpd.stripe = self  # type: ignore[attr-defined]
         self._httpd, self._port = httpd, httpd.server_address[1]
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -303,7 +311,7 @@ class StripeServer:
             while self._recent and self._recent[0] <= now - 1.0:
                 self._recent.popleft()
             if len(self._recent) >= self.rate_limit:
-                return False
+                return False  # a refused request does not count: clients that back off get back in
             self._recent.append(now)
             return True
 
@@ -322,7 +330,7 @@ class StripeServer:
             return _ApiError(status, "api_error", "An unknown error occurred (injected by the local Stripe server).")
         return _ApiError(status, "invalid_request_error", f"Injected HTTP {status} from the local Stripe server.")
 
-    def respond(self, method: str, path: str, params: dict[str, str], authorization: str | None) -> bytes:
+    def _respond(self, method: str, path: str, params: dict[str, str], authorization: str | None) -> bytes:
         """The body for one request after auth and rate limiting, or raises `_ApiError`."""
         if not authorization or not authorization.startswith("Bearer "):
             raise _ApiError(401, "invalid_request_error",
@@ -337,11 +345,11 @@ class StripeServer:
         if path == "/v1/charges":
             if method == "POST":
                 raise _ApiError(405, "invalid_request_error", "This local Stripe server is read-only.", headers=[("Allow", "GET")])
-            return list_page(data, params)
+            return _list_page(data, params)
         if path.startswith("/v1/charges/") and "/" not in path[len("/v1/charges/"):]:
             if method == "POST":
                 raise _ApiError(405, "invalid_request_error", "This local Stripe server is read-only.", headers=[("Allow", "GET")])
-            return retrieve(data, unquote(path[len("/v1/charges/"):]), params)
+            return _retrieve(data, unquote(path[len("/v1/charges/"):]), params)
         raise _ApiError(404, "invalid_request_error",
                         f"Unrecognized request URL ({method}: {path}). This local server serves /v1/charges only.")  # fmt: skip
 
@@ -387,7 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fault is not None:
                 raise server._fault(fault)
-            body = server.respond(self.command, url.path, params, self.headers.get("Authorization"))
+            body = server._respond(self.command, url.path, params, self.headers.get("Authorization"))
         except _ApiError as error:
             status, body, headers = error.status, error.body, error.headers
         server._record(self.command, url.path, params, status)
@@ -503,7 +511,7 @@ def load_charges(path: str | Path) -> list[dict]:
     return charges
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve charges from a file like Stripe's API, until Ctrl-C.")
     parser.add_argument("--data", required=True, help="JSON array or JSON-lines file of charge objects")
     parser.add_argument("--host", default="127.0.0.1")
@@ -523,7 +531,8 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.stop()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

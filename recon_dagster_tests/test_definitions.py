@@ -1,0 +1,64 @@
+"""The code location as `dagster dev` loads it, and its schedule."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from recon_dagster.definitions import build_definitions
+from recon_dagster.settings import ConfigError, Settings
+
+
+def load_defs(monkeypatch, tmp_path, **env: str) -> dg.Definitions:
+    monkeypatch.chdir(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    import recon_dagster.definitions as module
+
+    return importlib.reload(module).defs
+
+
+def test_code_location_has_the_assets_the_check_the_job_and_the_schedule(monkeypatch, tmp_path):
+    defs = load_defs(monkeypatch, tmp_path)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {"stripe_charges", "db_payments", "reconciliation_report"}
+    assert dg.AssetCheckKey(dg.AssetKey("reconciliation_report"), "discrepancy_within_tolerance") in graph.asset_check_keys
+    assert defs.resolve_job_def("daily_reconciliation") is not None
+    assert defs.resolve_schedule_def("daily_reconciliation_schedule").cron_schedule == "0 2 * * *"
+
+
+def test_workspace_file_loads_through_dagster_cli(tmp_path):
+    root = __file__.rsplit("/recon_dagster_tests/", 1)[0]
+    out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", f"{root}/workspace.yaml"],
+                         cwd=root, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_partitions_and_schedule_follow_recon_timezone(monkeypatch, tmp_path):
+    defs = load_defs(monkeypatch, tmp_path, RECON_TIMEZONE="America/New_York", RECON_START_DATE="2024-03-01")
+    schedule = defs.resolve_schedule_def("daily_reconciliation_schedule")
+    assert schedule.execution_timezone == "America/New_York"
+    job = defs.resolve_job_def("daily_reconciliation")
+    keys = job.partitions_def.get_partition_keys(current_time=datetime(2024, 3, 12, 3, tzinfo=ZoneInfo("America/New_York")))
+    assert keys[0] == "2024-03-01" and keys[-1] == "2024-03-11"
+
+
+def test_schedule_at_two_in_the_morning_runs_the_previous_day(monkeypatch, tmp_path):
+    defs = load_defs(monkeypatch, tmp_path, RECON_TIMEZONE="Europe/Berlin")
+    schedule = defs.resolve_schedule_def("daily_reconciliation_schedule")
+    tick = datetime(2024, 6, 15, 2, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2024-06-14"
+
+
+def test_bad_setting_stops_loading_with_the_variable_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECON_CRITICAL_PERCENT", "0.5")
+    with pytest.raises(ConfigError, match="RECON_CRITICAL_PERCENT.*below BILLING_RECONCILIATION_TOLERANCE_PERCENT"):
+        build_definitions(Settings.from_env())
