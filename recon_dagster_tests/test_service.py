@@ -1,0 +1,118 @@
+"""The seed-parity service end to end: a table with other names in major units, a DST day."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from recon_dagster import ConfigError, Settings, create_billing_reconciliation_service
+from recon_dagster.testing.stripe_server import StripeServer, make_charge
+from recon_dagster_tests.scenario import API_KEY, at
+
+TZ = "America/New_York"
+SPRING = date(2024, 3, 10)  # 23 hours long in New York
+ORDERS_DDL = """
+create schema billing;
+create table billing.orders (
+    charge_ref varchar, total_major decimal(12, 3), cur varchar, state varchar, placed_at timestamp,
+    refunded_major decimal(12, 3)
+)
+"""
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Stripe charges and an `orders` table that disagree in one way per class."""
+    def ts(hh, mm=0, ss=0, day=SPRING):
+        return at(day, hh, mm, ss, tz=TZ)
+
+    charges = [
+        make_charge("ch_ok", 1999, "usd", created=int(ts(0).timestamp())),  # first second of the day
+        make_charge("ch_yen", 1500, "jpy", created=int(ts(9).timestamp())),
+        make_charge("ch_lost", 5000, "usd", created=int(ts(10).timestamp())),  # webhook never arrived
+        make_charge("ch_twice", 2500, "usd", created=int(ts(11).timestamp())),
+        make_charge("ch_declined", 4200, "usd", created=int(ts(12).timestamp()), status="failed"),
+        make_charge("ch_refunded", 3000, "usd", created=int(ts(13).timestamp()), amount_refunded=3000),
+        make_charge("ch_kwd", 1234, "kwd", created=int(ts(14).timestamp())),
+        make_charge("ch_midnight", 800, "usd", created=int(ts(23, 59, 58).timestamp())),
+    ]
+    naive = lambda moment: moment.astimezone(timezone.utc).replace(tzinfo=None)  # noqa: E731
+    rows = [
+        ("ch_ok", "19.99", "USD", "paid", ts(0, 0, 2), "0"),
+        ("ch_yen", "1400", "JPY", "paid", ts(9, 0, 2), "0"),  # 100 yen short
+        ("ch_twice", "25.00", "usd", "paid", ts(11, 0, 2), "0"),
+        ("ch_twice", "25.00", "usd", "paid", ts(11, 0, 9), "0"),
+        ("ch_declined", "42.00", "USD", "paid", ts(12, 0, 2), "0"),
+        ("ch_refunded", "30.00", "USD", "paid", ts(13, 0, 2), "0"),  # refund never recorded
+        ("ch_kwd", "1.234", "KWD", "paid", ts(14, 0, 2), "0"),
+        ("ch_midnight", "8.00", "USD", "paid", ts(23, 59, 58) + timedelta(seconds=5), "0"),
+        ("manual_1", "12.50", "USD", "completed", ts(15), "0"),
+    ]
+    db = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(ORDERS_DDL)
+        con.executemany("insert into billing.orders values (?, ?, ?, ?, ?, ?)",
+                        [(a, Decimal(b), c, d, naive(e), Decimal(f)) for a, b, c, d, e, f in rows])  # fmt: skip
+    with StripeServer(charges, api_key=API_KEY) as server:
+        env = {
+            "STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": server.url, "RECON_TIMEZONE": TZ,
+            "RECON_DATABASE_URL": f"duckdb:///{db}", "RECON_PAYMENTS_TABLE": "billing.orders",
+            "RECON_PAYMENTS_ID_COLUMN": "charge_ref", "RECON_PAYMENTS_AMOUNT_COLUMN": "total_major",
+            "RECON_PAYMENTS_AMOUNT_UNIT": "major", "RECON_PAYMENTS_CURRENCY_COLUMN": "cur",
+            "RECON_PAYMENTS_STATUS_COLUMN": "state", "RECON_PAYMENTS_CREATED_AT_COLUMN": "placed_at",
+            "RECON_PAYMENTS_REFUNDED_COLUMN": "refunded_major",
+            "RECON_REPORT_STORE_URL": f"duckdb:///{tmp_path / 'recon.duckdb'}",
+        }  # fmt: skip
+        yield create_billing_reconciliation_service(Settings.from_env(env, base_dir=tmp_path))
+
+
+def kinds(result) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in result.findings:
+        out.setdefault(f.kind, []).append(f.payment_id)
+    return out
+
+
+def test_every_class_is_found_on_a_dst_day_in_a_major_unit_table(world):
+    result = world.reconcile(SPRING)
+    assert kinds(result) == {
+        "missing_in_database": ["ch_lost"],
+        "missing_in_stripe": ["manual_1"],
+        "amount_mismatches": ["ch_yen"],
+        "status_mismatches": ["ch_declined"],
+        "refund_mismatches": ["ch_refunded"],
+        "duplicates_in_database": ["ch_twice"],
+        "timing_differences": ["ch_midnight"],
+    }
+
+
+def test_currencies_keep_their_own_exponents(world):
+    totals = {t.currency: t for t in world.reconcile(SPRING).totals}
+    assert (totals["JPY"].stripe_total, totals["JPY"].database_total) == (1500, 1400)
+    assert (totals["KWD"].stripe_total, totals["KWD"].database_total, totals["KWD"].gross_discrepancy) == (1234, 1234, 0)
+
+
+def test_the_report_is_stored_and_the_headline_is_the_worst_currency(world):
+    result = world.reconcile(SPRING)
+    assert result.currency == "USD"  # 5000 + 2500 + 4200 + 3000 + 1250 of ~14,000 beats JPY's 6.7%
+    assert world.store().latest(SPRING) == result
+
+
+def test_range_reconciles_the_midnight_pair_as_matched(world):
+    result = world.reconcile(SPRING, SPRING + timedelta(days=1))
+    assert "timing_differences" not in kinds(result)
+
+
+def test_end_before_start_is_refused(world):
+    with pytest.raises(ConfigError, match="end_date"):
+        world.reconcile("2024-03-10", "2024-03-09")
+
+
+def test_run_daily_reconciliation_reconciles_yesterday_in_the_configured_zone(world):
+    result = world.run_daily_reconciliation()
+    expected = datetime.now(ZoneInfo(TZ)).date() - timedelta(days=1)
+    assert (result.date, result.end_date, result.timezone) == (expected, expected, TZ)
