@@ -60,6 +60,18 @@ def _per_day_rows(context, frame: pl.DataFrame, column: str, tz: str) -> None:
         context.add_asset_metadata({"row_count": rows}, partition_key=key)
 
 
+def read_source(context, read, column: str, what: str, report_store, policy, timezone_name: str) -> pl.DataFrame:
+    """A source asset's body: read the run's window, or record the days as failed and stop."""
+    start, end = run_window(context)
+    try:
+        frame = read(start, end)
+    except EXPECTED_ERRORS as exc:
+        fail_days(context, report_store, policy, what, exc)
+    _per_day_rows(context, frame, column, timezone_name)
+    context.add_output_metadata({"window_start_utc": start.isoformat(), "window_end_utc": end.isoformat()})
+    return frame
+
+
 def build_assets(
     partitions_def: dg.PartitionsDefinition, timezone_name: str, backfill_policy: dg.BackfillPolicy
 ) -> list[dg.AssetsDefinition]:
@@ -78,14 +90,8 @@ def build_assets(
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> pl.DataFrame:
-        start, end = run_window(context)
-        try:
-            frame = stripe.fetch_charges(start, end)
-        except EXPECTED_ERRORS as exc:
-            fail_days(context, report_store, policy, "Could not read Stripe charges", exc)
-        _per_day_rows(context, frame, "created", timezone_name)
-        context.add_output_metadata({"window_start_utc": start.isoformat(), "window_end_utc": end.isoformat()})
-        return frame
+        return read_source(context, stripe.fetch_charges, "created", "Could not read Stripe charges",
+                           report_store, policy, timezone_name)  # fmt: skip
 
     @dg.asset(
         **common,
@@ -99,14 +105,8 @@ def build_assets(
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> pl.DataFrame:
-        start, end = run_window(context)
-        try:
-            frame = payments_db.read_window(start, end)
-        except EXPECTED_ERRORS as exc:
-            fail_days(context, report_store, policy, "Could not read the payments table", exc)
-        _per_day_rows(context, frame, "created_at", timezone_name)
-        context.add_output_metadata({"window_start_utc": start.isoformat(), "window_end_utc": end.isoformat()})
-        return frame
+        return read_source(context, payments_db.read_window, "created_at", "Could not read the payments table",
+                           report_store, policy, timezone_name)  # fmt: skip
 
     @dg.asset(
         **common,

@@ -17,6 +17,7 @@ import pytest
 from psycopg import sql
 
 from recon_dagster.settings import redact_url
+from recon_dagster.testing.stripe_server import StripeServer
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -63,3 +64,17 @@ def _with_search_path(url: str, schema: str) -> str:
     query = dict(parse_qsl(parts.query))
     query["options"] = f"{query.get('options', '')} -csearch_path={schema}".strip()
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@pytest.fixture
+def serve():
+    """Start local Stripe servers for a test (`serve(charges, **options)`) and stop them afterwards."""
+    started: list[StripeServer] = []
+
+    def start(charges=(), **options) -> StripeServer:
+        started.append(StripeServer(charges, **options).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

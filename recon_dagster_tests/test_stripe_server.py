@@ -17,19 +17,6 @@ from recon_dagster.testing.stripe_server import DEFAULT_API_KEY, StripeServer, l
 T0 = 1_710_000_000
 
 
-@pytest.fixture
-def serve():
-    """Start servers for a test and stop them afterwards."""
-    started: list[StripeServer] = []
-
-    def start(charges=(), **options) -> StripeServer:
-        started.append(StripeServer(charges, **options).start())
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
-
 
 def sdk(server: StripeServer, key: str = DEFAULT_API_KEY) -> stripe.StripeClient:
     return stripe.StripeClient(key, base_addresses={"api": server.url}, max_network_retries=0)

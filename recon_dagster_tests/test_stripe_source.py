@@ -26,18 +26,6 @@ T0 = int(START.timestamp())
 SECRET = "sk_test_supersecretkey0000"
 
 
-@pytest.fixture
-def serve():
-    started: list[StripeServer] = []
-
-    def start(charges=(), **options) -> StripeServer:
-        started.append(StripeServer(charges, **options).start())
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
-
 
 def client_for(server: StripeServer, **options):
     return make_client(options.pop("api_key", DEFAULT_API_KEY), api_base=server.url, **options)
