@@ -22,6 +22,7 @@ from .report_metadata import report_metadata
 from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
 from .settings import ConfigError
 from .stripe_source import StripeDataError, StripeUnavailableError
+from .sync import sync_payments
 
 GROUP = "reconciliation"
 # Errors that are about the outside world or its data, reported as they are; anything else is a
@@ -134,8 +135,14 @@ def build_assets(
             lookup = lookup_across_midnight(start, end, policy.margin, retrieve_charges=stripe.retrieve_charges,
                                             find_payments=payments_db.find_ids, fetch_charges=stripe.fetch_charges)  # fmt: skip
             try:
-                result = reconcile(_within(stripe_charges, "created", start, end),
-                                   _within(db_payments, "created_at", start, end), params, find_neighbours=lookup)  # fmt: skip
+                charges = _within(stripe_charges, "created", start, end)
+                result = reconcile(charges, _within(db_payments, "created_at", start, end), params, find_neighbours=lookup)
+                if policy.auto_sync and result.missing_in_database:
+                    synced = sync_payments(result.missing_in_database, client=stripe.client(), table=payments_db.mapping(),
+                                           store=store, run_id=context.run_id, day=day)  # fmt: skip
+                    context.log.info(f"Auto-sync for {key}: {synced.synced} synced, {len(synced.failed)} failed")
+                    if synced.synced:  # reconcile again against the repaired table: the report shows what is left
+                        result = reconcile(charges, payments_db.read_window(start, end), params, find_neighbours=lookup)
             except EXPECTED_ERRORS as exc:
                 fail_days(context, report_store, policy, "Could not reconcile", exc, days[i:])
             report_id = store.save(result, source="dagster", run_id=context.run_id)

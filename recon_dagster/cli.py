@@ -1,6 +1,7 @@
-"""`recon-dagster`: reconcile | history | demo | stripe-server.
+"""`recon-dagster`: reconcile | sync | history | demo | stripe-server.
 
 Exit codes for `reconcile`: 0 success, 1 discrepancy_found, 2 error (including bad input).
+For `sync`: 0 nothing failed, 1 some ids failed (each with its reason), 2 error.
 With `--json`, stdout holds exactly one JSON object, whatever happens; logs go to stderr.
 """
 
@@ -67,6 +68,28 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return EXIT[result.status]
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .service import SyncError, as_date, create_billing_reconciliation_service
+
+    try:
+        start = as_date(args.start, "--start")
+        end = as_date(args.end, "--end") if args.end else start
+        service = create_billing_reconciliation_service(source="cli")
+        result = service.sync_days(start, end, ids=args.ids, dry_run=args.dry_run)
+    except (ConfigError, SyncError) as exc:
+        return _error(args, str(exc), synced=0, failed=[])
+    body = {**result.to_json_dict(), "date": start.isoformat(), "end_date": end.isoformat()}
+    if args.json:
+        _print_json(body)
+    else:
+        verb = "would sync" if args.dry_run else "synced"
+        count = len(body["would_sync"]) if args.dry_run else body["synced"]
+        print(f"{verb} {count}, failed {len(body['failed'])}, already present {len(body['skipped'])}")
+        for f in body["failed"]:
+            print(f"  failed {f['payment_id']}: {f['reason']}")
+    return 1 if result.failed else 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from .report_store import ReportStore
     from .settings import Settings
@@ -109,6 +132,14 @@ def parser() -> argparse.ArgumentParser:
                    help="compare amounts net of refunds (default: BILLING_RECONCILIATION_INCLUDE_REFUNDS)")  # fmt: skip
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_reconcile)
+
+    y = sub.add_parser("sync", help="insert payments Stripe collected but the table lacks, then refresh the days")
+    y.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    y.add_argument("--end", help="last day, inclusive (default: --start)")
+    y.add_argument("--ids", nargs="+", help="these charge ids instead of the days' missing payments")
+    y.add_argument("--dry-run", action="store_true", help="write nothing; report what would be done")
+    y.add_argument("--json", action="store_true", help="print one JSON object")
+    y.set_defaults(func=cmd_sync)
 
     h = sub.add_parser("history", help="stored reports, newest first")
     h.add_argument("--limit", type=int, default=30)

@@ -14,6 +14,7 @@ from .partitions import daily_partitions
 from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
 from .schedules import build_daily_job, build_daily_schedule
 from .settings import Settings
+from .sync_job import build_refresh_sensor, sync_missing_payments_job
 
 # A backfill of a long range runs as chunks of this many days per run: few enough runs to start
 # quickly, small enough for runs to spread over workers (see README, "Production").
@@ -60,8 +61,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
             critical_percent=str(settings.critical_percent),
             include_refunds=settings.include_refunds,
             timing_margin_hours=settings.timing_margin_hours,
+            auto_sync=settings.auto_sync,
         ),
         "io_manager": DuckDBPolarsIOManager(database=asset_database(settings), schema="recon_assets"),
+        "sync_result_io": dg.mem_io_manager,
     }
 
 
@@ -71,8 +74,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(partitions, settings.timezone, dg.BackfillPolicy.multi_run(DAYS_PER_RUN)),
         asset_checks=[build_check(partitions)],
-        jobs=[job],
+        jobs=[job, sync_missing_payments_job],
         schedules=[build_daily_schedule(job)],
+        sensors=[build_refresh_sensor(job)],
         resources=build_resources(settings),
     )
 

@@ -115,6 +115,7 @@ class ReconciliationPolicy(dg.ConfigurableResource):
     critical_percent: str = "5"
     include_refunds: bool = True
     timing_margin_hours: float = 24.0
+    auto_sync: bool = False  # sync missing payments right after each day's reconciliation
 
     @field_validator("timezone")
     @classmethod

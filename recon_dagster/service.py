@@ -18,15 +18,20 @@ from .core.grading import grade
 from .core.reconcile import reconcile as reconcile_frames
 from .core.result import ReconcileParams, ReconciliationResult
 from .neighbours import lookup_across_midnight
-from .partitions import day_window
+from .partitions import day_window, days_between
 from .payments_db import PaymentsDataError
 from .report_store import ReportStore
 from .settings import ConfigError, Settings, parse_percent
 from .stripe_source import StripeDataError, StripeUnavailableError
+from .sync import SyncResult, sync_payments
 
 log = logging.getLogger("recon_dagster")
 
 RUNTIME_ERRORS = (StripeUnavailableError, StripeDataError, PaymentsDataError)
+
+
+class SyncError(RuntimeError):
+    """The sync could not start (its reconciliation failed); nothing was written."""
 
 
 def as_date(value: date | datetime | str, name: str) -> date:
@@ -120,6 +125,29 @@ class BillingReconciliationService:
 
     def severity(self, result: ReconciliationResult) -> str:
         return grade(result, self.settings.tolerance_percent, self.settings.critical_percent)
+
+    def sync_missing_payments(self, ids: list[str], *, dry_run: bool = False, day: date | None = None) -> SyncResult:
+        """The seed's call: insert these Stripe charges into the payments table where missing."""
+        payments_db.validate(self.settings.payments)
+        return sync_payments(list(ids), client=self.stripe(), table=self.settings.payments, store=self.store(),
+                             dry_run=dry_run, day=day)  # fmt: skip
+
+    def sync_days(
+        self, start_date: date | str, end_date: date | str | None = None, *, ids: list[str] | None = None, dry_run: bool = False
+    ) -> SyncResult:
+        """Sync what is missing on these days (or the given ids), then refresh each day's report."""
+        first = as_date(start_date, "--start")
+        last = as_date(end_date, "--end") if end_date is not None else first
+        if ids is None:
+            found = self.reconcile(first, last, store=False)
+            if found.status == "error":
+                raise SyncError(f"could not find the missing payments: {found.error}")
+            ids = found.missing_in_database
+        result = self.sync_missing_payments(ids, dry_run=dry_run, day=first)
+        if result.synced:
+            for day in days_between(first, last):
+                self.reconcile(day)  # the stored report now shows what is left
+        return result
 
     def yesterday(self) -> date:
         return datetime.now(ZoneInfo(self.settings.timezone)).date() - timedelta(days=1)

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, str] = {
     "BILLING_RECONCILIATION_INCLUDE_REFUNDS": "true",
     "RECON_CRITICAL_PERCENT": "5",
     "RECON_TIMING_MARGIN_HOURS": "24",
+    "RECON_AUTO_SYNC": "false",
     "STRIPE_MAX_NETWORK_RETRIES": "4",
     "STRIPE_REQUESTS_PER_SECOND": "90",
     "STRIPE_TIMEOUT_SECONDS": "30",
@@ -171,6 +172,7 @@ class Settings:
     include_refunds: bool
     critical_percent: Decimal
     timing_margin_hours: float
+    auto_sync: bool
     stripe_api_base: str | None
     stripe_max_network_retries: int
     stripe_requests_per_second: float
@@ -230,6 +232,7 @@ class Settings:
             tolerance_percent=tolerance,
             include_refunds=parse_bool("BILLING_RECONCILIATION_INCLUDE_REFUNDS", get("BILLING_RECONCILIATION_INCLUDE_REFUNDS")),
             critical_percent=critical,
+            auto_sync=parse_bool("RECON_AUTO_SYNC", get("RECON_AUTO_SYNC")),
             timing_margin_hours=parse_positive("RECON_TIMING_MARGIN_HOURS", get("RECON_TIMING_MARGIN_HOURS"), float, allow_zero=True),
             stripe_api_base=api_base.rstrip("/") if api_base else None,
             stripe_max_network_retries=parse_positive("STRIPE_MAX_NETWORK_RETRIES", get("STRIPE_MAX_NETWORK_RETRIES"), int, allow_zero=True),

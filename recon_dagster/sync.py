@@ -1,0 +1,141 @@
+"""Repair: insert charges Stripe collected but the payments table lacks (the seed's syncMissingPayments).
+
+Safe to run unattended. Each charge is re-read from Stripe, refused unless it is money collected
+and new to the table (anywhere in it, not only in the day's window), and inserted in its own
+transaction under the database's own guarantees (see `payments_db.insert_payment`). Every
+action is written to the `sync_audit` table. A second run inserts nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+from . import payments_db, stripe_source
+from .payments_db import InsertResult, NewPayment, PaymentsDataError
+from .report_store import ReportStore
+from .settings import PaymentsTable
+from .stripe_source import StripeUnavailableError
+
+log = logging.getLogger("recon_dagster.sync")
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    payment_id: str
+    result: str  # inserted | already_present | would_insert | failed
+    reason: str = ""
+
+
+@dataclass
+class SyncResult:
+    """The seed's `{synced, failed}`, with a reason for each failed id and what was skipped."""
+
+    dry_run: bool
+    outcomes: list[SyncOutcome] = field(default_factory=list)
+
+    def _ids(self, result: str) -> list[SyncOutcome]:
+        return [o for o in self.outcomes if o.result == result]
+
+    @property
+    def synced(self) -> int:
+        return len(self._ids("inserted"))
+
+    @property
+    def failed(self) -> list[SyncOutcome]:
+        return self._ids("failed")
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "synced": self.synced,
+            "failed": [{"payment_id": o.payment_id, "reason": o.reason} for o in self.failed],
+            "skipped": [{"payment_id": o.payment_id, "reason": o.reason} for o in self._ids("already_present")],
+            "would_sync": [o.payment_id for o in self._ids("would_insert")],
+            "dry_run": self.dry_run,
+        }
+
+
+def _refusal(charge: dict[str, Any]) -> str | None:
+    """Why a charge must not be recorded as a payment, or None if it may."""
+    if charge["status"] != "succeeded" or not charge["paid"]:
+        return f"Stripe status is '{charge['status']}': no money was collected"
+    if not charge["captured"]:
+        return "the charge is authorised but not captured: no money was collected yet"
+    return None
+
+
+def _row(charge: dict[str, Any], table: PaymentsTable) -> NewPayment:
+    return NewPayment(
+        id=charge["id"],
+        amount=charge["amount_captured"],
+        currency=charge["currency"],
+        status=table.paid_statuses[0],
+        created_at=charge["created"].astimezone(timezone.utc),
+        refunded=charge["amount_refunded"] if table.refunded_column else None,
+    )
+
+
+def sync_payments(
+    ids: list[str],
+    *,
+    client,
+    table: PaymentsTable,
+    store: ReportStore | None,
+    dry_run: bool = False,
+    run_id: str | None = None,
+    day: date | None = None,
+) -> SyncResult:
+    """Insert the Stripe charges `ids` that are missing from the payments table."""
+    wanted = list(dict.fromkeys(ids))
+    result = SyncResult(dry_run=dry_run)
+    try:
+        charges, not_found = stripe_source.retrieve_charges(client, wanted)
+    except StripeUnavailableError as exc:
+        result.outcomes = [SyncOutcome(i, "failed", f"Stripe unavailable: {exc}") for i in wanted]
+        _audit(store, result, run_id, day)
+        return result
+    by_id = {c["id"]: c for c in charges.to_dicts()}
+    present = set(payments_db.find_ids(table, wanted)["id"].to_list()) if dry_run else set()
+
+    for pid in wanted:
+        charge = by_id.get(pid)
+        if charge is None:
+            outcome = SyncOutcome(pid, "failed", "no such charge in Stripe (404)" if pid in not_found else "not returned by Stripe")
+        elif (why := _refusal(charge)) is not None:
+            outcome = SyncOutcome(pid, "failed", why)
+        elif dry_run:
+            outcome = SyncOutcome(pid, "already_present" if pid in present else "would_insert",
+                                  "already in the payments table" if pid in present else "")  # fmt: skip
+        else:
+            outcome = _insert(table, charge)
+        result.outcomes.append(outcome)
+    _audit(store, result, run_id, day)
+    log.info("Sync %s: %s synced, %s failed, %s already present", "dry run" if dry_run else "done",
+             result.synced, len(result.failed), len(result._ids("already_present")))  # fmt: skip
+    return result
+
+
+def _insert(table: PaymentsTable, charge: dict[str, Any]) -> SyncOutcome:
+    try:
+        done = payments_db.insert_payment(table, _row(charge, table))
+    except (PaymentsDataError, ValueError) as exc:
+        # Each insert is its own transaction: this one rolled back, earlier ones stay committed.
+        return SyncOutcome(charge["id"], "failed", str(exc))
+    if done is InsertResult.ALREADY_PRESENT:
+        return SyncOutcome(charge["id"], "already_present", "already in the payments table")
+    return SyncOutcome(charge["id"], "inserted")
+
+
+def _audit(store: ReportStore | None, result: SyncResult, run_id: str | None, day: date | None) -> None:
+    if store is None:
+        return
+    action = {"inserted": "insert", "would_insert": "dry_run"}
+    store.record_sync(
+        {"payment_id": o.payment_id, "action": "dry_run" if result.dry_run else action.get(o.result, "skip"),
+         "result": o.result, "reason": o.reason or None, "dry_run": result.dry_run, "run_id": run_id,
+         "date": day, "at": datetime.now(timezone.utc)}
+        for o in result.outcomes
+    )  # fmt: skip
+
