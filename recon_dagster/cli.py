@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_stripe_server(args: argparse.Namespace) -> int:
     from .testing.stripe_server import main as serve
 
-    argv = ["--data", args.data, "--port", str(args.port)]
+    argv = ["--data", args.data, "--port", str(args.port), "--api-key", args.api_key]
     return serve(argv) or 0
 
 
@@ -155,6 +155,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stripe-server", help="serve a charges file as a local Stripe-compatible API")
     s.add_argument("--data", default="data/demo/stripe_charges.json")
     s.add_argument("--port", type=int, default=12111)
+    s.add_argument("--api-key", default="sk_test_recon_demo", help="the key clients must send (the demo's by default)")
     s.set_defaults(func=cmd_stripe_server)
     return p
 
