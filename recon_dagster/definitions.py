@@ -11,6 +11,7 @@ from .assets import build_assets
 from .checks import build_check
 from .io_managers import DuckDBPolarsIOManager
 from .partitions import daily_partitions
+from .postgres_io import PostgresPolarsIOManager
 from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
 from .schedules import build_daily_job, build_daily_schedule
 from .settings import Settings
@@ -27,14 +28,20 @@ def _secret(name: str, fallback: str) -> str | dg.EnvVar:
 
 
 def asset_database(settings: Settings) -> str:
-    """The DuckDB file holding the two input assets: beside a DuckDB report store, else in data/.
+    """The DuckDB file holding the two input assets, beside the DuckDB report store.
 
     A file of its own: DuckDB refuses a second connection to one file with another configuration,
     and dagster-duckdb configures its connections its own way.
     """
-    if settings.report_store_url.startswith("duckdb:///"):
-        return str(Path(settings.report_store_url.removeprefix("duckdb:///")).with_name("assets.duckdb"))
-    return str(Path.cwd() / "data" / "assets.duckdb")
+    return str(Path(settings.report_store_url.removeprefix("duckdb:///")).with_name("assets.duckdb"))
+
+
+def asset_io_manager(settings: Settings) -> dg.ConfigurableIOManagerFactory:
+    """Where `stripe_charges` and `db_payments` live: PostgreSQL (schema `recon_assets`) when the
+    report store is on PostgreSQL, else a DuckDB file beside the report store."""
+    if settings.report_store_url.startswith(("postgresql://", "postgres://")):
+        return PostgresPolarsIOManager(url=_secret("RECON_REPORT_STORE_URL", settings.report_store_url), schema="recon_assets")
+    return DuckDBPolarsIOManager(database=asset_database(settings), schema="recon_assets")
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -63,7 +70,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             timing_margin_hours=settings.timing_margin_hours,
             auto_sync=settings.auto_sync,
         ),
-        "io_manager": DuckDBPolarsIOManager(database=asset_database(settings), schema="recon_assets"),
+        "io_manager": asset_io_manager(settings),
         "sync_result_io": dg.mem_io_manager,
     }
 
