@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import polars as pl
 
 from .stripe_server import make_charge
 
@@ -52,13 +53,13 @@ class DemoDataset:
         charges_path.write_text(json.dumps(self.charges))
         db_path = directory / "app.duckdb"
         db_path.unlink(missing_ok=True)
+        columns = ["stripe_charge_id", "customer_email", "amount", "currency", "status", "amount_refunded", "created_at"]
+        rows = pl.DataFrame({c: [p[c] for p in self.payments] for c in columns}, schema_overrides={"created_at": pl.Datetime("us", "UTC")})
+        rows = rows.with_row_index("id", offset=1).with_columns(pl.col("id").cast(pl.Int64)).to_arrow()  # noqa: F841
         with duckdb.connect(str(db_path)) as con:
             con.execute(PAYMENTS_DDL)
-            con.executemany(
-                "insert into payments values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(i + 1, p["stripe_charge_id"], p["customer_email"], p["amount"], p["currency"], p["status"],
-                  p["amount_refunded"], p["created_at"]) for i, p in enumerate(self.payments)],
-            )  # fmt: skip
+            # One bulk insert: a year of rows in seconds (executemany takes minutes).
+            con.execute(f"insert into payments select id, {', '.join(columns)} from rows")
         return charges_path, db_path
 
 

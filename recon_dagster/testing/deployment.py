@@ -1,0 +1,288 @@
+"""A local Dagster deployment for tests and benchmarks: the way a user runs the product.
+
+`build_world` writes demo data, serves it from the Stripe-compatible server in this process and
+prepares a `DAGSTER_HOME` holding the repository's `dagster.yaml`. `Deployment` starts
+`dagster-webserver` and `dagster-daemon run` on the repository's `workspace.yaml` as
+subprocesses, and talks to the webserver through its GraphQL API, as the UI does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from .demo_data import DemoDataset, build_demo_dataset
+from .stripe_server import StripeServer
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_KEY = "sk_test_recon_demo"  # the demo's key (recon_dagster.demo.DEMO_KEY)
+TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+ASSETS = ("stripe_charges", "db_payments", "reconciliation_report")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class World:
+    root: Path
+    days: list[date]
+    dataset: DemoDataset
+    server: StripeServer
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partitions(self) -> list[str]:
+        return [d.isoformat() for d in self.days]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def consecutive_days(count: int, first: date | None = None) -> list[date]:
+    first = first or date.today() - timedelta(days=count + 1)
+    return [first + timedelta(days=i) for i in range(count)]
+
+
+def build_world(
+    root: Path, days: list[date], *, per_day: int = 180, tz: str = "UTC",
+    extra_env: dict[str, str] | None = None,
+) -> World:  # fmt: skip
+    """Demo data for `days`, the Stripe server up, a fresh DAGSTER_HOME, and the code location's env."""
+    root = root.resolve()
+    dataset = build_demo_dataset(days, tz, per_day=per_day)
+    dataset.write(root / "data" / "demo")
+    home = root / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    server = StripeServer(dataset.charges, api_key=DEMO_KEY, port=0).start()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "STRIPE_", "DAGSTER_", "BILLING_"))}
+    env = {
+        **base,
+        "DAGSTER_HOME": str(home),
+        "STRIPE_API_KEY": DEMO_KEY,
+        "STRIPE_API_BASE": server.url,
+        "RECON_DATABASE_URL": f"duckdb:///{root}/data/demo/app.duckdb",
+        "RECON_PAYMENTS_REFUNDED_COLUMN": "amount_refunded",
+        "RECON_REPORT_STORE_URL": f"duckdb:///{root}/recon.duckdb",
+        "RECON_TIMEZONE": tz,
+        "RECON_START_DATE": days[0].isoformat(),
+        **(extra_env or {}),
+    }
+    return World(root=root, days=list(days), dataset=dataset, server=server, env=env)
+
+
+class GraphQLError(RuntimeError):
+    pass
+
+
+class Deployment:
+    """dagster-webserver and dagster-daemon over `world`, started in `world.root` (logs in logs/)."""
+
+    def __init__(self, world: World, *, workspace: Path = REPO / "workspace.yaml", daemon: bool = True):
+        self.world = world
+        self.workspace = workspace
+        self.daemon = daemon
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logs = world.root / "logs"
+        self._procs: list[tuple[str, subprocess.Popen]] = []
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        exe = str(Path(sys.executable).with_name(args[0]))
+        proc = subprocess.Popen([exe, *args[1:]], cwd=self.world.root, env=self.world.env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        out.close()
+        self._procs.append((name, proc))
+
+    def start(self, timeout: float = 120.0) -> Deployment:
+        ws = str(self.workspace)
+        self._spawn("webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", ws])
+        if self.daemon:
+            self._spawn("daemon", ["dagster-daemon", "run", "-w", ws])
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/server_info", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        else:
+            raise TimeoutError(f"dagster-webserver did not answer in {timeout}s:\n{self.log_tail('webserver')}")
+        # The code location loads after the server answers: wait until the repository is there.
+        while time.monotonic() < deadline:
+            data = self.graphql("{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name } } } }")
+            if data["repositoriesOrError"].get("nodes"):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"the code location did not load in {timeout}s:\n{self.log_tail('webserver')}")
+
+    def log_tail(self, name: str, chars: int = 4000) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for _, proc in reversed(self._procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)  # the process group this object started
+                except ProcessLookupError:
+                    pass
+        for _, proc in reversed(self._procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=5)
+        self._procs.clear()
+
+    def __enter__(self) -> Deployment:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- GraphQL -----------------------------------------------------------------------------------
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                payload = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise GraphQLError(f"HTTP {exc.code}: {exc.read()[:2000]!r}") from None
+        if payload.get("errors"):
+            raise GraphQLError(json.dumps(payload["errors"])[:4000])
+        return payload["data"]
+
+    def repository(self) -> dict[str, Any]:
+        data = self.graphql(REPOSITORY_QUERY)
+        result = data["repositoriesOrError"]
+        if result["__typename"] != "RepositoryConnection":
+            raise GraphQLError(json.dumps(result))
+        (repo,) = result["nodes"]
+        return repo
+
+    def launch_asset_backfill(self, partitions: list[str], assets: tuple[str, ...] = ASSETS, title: str | None = None) -> str:
+        """What the UI's "Materialize selected" over a partition range sends."""
+        params = {"assetSelection": [{"path": [a]} for a in assets], "partitionNames": partitions}
+        if title:
+            params["title"] = title
+        result = self.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise GraphQLError(json.dumps(result)[:4000])
+        return result["backfillId"]
+
+    def backfill(self, backfill_id: str) -> dict[str, Any]:
+        result = self.graphql(BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+        if result["__typename"] != "PartitionBackfill":
+            raise GraphQLError(json.dumps(result)[:4000])
+        return result
+
+    def wait_backfill(self, backfill_id: str, timeout: float, poll: float = 1.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.backfill(backfill_id)
+            if state["status"] in TERMINAL_BACKFILL:
+                return state
+            for name, proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"backfill {backfill_id} still {state['status']} after {timeout}s: {json.dumps(state)[:2000]}"
+                                   f"\n--- daemon log ---\n{self.log_tail('daemon')}")  # fmt: skip
+            time.sleep(poll)
+
+    def check_executions(self, asset: str, check_name: str, partition: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        variables: dict[str, Any] = {"key": {"path": [asset]}, "name": check_name, "limit": limit}
+        if partition is not None:
+            variables["partition"] = partition
+        return self.graphql(CHECK_EXECUTIONS, variables)["assetCheckExecutions"]
+
+
+REPOSITORY_QUERY = """
+query Repository {
+  repositoriesOrError {
+    __typename
+    ... on RepositoryConnection {
+      nodes {
+        name
+        location { name }
+        assetNodes {
+          assetKey { path }
+          isPartitioned
+          assetChecksOrError { __typename ... on AssetChecks { checks { name } } }
+        }
+        jobs { name }
+        schedules { name cronSchedule executionTimezone pipelineName scheduleState { status } }
+        sensors { name sensorType sensorState { status } }
+      }
+    }
+    ... on PythonError { message stack }
+  }
+}
+"""
+
+LAUNCH_BACKFILL = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
+
+BACKFILL_QUERY = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill {
+      id status numPartitions timestamp endTimestamp
+      runs { id status startTime endTime tags { key value } }
+      error { message stack }
+    }
+    ... on Error { message }
+  }
+}
+"""
+
+CHECK_EXECUTIONS = """
+query Checks($key: AssetKeyInput!, $name: String!, $partition: String, $limit: Int!) {
+  assetCheckExecutions(assetKey: $key, checkName: $name, partition: $partition, limit: $limit) {
+    id runId status partition
+    evaluation { partition success severity description }
+  }
+}
+"""
