@@ -26,7 +26,8 @@ class StripeResource(dg.ConfigurableResource):
     max_network_retries: int = 4
     requests_per_second: float = 90.0
     timeout_seconds: float = 30.0
-    slices: int = 1
+    # None: automatic (one request for a small window; a busy day split on demand over 8 workers).
+    slices: int | None = None
 
     def client(self):
         return stripe_source.make_client(

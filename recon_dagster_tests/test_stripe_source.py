@@ -212,3 +212,84 @@ def test_the_rate_limiter_spaces_requests_at_the_configured_rate(serve):
 
 def test_mask_secrets_keeps_only_the_prefix_and_last_four_characters():
     assert mask_secrets(f"key {SECRET} and rk_live_abcdefgh1234.") == "key sk_test_****0000 and rk_live_****1234."
+
+
+# --- automatic slicing, pacing and 429 recovery at the rate limit -----------------------------------
+
+
+def busy_day(count: int) -> list[dict]:
+    """`count` charges, a quiet night and a busy afternoon, a few sharing a second."""
+    return [make_charge(f"ch_{i:05d}", 100 + i, created=T0 + (i * 7919) % 86_400 // (1 if i % 3 else 4)) for i in range(count)]
+
+
+def test_automatic_slices_give_the_same_frame_as_sequential_under_a_rate_limit(serve):
+    server = serve(busy_day(3_000), rate_limit=100, latency=0.01)
+    sequential = fetch_charges(client_for(server, requests_per_second=90), START, END)
+    server.clear_requests()
+    automatic = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=None)
+    assert automatic.equals(sequential) and sequential.height == 3_000
+    lists = [r for r in server.requests if r.path == "/v1/charges"]
+    assert len({r.query["created[gte]"] for r in lists}) > 1  # it did split the day
+    assert len(lists) <= 30 + 16  # 30 full pages plus at most one partial page per sub-window
+    assert server.count(429) == 0
+
+
+def test_automatic_slices_of_a_small_window_cost_one_request(serve):
+    server = serve([make_charge(f"ch_{i}", 100, created=T0 + i) for i in range(40)])
+    assert fetch_charges(client_for(server), START, END, slices=None).height == 40
+    assert server.count() == 1
+
+
+def test_fixed_slices_under_a_rate_limit_give_the_same_frame_as_sequential(serve):
+    server = serve(busy_day(1_500), rate_limit=100)
+    sequential = fetch_charges(client_for(server, requests_per_second=90), START, END)
+    sliced = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=8)
+    assert sliced.equals(sequential) and server.count(429) == 0
+
+
+def test_a_90_rps_client_never_trips_a_100_rps_limit_with_many_threads(serve):
+    server = serve(busy_day(20_000), rate_limit=100, latency=0.02)
+    began = time.monotonic()
+    frame = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=None, max_workers=16)
+    elapsed = time.monotonic() - began
+    # No 429 reached us; the server (in this process, so sharing our GIL) may have sent one or two.
+    assert frame.height == 20_000 and server.count(429) <= 2
+    assert server.count(200) / elapsed <= 92
+
+
+def test_the_pacer_is_shared_by_every_thread_of_a_client(serve):
+    server = serve([make_charge(f"ch_{i}", 100, created=T0) for i in range(40)])
+    client = client_for(server, requests_per_second=40)
+    began = time.monotonic()
+    frame, _ = retrieve_charges(client, [f"ch_{i}" for i in range(40)], max_workers=16)
+    assert frame.height == 40 and time.monotonic() - began >= 39 / 40 - 0.02
+
+
+def test_a_burst_lets_a_paced_client_catch_up_but_never_beyond_the_burst(serve):
+    server = serve([make_charge(f"ch_{i}", 100, created=T0) for i in range(20)])
+    began = time.monotonic()
+    retrieve_charges(client_for(server, requests_per_second=50, burst=5), [f"ch_{i}" for i in range(20)])
+    assert 15 / 50 - 0.02 <= time.monotonic() - began < 19 / 50  # 4 requests early, then 20 ms apart
+    with pytest.raises(ValueError, match="burst"):
+        client_for(server, burst=0)
+
+
+def test_a_429_burst_with_retry_after_is_recovered_by_concurrent_slices(serve):
+    server = serve(busy_day(2_000), retry_after=1)
+    expected = fetch_charges(client_for(server), START, END)
+    server.clear_requests()
+    server.fail_next(429, count=6)  # most likely the first request of each of the six slices
+    began = time.monotonic()
+    frame = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=6)
+    assert frame.equals(expected)
+    assert server.count(429) == 6 and time.monotonic() - began >= 1.0  # Retry-After honoured
+
+
+def test_an_error_in_one_slice_stops_the_others_and_reaches_the_caller(serve):
+    charges = busy_day(2_000)
+    charges[1_234] = charges[1_234] | {"amount": -5}
+    server = serve(charges)
+    with pytest.raises(StripeDataError, match=f"^Stripe charge {charges[1_234]['id']}: 'amount' is -5"):
+        fetch_charges(client_for(server), START, END, slices=None)
+    with pytest.raises(ValueError, match="slices must be at least 1 or None"):
+        fetch_charges(client_for(server), START, END, slices=0)
