@@ -13,7 +13,6 @@ from decimal import Decimal
 from fractions import Fraction
 
 import polars as pl
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -261,11 +260,9 @@ def test_gross_plus_timing_amounts_covers_net(ds: DataSet, tolerance: float):
     assert (r.status == "discrepancy_found") == exceeds(r, Decimal(str(tolerance)))
 
 
-# -- known core bugs, found by the properties above on wider inputs (strict: they flip when fixed) --
+# -- regressions found by the properties above on wider inputs --
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a duplicate row's extra money is added to the gross of the "
-                   "representative row's currency, not its own (gross below net in the other currency)")  # fmt: skip
 def test_gross_is_never_below_net_when_duplicate_rows_differ_in_currency():
     r = reconcile(charges(charge("ch_1", 1000)),
                   payments(payment("ch_1", 1000), payment("ch_1", 500, "EUR", created=NOON + timedelta(hours=1))), params())  # fmt: skip
@@ -273,8 +270,6 @@ def test_gross_is_never_below_net_when_duplicate_rows_differ_in_currency():
         assert t.gross_discrepancy >= t.discrepancy, t
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: with an id twice in neighbour_payments, which row the timing "
-                   "difference reports depends on row order (`_found_in` keeps the last row after an unstable sort)")  # fmt: skip
 def test_timing_difference_does_not_depend_on_neighbour_row_order():
     late = NOON + timedelta(hours=12)
     nb = payments(payment("ch_1", 1000, created=late), payment("ch_1", 900, created=late + timedelta(seconds=1)))

@@ -65,20 +65,39 @@ def _database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.LazyFr
     )
 
 
-def _collapse_duplicates(db: pl.DataFrame) -> pl.DataFrame:
-    """One row per id: the earliest row stands for the payment, the others are counted as extra."""
-    dup = db["id"].is_duplicated()
+def _duplicated(ids: pl.Series) -> pl.Series:
+    """`ids.is_duplicated()`, cheaper: hash once to u64, then confirm the few candidates on the text."""
+    hashes = ids.hash()
+    candidates = hashes.is_duplicated()
+    if not candidates.any():
+        return candidates
+    maybe = ids.filter(candidates)  # a hash collision between two distinct ids is not a duplicate
+    return candidates & hashes.is_in(maybe.filter(maybe.is_duplicated()).hash().unique())
+
+
+def _collapse_duplicates(db: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[str, str, int]]]:
+    """One row per id: the earliest row stands for the payment, the others are extra.
+
+    Returns the collapsed frame (`d_extra`: extra money in the payment's own currency) and the
+    extra rows recorded in another currency, as (id, currency, amount).
+    """
+    dup = _duplicated(db["id"])
     singles = db.with_columns(d_count=pl.lit(1, pl.UInt32), d_extra=pl.lit(0, pl.Int64))
     if not dup.any():
-        return singles
+        return singles, []
     # Sorting on every column makes the representative independent of the input row order.
     rows = db.filter(dup).sort(["id", "d_created", "d_gross", "d_status", "d_currency", "d_refunded"])
+    rows = rows.with_columns(first=pl.int_range(pl.len()).over("id") == 0,
+                             rep_currency=pl.col("d_currency").first().over("id"))  # fmt: skip
+    same = pl.col("d_currency") == pl.col("rep_currency")
     collapsed = rows.group_by("id", maintain_order=True).agg(
-        pl.all().first(),
+        pl.all().exclude("first", "rep_currency").first(),
         d_count=pl.len(),
-        d_extra=pl.col("d_amt").slice(1).sum(),
+        d_extra=pl.col("d_amt").filter(~pl.col("first") & same).sum(),
     )
-    return pl.concat([singles.filter(~dup), collapsed.select(singles.columns)], how="vertical")
+    foreign = rows.filter(~pl.col("first") & ~same & (pl.col("d_amt") != 0))
+    extras = [(r["id"], r["d_currency"], r["d_amt"]) for r in foreign.select("id", "d_currency", "d_amt").to_dicts()]
+    return pl.concat([singles.filter(~dup), collapsed.select(singles.columns)], how="vertical"), extras
 
 
 def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
@@ -107,9 +126,10 @@ def _percent(part: int, base: int) -> float:
 
 
 def _found_in(ids: list[str], frame: pl.DataFrame | None) -> dict[str, dict]:
+    """The earliest counterpart of each id in `frame` (ties broken on every column: order-free)."""
     if frame is None or frame.is_empty() or not ids:
         return {}
-    rows = frame.filter(pl.col("id").is_in(ids)).sort("id")
+    rows = frame.filter(pl.col("id").is_in(ids)).sort(frame.columns).unique(subset="id", keep="first", maintain_order=True)
     return {row["id"]: row for row in rows.to_dicts()}
 
 
@@ -134,7 +154,8 @@ def reconcile(
 
     stripe = _stripe_side(charges, params.include_refunds)
     database = _database_side(payments, params).collect()
-    joined = stripe.join(_collapse_duplicates(database).lazy(), on="id", how="full", coalesce=True)
+    collapsed, foreign_extras = _collapse_duplicates(database)
+    joined = stripe.join(collapsed.lazy(), on="id", how="full", coalesce=True)
     issues, s_totals = pl.collect_all(
         [
             _classify(joined, params).filter(pl.any_horizontal(list(CLASSES[:-1]))),
@@ -149,7 +170,7 @@ def reconcile(
         db_only = [r["id"] for r in rows if r["missing_in_stripe"]]
         if stripe_only or db_only:
             neighbour_charges, neighbour_payments = find_neighbours(stripe_only, db_only)
-    findings, gross = _findings(rows, params, neighbour_charges, neighbour_payments)
+    findings, gross = _findings(rows, params, neighbour_charges, neighbour_payments, foreign_extras)
     totals = _totals(s_totals, d_totals, gross)
     result = _result(params, charges.height, payments.height, totals, findings)
     return result.with_recommendations(recommend(result))
@@ -160,6 +181,7 @@ def _findings(
     params: ReconcileParams,
     neighbour_charges: pl.DataFrame | None,
     neighbour_payments: pl.DataFrame | None,
+    foreign_extras: list[tuple[str, str, int]] = (),
 ) -> tuple[list[Finding], dict[str, int]]:
     """Turn flagged joined rows into findings, and add up the gross discrepancy per currency."""
     # Counterparts across midnight turn "missing" into "timing difference".
@@ -228,6 +250,8 @@ def _findings(
                                     database_count=r["d_count"], **{**common, "currency": r["d_currency"]}))  # fmt: skip
             add(r["d_currency"], extra)
 
+    for _pid, currency, amount in foreign_extras:  # duplicate rows recorded in another currency
+        add(currency, amount)
     findings.sort(key=lambda f: (_KIND_ORDER[f.kind], -abs(f.difference), f.payment_id))
     return findings, gross
 
