@@ -103,7 +103,7 @@ class BillingReconciliationService:
         )  # fmt: skip
         try:
             result = reconcile_frames(
-                stripe_source.fetch_charges(client, start, end),
+                stripe_source.fetch_charges(client, start, end, slices=None),
                 payments_db.read_window(table, start, end),
                 params,
                 find_neighbours=lookup,
