@@ -7,6 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from .alerts.pagerduty import PagerDutyAlertResource
+from .alerts.sensors import alert_sensors
+from .alerts.slack import SlackAlertResource
 from .assets import build_assets
 from .checks import build_check
 from .io_managers import DuckDBPolarsIOManager
@@ -25,6 +28,25 @@ DAYS_PER_RUN = 31
 def _secret(name: str, fallback: str) -> str | dg.EnvVar:
     """Secrets stay `EnvVar`s (resolved at run time, never shown); unset ones fall back to the demo."""
     return dg.EnvVar(name) if os.environ.get(name, "").strip() else fallback
+
+
+def _optional_secret(name: str) -> dg.EnvVar | None:
+    """An alert secret as an `EnvVar` when set, else None (that channel is then off)."""
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
+
+
+def alert_resources(settings: Settings) -> dict[str, object]:
+    """Slack and PagerDuty, for the alert sensors (recon_dagster/alerts)."""
+    return {
+        "slack_alerts": SlackAlertResource(
+            webhook_url=_optional_secret("SLACK_WEBHOOK_URL"), bot_token=_optional_secret("SLACK_BOT_TOKEN"),
+            channel=settings.slack_channel, dashboard_url=settings.dashboard_url,
+        ),
+        "pagerduty_alerts": PagerDutyAlertResource(
+            routing_key=_optional_secret("PAGERDUTY_ROUTING_KEY"), events_url=settings.pagerduty_events_url,
+            dashboard_url=settings.dashboard_url,
+        ),
+    }
 
 
 def asset_database(settings: Settings) -> str:
@@ -83,8 +105,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=[build_check(partitions)],
         jobs=[job, sync_missing_payments_job],
         schedules=[build_daily_schedule(job)],
-        sensors=[build_refresh_sensor(job)],
-        resources=build_resources(settings),
+        sensors=[build_refresh_sensor(job), *alert_sensors],
+        resources={**build_resources(settings), **alert_resources(settings)},
     )
 
 

@@ -179,6 +179,10 @@ class Settings:
     stripe_timeout_seconds: float
     dashboard_url: str | None
     env: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
+    # Alerts (recon_dagster/alerts). The secrets (SLACK_WEBHOOK_URL, SLACK_BOT_TOKEN,
+    # PAGERDUTY_ROUTING_KEY) are not kept here: definitions.py passes them as EnvVars.
+    slack_channel: str | None = None
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
@@ -224,7 +228,15 @@ class Settings:
         dashboard = env.get("RECON_DASHBOARD_URL", "").strip() or None
         if dashboard is not None and not dashboard.startswith(("http://", "https://")):
             raise ConfigError("RECON_DASHBOARD_URL", f"{dashboard!r} is not an http(s) URL")
+        webhook = env.get("SLACK_WEBHOOK_URL", "").strip()
+        if webhook and not webhook.startswith(("http://", "https://")):
+            raise ConfigError("SLACK_WEBHOOK_URL", "is not an http(s) URL: expected https://hooks.slack.com/services/...")
+        events_url = env.get("PAGERDUTY_EVENTS_URL", "").strip() or "https://events.pagerduty.com/v2/enqueue"
+        if not events_url.startswith(("http://", "https://")):
+            raise ConfigError("PAGERDUTY_EVENTS_URL", f"{events_url!r} is not an http(s) URL")
         return cls(
+            slack_channel=env.get("SLACK_CHANNEL", "").strip() or None,
+            pagerduty_events_url=events_url,
             payments=payments,
             timezone=parse_timezone("RECON_TIMEZONE", get("RECON_TIMEZONE")),
             start_date=parse_date("RECON_START_DATE", get("RECON_START_DATE")),

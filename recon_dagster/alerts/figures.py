@@ -1,0 +1,47 @@
+"""One check evaluation, read back from the instance, as the plain figures alerts are built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import dagster as dg
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A `discrepancy_within_tolerance` evaluation as stored in the event log."""
+
+    storage_id: int
+    date: str
+    passed: bool
+    critical: bool  # failed with ERROR severity: above RECON_CRITICAL_PERCENT
+    description: str
+    figures: dict[str, Any]
+
+    @classmethod
+    def from_check(cls, storage_id: int, evaluation: dg.AssetCheckEvaluation) -> Evaluation:
+        figures = {key: value.value for key, value in (evaluation.metadata or {}).items()}
+        return cls(
+            storage_id=storage_id,
+            date=str(evaluation.partition or figures.get("date") or ""),
+            passed=bool(evaluation.passed),
+            critical=(not evaluation.passed) and evaluation.severity == dg.AssetCheckSeverity.ERROR,
+            description=evaluation.description or "",
+            figures=figures,
+        )
+
+
+def partition_link(dashboard_url: str | None, date: str) -> str | None:
+    """The day's partition of `reconciliation_report` in the Dagster UI, or None without a dashboard."""
+    if not dashboard_url:
+        return None
+    return f"{dashboard_url.rstrip('/')}/assets/reconciliation_report?partition={quote(date, safe='')}"
+
+
+def percent(value: Any) -> str:
+    try:
+        return f"{float(value):.2f}%"
+    except (TypeError, ValueError):
+        return "n/a"

@@ -1,0 +1,171 @@
+"""The Slack message for a failed check evaluation, and its delivery.
+
+Two ways to send: an incoming webhook (`SLACK_WEBHOOK_URL`, slack_sdk's `WebhookClient`) or, when
+`SLACK_BOT_TOKEN` and `SLACK_CHANNEL` are set, a bot through dagster-slack's `SlackResource`.
+`SlackResource` takes only a token; its `WebClient` gets `api_base_url` set afterwards (for a
+local receiver in tests, or a proxy).
+
+Data-derived text (ids, recommendations, error messages) goes into attachment fields that Slack
+does not format (no `mrkdwn_in`), escaped per Slack's rules (`&`, `<`, `>`), with `@` followed by
+a zero-width space: it cannot ping `@channel`/`<!here>`/`<@U…>` or open a link.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+from dagster_slack import SlackResource
+from pydantic import Field
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from .delivery import QUIET_SDK_LOGGER, DeliveryError, Retryable, is_retryable_status, with_retries
+from .figures import Evaluation, partition_link, percent
+
+ORANGE = "#FFA500"
+RED = "#FF0000"
+RECOMMENDATIONS_SHOWN = 3
+IDS_SHOWN = 5
+_MAIN_CLASSES = ("missing_in_database", "missing_in_stripe", "amount_mismatches")
+
+
+def escape(text: Any) -> str:
+    """Data text made inert for Slack: control characters escaped, mentions and markup defused."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = out.replace("@", "@\u200b")  # '@channel', '@here', '@someone' never ping
+    return out.replace("`", "'")
+
+
+def escape_mrkdwn(text: Any) -> str:
+    """`escape`, plus `*`, `_`, `~` broken up: for the message's top-level text, which Slack formats.
+
+    Fields are sent unformatted (`mrkdwn_in` empty), so ids there keep their underscores intact.
+    """
+    out = escape(text)
+    for mark in ("*", "_", "~"):
+        out = out.replace(mark, mark + "\u200b")
+    return out
+
+
+def _ids(values: Any, count: int) -> str:
+    ids = list(values) if isinstance(values, list) else []
+    shown = ", ".join(escape(i) for i in ids[:IDS_SHOWN])
+    more = f" (+{count - len(ids[:IDS_SHOWN])} more)" if count > len(ids[:IDS_SHOWN]) else ""
+    return f"{count}" + (f": {shown}{more}" if shown else "")
+
+
+def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> dict[str, Any]:
+    """The webhook / chat.postMessage body for one failed evaluation."""
+    f = evaluation.figures
+    cur = escape(f.get("currency") or "")
+    date = escape(evaluation.date)
+    level = "CRITICAL" if evaluation.critical else "WARNING"
+    counts = f.get("counts") if isinstance(f.get("counts"), dict) else {}
+    link = partition_link(dashboard_url, evaluation.date)
+    title = f"Billing discrepancy {level}: {date}"
+    fields = [
+        {"title": "Date", "value": date, "short": True},
+        {"title": "Stripe total", "value": f"{escape(f.get('stripe_total', 'n/a'))} {cur}".strip(), "short": True},
+        {"title": "Database total", "value": f"{escape(f.get('database_total', 'n/a'))} {cur}".strip(), "short": True},
+        {"title": "Discrepancy",
+         "value": f"{escape(f.get('discrepancy', 'n/a'))} {cur} ({percent(f.get('discrepancy_percentage'))})".replace("  ", " "),
+         "short": True},
+        {"title": "Gross discrepancy",
+         "value": f"{escape(f.get('gross_discrepancy', 'n/a'))} {cur} ({percent(f.get('gross_discrepancy_percentage'))})".replace("  ", " "),
+         "short": True},
+        {"title": "Missing in database", "value": _ids(f.get("missing_in_database"), int(counts.get("missing_in_database", 0))), "short": False},
+        {"title": "Missing in Stripe", "value": _ids(f.get("missing_in_stripe"), int(counts.get("missing_in_stripe", 0))), "short": False},
+        {"title": "Amount mismatches", "value": str(int(counts.get("amount_mismatches", 0))), "short": True},
+    ]  # fmt: skip
+    others = {k: int(v) for k, v in counts.items() if k not in _MAIN_CLASSES and v}
+    if others:
+        fields.append({"title": "Other discrepancies", "value": ", ".join(f"{escape(k)}: {v}" for k, v in sorted(others.items())), "short": False})
+    recommendations = f.get("top_recommendations") if isinstance(f.get("top_recommendations"), list) else []
+    if recommendations:
+        fields.append({"title": "Top recommendations", "short": False,
+                       "value": "\n".join(f"{n}. {escape(r)}" for n, r in enumerate(recommendations[:RECOMMENDATIONS_SHOWN], 1))})  # fmt: skip
+    if f.get("error"):
+        fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
+    if link:
+        fields.append({"title": "Dagster UI", "value": link, "short": False})
+    attachment: dict[str, Any] = {
+        "color": RED if evaluation.critical else ORANGE,
+        "fallback": f"{title}: {escape(evaluation.description)}",
+        "title": title,
+        "text": escape(evaluation.description),
+        "fields": fields,
+        "footer": "recon_dagster · discrepancy_within_tolerance",
+        "mrkdwn_in": [],
+    }
+    if link:
+        attachment["title_link"] = link
+    headline = f"Billing discrepancy {level}: {escape_mrkdwn(evaluation.date)}"
+    return {"text": f"{':rotating_light:' if evaluation.critical else ':warning:'} {headline}", "attachments": [attachment]}
+
+
+_SLACK_API = "https://slack.com/api/"
+
+
+class _BotSlackResource(SlackResource):
+    """dagster-slack's `SlackResource` (0.29.27 takes only `token`, and its `WebClient` always
+    talks to slack.com), extended with the API base URL, a timeout, a quiet logger (slack_sdk logs
+    request details at DEBUG) and no built-in retries (ours are uniform across channels)."""
+
+    base_url: str = _SLACK_API
+    timeout_seconds: float = 10.0
+
+    def get_client(self) -> WebClient:
+        return WebClient(self.token, base_url=self.base_url.rstrip("/") + "/", timeout=int(max(1, self.timeout_seconds)),
+                         logger=QUIET_SDK_LOGGER, retry_handlers=[])  # fmt: skip
+
+
+class SlackAlertResource(dg.ConfigurableResource):
+    """Where Slack alerts go. Secrets come as `EnvVar`s and never appear in logs or errors."""
+
+    webhook_url: str | None = Field(default=None, description="Incoming webhook URL (SLACK_WEBHOOK_URL).")
+    bot_token: str | None = Field(default=None, description="Bot token (SLACK_BOT_TOKEN), used with channel.")
+    channel: str | None = Field(default=None, description="Channel for the bot (SLACK_CHANNEL).")
+    api_base_url: str | None = Field(default=None, description="Slack Web API base URL; Slack's by default.")
+    dashboard_url: str | None = Field(default=None, description="Dagster UI address (RECON_DASHBOARD_URL).")
+    timeout_seconds: float = 10.0
+    max_retries: int = 3
+    backoff_seconds: float = 1.0
+
+    def uses_bot(self) -> bool:
+        return bool((self.bot_token or "").strip() and (self.channel or "").strip())
+
+    def is_configured(self) -> bool:
+        return self.uses_bot() or bool((self.webhook_url or "").strip())
+
+    def send(self, message: dict[str, Any]) -> int:
+        """Deliver `message`; returns the number of attempts. Raises `DeliveryError`."""
+        if self.uses_bot():
+            client = _BotSlackResource(token=self.bot_token, base_url=self.api_base_url or _SLACK_API,
+                                       timeout_seconds=self.timeout_seconds).get_client()  # fmt: skip
+
+            def attempt() -> None:
+                try:
+                    client.chat_postMessage(channel=self.channel, text=message["text"], attachments=message["attachments"])
+                except SlackApiError as exc:
+                    status = getattr(exc.response, "status_code", 0) or 0
+                    if is_retryable_status(status):
+                        raise Retryable(f"HTTP {status}") from None
+                    error = exc.response.get("error") if hasattr(exc.response, "get") else None
+                    raise DeliveryError(f"Slack: HTTP {status} {error or ''}".strip()) from None
+
+        elif self.webhook_url:
+            client = WebhookClient(self.webhook_url, timeout=int(max(1, self.timeout_seconds)), logger=QUIET_SDK_LOGGER, retry_handlers=[])
+
+            def attempt() -> None:
+                response = client.send_dict(message)
+                if response.status_code == 200:
+                    return
+                if is_retryable_status(response.status_code):
+                    raise Retryable(f"HTTP {response.status_code}")
+                raise DeliveryError(f"Slack: HTTP {response.status_code}")
+
+        else:
+            raise DeliveryError("Slack: not configured")
+        return with_retries(attempt, channel="Slack", max_retries=self.max_retries, backoff_seconds=self.backoff_seconds)

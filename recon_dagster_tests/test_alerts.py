@@ -1,0 +1,300 @@
+"""Slack and PagerDuty alerts: real check evaluations in a real instance, real HTTP to local receivers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import dagster as dg
+import pytest
+
+from recon_dagster.alerts.figures import Evaluation
+from recon_dagster.alerts.pagerduty import PagerDutyAlertResource, build_trigger
+from recon_dagster.alerts.sensors import pagerduty_critical_alerts, slack_discrepancy_alerts
+from recon_dagster.alerts.slack import ORANGE, RED, SlackAlertResource, build_message, escape
+from recon_dagster.testing.stripe_server import StripeServer
+from recon_dagster_tests.scenario import API_KEY, at, new_scenario
+
+OK_DAY, WARN_DAY, CRIT_DAY = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
+DASHBOARD = "http://dagster.example:3000"
+ROUTING_KEY = "R0UT1NGKEYsecret0000000000000000"
+WEBHOOK_SECRET = "T000/B000/XXXXwebhooksecretXXXX"
+BOT_TOKEN = "xoxb-000-secret-bot-token"
+
+
+class Receiver:
+    """A local HTTP endpoint recording JSON bodies; `fail(status, n)` makes the next n requests fail."""
+
+    def __init__(self, reply: bytes, status: int = 200):
+        self.bodies: list[dict] = []
+        self.paths: list[str] = []
+        self.failures: list[int] = []
+        self.requests = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests += 1
+                if receiver.failures:
+                    code = receiver.failures.pop(0)
+                    self.send_response(code)
+                    self.send_header("Content-Length", "0")
+                    if code == 429:
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    return
+                receiver.paths.append(self.path)
+                receiver.bodies.append(json.loads(raw or b"{}"))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail(self, status: int, times: int) -> None:
+        self.failures = [status] * times
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def slack_rx():
+    r = Receiver(b'{"ok": true}')
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def pd_rx():
+    r = Receiver(b'{"status": "success", "message": "Event processed"}', status=202)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def server():
+    with StripeServer([], api_key=API_KEY) as s:
+        yield s
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as i:
+        yield i
+
+
+@pytest.fixture
+def world(tmp_path, server):
+    return new_scenario(tmp_path, server)
+
+
+def logs(caplog, capfd) -> str:
+    """Everything logged: Python logging (all levels) and what Dagster's handlers wrote to stdout/stderr."""
+    out, err = capfd.readouterr()
+    return caplog.text + out + err
+
+
+def slack_res(rx: Receiver, **kw) -> SlackAlertResource:
+    return SlackAlertResource(webhook_url=f"{rx.url}/services/{WEBHOOK_SECRET}", dashboard_url=DASHBOARD, backoff_seconds=0.01, **kw)
+
+
+def pd_res(rx: Receiver, **kw) -> PagerDutyAlertResource:
+    return PagerDutyAlertResource(routing_key=ROUTING_KEY, events_url=f"{rx.url}/v2/enqueue", dashboard_url=DASHBOARD, backoff_seconds=0.01, **kw)
+
+
+def tick(sensor, instance, cursor, **resources):
+    """One sensor evaluation; returns the new cursor."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    data = sensor.evaluate_tick(context)
+    assert not data.run_requests
+    return data.cursor
+
+
+def materialize_days(world, monkeypatch, instance):
+    """A clean day, a ~2.9% day (WARN) and a ~16.7% day (ERROR), each run on its own."""
+    world.sale("ch_ok", 10_000, at(OK_DAY))
+    world.sale("ch_w", 10_000, at(WARN_DAY))
+    world.sale("ch_w_missing", 300, at(WARN_DAY), record=False)
+    world.sale("ch_c", 10_000, at(CRIT_DAY))
+    world.sale("ch_c_missing", 2_000, at(CRIT_DAY), record=False)
+    world.row("ch_c_ghost", 100, at(CRIT_DAY, 13))
+    for day in (OK_DAY, WARN_DAY, CRIT_DAY):
+        assert world.materialize(monkeypatch, day.isoformat(), instance=instance).success
+
+
+def test_critical_day_gives_one_red_slack_message_and_one_trigger_over_two_ticks(world, monkeypatch, instance, slack_rx, pd_rx, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    materialize_days(world, monkeypatch, instance)
+    s_cursor = p_cursor = None
+    for _ in range(2):
+        s_cursor = tick(slack_discrepancy_alerts, instance, s_cursor, slack_alerts=slack_res(slack_rx))
+        p_cursor = tick(pagerduty_critical_alerts, instance, p_cursor, pagerduty_alerts=pd_res(pd_rx))
+
+    # Slack: one orange message for the warning day, one red for the critical day, nothing for the clean day.
+    assert len(slack_rx.bodies) == 2
+    assert all(p == f"/services/{WEBHOOK_SECRET}" for p in slack_rx.paths)
+    warn, crit = slack_rx.bodies
+    assert warn["attachments"][0]["color"] == ORANGE and crit["attachments"][0]["color"] == RED
+    att = crit["attachments"][0]
+    fields = {f["title"]: f["value"] for f in att["fields"]}
+    assert fields["Date"] == CRIT_DAY.isoformat()
+    assert fields["Stripe total"] == "120.00 USD"
+    assert fields["Database total"] == "101.00 USD"
+    assert fields["Discrepancy"].startswith("19.00 USD (15.83%")
+    assert fields["Gross discrepancy"].startswith("21.00 USD (17.50%")
+    assert fields["Missing in database"] == "1: ch_c_missing"
+    assert fields["Missing in Stripe"] == "1: ch_c_ghost"
+    assert fields["Amount mismatches"] == "0"
+    assert 1 <= len(fields["Top recommendations"].splitlines()) <= 3
+    link = f"{DASHBOARD}/assets/reconciliation_report?partition={CRIT_DAY.isoformat()}"
+    assert att["title_link"] == link and fields["Dagster UI"] == link
+    assert "CRITICAL" in crit["text"] and "WARNING" in warn["text"]
+    assert {f["title"]: f["value"] for f in warn["attachments"][0]["fields"]}["Missing in database"] == "1: ch_w_missing"
+
+    # PagerDuty: exactly one trigger, for the critical day.
+    assert len(pd_rx.bodies) == 1
+    event = pd_rx.bodies[0]
+    assert (event["routing_key"], event["event_action"], event["dedup_key"]) == (ROUTING_KEY, "trigger", f"billing-reconciliation-{CRIT_DAY}")
+    assert event["payload"]["severity"] == "critical" and event["payload"]["source"] == "recon_dagster"
+    assert "2024-03-06" in event["payload"]["summary"]
+    details = event["payload"]["custom_details"]
+    assert (details["stripe_total"], details["database_total"], details["discrepancy"]) == ("120.00", "101.00", "19.00")
+    assert details["missing_in_database"] == ["ch_c_missing"] and details["missing_in_stripe"] == ["ch_c_ghost"]
+    assert event["links"] == [{"href": link, "text": f"Reconciliation report for {CRIT_DAY} in Dagster"}]
+
+    text = logs(caplog, capfd)
+    assert "Slack alert sent successfully" in text and "PagerDuty alert sent successfully" in text
+    for secret in (ROUTING_KEY, WEBHOOK_SECRET):
+        assert secret not in text
+
+
+def test_fixed_day_is_resolved_and_nothing_is_sent_twice_across_restarts(world, monkeypatch, instance, slack_rx, pd_rx):
+    materialize_days(world, monkeypatch, instance)
+    p_cursor = tick(pagerduty_critical_alerts, instance, None, pagerduty_alerts=pd_res(pd_rx))
+    s_cursor = tick(slack_discrepancy_alerts, instance, None, slack_alerts=slack_res(slack_rx))
+    # The missing payments are recorded, the ghost row removed: the day passes when re-materialized.
+    world.row("ch_c_missing", 2_000, at(CRIT_DAY, 12, 0, 2))
+    import duckdb
+
+    with duckdb.connect(str(world.db_path)) as con:
+        con.execute("delete from payments where stripe_charge_id = 'ch_c_ghost'")
+    assert world.materialize(monkeypatch, CRIT_DAY.isoformat(), instance=instance).success
+    p_cursor = tick(pagerduty_critical_alerts, instance, p_cursor, pagerduty_alerts=pd_res(pd_rx))
+    assert [b["event_action"] for b in pd_rx.bodies] == ["trigger", "resolve"]
+    assert pd_rx.bodies[1] == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": f"billing-reconciliation-{CRIT_DAY}"}
+    tick(slack_discrepancy_alerts, instance, s_cursor, slack_alerts=slack_res(slack_rx))
+    assert len(slack_rx.bodies) == 2  # a passing evaluation sends no Slack message
+
+    # Restart with the stored cursor, and with the cursor lost: the ledger keeps it to one each.
+    for cursor in (p_cursor, None):
+        tick(pagerduty_critical_alerts, instance, cursor, pagerduty_alerts=pd_res(pd_rx))
+        tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
+    assert len(pd_rx.bodies) == 2 and len(slack_rx.bodies) == 2
+
+
+def test_receiver_failing_twice_gets_the_alert_once_and_the_cursor_waits(world, monkeypatch, instance, slack_rx, pd_rx, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    materialize_days(world, monkeypatch, instance)
+    # No retries: the failed tick must hold its cursor before the undelivered evaluation.
+    slack_rx.fail(500, 1)
+    cursor = tick(slack_discrepancy_alerts, instance, None, slack_alerts=slack_res(slack_rx, max_retries=0))
+    text = logs(caplog, capfd)
+    assert slack_rx.bodies == [] and "Failed to send Slack alert" in text
+    slack_rx.fail(429, 1)
+    cursor = tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx, max_retries=0))
+    assert slack_rx.bodies == []
+    cursor = tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx, max_retries=0))
+    assert [b["attachments"][0]["color"] for b in slack_rx.bodies] == [ORANGE, RED]
+    tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
+    assert len(slack_rx.bodies) == 2
+
+    # With retries: two failures (500 then 429) are absorbed within one tick.
+    pd_rx.fail(500, 1)
+    pd_rx.failures.append(429)
+    tick(pagerduty_critical_alerts, instance, None, pagerduty_alerts=pd_res(pd_rx, max_retries=3))
+    assert pd_rx.requests == 3 and len(pd_rx.bodies) == 1
+    text += logs(caplog, capfd)
+    assert "PagerDuty alert sent successfully" in text
+    for secret in (ROUTING_KEY, WEBHOOK_SECRET):
+        assert secret not in text
+
+
+def test_unreachable_receiver_is_logged_without_secrets(world, monkeypatch, instance, pd_rx, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    materialize_days(world, monkeypatch, instance)
+    dead = "http://127.0.0.1:9"  # discard port: connection refused
+    res = PagerDutyAlertResource(routing_key=ROUTING_KEY, events_url=f"{dead}/v2/enqueue/{ROUTING_KEY}", max_retries=1, backoff_seconds=0.01)
+    cursor = tick(pagerduty_critical_alerts, instance, None, pagerduty_alerts=res)
+    tick(pagerduty_critical_alerts, instance, cursor, pagerduty_alerts=pd_res(pd_rx))  # reachable again
+    assert [b["dedup_key"] for b in pd_rx.bodies] == [f"billing-reconciliation-{CRIT_DAY}"]
+    hook = SlackAlertResource(webhook_url=f"{dead}/services/{WEBHOOK_SECRET}", max_retries=1, backoff_seconds=0.01)
+    tick(slack_discrepancy_alerts, instance, None, slack_alerts=hook)
+    text = logs(caplog, capfd)
+    assert "Failed to send PagerDuty alert" in text and "Failed to send Slack alert" in text
+    for secret in (ROUTING_KEY, WEBHOOK_SECRET):
+        assert secret not in text
+
+
+def test_nothing_configured_skips(world, monkeypatch, instance, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    materialize_days(world, monkeypatch, instance)
+    context = dg.build_sensor_context(instance=instance, resources={"slack_alerts": SlackAlertResource()})
+    data = slack_discrepancy_alerts.evaluate_tick(context)
+    assert "not configured" in data.skip_message and data.cursor is None
+    context = dg.build_sensor_context(instance=instance, resources={"pagerduty_alerts": PagerDutyAlertResource()})
+    assert "not configured" in pagerduty_critical_alerts.evaluate_tick(context).skip_message
+    assert "Slack alerts are not configured" in logs(caplog, capfd)
+
+
+def test_bot_path_posts_through_dagster_slack(world, monkeypatch, instance, slack_rx):
+    materialize_days(world, monkeypatch, instance)
+    bot = SlackAlertResource(bot_token=BOT_TOKEN, channel="#billing-alerts", api_base_url=f"{slack_rx.url}/api/",
+                             webhook_url=f"{slack_rx.url}/services/{WEBHOOK_SECRET}", backoff_seconds=0.01)  # fmt: skip
+    tick(slack_discrepancy_alerts, instance, None, slack_alerts=bot)
+    assert slack_rx.paths == ["/api/chat.postMessage"] * 2
+    assert slack_rx.bodies[1]["channel"] == "#billing-alerts"
+    assert slack_rx.bodies[1]["attachments"][0]["color"] == RED
+
+
+def crafted(critical=True, **figures) -> Evaluation:
+    base = {"date": "2024-03-06", "currency": "USD", "stripe_total": "1.00", "database_total": "0.00", "discrepancy": "1.00",
+            "discrepancy_percentage": 100.0, "gross_discrepancy": "1.00", "gross_discrepancy_percentage": 100.0,
+            "counts": {"missing_in_database": 1, "currency_mismatches": 2}, "missing_in_database": ["ch_1"],
+            "missing_in_stripe": [], "top_recommendations": ["a", "b", "c", "d"]}  # fmt: skip
+    return Evaluation(storage_id=1, date="2024-03-06", passed=False, critical=critical, description="d", figures=base | figures)
+
+
+def test_data_text_cannot_ping_or_break_formatting():
+    assert escape("<!channel> @here <@U123> a&b `x`") == "&lt;!channel&gt; @\u200bhere &lt;@\u200bU123&gt; a&amp;b 'x'"
+    message = build_message(crafted(missing_in_database=["ch_<!channel>", "ch_*bold*"], top_recommendations=["Ping @channel <http://x|y>"]))
+    text = json.dumps(message, ensure_ascii=False)
+    assert "<!channel>" not in text and "@channel" not in text and "<http" not in text
+    fields = {f["title"]: f["value"] for f in message["attachments"][0]["fields"]}
+    assert fields["Missing in database"] == "1: ch_&lt;!channel&gt;, ch_*bold*"  # shown verbatim: fields are not formatted
+    assert message["attachments"][0]["mrkdwn_in"] == []
+    assert fields["Other discrepancies"] == "currency_mismatches: 2"
+    top = {f["title"]: f["value"] for f in build_message(crafted())["attachments"][0]["fields"]}["Top recommendations"]
+    assert top == "1. a\n2. b\n3. c"  # top 3 only
+    assert "title_link" not in build_message(crafted())["attachments"][0]  # no dashboard configured: no link
+
+
+def test_pagerduty_event_stays_under_the_size_limit():
+    huge = crafted(missing_in_database=[f"ch_{i:06d}" for i in range(100_000)], error="x" * 600_000)
+    event = build_trigger(huge, ROUTING_KEY, DASHBOARD)
+    assert len(json.dumps(event).encode()) < 512 * 1024
+    details = event["payload"]["custom_details"]
+    assert details["truncated"] is True and details["stripe_total"] == "1.00"
+    assert event["dedup_key"] == "billing-reconciliation-2024-03-06"
