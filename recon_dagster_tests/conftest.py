@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg import sql
 
 from recon_dagster.settings import redact_url
 from recon_dagster.testing.stripe_server import StripeServer
+from recon_dagster_tests.scenario import API_KEY, new_scenario
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -78,3 +80,22 @@ def serve():
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def server():
+    """An empty local Stripe server that accepts the scenario's key; tests add their charges."""
+    with StripeServer([], api_key=API_KEY) as s:
+        yield s
+
+
+@pytest.fixture
+def instance():
+    with dg.DagsterInstance.ephemeral() as i:
+        yield i
+
+
+@pytest.fixture
+def world(tmp_path, server):
+    """A scenario (recon_dagster_tests/scenario.py) with its own payments table and this server."""
+    return new_scenario(tmp_path, server)

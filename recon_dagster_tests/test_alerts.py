@@ -15,8 +15,7 @@ from recon_dagster.alerts.figures import Evaluation
 from recon_dagster.alerts.pagerduty import PagerDutyAlertResource, build_trigger
 from recon_dagster.alerts.sensors import pagerduty_critical_alerts, slack_discrepancy_alerts
 from recon_dagster.alerts.slack import ORANGE, RED, SlackAlertResource, build_message, escape
-from recon_dagster.testing.stripe_server import StripeServer
-from recon_dagster_tests.scenario import API_KEY, at, new_scenario
+from recon_dagster_tests.scenario import at
 
 OK_DAY, WARN_DAY, CRIT_DAY = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
 DASHBOARD = "http://dagster.example:3000"
@@ -82,23 +81,6 @@ def pd_rx():
     r = Receiver(b'{"status": "success", "message": "Event processed"}', status=202)
     yield r
     r.close()
-
-
-@pytest.fixture
-def server():
-    with StripeServer([], api_key=API_KEY) as s:
-        yield s
-
-
-@pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as i:
-        yield i
-
-
-@pytest.fixture
-def world(tmp_path, server):
-    return new_scenario(tmp_path, server)
 
 
 def logs(caplog, capfd) -> str:

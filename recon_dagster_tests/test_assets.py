@@ -9,27 +9,9 @@ import duckdb
 import pytest
 
 from recon_dagster.report_store import ReportStore
-from recon_dagster.testing.stripe_server import StripeServer
 from recon_dagster_tests.scenario import API_KEY, at, new_scenario
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
-
-
-@pytest.fixture
-def server():
-    with StripeServer([], api_key=API_KEY) as s:
-        yield s
-
-
-@pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as i:
-        yield i
-
-
-@pytest.fixture
-def world(tmp_path, server):
-    return new_scenario(tmp_path, server)
 
 
 def evaluations(result):

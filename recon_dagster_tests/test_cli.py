@@ -12,23 +12,11 @@ from decimal import Decimal
 import pytest
 
 from recon_dagster.report_store import ReportStore
-from recon_dagster.testing.stripe_server import StripeServer
-from recon_dagster_tests.scenario import API_KEY, at, new_scenario
+from recon_dagster_tests.scenario import API_KEY, at
 
 DAY, NEXT = date(2024, 5, 6), date(2024, 5, 7)
 SEED_KEYS = {"date", "stripe_total", "database_total", "discrepancy", "discrepancy_percentage", "missing_in_database",
              "missing_in_stripe", "amount_mismatches", "status", "recommendations"}  # fmt: skip
-
-
-@pytest.fixture
-def server():
-    with StripeServer([], api_key=API_KEY) as s:
-        yield s
-
-
-@pytest.fixture
-def world(tmp_path, server):
-    return new_scenario(tmp_path, server)
 
 
 def run(world, *args: str, **env: str) -> subprocess.CompletedProcess:

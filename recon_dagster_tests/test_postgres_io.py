@@ -23,8 +23,7 @@ from psycopg import sql
 from recon_dagster.definitions import build_resources
 from recon_dagster.postgres_io import PostgresIOError, PostgresPolarsIOManager
 from recon_dagster.report_store import ReportStore
-from recon_dagster.testing.stripe_server import StripeServer
-from recon_dagster_tests.scenario import API_KEY, at, new_scenario
+from recon_dagster_tests.scenario import at, new_scenario
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
 REPO = Path(__file__).resolve().parents[1]
@@ -49,23 +48,6 @@ def _fresh_database(postgres_url: str, prefix: str) -> Iterator[str]:
 def pg(postgres_url) -> Iterator[str]:
     """The URL of a fresh database, dropped after the test."""
     yield from _fresh_database(postgres_url, "recon_io_test")
-
-
-@pytest.fixture
-def server():
-    with StripeServer([], api_key=API_KEY) as s:
-        yield s
-
-
-@pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as i:
-        yield i
-
-
-@pytest.fixture
-def world(tmp_path, server):
-    return new_scenario(tmp_path, server)
 
 
 def rows(url: str, query: str, params=()) -> list[tuple]:
