@@ -91,9 +91,8 @@ class PaymentsDatabaseResource(dg.ConfigurableResource):
         )  # fmt: skip
 
     def read_window(self, start: datetime, end: datetime) -> pl.DataFrame:
-        table = self.mapping()
-        payments_db.validate(table)
-        return payments_db.read_window(table, start, end)
+        """The window's rows; a missing table or column raises `ConfigError` naming its variable."""
+        return payments_db.read_window(self.mapping(), start, end)
 
     def find_ids(self, ids: list[str], start: datetime, end: datetime) -> pl.DataFrame:
         return payments_db.find_ids(self.mapping(), ids, start=start, end=end)
