@@ -207,3 +207,19 @@ def test_input_with_a_wrong_column_type_is_refused():
     bad = charges(charge("ch_1", 1000)).with_columns(amount=charges(charge("ch_1", 1000))["amount"].cast(float))
     with pytest.raises(ValueError, match="amount is Float64"):
         reconcile(bad, payments(), params())
+
+
+def test_row_without_an_id_is_refused_with_the_count():
+    with pytest.raises(ValueError, match="payments frame has 1 row"):
+        reconcile(charges(), payments(payment(None, 100)), params())
+
+
+def test_duplicate_rows_are_reported_even_when_their_charge_is_across_midnight():
+    early = NOON - timedelta(hours=12)
+    p = payments(payment("ch_early", 300, created=early), payment("ch_early", 300, created=early))
+    neighbour = charges(charge("ch_early", 300, created=early - timedelta(seconds=4)))
+    r = reconcile(charges(), p, params(), neighbour_charges=neighbour)
+    assert ids(r, "timing_differences") == ["ch_early"]
+    [dup] = r.of("duplicates_in_database")
+    assert (dup.database_count, dup.difference) == (2, -300)
+    assert r.gross_discrepancy == 300

@@ -1,0 +1,107 @@
+"""Each side of the comparison in the core's terms: was money collected, how much, net of refunds.
+
+Stripe columns are prefixed `s_`, database columns `d_`; both carry `h`, the id's u64 key
+(`ids.id_hash`). The database side is also collapsed to one row per id, so that a payment
+recorded twice is one duplicate finding rather than two matches.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .ids import duplicated, id_hash
+from .result import ReconcileParams
+
+# Statuses and timestamps are needed only for findings (and, on the database side, to choose a
+# duplicate's representative): they stay out of the join, which is narrower for it, and
+# `with_details` gathers them for the flagged rows by `s_row` / `d_row`, each row's position.
+DATABASE_DETAILS: tuple[str, ...] = ("d_status", "d_created")
+
+# A database row in one of these statuses took the money and gave all of it back: it counts as
+# paid, and when no refunded column is configured its refunded amount is its whole amount.
+REFUNDED_STATUSES: tuple[str, ...] = ("refunded",)
+
+
+def stripe_side(charges: pl.DataFrame, include_refunds: bool) -> pl.LazyFrame:
+    # Money was collected only by a succeeded, captured charge; an authorisation is not money.
+    collected = (pl.col("status") == "succeeded") & pl.col("paid") & pl.col("captured")
+    net = pl.col("amount_captured") - (pl.col("amount_refunded") if include_refunds else pl.lit(0))
+    return charges.lazy().select(
+        h=id_hash(pl.col("id")),
+        s_row=pl.int_range(pl.len(), dtype=pl.UInt32),
+        s_id=pl.col("id"),
+        s_currency=pl.col("currency"),
+        s_paid=collected,
+        s_gross=pl.col("amount_captured"),
+        s_refunded=pl.col("amount_refunded"),
+        s_amt=pl.when(collected).then(net).otherwise(0),
+    )
+
+
+def _spellings(statuses: pl.Series, wanted: tuple[str, ...]) -> list[str]:
+    """The statuses in the column that are `wanted` in any letter case.
+
+    Statuses are matched case-insensitively, but lower-casing a million strings costs more than
+    the rest of the side; a day has a handful of distinct statuses, so they are matched instead.
+    """
+    lowered = {s.lower() for s in wanted}
+    return [s for s in statuses.to_list() if s is not None and s.lower() in lowered]
+
+
+def database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.DataFrame:
+    statuses = payments.get_column("status").unique()
+    refunded_status = pl.col("status").is_in(_spellings(statuses, REFUNDED_STATUSES))
+    paid = pl.col("status").is_in(_spellings(statuses, params.paid_statuses)) | refunded_status
+    refunded = pl.when(pl.col("refunded").is_not_null()).then(pl.col("refunded"))
+    refunded = refunded.when(refunded_status & pl.lit(not params.refunds_tracked)).then(pl.col("amount"))
+    refunded = refunded.otherwise(0)
+    net = pl.col("amount") - (refunded if params.include_refunds else pl.lit(0))
+    return payments.select(
+        h=id_hash(pl.col("id")),
+        d_row=pl.int_range(pl.len(), dtype=pl.UInt32),
+        d_id=pl.col("id"),
+        d_currency=pl.col("currency"),
+        d_status=pl.col("status"),
+        d_paid=paid,
+        d_gross=pl.col("amount"),
+        d_refunded=refunded,
+        d_amt=pl.when(paid).then(net).otherwise(0),
+        d_created=pl.col("created_at"),
+    )
+
+
+def collapse_duplicates(db: pl.DataFrame) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """One row per id: the earliest row stands for the payment, the others are extra.
+
+    Returns the collapsed side (`d_count` rows, `d_extra`: extra money in the payment's own
+    currency) and the extra rows recorded in another currency, as (`currency`, `amount`).
+    """
+    dup = duplicated(db.get_column("d_id"), db.get_column("h"))
+    singles = db.lazy().with_columns(d_count=pl.lit(1, pl.UInt32), d_extra=pl.lit(0, pl.Int64))
+    foreign = pl.DataFrame(schema={"currency": pl.String, "amount": pl.Int64})
+    if not dup.any():
+        return singles, foreign
+    # Sorting on every column makes the representative independent of the input row order.
+    rows = db.filter(dup).sort(["d_id", "d_created", "d_gross", "d_status", "d_currency", "d_refunded"])
+    rows = rows.with_columns(first=pl.int_range(pl.len()).over("d_id") == 0,
+                             rep_currency=pl.col("d_currency").first().over("d_id"))  # fmt: skip
+    same = pl.col("d_currency") == pl.col("rep_currency")
+    collapsed = rows.group_by("d_id", maintain_order=True).agg(
+        pl.all().exclude("first", "rep_currency").first(),
+        d_count=pl.len(),
+        d_extra=pl.col("d_amt").filter(~pl.col("first") & same).sum(),
+    )
+    foreign = rows.filter(~pl.col("first") & ~same & (pl.col("d_amt") != 0)).select(currency="d_currency", amount="d_amt")
+    names = singles.collect_schema().names()  # the representative keeps its own d_row
+    return pl.concat([singles.filter(pl.lit(~dup)), collapsed.lazy().select(names)], how="vertical"), foreign
+
+
+def with_details(flagged: pl.DataFrame, charges: pl.DataFrame, database: pl.DataFrame) -> pl.DataFrame:
+    """The flagged rows with both sides' statuses and timestamps (null where a side is missing)."""
+    s_rows, d_rows = flagged.get_column("s_row"), flagged.get_column("d_row")
+    return flagged.with_columns(
+        s_status=charges.get_column("status").gather(s_rows),
+        s_created=charges.get_column("created").gather(s_rows),
+        d_status=database.get_column("d_status").gather(d_rows),
+        d_created=database.get_column("d_created").gather(d_rows),
+    )
