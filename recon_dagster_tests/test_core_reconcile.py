@@ -127,6 +127,7 @@ def test_untracked_refund_shows_as_amount_mismatch_with_refund_hint():
     r = reconcile(charges(charge("ch_1", 1000, refunded=250)), payments(payment("ch_1", 1000)), params(include_refunds=True))
     [m] = r.amount_mismatches
     assert (m.stripe_amount, m.database_amount) == (750, 1000)
+    assert m.detail == "Stripe shows 2.50 USD refunded"
     assert "refund timing" in " ".join(r.recommendations)
 
 

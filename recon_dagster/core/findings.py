@@ -12,6 +12,7 @@ from dataclasses import fields
 
 import polars as pl
 
+from ..money import format_major
 from .frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, UTC_TS, conform
 from .result import CLASSES, Finding, ReconcileParams
 
@@ -46,9 +47,24 @@ def _finding(kind: str, **columns: pl.Expr) -> list[pl.Expr]:
     return [chosen.get(name, pl.lit(None)).cast(dtype).alias(name) for name, dtype in FINDING_SCHEMA.items()]
 
 
+def _major(minor: str, currency: str) -> pl.Expr:
+    """'2.50 USD': money in text, as alerts show it. Per row in Python, on a few flagged rows only,
+    so that the one formatting rule (`money.format_major`) serves everything. Polars may call it
+    on rows the class's filter drops, so a missing side gives null."""
+
+    def text(row: dict) -> str | None:
+        return None if row[minor] is None or row[currency] is None else format_major(row[minor], row[currency])
+
+    return pl.struct(minor, currency).map_elements(text, return_dtype=pl.String, skip_nulls=False)
+
+
 def _per_class(params: ReconcileParams) -> list[tuple[pl.Expr, list[pl.Expr]]]:
     """(which flagged rows, their finding columns) for each class, in any order."""
-    refunds_shown = pl.col("s_refunded") > 0 if not params.refunds_tracked else pl.lit(False)
+    # Without a refunded column, an amount mismatch may just be a refund: say so.
+    refund_hint = pl.lit("")
+    if not params.refunds_tracked:
+        hint = pl.format("Stripe shows {} refunded", _major("s_refunded", "s_currency"))
+        refund_hint = pl.when(pl.col("s_refunded") > 0).then(hint).otherwise(refund_hint)
     # A refund mismatch is money at stake only when refunds are compared and the amount mismatch
     # of the same payment has not already counted it.
     refund_at_stake = pl.when(pl.lit(params.include_refunds) & ~pl.col("amount_mismatches")).then(S_AMT - D_AMT)
@@ -76,7 +92,7 @@ def _per_class(params: ReconcileParams) -> list[tuple[pl.Expr, list[pl.Expr]]]:
         (pl.col("amount_mismatches"), _finding(
             "amount_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=S_AMT - D_AMT,
             stripe_refunded=pl.col("s_refunded"),
-            detail=pl.when(refunds_shown).then(pl.format("Stripe shows {} refunded", "s_refunded")).otherwise(pl.lit("")))),
+            detail=refund_hint)),
         (pl.col("refund_mismatches"), _finding(
             "refund_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=refund_at_stake.otherwise(0),
             stripe_refunded=pl.col("s_refunded"), database_refunded=pl.col("d_refunded"))),
