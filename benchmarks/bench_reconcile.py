@@ -10,7 +10,8 @@ in a small neighbour frame, created just after the window). Then, on the same fr
 - `seconds`: wall time of `reconcile(charges, payments, params, neighbour_payments=...)`, best of
   3 (`runs` lists each);
 - `peak_mib`: peak RSS growth during the core call (see `PeakRss`), the largest over the runs;
-- `join_seconds`: a bare full outer join of the two frames on `id`, best of 3: the floor;
+- `join_seconds`: a bare full outer join of the two frames on `id`, best of 3: the floor for a
+  join on the id strings (the core joins on u64 id hashes, so it can come in under it);
 - `baseline_seconds`: the seed's algorithm in plain Python (dicts keyed by id) on the same rows,
   converted with `.to_dicts()` before the clock starts; best of 3 up to 1M rows (the target size:
   the best run is the fairest to the baseline), one run above.
