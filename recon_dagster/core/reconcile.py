@@ -46,8 +46,8 @@ def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
     )
 
 
-def _flagged(stripe: pl.LazyFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool) -> pl.LazyFrame:
-    database = database.drop(DATABASE_DETAILS)
+def _flagged(stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool) -> pl.LazyFrame:
+    stripe, database = stripe.lazy(), database.drop(DATABASE_DETAILS)
     if on_hash:
         joined = stripe.join(database, on="h", how="full")
     else:
@@ -56,7 +56,7 @@ def _flagged(stripe: pl.LazyFrame, database: pl.LazyFrame, params: ReconcilePara
     return _classify(joined, params).filter(flags).with_columns(id=pl.coalesce("s_id", "d_id"))
 
 
-def flag_rows(stripe: pl.LazyFrame, database: pl.LazyFrame, params: ReconcileParams) -> pl.DataFrame:
+def flag_rows(stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams) -> pl.DataFrame:
     """The joined rows that carry a class, with their `id`.
 
     The join is on the ids' u64 hashes (`h`), about twice as fast as on the strings. Every pair it
@@ -103,7 +103,7 @@ def reconcile(
     flagged = with_details(flag_rows(stripe, collapsed, params), charges, database)
     s_totals, d_totals = pl.collect_all(
         [
-            stripe.filter("s_paid").group_by("s_currency").agg(pl.col("s_amt").sum(), pl.len()),
+            stripe.lazy().filter("s_paid").group_by("s_currency").agg(pl.col("s_amt").sum(), pl.len()),
             database.lazy().filter("d_paid").group_by("d_currency").agg(pl.col("d_amt").sum(), pl.len()),
         ]
     )

@@ -22,11 +22,11 @@ DATABASE_DETAILS: tuple[str, ...] = ("d_status", "d_created")
 REFUNDED_STATUSES: tuple[str, ...] = ("refunded",)
 
 
-def stripe_side(charges: pl.DataFrame, include_refunds: bool) -> pl.LazyFrame:
+def stripe_side(charges: pl.DataFrame, include_refunds: bool) -> pl.DataFrame:
     # Money was collected only by a succeeded, captured charge; an authorisation is not money.
     collected = (pl.col("status") == "succeeded") & pl.col("paid") & pl.col("captured")
     net = pl.col("amount_captured") - (pl.col("amount_refunded") if include_refunds else pl.lit(0))
-    return charges.lazy().select(
+    return charges.select(
         h=id_hash(pl.col("id")),
         s_row=pl.int_range(pl.len(), dtype=pl.UInt32),
         s_id=pl.col("id"),
