@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from .alerts.pagerduty import PagerDutyAlertResource
-from .alerts.sensors import alert_sensors
+from .alerts.sensors import build_alert_sensors
 from .alerts.slack import SlackAlertResource
 from .assets import build_assets
 from .checks import build_check
@@ -105,7 +105,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=[build_check(partitions)],
         jobs=[job, sync_missing_payments_job],
         schedules=[build_daily_schedule(job)],
-        sensors=[build_refresh_sensor(job), *alert_sensors],
+        sensors=[build_refresh_sensor(job), *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since)],
         resources={**build_resources(settings), **alert_resources(settings)},
     )
 

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,6 +39,8 @@ DEFAULTS: dict[str, str] = {
     "STRIPE_MAX_NETWORK_RETRIES": "4",
     "STRIPE_REQUESTS_PER_SECOND": "90",
     "STRIPE_TIMEOUT_SECONDS": "30",
+    "RECON_ALERTS_SINCE": "",
+    "RECON_ALERTS_INTERVAL_SECONDS": "60",
 }
 
 SECRET_VARIABLES = frozenset(
@@ -118,6 +120,19 @@ def parse_date(variable: str, value: str) -> date:
         raise ConfigError(variable, f"{value!r} is not a date: expected YYYY-MM-DD") from None
 
 
+def parse_instant(variable: str, value: str, tz: str) -> datetime | None:
+    """A date (midnight in `tz`) or an ISO timestamp (in `tz` when it has no offset); None when empty."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.combine(date.fromisoformat(text), time(0)) if len(text) <= 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(variable, f"{value!r} is not a date or timestamp: expected YYYY-MM-DD or "
+                                    "YYYY-MM-DDTHH:MM:SS with an optional offset such as +00:00") from None  # fmt: skip
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(tz))
+
+
 def parse_positive(variable: str, value: str, kind: type = float, *, allow_zero: bool = False):
     try:
         number = kind(value.strip())
@@ -183,6 +198,8 @@ class Settings:
     # PAGERDUTY_ROUTING_KEY) are not kept here: definitions.py passes them as EnvVars.
     slack_channel: str | None = None
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    alerts_since: datetime | None = None  # RECON_ALERTS_SINCE: older evaluations are recorded, not sent
+    alerts_interval_seconds: int = 60  # RECON_ALERTS_INTERVAL_SECONDS: the alert sensors' minimum interval
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
@@ -234,11 +251,14 @@ class Settings:
         events_url = env.get("PAGERDUTY_EVENTS_URL", "").strip() or "https://events.pagerduty.com/v2/enqueue"
         if not events_url.startswith(("http://", "https://")):
             raise ConfigError("PAGERDUTY_EVENTS_URL", f"{events_url!r} is not an http(s) URL")
+        timezone = parse_timezone("RECON_TIMEZONE", get("RECON_TIMEZONE"))
         return cls(
             slack_channel=env.get("SLACK_CHANNEL", "").strip() or None,
+            alerts_since=parse_instant("RECON_ALERTS_SINCE", get("RECON_ALERTS_SINCE"), timezone),
+            alerts_interval_seconds=parse_positive("RECON_ALERTS_INTERVAL_SECONDS", get("RECON_ALERTS_INTERVAL_SECONDS"), int),
             pagerduty_events_url=events_url,
             payments=payments,
-            timezone=parse_timezone("RECON_TIMEZONE", get("RECON_TIMEZONE")),
+            timezone=timezone,
             start_date=parse_date("RECON_START_DATE", get("RECON_START_DATE")),
             report_store_url=parse_database_url("RECON_REPORT_STORE_URL", get("RECON_REPORT_STORE_URL"), base_dir=base),
             tolerance_percent=tolerance,

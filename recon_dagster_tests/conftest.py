@@ -19,6 +19,7 @@ from psycopg import sql
 
 from recon_dagster.settings import redact_url
 from recon_dagster.testing.stripe_server import StripeServer
+from recon_dagster_tests.instances import fresh_database, postgres_home, sqlite_home
 from recon_dagster_tests.scenario import API_KEY, new_scenario
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -90,9 +91,23 @@ def server():
 
 
 @pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as i:
+def instance(tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
+    """The default instance users run (see `sqlite_home`)."""
+    with sqlite_home(tmp_path, monkeypatch) as i:
         yield i
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_instance(request, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
+    """Each instance kind users run: the default SQLite DAGSTER_HOME and the PostgreSQL one."""
+    if request.param == "sqlite":
+        with sqlite_home(tmp_path, monkeypatch) as i:
+            yield i
+        return
+    url = request.getfixturevalue("postgres_url")
+    for database in fresh_database(url, "recon_instance_test"):
+        with postgres_home(tmp_path, database, monkeypatch) as i:
+            yield i
 
 
 @pytest.fixture

@@ -5,6 +5,9 @@ Each test builds its own charges and payment rows; nothing here decides what the
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -21,6 +24,7 @@ from recon_dagster.settings import Settings
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
 
 API_KEY = "sk_test_scenario_key_1234"
+ASSETS = ("stripe_charges", "db_payments", "reconciliation_report")
 
 PAYMENTS_DDL = """
 create table payments (
@@ -95,6 +99,16 @@ class Scenario:
             tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
         return dg.materialize(objects, resources=resources, instance=instance, raise_on_error=False, tags=tags,
                               partition_key=None if last is not None else first)  # fmt: skip
+
+
+    def launch(self, day: str) -> subprocess.Popen:
+        """`dagster asset materialize` of one day in a process of its own, on the instance that
+        $DAGSTER_HOME names: a run as a user starts it from a shell."""
+        exe = str(Path(sys.executable).with_name("dagster"))
+        return subprocess.Popen(
+            [exe, "asset", "materialize", "-m", "recon_dagster.definitions", "--select", ",".join(ASSETS), "--partition", day],
+            cwd=self.root, env={**os.environ, **self.environment()}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
 
 def new_scenario(root: Path, server: StripeServer, **kwargs) -> Scenario:

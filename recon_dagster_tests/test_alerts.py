@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
 
 from recon_dagster.alerts.figures import Evaluation
 from recon_dagster.alerts.pagerduty import PagerDutyAlertResource, build_trigger
-from recon_dagster.alerts.sensors import pagerduty_critical_alerts, slack_discrepancy_alerts
+from recon_dagster.alerts.delivery import DeliveryError, Retryable, retry_after_seconds, with_retries
+from recon_dagster.alerts.sensors import build_alert_sensors, check_executions, pagerduty_critical_alerts, slack_discrepancy_alerts
 from recon_dagster.alerts.slack import ORANGE, RED, SlackAlertResource, build_message, escape
+from recon_dagster_tests.receivers import Receiver, pagerduty_receiver, slack_receiver
 from recon_dagster_tests.scenario import at
 
 OK_DAY, WARN_DAY, CRIT_DAY = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
@@ -24,61 +25,22 @@ WEBHOOK_SECRET = "T000/B000/XXXXwebhooksecretXXXX"
 BOT_TOKEN = "xoxb-000-secret-bot-token"
 
 
-class Receiver:
-    """A local HTTP endpoint recording JSON bodies; `fail(status, n)` makes the next n requests fail."""
-
-    def __init__(self, reply: bytes, status: int = 200):
-        self.bodies: list[dict] = []
-        self.paths: list[str] = []
-        self.failures: list[int] = []
-        self.requests = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.requests += 1
-                if receiver.failures:
-                    code = receiver.failures.pop(0)
-                    self.send_response(code)
-                    self.send_header("Content-Length", "0")
-                    if code == 429:
-                        self.send_header("Retry-After", "0")
-                    self.end_headers()
-                    return
-                receiver.paths.append(self.path)
-                receiver.bodies.append(json.loads(raw or b"{}"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def fail(self, status: int, times: int) -> None:
-        self.failures = [status] * times
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+@pytest.fixture
+def instance(any_instance):
+    """Every alert test runs on each instance kind users have: default SQLite and PostgreSQL."""
+    return any_instance
 
 
 @pytest.fixture
 def slack_rx():
-    r = Receiver(b'{"ok": true}')
+    r = slack_receiver()
     yield r
     r.close()
 
 
 @pytest.fixture
 def pd_rx():
-    r = Receiver(b'{"status": "success", "message": "Event processed"}', status=202)
+    r = pagerduty_receiver()
     yield r
     r.close()
 
@@ -205,7 +167,7 @@ def test_receiver_failing_twice_gets_the_alert_once_and_the_cursor_waits(world, 
 
     # With retries: two failures (500 then 429) are absorbed within one tick.
     pd_rx.fail(500, 1)
-    pd_rx.failures.append(429)
+    pd_rx.fail(429, 1)
     tick(pagerduty_critical_alerts, instance, None, pagerduty_alerts=pd_res(pd_rx, max_retries=3))
     assert pd_rx.requests == 3 and len(pd_rx.bodies) == 1
     text += logs(caplog, capfd)
@@ -256,7 +218,7 @@ def crafted(critical=True, **figures) -> Evaluation:
             "discrepancy_percentage": 100.0, "gross_discrepancy": "1.00", "gross_discrepancy_percentage": 100.0,
             "counts": {"missing_in_database": 1, "currency_mismatches": 2}, "missing_in_database": ["ch_1"],
             "missing_in_stripe": [], "top_recommendations": ["a", "b", "c", "d"]}  # fmt: skip
-    return Evaluation(storage_id=1, date="2024-03-06", passed=False, critical=critical, description="d", figures=base | figures)
+    return Evaluation(execution_id=1, date="2024-03-06", passed=False, critical=critical, description="d", figures=base | figures)
 
 
 def test_data_text_cannot_ping_or_break_formatting():
@@ -280,3 +242,90 @@ def test_pagerduty_event_stays_under_the_size_limit():
     details = event["payload"]["custom_details"]
     assert details["truncated"] is True and details["stripe_total"] == "1.00"
     assert event["dedup_key"] == "billing-reconciliation-2024-03-06"
+
+
+def test_an_evaluation_behind_a_still_running_run_is_sent_when_that_run_finishes(world, monkeypatch, instance, slack_rx):
+    """Runs overlap: the critical day's run is planned first but evaluates last. Neither is lost."""
+    materialize_days(world, monkeypatch, instance)
+    cursor = tick(slack_discrepancy_alerts, instance, None, slack_alerts=slack_res(slack_rx))
+    assert len(slack_rx.bodies) == 2
+    world.server.latency = 8.0  # the next run waits on Stripe: its check execution stays PLANNED
+    slow = world.launch(CRIT_DAY.isoformat())
+    deadline = time.monotonic() + 60
+    while not any(not e.final for e in check_executions(instance, 0)):
+        assert slow.poll() is None and time.monotonic() < deadline, slow.stdout.read().decode()[-3000:]
+        time.sleep(0.2)
+    world.server.latency = 0.0
+    assert world.materialize(monkeypatch, WARN_DAY.isoformat(), instance=instance).success  # planned later, done first
+    cursor = tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
+    assert [b["attachments"][0]["color"] for b in slack_rx.bodies[2:]] == [ORANGE]
+    assert slow.wait(timeout=120) == 0, slow.stdout.read().decode()[-3000:]
+    cursor = tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
+    assert [b["attachments"][0]["color"] for b in slack_rx.bodies[2:]] == [ORANGE, RED]
+    tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
+    assert len(slack_rx.bodies) == 4
+
+
+def test_evaluations_before_recon_alerts_since_are_recorded_without_being_sent(world, monkeypatch, instance, slack_rx, pd_rx, caplog, capfd):
+    materialize_days(world, monkeypatch, instance)
+    since = datetime.now(UTC) + timedelta(seconds=1)
+    slack, pagerduty = build_alert_sensors(since=since)
+    context = dg.build_sensor_context(instance=instance, resources={"slack_alerts": slack_res(slack_rx)})
+    skipped = slack.evaluate_tick(context)
+    assert "3 older than RECON_ALERTS_SINCE" in skipped.skip_message  # the clean day too
+    tick(pagerduty, instance, None, pagerduty_alerts=pd_res(pd_rx))
+    assert slack_rx.bodies == [] and pd_rx.bodies == []
+    while datetime.now(UTC) <= since:
+        time.sleep(0.1)
+    assert world.materialize(monkeypatch, CRIT_DAY.isoformat(), instance=instance).success
+    tick(slack, instance, None, slack_alerts=slack_res(slack_rx))  # even with the cursor lost, the old ones stay quiet
+    tick(pagerduty, instance, None, pagerduty_alerts=pd_res(pd_rx))
+    assert [b["attachments"][0]["color"] for b in slack_rx.bodies] == [RED]
+    assert [b["event_action"] for b in pd_rx.bodies] == ["trigger"]
+
+
+def test_retry_after_from_slack_and_pagerduty_is_waited_for(slack_rx, pd_rx):
+    slack_rx.fail(429, 1, retry_after="1")
+    pd_rx.fail(429, 1, retry_after="1")
+    assert slack_res(slack_rx).send(build_message(crafted())) == 2
+    assert pd_res(pd_rx).trigger(crafted()) == 2
+    for rx in (slack_rx, pd_rx):
+        assert rx.arrivals[1] - rx.arrivals[0] >= 1.0  # the backoff alone would have waited 0.01 s
+        assert len(rx.bodies) == 1
+
+
+def test_a_retry_after_longer_than_the_wait_budget_leaves_the_alert_to_the_next_tick(world, monkeypatch, instance, slack_rx):
+    materialize_days(world, monkeypatch, instance)
+    slack_rx.fail(429, 1, retry_after="120")
+    cursor = tick(slack_discrepancy_alerts, instance, None, slack_alerts=slack_res(slack_rx, max_wait_seconds=5))
+    assert slack_rx.requests == 1 and slack_rx.bodies == []
+    tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
+    assert [b["attachments"][0]["color"] for b in slack_rx.bodies] == [ORANGE, RED]
+
+
+def test_waits_grow_to_retry_after_but_attempts_stay_within_max_retries():
+    waits: list[float] = []
+    failures = [Retryable("HTTP 429", retry_after=3.0), Retryable("HTTP 500"), Retryable("HTTP 429", retry_after=0.5)]
+
+    def attempt():
+        raise failures.pop(0)
+
+    with pytest.raises(DeliveryError, match="HTTP 429 after 3 attempt"):
+        with_retries(attempt, channel="Slack", max_retries=2, backoff_seconds=1.0, sleep=waits.append)
+    assert waits == [3.0, 2.0]
+    assert retry_after_seconds({"retry-after": "7"}) == 7.0
+    assert retry_after_seconds({"Retry-After": "Wed, 25 Nov 2026 12:00:10 GMT"}, now=datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) == 10.0
+    assert retry_after_seconds({"Retry-After": "soon"}) is None and retry_after_seconds({}) is None
+
+
+def test_a_202_from_pagerduty_that_refuses_the_event_is_not_delivered(world, monkeypatch, instance, pd_rx, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    materialize_days(world, monkeypatch, instance)
+    refusal = json.dumps({"status": "invalid event", "message": "Event object is invalid", "errors": ["'routing_key' is invalid"]})
+    pd_rx.script.append((202, refusal.encode(), {}))
+    cursor = tick(pagerduty_critical_alerts, instance, None, pagerduty_alerts=pd_res(pd_rx))
+    text = logs(caplog, capfd)
+    assert "Failed to send PagerDuty alert" in text and "invalid event" in text and ROUTING_KEY not in text
+    assert pd_rx.bodies == []
+    tick(pagerduty_critical_alerts, instance, cursor, pagerduty_alerts=pd_res(pd_rx))
+    assert [b["event_action"] for b in pd_rx.bodies] == ["trigger"]

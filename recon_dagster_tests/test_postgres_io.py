@@ -6,48 +6,28 @@ with another test's.
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import polars as pl
 import psycopg
 import pytest
-from psycopg import sql
 
 from recon_dagster.definitions import build_resources
 from recon_dagster.postgres_io import PostgresIOError, PostgresPolarsIOManager
 from recon_dagster.report_store import ReportStore
+from recon_dagster_tests.instances import fresh_database, postgres_home
 from recon_dagster_tests.scenario import at, new_scenario
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def _fresh_database(postgres_url: str, prefix: str) -> Iterator[str]:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _with_database(postgres_url, name)
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
 def pg(postgres_url) -> Iterator[str]:
     """The URL of a fresh database, dropped after the test."""
-    yield from _fresh_database(postgres_url, "recon_io_test")
+    yield from fresh_database(postgres_url, "recon_io_test")
 
 
 def rows(url: str, query: str, params=()) -> list[tuple]:
@@ -238,26 +218,15 @@ def test_connection_errors_never_show_the_password():
 
 @pytest.fixture
 def instance_database(postgres_url) -> Iterator[str]:
-    yield from _fresh_database(postgres_url, "recon_dagster_instance_test")
+    yield from fresh_database(postgres_url, "recon_dagster_instance_test")
 
 
 def test_postgres_instance_yaml_loads_and_runs_a_materialization(instance_database, tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.postgres.yaml", home / "dagster.yaml")
-    parts = urlsplit(instance_database)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv("DAGSTER_PG_USERNAME", parts.username or "postgres")
-    monkeypatch.setenv("DAGSTER_PG_PASSWORD", parts.password or "unused-with-trust-auth")
-    monkeypatch.setenv("DAGSTER_PG_HOST", parts.hostname or "127.0.0.1")
-    monkeypatch.setenv("DAGSTER_PG_PORT", str(parts.port or 5432))
-    monkeypatch.setenv("DAGSTER_PG_DB", parts.path.lstrip("/"))
-
     @dg.asset
     def trivial() -> int:
         return 1
 
-    with dg.DagsterInstance.get() as instance:
+    with postgres_home(tmp_path, instance_database, monkeypatch) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import requests
 
@@ -35,30 +37,60 @@ class DeliveryError(Exception):
 class Retryable(Exception):
     """Raised by an attempt whose failure is worth retrying (429, 5xx, timeout)."""
 
-    def __init__(self, cause: str):
+    def __init__(self, cause: str, retry_after: float | None = None):
         super().__init__(cause)
         self.cause = cause
+        self.retry_after = retry_after  # seconds the receiver asked us to wait (Retry-After)
 
 
 def is_retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+def retry_after_seconds(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110); None when absent or unreadable."""
+    value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    text = str(value[0] if isinstance(value, list) and value else value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def retryable_http(status: int, headers: Mapping[str, str] | None = None) -> Retryable:
+    return Retryable(f"HTTP {status}", retry_after_seconds(headers) if status == 429 else None)
+
+
 def with_retries(attempt: Callable[[], None], *, channel: str, max_retries: int, backoff_seconds: float,
-                 sleep: Callable[[float], None] = time.sleep) -> int:  # fmt: skip
+                 max_wait_seconds: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> int:  # fmt: skip
     """Run `attempt` until it returns, retrying `Retryable` and network errors with exponential backoff.
+
+    A receiver's `Retry-After` lengthens the wait before the next attempt; it never adds attempts.
+    The waits of one delivery add up to at most `max_wait_seconds` (a sensor tick has a deadline):
+    a longer `Retry-After` ends the delivery, and the sensor tries again on a later tick.
 
     Returns the number of attempts made. Raises `DeliveryError` when retries run out or the failure
     is not retryable (a 4xx other than 429, a rejected payload).
     """
     tries = 0
+    waited = 0.0
     while True:
         tries += 1
+        retry_after = None
         try:
             attempt()
             return tries
         except Retryable as exc:
-            cause = exc.cause
+            cause, retry_after = exc.cause, exc.retry_after
         except DeliveryError:
             raise
         except RETRYABLE_EXCEPTIONS as exc:
@@ -67,4 +99,10 @@ def with_retries(attempt: Callable[[], None], *, channel: str, max_retries: int,
             raise DeliveryError(f"{channel}: {type(exc).__name__}") from None
         if tries > max_retries:
             raise DeliveryError(f"{channel}: {cause} after {tries} attempt(s)") from None
-        sleep(backoff_seconds * (2 ** (tries - 1)))
+        wait = max(backoff_seconds * (2 ** (tries - 1)), retry_after or 0.0)
+        if waited + wait > max_wait_seconds:
+            asked = f" (Retry-After {retry_after:g}s)" if retry_after else ""
+            raise DeliveryError(f"{channel}: {cause}{asked} after {tries} attempt(s); waiting longer than "
+                                f"{max_wait_seconds:g}s is left to the next tick") from None  # fmt: skip
+        sleep(wait)
+        waited += wait

@@ -11,20 +11,22 @@ import dagster as dg
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A `discrepancy_within_tolerance` evaluation as stored in the event log."""
+    """A `discrepancy_within_tolerance` evaluation as stored in the check's execution history."""
 
-    storage_id: int
+    execution_id: int  # the check execution's id: unique in the instance, whatever its storage
     date: str
     passed: bool
     critical: bool  # failed with ERROR severity: above RECON_CRITICAL_PERCENT
     description: str
     figures: dict[str, Any]
+    timestamp: float = 0.0  # when the check evaluated, seconds since the epoch
 
     @classmethod
-    def from_check(cls, storage_id: int, evaluation: dg.AssetCheckEvaluation) -> Evaluation:
+    def from_check(cls, execution_id: int, evaluation: dg.AssetCheckEvaluation, timestamp: float = 0.0) -> Evaluation:
         figures = {key: value.value for key, value in (evaluation.metadata or {}).items()}
         return cls(
-            storage_id=storage_id,
+            execution_id=execution_id,
+            timestamp=timestamp,
             date=str(evaluation.partition or figures.get("date") or ""),
             passed=bool(evaluation.passed),
             critical=(not evaluation.passed) and evaluation.severity == dg.AssetCheckSeverity.ERROR,

@@ -17,7 +17,7 @@ import dagster as dg
 import requests
 from pydantic import Field
 
-from .delivery import DeliveryError, Retryable, is_retryable_status, with_retries
+from .delivery import DeliveryError, is_retryable_status, retryable_http, with_retries
 from .figures import Evaluation, partition_link, percent
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -96,6 +96,7 @@ class PagerDutyAlertResource(dg.ConfigurableResource):
     timeout_seconds: float = 10.0
     max_retries: int = 3
     backoff_seconds: float = 1.0
+    max_wait_seconds: float = 30.0
 
     def is_configured(self) -> bool:
         return bool((self.routing_key or "").strip())
@@ -117,9 +118,33 @@ class PagerDutyAlertResource(dg.ConfigurableResource):
         def attempt() -> None:
             response = requests.post(self.events_url, json=body, timeout=self.timeout_seconds)
             if response.status_code in (200, 201, 202):
-                return
+                return self._accepted(response)
             if is_retryable_status(response.status_code):
-                raise Retryable(f"HTTP {response.status_code}")
-            raise DeliveryError(f"PagerDuty: HTTP {response.status_code}")
+                raise retryable_http(response.status_code, response.headers)
+            raise DeliveryError(f"PagerDuty: HTTP {response.status_code}{self._reason(response)}")
 
-        return with_retries(attempt, channel="PagerDuty", max_retries=self.max_retries, backoff_seconds=self.backoff_seconds)
+        return with_retries(attempt, channel="PagerDuty", max_retries=self.max_retries,
+                            backoff_seconds=self.backoff_seconds, max_wait_seconds=self.max_wait_seconds)  # fmt: skip
+
+    def _accepted(self, response: requests.Response) -> None:
+        """A 2xx counts only when PagerDuty says `"status": "success"` (it answers a refused event in JSON too)."""
+        try:
+            status = response.json().get("status")
+        except (ValueError, AttributeError):
+            status = None
+        if status != "success":
+            raise DeliveryError(f"PagerDuty: HTTP {response.status_code} but the event was not accepted{self._reason(response)}")
+
+    def _reason(self, response: requests.Response) -> str:
+        """PagerDuty's own words (`status`, `message`, `errors`), short, with the routing key cut out."""
+        try:
+            data = response.json()
+        except ValueError:
+            return ""
+        if not isinstance(data, dict):
+            return ""
+        words = [str(data.get(k)) for k in ("status", "message") if data.get(k)]
+        if isinstance(data.get("errors"), list):
+            words += [str(e) for e in data["errors"][:3]]
+        text = "; ".join(words).replace(self._key(), "***")[:300]
+        return f" ({text})" if text else ""

@@ -1,19 +1,28 @@
 """Sensors that alert on `reconciliation_report` / `discrepancy_within_tolerance` evaluations.
 
-They read ASSET_CHECK_EVALUATION events from the instance's event log after a cursor (the last
-storage id handled), so alerts follow the check whatever launched the run.
+Source: the check's execution history (`instance.event_log_storage.get_asset_check_execution_history`,
+the query behind the UI's check page). Every event-log storage keeps it in one table with
+instance-wide ids, including the default run-sharded SQLite one, where a cross-run
+`get_event_records` scan refuses a plain cursor and event storage ids repeat from run to run.
 
-- At-least-once: the cursor never moves past an evaluation whose alert was not delivered; the
-  next tick tries it again.
+- One row per (run, day), created PLANNED when the run starts and filled in when the check
+  yields its evaluation; rows can therefore complete out of id order when runs overlap.
+- The cursor is a watermark: every row up to it is final and handled. Rows past it are re-read
+  each tick; a row still PLANNED in a live run holds the watermark but not the rows after it.
+- At-least-once: the watermark never passes an evaluation whose alert was not delivered.
 - Once per evaluation: each delivery is recorded in the instance's key-value store (the one
-  Dagster keeps its own cursors in) under (channel, evaluation storage id) before the cursor
-  moves, so a restarted sensor, or one whose cursor was lost, sends nothing twice.
+  Dagster keeps its own cursors in) under (channel, execution id) before the watermark moves,
+  so a restarted sensor, or one whose cursor was lost, sends nothing twice.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
 import dagster as dg
-from dagster import DagsterEventType, EventRecordsFilter
 
 from ..checks import CHECK_NAME, REPORT_KEY
 from .delivery import DeliveryError
@@ -21,106 +30,193 @@ from .figures import Evaluation
 from .pagerduty import PagerDutyAlertResource, dedup_key
 from .slack import SlackAlertResource, build_message
 
-BATCH = 100
-_LEDGER = "recon_dagster/alert_deliveries"
+CHECK_KEY = dg.AssetCheckKey(REPORT_KEY, CHECK_NAME)
+PAGE = 100
+# Deliveries per tick: a backlog (first start on a year of history) drains over several ticks,
+# each well inside the daemon's sensor timeout.
+MAX_DELIVERIES_PER_TICK = 50
+DEFAULT_INTERVAL_SECONDS = 60
+_LEDGER = "recon_dagster/alerts/v2"
+_CURSOR_VERSION = 2
 
 
-class DeliveryLedger:
-    """(channel, evaluation storage id) -> delivered, and the days with an open PagerDuty incident."""
+@dataclass(frozen=True)
+class Execution:
+    """One row of the check's execution history, as far as the sensors care."""
 
-    def __init__(self, instance: dg.DagsterInstance):
-        self._kv = instance.run_storage
-
-    def _get(self, key: str) -> str | None:
-        return self._kv.get_cursor_values({key}).get(key)
-
-    def delivered(self, channel: str, storage_id: int) -> bool:
-        return bool(self._get(f"{_LEDGER}/{channel}/{storage_id}"))
-
-    def record(self, channel: str, storage_id: int) -> None:
-        self._kv.set_cursor_values({f"{_LEDGER}/{channel}/{storage_id}": "1"})
-
-    def incident_open(self, date: str) -> bool:
-        return bool(self._get(f"{_LEDGER}/pagerduty-open/{date}"))
-
-    def set_incident(self, date: str, open_: bool) -> None:
-        self._kv.set_cursor_values({f"{_LEDGER}/pagerduty-open/{date}": "1" if open_ else ""})
+    id: int
+    final: bool  # evaluated, or its run ended without evaluating it
+    evaluation: Evaluation | None  # None: not evaluated (yet, or ever)
 
 
-def check_evaluations(instance: dg.DagsterInstance, after: int, limit: int = BATCH) -> list[tuple[int, Evaluation | None]]:
-    """(storage id, evaluation) after `after`, oldest first; None for other checks' evaluations."""
-    records = instance.get_event_records(
-        EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after), limit=limit, ascending=True
-    )
-    out: list[tuple[int, Evaluation | None]] = []
-    for record in records:
-        data = record.event_log_entry.dagster_event.event_specific_data if record.event_log_entry.dagster_event else None
-        ours = isinstance(data, dg.AssetCheckEvaluation) and data.asset_key == REPORT_KEY and data.check_name == CHECK_NAME
-        out.append((record.storage_id, Evaluation.from_check(record.storage_id, data) if ours else None))
+def _evaluated(record) -> Evaluation | None:
+    data = record.evaluation  # AssetCheckEvaluation when the row holds one, else None
+    if not isinstance(data, dg.AssetCheckEvaluation):
+        return None
+    timestamp = record.event.timestamp if record.event is not None else record.create_timestamp
+    return Evaluation.from_check(record.id, data, timestamp=timestamp)
+
+
+def check_executions(instance: dg.DagsterInstance, after: int) -> list[Execution]:
+    """The check's executions with id > `after`, oldest first.
+
+    The history is paged newest first (its cursor means "ids below"), so this walks down to `after`.
+    """
+    records = []
+    below: int | None = None
+    while True:
+        page = instance.event_log_storage.get_asset_check_execution_history(CHECK_KEY, limit=PAGE, cursor=below)
+        fresh = [r for r in page if r.id > after]
+        records += fresh
+        if len(page) < PAGE or len(fresh) < len(page):
+            break
+        below = page[-1].id
+    out: list[Execution] = []
+    for record in reversed(records):
+        evaluation = _evaluated(record)
+        final = evaluation is not None or _run_ended(instance, record.run_id)
+        out.append(Execution(id=record.id, final=final, evaluation=evaluation))
     return out
 
 
-def _run(context: dg.SensorEvaluationContext, channel: str, handle) -> dg.SkipReason:
-    """Walk evaluations after the cursor; `handle(evaluation)` delivers or raises `DeliveryError`."""
-    cursor = int(context.cursor or 0)
-    ledger = DeliveryLedger(context.instance)
-    handled = 0
-    while True:
-        batch = check_evaluations(context.instance, cursor)
-        for storage_id, evaluation in batch:
-            if evaluation is not None and not ledger.delivered(channel, storage_id):
+def _run_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """A PLANNED row whose run is over (failed, canceled, or gone) will never be evaluated."""
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return run is None or run.is_finished
+
+
+class DeliveryLedger:
+    """What each channel has delivered, and PagerDuty's view of each day, in the instance's KV store."""
+
+    def __init__(self, instance: dg.DagsterInstance, channel: str):
+        self._kv = instance.run_storage
+        self._channel = channel
+
+    def _key(self, execution_id: int) -> str:
+        return f"{_LEDGER}/{self._channel}/{execution_id}"
+
+    def delivered(self, execution_ids: list[int]) -> set[int]:
+        if not execution_ids:
+            return set()
+        values = self._kv.get_cursor_values({self._key(i) for i in execution_ids})
+        return {i for i in execution_ids if values.get(self._key(i))}
+
+    def record(self, execution_id: int, how: str = "sent") -> None:
+        self._kv.set_cursor_values({self._key(execution_id): how})
+
+    def day(self, date: str) -> dict:
+        """PagerDuty's state for a day: {"open": bool, "at": evaluation timestamp that set it}."""
+        key = f"{_LEDGER}/pagerduty-day/{date}"
+        raw = self._kv.get_cursor_values({key}).get(key)
+        return json.loads(raw) if raw else {"open": False, "at": 0.0}
+
+    def set_day(self, date: str, open_: bool, at: float) -> None:
+        self._kv.set_cursor_values({f"{_LEDGER}/pagerduty-day/{date}": json.dumps({"open": open_, "at": at})})
+
+
+def parse_cursor(cursor: str | None) -> int:
+    """The watermark; an unreadable or older-format cursor counts as lost (the ledger still dedups)."""
+    try:
+        data = json.loads(cursor or "")
+        return int(data["after"]) if isinstance(data, dict) and data.get("v") == _CURSOR_VERSION else 0
+    except (ValueError, TypeError, KeyError):
+        return 0
+
+
+def format_cursor(after: int) -> str:
+    return json.dumps({"v": _CURSOR_VERSION, "after": after})
+
+
+Handler = Callable[[Evaluation, DeliveryLedger], None]
+
+
+def run_tick(context: dg.SensorEvaluationContext, channel: str, handle: Handler, since: datetime | None) -> dg.SkipReason:
+    """Walk executions past the watermark; `handle(evaluation, ledger)` delivers or raises `DeliveryError`."""
+    watermark = parse_cursor(context.cursor)
+    ledger = DeliveryLedger(context.instance, channel)
+    executions = check_executions(context.instance, watermark)
+    done = ledger.delivered([e.id for e in executions if e.evaluation is not None])
+    sent = quiet = pending = 0
+    holding = False  # a row before this one is not final yet: the watermark stays put
+    outcome = ""
+    for execution in executions:
+        evaluation = execution.evaluation
+        if evaluation is not None and execution.id not in done:
+            if since is not None and evaluation.timestamp < since.timestamp():
+                ledger.record(execution.id, "before RECON_ALERTS_SINCE")
+                quiet += 1
+            elif sent >= MAX_DELIVERIES_PER_TICK:
+                outcome = f"; more than {MAX_DELIVERIES_PER_TICK} to send, the rest next tick"
+                break
+            else:
                 try:
                     handle(evaluation, ledger)
                 except DeliveryError as exc:
-                    context.log.error(f"Failed to send {channel} alert for {evaluation.date} (evaluation {storage_id}): {exc}")
-                    context.update_cursor(str(cursor))
-                    return dg.SkipReason(f"{channel} alert for {evaluation.date} not delivered; retrying next tick")
-                ledger.record(channel, storage_id)
-                handled += 1
-            cursor = storage_id
-        if len(batch) < BATCH:
-            break
-    context.update_cursor(str(cursor))
-    return dg.SkipReason(f"{handled} evaluation(s) handled for {channel}")
+                    context.log.error(f"Failed to send {channel} alert for {evaluation.date} (check execution {execution.id}): {exc}")
+                    outcome = f"; {channel} alert for {evaluation.date} not delivered, retrying next tick"
+                    break
+                ledger.record(execution.id)
+                sent += 1
+        if not execution.final:
+            pending += 1
+            holding = True
+        elif not holding:
+            watermark = execution.id
+    context.update_cursor(format_cursor(watermark))
+    parts = [f"{sent} evaluation(s) handled for {channel}"]
+    if quiet:
+        parts.append(f"{quiet} older than RECON_ALERTS_SINCE recorded without sending")
+    if pending:
+        parts.append(f"{pending} check execution(s) still running")
+    return dg.SkipReason(", ".join(parts) + outcome)
 
 
-@dg.sensor(name="slack_discrepancy_alerts", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="A Slack message for each failed discrepancy_within_tolerance evaluation (WARN or ERROR).")  # fmt: skip
-def slack_discrepancy_alerts(context: dg.SensorEvaluationContext, slack_alerts: SlackAlertResource):
-    if not slack_alerts.is_configured():
-        message = "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL): skipping"
-        context.log.info(message)
-        return dg.SkipReason(message)
+def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since: datetime | None = None) -> list[dg.SensorDefinition]:
+    """The Slack and PagerDuty sensors; `since` is RECON_ALERTS_SINCE (older evaluations stay quiet)."""
 
-    def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
-        if evaluation.passed:
-            return
-        attempts = slack_alerts.send(build_message(evaluation, slack_alerts.dashboard_url))
-        context.log.info(f"Slack alert sent successfully ({evaluation.date}, "
-                         f"{'critical' if evaluation.critical else 'warning'}, {attempts} attempt(s))")  # fmt: skip
+    @dg.sensor(name="slack_discrepancy_alerts", minimum_interval_seconds=interval_seconds,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="A Slack message for each failed discrepancy_within_tolerance evaluation (WARN or ERROR).")  # fmt: skip
+    def slack_discrepancy_alerts(context: dg.SensorEvaluationContext, slack_alerts: SlackAlertResource):
+        if not slack_alerts.is_configured():
+            message = "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL): skipping"
+            context.log.info(message)
+            return dg.SkipReason(message)
 
-    return _run(context, "Slack", handle)
+        def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
+            if evaluation.passed:
+                return
+            attempts = slack_alerts.send(build_message(evaluation, slack_alerts.dashboard_url))
+            context.log.info(f"Slack alert sent successfully ({evaluation.date}, "
+                             f"{'critical' if evaluation.critical else 'warning'}, {attempts} attempt(s))")  # fmt: skip
+
+        return run_tick(context, "Slack", handle, since)
+
+    @dg.sensor(name="pagerduty_critical_alerts", minimum_interval_seconds=interval_seconds,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="A PagerDuty incident for each ERROR discrepancy_within_tolerance evaluation, resolved once the day passes.")  # fmt: skip
+    def pagerduty_critical_alerts(context: dg.SensorEvaluationContext, pagerduty_alerts: PagerDutyAlertResource):
+        if not pagerduty_alerts.is_configured():
+            message = "PagerDuty alerts are not configured (set PAGERDUTY_ROUTING_KEY): skipping"
+            context.log.info(message)
+            return dg.SkipReason(message)
+
+        def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
+            day = ledger.day(evaluation.date)
+            if evaluation.timestamp < day["at"]:
+                return  # a newer evaluation of this day already decided the incident's state
+            if evaluation.critical:
+                attempts = pagerduty_alerts.trigger(evaluation)
+                ledger.set_day(evaluation.date, True, evaluation.timestamp)
+                context.log.info(f"PagerDuty alert sent successfully (trigger {dedup_key(evaluation.date)}, {attempts} attempt(s))")
+            elif evaluation.passed and day["open"]:
+                attempts = pagerduty_alerts.resolve(evaluation.date)
+                ledger.set_day(evaluation.date, False, evaluation.timestamp)
+                context.log.info(f"PagerDuty alert sent successfully (resolve {dedup_key(evaluation.date)}, {attempts} attempt(s))")
+
+        return run_tick(context, "PagerDuty", handle, since)
+
+    return [slack_discrepancy_alerts, pagerduty_critical_alerts]
 
 
-@dg.sensor(name="pagerduty_critical_alerts", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="A PagerDuty incident for each ERROR discrepancy_within_tolerance evaluation, resolved once the day passes.")  # fmt: skip
-def pagerduty_critical_alerts(context: dg.SensorEvaluationContext, pagerduty_alerts: PagerDutyAlertResource):
-    if not pagerduty_alerts.is_configured():
-        message = "PagerDuty alerts are not configured (set PAGERDUTY_ROUTING_KEY): skipping"
-        context.log.info(message)
-        return dg.SkipReason(message)
-
-    def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
-        if evaluation.critical:
-            attempts = pagerduty_alerts.trigger(evaluation)
-            ledger.set_incident(evaluation.date, True)
-            context.log.info(f"PagerDuty alert sent successfully (trigger {dedup_key(evaluation.date)}, {attempts} attempt(s))")
-        elif evaluation.passed and ledger.incident_open(evaluation.date):
-            attempts = pagerduty_alerts.resolve(evaluation.date)
-            ledger.set_incident(evaluation.date, False)
-            context.log.info(f"PagerDuty alert sent successfully (resolve {dedup_key(evaluation.date)}, {attempts} attempt(s))")
-
-    return _run(context, "PagerDuty", handle)
-
-
-alert_sensors = [slack_discrepancy_alerts, pagerduty_critical_alerts]
+slack_discrepancy_alerts, pagerduty_critical_alerts = alert_sensors = build_alert_sensors()

@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from .delivery import QUIET_SDK_LOGGER, DeliveryError, Retryable, is_retryable_status, with_retries
+from .delivery import QUIET_SDK_LOGGER, DeliveryError, is_retryable_status, retryable_http, with_retries
 from .figures import Evaluation, partition_link, percent
 
 ORANGE = "#FFA500"
@@ -132,6 +132,7 @@ class SlackAlertResource(dg.ConfigurableResource):
     timeout_seconds: float = 10.0
     max_retries: int = 3
     backoff_seconds: float = 1.0
+    max_wait_seconds: float = 30.0
 
     def uses_bot(self) -> bool:
         return bool((self.bot_token or "").strip() and (self.channel or "").strip())
@@ -151,7 +152,7 @@ class SlackAlertResource(dg.ConfigurableResource):
                 except SlackApiError as exc:
                     status = getattr(exc.response, "status_code", 0) or 0
                     if is_retryable_status(status):
-                        raise Retryable(f"HTTP {status}") from None
+                        raise retryable_http(status, getattr(exc.response, "headers", None)) from None
                     error = exc.response.get("error") if hasattr(exc.response, "get") else None
                     raise DeliveryError(f"Slack: HTTP {status} {error or ''}".strip()) from None
 
@@ -163,9 +164,12 @@ class SlackAlertResource(dg.ConfigurableResource):
                 if response.status_code == 200:
                     return
                 if is_retryable_status(response.status_code):
-                    raise Retryable(f"HTTP {response.status_code}")
-                raise DeliveryError(f"Slack: HTTP {response.status_code}")
+                    raise retryable_http(response.status_code, response.headers)
+                # Slack answers a refused webhook with a short error code (`invalid_payload`, `no_service`).
+                reason = str(response.body or "").strip()[:100]
+                raise DeliveryError(f"Slack: HTTP {response.status_code} {escape(reason)}".strip())
 
         else:
             raise DeliveryError("Slack: not configured")
-        return with_retries(attempt, channel="Slack", max_retries=self.max_retries, backoff_seconds=self.backoff_seconds)
+        return with_retries(attempt, channel="Slack", max_retries=self.max_retries,
+                            backoff_seconds=self.backoff_seconds, max_wait_seconds=self.max_wait_seconds)  # fmt: skip
