@@ -20,7 +20,7 @@ from recon_dagster.report_store import ReportStore
 import recon_dagster.definitions as definitions
 from recon_dagster.service import create_billing_reconciliation_service
 from recon_dagster.settings import Settings
-from recon_dagster.sync_job import SYNC_JOB, build_refresh_sensor
+from recon_dagster.sync_job import SYNC_JOB
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
 from recon_dagster_tests.scenario import API_KEY, at
 
@@ -168,21 +168,22 @@ def test_cli_sync_repairs_then_reports_zero(env, tmp_path):
     assert (code, second["synced"], second["failed"]) == (0, 0, [])
 
 
-def test_dagster_job_syncs_from_the_stored_report_and_the_sensor_refreshes_the_day(env, tmp_path, monkeypatch):
+def test_dagster_job_syncs_from_the_stored_report_and_the_sensor_refreshes_the_day(env, tmp_path, monkeypatch, any_instance):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     service = create_billing_reconciliation_service()
     service.reconcile(DAY)  # the stored report names what is missing
     defs = importlib.reload(definitions).defs
-    with dg.instance_for_test() as instance:
-        run = defs.resolve_job_def(SYNC_JOB).execute_in_process(
-            instance=instance, run_config={"ops": {"sync_missing_payments_op": {"config": {"start": DAY.isoformat()}}}}
-        )
-        assert run.output_for_node("sync_missing_payments_op")["synced"] == 2
-        sensor = build_refresh_sensor(defs.resolve_job_def("daily_reconciliation"))
-        with dg.build_run_status_sensor_context(sensor_name=sensor.name, dagster_event=run.get_run_success_event(),
-                                                dagster_instance=instance, dagster_run=run.dagster_run) as context:  # fmt: skip
-            requests = sensor(context)
-    assert [r.partition_key for r in requests] == [DAY.isoformat()]
+    # The sensor as the daemon evaluates it: its first tick only notes where the run history stands.
+    sensor, repository = defs.resolve_sensor_def("refresh_after_sync"), defs.get_repository_def()
+    first = sensor.evaluate_tick(dg.build_sensor_context(instance=any_instance, repository_def=repository))
+    assert not first.run_requests
+    run = defs.resolve_job_def(SYNC_JOB).execute_in_process(
+        instance=any_instance, run_config={"ops": {"sync_missing_payments_op": {"config": {"start": DAY.isoformat()}}}}
+    )
+    assert run.output_for_node("sync_missing_payments_op")["synced"] == 2
+    context = dg.build_sensor_context(instance=any_instance, cursor=first.cursor, repository_def=repository)
+    requests = sensor.evaluate_tick(context).run_requests
+    assert [(r.job_name, r.partition_key) for r in requests] == [("daily_reconciliation", DAY.isoformat())]
     assert ReportStore(env["RECON_REPORT_STORE_URL"]).sync_history()[0]["result"] in {"inserted", "failed"}

@@ -147,14 +147,16 @@ class Deployment:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
-    def stop(self) -> None:
-        for _, proc in reversed(self._procs):
+    def stop(self, only: str | None = None) -> None:
+        """Stop every process this object started, or only the one named (`daemon`, `webserver`)."""
+        chosen = [(n, p) for n, p in reversed(self._procs) if only is None or n == only]
+        for _, proc in chosen:
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)  # the process group this object started
                 except ProcessLookupError:
                     pass
-        for _, proc in reversed(self._procs):
+        for _, proc in chosen:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -163,7 +165,30 @@ class Deployment:
                 except ProcessLookupError:
                     pass
                 proc.wait(timeout=5)
-        self._procs.clear()
+        self._procs = [(n, p) for n, p in self._procs if (n, p) not in chosen]
+
+    def restart_daemon(self) -> None:
+        """Stop dagster-daemon and start a new one: cursors and ledgers must survive it."""
+        self.stop(only="daemon")
+        self._spawn("daemon", ["dagster-daemon", "run", "-w", str(self.workspace)])
+
+    def materialize(self, partition: str, assets: tuple[str, ...] = ASSETS, timeout: float = 180.0) -> None:
+        """`dagster asset materialize` of one day, from a shell, on this deployment's instance."""
+        exe = str(Path(sys.executable).with_name("dagster"))
+        out = subprocess.run([exe, "asset", "materialize", "-m", "recon_dagster.definitions", "--select", ",".join(assets),
+                              "--partition", partition], cwd=self.world.root, env=self.world.env,
+                             capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        if out.returncode != 0:
+            raise RuntimeError(f"materializing {partition} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}")
+
+    def sensor_ticks(self, sensor: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The sensor's latest ticks, newest first, as the UI's sensor page reads them."""
+        repo = self.repository()
+        selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"], "sensorName": sensor}
+        result = self.graphql(SENSOR_TICKS, {"selector": selector, "limit": limit})["sensorOrError"]
+        if result["__typename"] != "Sensor":
+            raise GraphQLError(json.dumps(result)[:4000])
+        return result["sensorState"]["ticks"]
 
     def __enter__(self) -> Deployment:
         return self.start()
@@ -273,6 +298,17 @@ query Backfill($id: String!) {
       runs { id status startTime endTime tags { key value } }
       error { message stack }
     }
+    ... on Error { message }
+  }
+}
+"""
+
+SENSOR_TICKS = """
+query SensorTicks($selector: SensorSelector!, $limit: Int!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status ticks(limit: $limit) { id status timestamp skipReason error { message } } } }
+    ... on PythonError { message }
     ... on Error { message }
   }
 }
