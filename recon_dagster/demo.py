@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -51,6 +52,18 @@ def _write_env_file(root: Path, env: dict[str, str]) -> bool:
     return True
 
 
+# Dagster's defaults, and the repository's dagster.yaml: telemetry off, two runs at a time.
+INSTANCE_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 2\n"
+
+
+def _ensure_instance_yaml(home: Path) -> None:
+    """Dagster warns, and prints a telemetry banner, on a DAGSTER_HOME without dagster.yaml."""
+    path = home / "dagster.yaml"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text("# Written by `recon-dagster demo`: the embedded default instance (SQLite under this folder).\n" + INSTANCE_YAML)
+
+
 def _serve(charges: list[dict], port: int) -> StripeServer:
     try:
         return StripeServer(charges, api_key=DEMO_KEY, port=port).start()
@@ -72,40 +85,72 @@ def summary_table(results: list[ReconciliationResult], settings: Settings) -> st
     return "\n".join(lines)
 
 
-def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | None = None) -> int:
-    from .definitions import build_definitions
+# Without --verbose, Dagster's console logger speaks only of the unrecoverable; each step's own
+# line, and a failure's cause, are printed by the demo itself.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
+
+def failure_cause(run: dg.ExecuteInProcessResult) -> str:
+    """The first failed step's error in one line: our message, not Dagster's wrapper around it."""
+    for event in run.all_events:
+        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+        while error is not None and error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+            error = error.cause
+        if error is not None:
+            return f"{event.step_key or 'run'}: {' '.join(error.message.split())[:500]}"
+    return "the run failed (run with --verbose for Dagster's log)"
+
+
+def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | None = None, verbose: bool = False) -> int:
     root = (root or Path.cwd()).resolve()
     os.chdir(root)
+    with warnings.catch_warnings():
+        if not verbose:  # Dagster's notes that backfill policies and partitioned checks are beta/preview
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+        return _run_demo(days, ui, port, root, verbose)
+
+
+def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool) -> int:
+    from .definitions import build_definitions
+
     tz = os.environ.get("RECON_TIMEZONE") or "UTC"
     today = datetime.now(ZoneInfo(tz)).date()
     day_list: list[date] = [today - timedelta(days=n) for n in range(days, 0, -1)]
     dataset = build_demo_dataset(day_list, tz)
     dataset.write(root / "data" / "demo")
-    print(f"Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.payments)} payment rows, "
-          f"{day_list[0]} to {day_list[-1]} ({tz}) in data/demo/")  # fmt: skip
+    print(f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.payments)} payment rows, "
+          f"{day_list[0]} to {day_list[-1]} ({tz}) in data/demo/", flush=True)  # fmt: skip
 
     server = _serve(dataset.charges, port)
     try:
+        print(f"[2/4] Stripe API: the demo's local server at {server.url}", flush=True)
         env = demo_environment(server.url, root)
         os.environ.update(env)
+        _ensure_instance_yaml(Path(env["DAGSTER_HOME"]))
         settings = Settings.from_env()
-        defs = build_definitions(settings)
-        job = defs.resolve_job_def("daily_reconciliation")
+        job = build_definitions(settings).resolve_job_def("daily_reconciliation")
+        failures: list[str] = []
         with dg.DagsterInstance.get() as instance:
-            run = job.execute_in_process(
-                instance=instance,
-                tags={"dagster/asset_partition_range_start": day_list[0].isoformat(),
-                      "dagster/asset_partition_range_end": day_list[-1].isoformat(), "recon/source": "demo"},
-                raise_on_error=False,
-            )  # fmt: skip
+            for n, day in enumerate(day_list, 1):
+                run = job.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False,
+                                             tags={"recon/source": "demo"}, run_config={} if verbose else QUIET_RUN_CONFIG)  # fmt: skip
+                if not run.success:
+                    failures.append(f"{day}: {failure_cause(run)}")
+                if n == len(day_list) or sys.stdout.isatty():  # a terminal redraws the line; a log gets the last
+                    print(f"\r[3/4] Materializing through Dagster: {n}/{len(day_list)} days done"
+                          f"{f', {len(failures)} failed' if failures else ''}", end="", flush=True)  # fmt: skip
+        print(flush=True)
+        for failure in failures:
+            print(f"      FAILED {failure}", flush=True)
         store = ReportStore(settings.report_store_url)
         results = [r for r in (store.latest(d) for d in day_list) if r is not None]
+        print("[4/4] Summary")
         print()
         print(summary_table(results, settings))
         print()
         wrote = _write_env_file(root, env)
-        print(f"Dagster run {run.run_id}: {'success' if run.success else 'FAILED'}; instance in {env['DAGSTER_HOME']}")
+        print(f"{len(day_list) - len(failures)} of {len(day_list)} Dagster runs succeeded; instance in {env['DAGSTER_HOME']}")
         print("Open the UI:  dagster dev   then http://127.0.0.1:3000  (assets, a check result per day, the schedule)")
         if not wrote:
             print("  (.env is yours, so it was left alone: export the variables above first, see README)")
@@ -113,6 +158,6 @@ def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | No
         print("Or do both at once:           recon-dagster demo --ui")
         if ui:
             subprocess.run([str(Path(sys.executable).with_name("dagster")), "dev"], cwd=root, env={**os.environ, **env}, check=False)
-        return 0 if run.success else 2
+        return 2 if failures else 0
     finally:
         server.stop()

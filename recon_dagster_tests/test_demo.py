@@ -6,10 +6,17 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
+import yaml
 
 from recon_dagster.checks import CHECK_NAME, REPORT_KEY
+from recon_dagster.demo import failure_cause
+from recon_dagster_tests.scenario import API_KEY
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +57,25 @@ def test_demo_writes_env_for_dagster_dev_and_data_under_data_demo(demo):
     assert (root / "data" / "demo" / "app.duckdb").exists()
     assert (root / "data" / "demo" / "stripe_charges.json").exists()
     assert (root / "data" / "recon.duckdb").exists()
+
+
+def test_demo_prints_one_line_per_step_and_no_dagster_log(demo):
+    _, out = demo
+    steps = [line for line in out.stdout.splitlines() if line.startswith("[")]
+    assert [s[:5] for s in steps] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "7/7 days done" in steps[2]
+    assert "DEBUG" not in out.stdout + out.stderr and "STEP_START" not in out.stdout + out.stderr
+    assert "Warning" not in out.stderr and "Telemetry" not in out.stderr
+
+
+def test_demo_instance_file_is_the_repositorys_dagster_yaml(demo):
+    root, _ = demo
+    assert yaml.safe_load((root / "dagster.yaml").read_text()) == yaml.safe_load((REPO / "dagster.yaml").read_text())
+
+
+def test_a_failed_run_is_reported_by_its_cause(world, instance, monkeypatch):
+    world.server.fail_next(500, count=50)
+    result = world.materialize(monkeypatch, "2024-03-04", instance=instance)
+    cause = failure_cause(result)
+    assert cause.startswith("stripe_charges: ") and "Could not read Stripe charges for 2024-03-04" in cause
+    assert "\n" not in cause and API_KEY not in cause
