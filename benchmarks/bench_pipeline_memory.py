@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from recon_dagster.definitions import build_definitions
 from recon_dagster.settings import Settings
 defs = build_definitions(Settings.from_env())
 job = defs.resolve_job_def("daily_reconciliation")
-with dg.DagsterInstance.ephemeral() as instance:
+with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME with the repository's dagster.yaml
     result = job.execute_in_process(instance=instance, partition_key="{day}")
 print("OK" if result.success else "FAILED")
 """
@@ -99,6 +100,7 @@ def main() -> int:
                 except OSError:
                     time.sleep(0.5)
             setup = time.perf_counter() - t0
+            shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
             env = {**os.environ, "STRIPE_API_KEY": KEY, "STRIPE_API_BASE": f"http://127.0.0.1:{port}",
                    "STRIPE_REQUESTS_PER_SECOND": "10000", "RECON_DATABASE_URL": f"duckdb:///{db_path}",
                    "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}", "RECON_START_DATE": "2024-06-01",
