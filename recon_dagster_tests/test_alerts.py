@@ -329,3 +329,13 @@ def test_a_202_from_pagerduty_that_refuses_the_event_is_not_delivered(world, mon
     assert pd_rx.bodies == []
     tick(pagerduty_critical_alerts, instance, cursor, pagerduty_alerts=pd_res(pd_rx))
     assert [b["event_action"] for b in pd_rx.bodies] == ["trigger"]
+
+
+def test_the_sensors_also_work_on_the_ephemeral_instance_of_tests_and_notebooks(world, monkeypatch, slack_rx, pd_rx):
+    # The one ephemeral instance in the suite: it is a kind the sensors must support, not a stand-in.
+    with dg.DagsterInstance.ephemeral() as ephemeral:
+        materialize_days(world, monkeypatch, ephemeral)
+        tick(slack_discrepancy_alerts, ephemeral, None, slack_alerts=slack_res(slack_rx))
+        tick(pagerduty_critical_alerts, ephemeral, None, pagerduty_alerts=pd_res(pd_rx))
+    assert [b["attachments"][0]["color"] for b in slack_rx.bodies] == [ORANGE, RED]
+    assert [b["event_action"] for b in pd_rx.bodies] == ["trigger"]

@@ -43,12 +43,10 @@ def deployment(tmp_path_factory, receivers):
         "PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",
         "RECON_ALERTS_INTERVAL_SECONDS": str(INTERVAL),
     })  # fmt: skip
-    dep = Deployment(world)
     try:
-        dep.start(timeout=120)
-        yield dep
+        with Deployment(world) as dep:
+            yield dep
     finally:
-        dep.stop()
         world.stop()
 
 

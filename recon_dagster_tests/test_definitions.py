@@ -62,3 +62,18 @@ def test_bad_setting_stops_loading_with_the_variable_named(monkeypatch, tmp_path
     monkeypatch.setenv("RECON_CRITICAL_PERCENT", "0.5")
     with pytest.raises(ConfigError, match="RECON_CRITICAL_PERCENT.*below BILLING_RECONCILIATION_TOLERANCE_PERCENT"):
         build_definitions(Settings.from_env())
+
+
+def test_alert_sensors_take_their_interval_and_start_from_the_environment(monkeypatch, tmp_path):
+    defs = load_defs(monkeypatch, tmp_path, RECON_ALERTS_INTERVAL_SECONDS="7", RECON_TIMEZONE="Europe/Berlin", RECON_ALERTS_SINCE="2026-11-01")
+    for name in ("slack_discrepancy_alerts", "pagerduty_critical_alerts"):
+        assert defs.resolve_sensor_def(name).minimum_interval_seconds == 7
+    since = Settings.from_env().alerts_since
+    assert since == datetime(2026, 11, 1, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert Settings.from_env({"RECON_ALERTS_SINCE": "2026-11-01T09:30:00+00:00"}).alerts_since.isoformat() == "2026-11-01T09:30:00+00:00"
+
+
+@pytest.mark.parametrize(("name", "value"), [("RECON_ALERTS_SINCE", "last week"), ("RECON_ALERTS_INTERVAL_SECONDS", "0")])
+def test_a_bad_alert_setting_is_named(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

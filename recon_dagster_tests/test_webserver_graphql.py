@@ -24,12 +24,10 @@ BACKFILL_TIMEOUT = 240
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     world = build_world(tmp_path_factory.mktemp("server"), consecutive_days(3), per_day=40)
-    dep = Deployment(world)
     try:
-        dep.start(timeout=120)
-        yield dep
+        with Deployment(world) as dep:
+            yield dep
     finally:
-        dep.stop()
         world.stop()
 
 
