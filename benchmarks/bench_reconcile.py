@@ -1,18 +1,21 @@
 """Time the reconciliation core on N charges against N payment rows, against a join and a baseline.
 
-    python benchmarks/bench_reconcile.py --n 1000000 [--json] [--seed 7]
+    python benchmarks/bench_reconcile.py --n 1000000 [--json] [--seed 7] [--intents]
 
 The frames are generated in Polars (no numpy), in the core's schemas, with 1% of the payments
 carrying an injected discrepancy, spread over every class: missing in the database, missing in
 Stripe, amount, status (both directions), refund, duplicate row, currency, and timing (the row is
-in a small neighbour frame, created just after the window). Then, on the same frames:
+in a small neighbour frame, created just after the window). With `--intents`, every charge has a
+PaymentIntent, half the payment rows hold that `pi_` id instead of the charge id, and 1% of the
+charges are disputed (lost, open or won). Then, on the same frames:
 
 - `seconds`: wall time of `reconcile(charges, payments, params, neighbour_payments=...)`, best of
   3 (`runs` lists each);
 - `peak_mib`: peak RSS growth during the core call (see `PeakRss`), the largest over the runs;
 - `join_seconds`: a bare full outer join of the two frames on `id`, best of 3: the floor for a
   join on the id strings (the core joins on u64 id hashes, so it can come in under it);
-- `baseline_seconds`: the seed's algorithm in plain Python (dicts keyed by id) on the same rows,
+- `baseline_seconds`: the seed's algorithm in plain Python (dicts keyed by id; with `--intents`,
+  `pi_` ids first mapped to their charge through a dict) on the same rows,
   converted with `.to_dicts()` before the clock starts; best of 3 up to 1M rows (the target size:
   the best run is the fairest to the baseline), one run above.
 
@@ -34,7 +37,7 @@ from typing import Self
 
 import polars as pl
 
-from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA
+from recon_dagster.core.frames import CHARGES_SCHEMA, OPTIONAL_DEFAULTS, PAYMENTS_SCHEMA
 from recon_dagster.core.reconcile import reconcile
 from recon_dagster.core.result import CLASSES, ReconcileParams
 
@@ -49,7 +52,7 @@ PAID = frozenset(("succeeded", "paid", "completed"))
 TARGETS = {"seconds": 1.0, "peak_mib": 1024, "ratio_to_join": 2.0, "speedup_vs_baseline": 5.0}
 
 
-def generate(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def generate(n: int, seed: int, intents: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(charges, payments, neighbour payments), vectorised; pseudo-randomness from `hash(seed)`."""
     i = pl.int_range(0, n, dtype=pl.UInt64)
     base = pl.select(i=i).with_columns(h=pl.col("i").hash(seed), h2=pl.col("i").hash(seed + 1))
@@ -76,8 +79,9 @@ def generate(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
         captured=pl.lit(True),
         refunded=pl.lit(False),
         created="created",
-        payment_intent=pl.lit(None, pl.String),
+        payment_intent=pl.concat_str(pl.lit("pi_"), pl.col("i").cast(pl.String)) if intents else pl.lit(None, pl.String),
         customer=pl.lit(None, pl.String),
+        **_disputes(intents),
     )
     rows = base.with_columns(
         amount=pl.when(kind == AMOUNT).then(pl.col("amount") + 1 + pl.col("h2") % 500).otherwise("amount"),
@@ -87,12 +91,34 @@ def generate(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
         created_at=pl.col("created") + pl.duration(seconds=2),
         refunded=pl.lit(0, pl.Int64),
     )
+    if intents:  # half the table keeps the PaymentIntent id
+        rows = rows.with_columns(id=pl.when(pl.col("i") % 2 == 0).then(pl.concat_str(pl.lit("pi_"), pl.col("i").cast(pl.String)))
+                                 .otherwise("id"))  # fmt: skip
     in_window = (~kind.is_in([MISSING_IN_DATABASE, TIMING])).fill_null(True)
+    rows = rows.with_columns(invalid_column=pl.lit(None, pl.String), invalid_reason=pl.lit(None, pl.String))
     payments = pl.concat([rows.filter(in_window), rows.filter(kind == DUPLICATE)]).select(list(PAYMENTS_SCHEMA))
     neighbour = rows.filter(kind == TIMING).with_columns(
         created_at=pl.lit(START + timedelta(days=1)) + pl.duration(seconds=pl.col("h2") % 60)
     ).select(list(PAYMENTS_SCHEMA))
+    # The columns a source fills only now and then (disputes, invalid rows): null where not set.
+    charges = charges.with_columns(pl.lit(OPTIONAL_DEFAULTS[c], CHARGES_SCHEMA[c]).alias(c)
+                                   for c in CHARGES_SCHEMA if c not in charges.columns)  # fmt: skip
     return charges.cast(CHARGES_SCHEMA), payments.cast(PAYMENTS_SCHEMA), neighbour.cast(PAYMENTS_SCHEMA)  # type: ignore[arg-type]
+
+
+def _disputes(intents: bool) -> dict[str, pl.Expr]:
+    """1% of charges disputed, their dispute lost, open or won (with `--intents` only)."""
+    if not intents:
+        return {}
+    disputed = pl.col("h") % 100 == 37
+    status = (pl.col("h2") // 11 % 3).cast(pl.UInt32).replace_strict({0: "lost", 1: "needs_response", 2: "won"}, return_dtype=pl.String)
+    return {
+        "disputed": disputed,
+        "dispute_id": pl.when(disputed).then(pl.concat_str(pl.lit("dp_"), pl.col("i").cast(pl.String))),
+        "dispute_status": pl.when(disputed).then(status),
+        "dispute_reason": pl.when(disputed).then(pl.lit("fraudulent")),
+        "dispute_amount": pl.when(disputed).then(pl.col("amount")),
+    }
 
 
 class PeakRss:
@@ -137,7 +163,10 @@ class PeakRss:
 
 
 def baseline(charges: list[dict], payments: list[dict]) -> dict:
-    """The seed's algorithm in plain Python: payments by id, one pass over the charges."""
+    """The seed's algorithm in plain Python: payments by id, one pass over the charges (a `pi_` id
+    first mapped to its charge, so that PaymentIntent rows match as the core matches them)."""
+    intent = {c["payment_intent"]: c["id"] for c in charges if c["payment_intent"]}
+    payments = [{**p, "id": intent.get(p["id"], p["id"])} if p["id"].startswith("pi_") else p for p in payments]
     by_id = {p["id"]: p for p in payments}
     missing_in_database, amount_mismatches, seen = [], [], set()
     stripe_total = database_total = 0
@@ -178,10 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="charges (and payment rows)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--intents", action="store_true", help="half the rows keyed by PaymentIntent ids, 1%% disputed")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    charges, payments, neighbour = generate(args.n, args.seed)
+    charges, payments, neighbour = generate(args.n, args.seed, args.intents)
     generate_seconds = time.perf_counter() - t0
     params = ReconcileParams(start=DAY, end=DAY, refunds_tracked=True, include_refunds=True)
 
@@ -196,18 +226,20 @@ def main(argv: list[str] | None = None) -> int:
         del result  # keep the result of one run out of the next run's measurement
     result = reconcile(charges, payments, params, neighbour_payments=neighbour)
     counts = result.counts()
-    assert all(counts[c] > 0 for c in CLASSES) or args.n < 100_000, counts
+    expected = [c for c in CLASSES if c != "invalid_rows" and (args.intents or c != "disputes")]
+    assert all(counts[c] > 0 for c in expected) or args.n < 100_000, counts
 
     join_seconds, join_runs, joined = timed(lambda: charges.join(payments, on="id", how="full", coalesce=True), 3)
     del joined
 
-    slim_c = charges.select("id", "amount", "currency", "status").to_dicts()
+    slim_c = charges.select("id", "amount", "currency", "status", "payment_intent").to_dicts()
     slim_p = payments.select("id", "amount", "currency", "status").to_dicts()
     baseline_seconds, baseline_runs, _ = timed(lambda: baseline(slim_c, slim_p), 1 if args.n > 1_000_000 else 3)
 
     seconds = min(runs)
     out = {
         "n": args.n,
+        "intents": args.intents,
         "seconds": round(seconds, 4),
         "peak_mib": round(max(peaks), 1),
         "join_seconds": round(join_seconds, 4),

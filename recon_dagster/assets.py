@@ -129,15 +129,18 @@ def build_assets(
             key = day.isoformat()
             start, end = day_window(day, day, timezone_name)
             params = ReconcileParams(start=day, end=day, timezone=timezone_name, tolerance_percentage=float(policy.tolerance),
-                                     include_refunds=policy.include_refunds, paid_statuses=paid, refunds_tracked=tracked)  # fmt: skip
+                                     include_refunds=policy.include_refunds, paid_statuses=paid, refunds_tracked=tracked,
+                                     match_on=policy.match_on)  # fmt: skip
             lookup = lookup_across_midnight(start, end, policy.margin, retrieve_charges=stripe.retrieve_charges,
-                                            find_payments=payments_db.find_ids, fetch_charges=stripe.fetch_charges)  # fmt: skip
+                                            charges_of_intents=stripe.fetch_intents,
+                                            find_payments=payments_db.find_ids, fetch_charges=stripe.list_charges)  # fmt: skip
             try:
                 charges = _within(stripe_charges, "created", start, end)
                 result = reconcile(charges, _within(db_payments, "created_at", start, end), params, find_neighbours=lookup)
                 if policy.auto_sync and result.missing_in_database:
                     synced = sync_payments(result.missing_in_database, client=stripe.client(), table=payments_db.mapping(),
-                                           store=store, run_id=context.run_id, day=day)  # fmt: skip
+                                           store=store, run_id=context.run_id, day=day, match_on=policy.match_on,
+                                           window=(start, end))  # fmt: skip
                     context.log.info(f"Auto-sync for {key}: {synced.synced} synced, {len(synced.failed)} failed")
                     if synced.synced:  # reconcile again against the repaired table: the report shows what is left
                         result = reconcile(charges, payments_db.read_window(start, end), params, find_neighbours=lookup)

@@ -12,7 +12,7 @@ import dagster as dg
 from dagster import AssetCheckEvaluation, AssetCheckSeverity
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
-from .core.grading import grade
+from .core.grading import exceeds, grade
 from .report_metadata import alert_figures
 from .resources import ReconciliationPolicy, ReportStoreResource
 
@@ -53,9 +53,15 @@ def evaluate_day(
         return AssetCheckEvaluation(passed=True, metadata=figures, **common,
                                     description=f"Within the {policy.tolerance}% tolerance: {pct}.")  # fmt: skip
     severity = AssetCheckSeverity.ERROR if verdict == "critical" else AssetCheckSeverity.WARN
+    invalid = result.counts()["invalid_rows"]
+    if verdict == "warn" and not exceeds(result, policy.tolerance):
+        return AssetCheckEvaluation(passed=False, severity=severity, metadata=figures, **common,
+                                    description=f"{invalid} row(s) could not be reconciled (see invalid_rows); "
+                                                f"the rest is within the {policy.tolerance}% tolerance: {pct}.")  # fmt: skip
     limit = f"the critical {policy.critical}%" if verdict == "critical" else f"the {policy.tolerance}% tolerance"
+    also = f" {invalid} row(s) could not be reconciled (see invalid_rows)." if invalid else ""
     return AssetCheckEvaluation(passed=False, severity=severity, metadata=figures, **common,
-                                description=f"Discrepancy of {pct} is above {limit}.")  # fmt: skip
+                                description=f"Discrepancy of {pct} is above {limit}.{also}")  # fmt: skip
 
 
 def build_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:

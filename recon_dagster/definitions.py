@@ -91,6 +91,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             include_refunds=settings.include_refunds,
             timing_margin_hours=settings.timing_margin_hours,
             auto_sync=settings.auto_sync,
+            match_on=settings.match_on,
         ),
         "io_manager": asset_io_manager(settings),
         "sync_result_io": dg.mem_io_manager,

@@ -42,6 +42,11 @@ class PolarsDuckDBTypeHandler(DbTypeHandler[pl.DataFrame]):
         rows = obj.to_arrow()  # noqa: F841 (read by name in the SQL below)
         table = f"{table_slice.schema}.{table_slice.table}"
         connection.execute(f"create table if not exists {table} as select * from rows limit 0")
+        # Columns a newer version added (the table was created by an older one): older rows read null.
+        existing = {row[0] for row in connection.execute(f"describe {table}").fetchall()}
+        for name, type_, *_ in connection.execute("describe select * from rows").fetchall():
+            if name not in existing:
+                connection.execute(f'alter table {table} add column "{name}" {type_}')
         connection.execute(f"insert into {table} by name select * from rows")
         context.add_output_metadata(
             {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+import pycountry
+
 # ISO 4217 exponents that are not 2. Every other currency code has two decimals.
 # Source: ISO 4217 list one (current currencies and funds), 2024 edition.
 _ISO_EXPONENTS: dict[str, int] = {
@@ -25,6 +27,15 @@ _ISO_EXPONENTS: dict[str, int] = {
 # ("special cases" in Stripe's currency docs): 1 ISK is amount=100 in the API, so a table that
 # stores ISK in major units must be scaled by 100 to compare with Stripe.
 _STRIPE_OVERRIDES: dict[str, int] = {"ISK": 2}
+
+
+# Every ISO 4217 code (pycountry keeps the list current), and those listed above.
+ISO_CODES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies) | frozenset(_ISO_EXPONENTS)
+
+
+def is_iso_currency(code: str) -> bool:
+    """Is `code` (any case) an ISO 4217 currency code? 'xyz' is three letters but no currency."""
+    return isinstance(code, str) and code.strip().upper() in ISO_CODES
 
 
 class CurrencyError(ValueError):

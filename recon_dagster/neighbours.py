@@ -32,18 +32,25 @@ def lookup_across_midnight(
     retrieve_charges: Callable[[list[str]], tuple[pl.DataFrame, list[str]]],
     find_payments: Callable[[list[str], datetime, datetime], pl.DataFrame],
     fetch_charges: Callable[[datetime, datetime], pl.DataFrame] | None = None,
+    charges_of_intents: Callable[[list[str]], pl.DataFrame] | None = None,
 ) -> NeighbourLookup:
-    """A `find_neighbours` for the core: Stripe by id, the payments table by id within the margin."""
+    """A `find_neighbours` for the core: Stripe by id (a PaymentIntent id: its charges), the
+    payments table by id within the margin."""
 
     def find(stripe_only: list[str], db_only: list[str]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
         if margin <= timedelta(0):
             return None, None
         charges = None
         if db_only and fetch_charges is not None and len(db_only) > MAX_RETRIEVE_BY_ID:
-            wanted = pl.col("id").is_in(db_only)
+            wanted = pl.col("id").is_in(db_only) | pl.col("payment_intent").is_in(db_only)
             charges = pl.concat([fetch_charges(start - margin, start).filter(wanted), fetch_charges(end, end + margin).filter(wanted)])
         elif db_only:
-            charges = retrieve_charges(db_only)[0]
+            intents = [i for i in db_only if i.startswith("pi_")]
+            others = [i for i in db_only if not i.startswith("pi_")]
+            found = [retrieve_charges(others)[0]] if others else []
+            if intents and charges_of_intents is not None:
+                found.append(charges_of_intents(intents))
+            charges = pl.concat(found) if found else None
         payments = find_payments(stripe_only, start - margin, end + margin) if stripe_only else None
         return (
             _outside(charges, "created", start, end, margin) if charges is not None else None,

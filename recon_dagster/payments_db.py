@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +35,7 @@ import psycopg
 from psycopg import sql
 
 from recon_dagster.core.frames import PAYMENTS_SCHEMA, conform
-from recon_dagster.money import exponents_table, normalize_currency, to_major
+from recon_dagster.money import ISO_CODES, exponents_table, normalize_currency, to_major
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 
 _URL_VARIABLE = "RECON_DATABASE_URL"
@@ -175,8 +175,9 @@ def find_ids(
     return _normalise(raw, table)
 
 
-def insert_payment(table: PaymentsTable, row: NewPayment, *, connection: Any = None) -> InsertResult:
-    """Insert one row in its own transaction, unless its id is already anywhere in the table.
+def insert_payment(table: PaymentsTable, row: NewPayment, *, connection: Any = None, also: Sequence[str] = ()) -> InsertResult:
+    """Insert one row in its own transaction, unless its id (or one of `also`: the same payment's
+    other ids, e.g. its charge and its PaymentIntent) is already anywhere in the table.
 
     Safe against concurrent syncs: PostgreSQL takes a transaction-scoped advisory lock keyed by
     (table, id) before checking; DuckDB serialises writers of this process (DuckDB allows one
@@ -184,10 +185,11 @@ def insert_payment(table: PaymentsTable, row: NewPayment, *, connection: Any = N
     (on PostgreSQL the insert then runs in a savepoint if a transaction is already open, and
     commits with it); without it one is opened and closed here.
     """
+    ids = list(dict.fromkeys([row.id, *also]))
     if connection is not None:
-        return _insert(connection, table, row)
+        return _insert(connection, table, row, ids)
     with _connect(table, write=True) as conn:
-        return _insert(conn, table, row)
+        return _insert(conn, table, row, ids)
 
 
 # --- connections -----------------------------------------------------------------------------
@@ -398,29 +400,19 @@ def _duck_frame(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any]) 
 
 
 def _normalise(raw: pl.DataFrame, table: PaymentsTable) -> pl.DataFrame:
-    """Raw text rows -> `PAYMENTS_SCHEMA`, refusing (naming table, column, row) what is not exact."""
+    """Raw text rows -> `PAYMENTS_SCHEMA`. A row that cannot be read exactly is kept, marked in
+    `invalid_column` / `invalid_reason` (naming the table's column), for the core to quarantine:
+    one bad row must not hide the rest of the day."""
     frame = raw.with_columns(pl.col("currency").str.strip_chars().str.to_uppercase())
-    _refuse(
-        table,
-        frame.filter(pl.col("id").is_null()),
-        lambda r: f"a row created at {_instant(r['created_us'])} has NULL in id column {table.id_column!r}",
-    )
-    for column, label, configured in (
-        ("created_us", "created_at", table.created_at_column),
-        ("currency", "currency", table.currency_column),
-        ("amount", "amount", table.amount_column),
-    ):
-        _refuse(
-            table,
-            frame.filter(pl.col(column).is_null()),
-            lambda r, label=label, configured=configured: f"row {r['id']!r} has NULL in {label} column {configured!r}",
-        )
-    _refuse(
-        table,
-        frame.filter(~pl.col("currency").str.contains(r"^[A-Z]{3}$")),
-        lambda r: f"row {r['id']!r} has {r['currency']!r} in currency column {table.currency_column!r}, "
-        "which is not a three-letter ISO 4217 code",
-    )
+    checks = [
+        (pl.col("id").is_null(), table.id_column, pl.lit(f"NULL in id column {table.id_column!r}")),
+        (pl.col("created_us").is_null(), table.created_at_column, pl.lit(f"NULL in created_at column {table.created_at_column!r}")),
+        (pl.col("currency").is_null(), table.currency_column, pl.lit(f"NULL in currency column {table.currency_column!r}")),
+        (~pl.col("currency").is_in(sorted(ISO_CODES)), table.currency_column,
+         pl.format(f"{{}} in currency column {table.currency_column!r} is not an ISO 4217 currency code", pl.col("currency"))),
+        (pl.col("amount").is_null(), table.amount_column, pl.lit(f"NULL in amount column {table.amount_column!r}")),
+    ]  # fmt: skip
+    frame = _mark(frame.with_columns(invalid_column=pl.lit(None, pl.String), invalid_reason=pl.lit(None, pl.String)), checks)
     exp = (
         pl.col("currency").replace_strict(exponents_table(), default=2, return_dtype=pl.Int64)
         if table.amount_unit == "major"
@@ -436,8 +428,21 @@ def _normalise(raw: pl.DataFrame, table: PaymentsTable) -> pl.DataFrame:
     return conform(frame, PAYMENTS_SCHEMA, f"payments table {table.table}")
 
 
+def _mark(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str, pl.Expr]]) -> pl.DataFrame:
+    """Set (`invalid_column`, `invalid_reason`) from the first failing check, on rows still valid."""
+    column, reason = pl.col("invalid_column"), pl.col("invalid_reason")
+    for failed, name, why in reversed(checks):  # reversed: the first check wins
+        hit = failed.fill_null(False) & pl.col("invalid_reason").is_null()
+        column, reason = pl.when(hit).then(pl.lit(name)).otherwise(column), pl.when(hit).then(why).otherwise(reason)
+    return frame.with_columns(invalid_column=column, invalid_reason=reason)
+
+
 def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: PaymentsTable) -> pl.DataFrame:
-    """Exact text -> Int64 minor units: vectorised for plain decimals, `Decimal` for the rest."""
+    """Exact text -> Int64 minor units: vectorised for plain decimals, `Decimal` for the rest.
+
+    A value that is not a whole number of minor units (or not a number) leaves the amount null and
+    marks the row invalid, naming the column and the value.
+    """
     # The regex runs once into helper columns; the rest is integer arithmetic on them.
     frame = frame.with_columns(_parts=pl.col(column).str.extract_groups(_PLAIN_NUMBER)).unnest("_parts")
     frac = pl.col("_frac").fill_null("").str.strip_chars_end("0")
@@ -449,21 +454,28 @@ def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: Payments
     magnitude = pl.col("_int").cast(pl.Int64) * scale + frac.cast(pl.Int64, strict=False).fill_null(0) * room
     minor = pl.when(pl.col("_sign") == "-").then(-magnitude).otherwise(magnitude)
     frame = frame.with_columns(_minor=minor).drop("_sign", "_int", "_frac")
-    slow = frame.with_row_index("_row").filter(pl.col("_minor").is_null())
+    slow = frame.with_row_index("_row").filter(pl.col("_minor").is_null() & pl.col("invalid_reason").is_null())
     if not slow.is_empty():
-        fixed = [_exact_minor(r, column, configured, table) for r in slow.iter_rows(named=True)]
-        frame = frame.with_columns(frame["_minor"].scatter(slow["_row"], pl.Series(fixed, dtype=pl.Int64)))
+        exact = [_exact_minor(r, column, configured, table) for r in slow.iter_rows(named=True)]
+        values = pl.Series([v if isinstance(v, int) else None for v in exact], dtype=pl.Int64)
+        problems = pl.Series([v if isinstance(v, str) else None for v in exact], dtype=pl.String)
+        hit = problems.is_not_null()
+        frame = frame.with_columns(
+            frame["_minor"].scatter(slow["_row"], values),
+            frame["invalid_column"].scatter(slow["_row"].filter(hit), configured),
+            frame["invalid_reason"].scatter(slow["_row"].filter(hit), problems.filter(hit)),
+        )
     return frame.with_columns(pl.col("_minor").alias(column)).drop("_minor")
 
 
-def _exact_minor(row: dict[str, Any], column: str, configured: str, table: PaymentsTable) -> int:
-    """One value the fast path could not take: exact through `Decimal`, or a clear error."""
+def _exact_minor(row: dict[str, Any], column: str, configured: str, table: PaymentsTable) -> int | str:
+    """One value the fast path could not take: exact through `Decimal`, or what is wrong with it."""
     text, places = row[column], row["_exp"]
-    where = f"payments table {table.table}: row {row['id']!r} has {text!r} in {column} column {configured!r}"
+    where = f"{text!r} in {column} column {configured!r}"
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise PaymentsDataError(f"{where}, which is not a number") from None
+        return f"{where} is not a number"
     with localcontext() as ctx:
         ctx.prec = max(64, len(text) + places + 2)  # scaleb must not round
         scaled = value.scaleb(places) if value.is_finite() else value
@@ -473,18 +485,10 @@ def _exact_minor(row: dict[str, Any], column: str, configured: str, table: Payme
             if table.amount_unit == "major"
             else "a whole number (RECON_PAYMENTS_AMOUNT_UNIT is minor)"
         )
-        raise PaymentsDataError(f"{where}, which is not {unit}")
+        return f"{where} is not {unit}"
     if not _INT64[0] <= int(scaled) <= _INT64[1]:
-        raise PaymentsDataError(f"{where}, which is out of range for 64-bit minor units")
+        return f"{where} is out of range for 64-bit minor units"
     return int(scaled)
-
-
-def _refuse(table: PaymentsTable, bad: pl.DataFrame, describe: Callable[[dict[str, Any]], str]) -> None:
-    """Raise about the first bad row (and count the others), if there is one."""
-    if bad.is_empty():
-        return
-    more = f" (and {bad.height - 1} more such rows)" if bad.height > 1 else ""
-    raise PaymentsDataError(f"payments table {table.table}: {describe(bad.row(0, named=True))}{more}")
 
 
 def _instant(micros: int | None) -> str:
@@ -494,14 +498,15 @@ def _instant(micros: int | None) -> str:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _insert(conn: Any, table: PaymentsTable, row: NewPayment) -> InsertResult:
+def _insert(conn: Any, table: PaymentsTable, row: NewPayment, ids: list[str]) -> InsertResult:
     if _is_postgres(table.url):
         try:
             with conn.transaction():
                 info = _inspect(conn, table)
-                # Keyed by (table, id): two syncs of the same charge queue here; others don't.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", [table.table, row.id])
-                return _check_and_write(conn, table, row, info, "%s")
+                # Keyed by (table, the payment's smallest id): two syncs of the same payment queue
+                # here, whichever id kind each writes; other payments don't.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", [table.table, min(ids)])
+                return _check_and_write(conn, table, row, info, "%s", ids)
         except psycopg.errors.UniqueViolation:
             return InsertResult.ALREADY_PRESENT
         except psycopg.DataError as exc:
@@ -509,7 +514,7 @@ def _insert(conn: Any, table: PaymentsTable, row: NewPayment) -> InsertResult:
     with _DUCKDB_WRITE_LOCK:
         conn.begin()
         try:
-            result = _check_and_write(conn, table, row, _inspect(conn, table), "?")
+            result = _check_and_write(conn, table, row, _inspect(conn, table), "?", ids)
             (conn.commit if result is InsertResult.INSERTED else conn.rollback)()
             return result
         except (duckdb.ConstraintException, duckdb.TransactionException):
@@ -533,12 +538,12 @@ def _rollback_quietly(conn: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-def _check_and_write(conn: Any, table: PaymentsTable, row: NewPayment, info: TableInfo, mark: str) -> InsertResult:
+def _check_and_write(conn: Any, table: PaymentsTable, row: NewPayment, info: TableInfo, mark: str, ids: list[str]) -> InsertResult:
     """Inside the caller's transaction: refuse a present id, else insert and verify the stored amount."""
     id_column = _quote(table.id_column)
     text = "CAST({} AS VARCHAR)" if mark == "?" else "{}::text"
     present = conn.execute(
-        f"SELECT 1 FROM {_quoted_table(table)} WHERE {text.format(id_column)} = {mark} LIMIT 1", [row.id]
+        f"SELECT 1 FROM {_quoted_table(table)} WHERE {text.format(id_column)} IN ({', '.join([mark] * len(ids))}) LIMIT 1", ids
     ).fetchone()
     if present:
         return InsertResult.ALREADY_PRESENT

@@ -235,6 +235,11 @@ class PolarsPostgresTypeHandler(DbTypeHandler[pl.DataFrame]):
         table = _table(table_slice)
         columns = ", ".join(f"{_quote(n)} {_pg_type(n, t)}" for n, t in obj.schema.items())
         connection.execute(f"create table if not exists {table} ({columns})")
+        # Columns a newer version added (the table was created by an older one): older rows read null.
+        existing = {row[0] for row in _columns(connection, table_slice) or []}
+        for n, t in obj.schema.items():
+            if n not in existing:
+                connection.execute(f"alter table {table} add column if not exists {_quote(n)} {_pg_type(n, t)}")
         if obj.height:
             buffer = io.BytesIO()
             _for_csv(obj).write_csv(

@@ -23,7 +23,8 @@ def _cell(text: object) -> str:
 
 
 def largest_discrepancies_markdown(findings: tuple[Finding, ...] | list[Finding], limit: int = LARGEST_SHOWN) -> str:
-    ranked = sorted(findings, key=lambda f: (-abs(f.difference), f.kind, f.payment_id))[:limit]
+    money = [f for f in findings if f.kind != "invalid_rows"]  # rows with no amount: listed in `invalid_rows`
+    ranked = sorted(money, key=lambda f: (-abs(f.difference), f.kind, f.payment_id))[:limit]
     if not ranked:
         return "No discrepancies."
     lines = ["| class | payment | Stripe | database | difference |", "|---|---|---:|---:|---:|"]
@@ -67,9 +68,36 @@ def report_metadata(result: ReconciliationResult, report_id: str | None = None) 
         "totals_by_currency": dg.MetadataValue.md(totals_markdown(result)),
         "recommendations": dg.MetadataValue.md("\n".join(f"1. {_cell(r)}" for r in result.recommendations)),
     }
+    disputes = [f for f in result.findings if f.kind == "disputes"]
+    if disputes:
+        meta["disputes"] = dg.MetadataValue.md(disputes_markdown(disputes))
+    invalid = [f for f in result.findings if f.kind == "invalid_rows"]
+    if invalid:
+        meta["invalid_rows"] = dg.MetadataValue.md(invalid_rows_markdown(invalid))
     if report_id:
         meta["report_id"] = report_id
     return meta
+
+
+def disputes_markdown(disputes: list[Finding], limit: int = LARGEST_SHOWN) -> str:
+    lines = ["| charge | dispute | status | amount | reason |", "|---|---|---|---:|---|"]
+    for f in disputes[:limit]:
+        amount = format_major(f.stripe_amount, f.currency) if f.stripe_amount is not None else "—"
+        lines.append(f"| {_cell(f.payment_id)} | {_cell(f.dispute_id or '—')} | {_cell(f.dispute_status or '—')} | {amount} | {_cell(f.detail)} |")
+    if len(disputes) > limit:
+        lines.append(f"\n{len(disputes) - limit} more in the report store (`reconciliation_line_items`).")
+    return "\n".join(lines)
+
+
+def invalid_rows_markdown(rows: list[Finding], limit: int = LARGEST_SHOWN) -> str:
+    lines = ["| source | id | created | column | reason |", "|---|---|---|---|---|"]
+    for f in rows[:limit]:
+        created = f.stripe_created or f.database_created
+        lines.append(f"| {f.source} | {_cell(f.payment_id or '—')} | {created.isoformat() if created else '—'} "
+                     f"| {_cell(f.column or '—')} | {_cell(f.detail)} |")  # fmt: skip
+    if len(rows) > limit:
+        lines.append(f"\n{len(rows) - limit} more in the report store (`reconciliation_line_items`).")
+    return "\n".join(lines)
 
 
 def alert_figures(result: ReconciliationResult, *, tolerance: Decimal, critical: Decimal, grade: str) -> dict[str, Any]:
@@ -91,6 +119,9 @@ def alert_figures(result: ReconciliationResult, *, tolerance: Decimal, critical:
         "counts": dg.MetadataValue.json(result.counts()),
         "missing_in_database": dg.MetadataValue.json(result.missing_in_database[:50]),
         "missing_in_stripe": dg.MetadataValue.json(result.missing_in_stripe[:50]),
+        "disputes": dg.MetadataValue.json([{k: d.get(k) for k in ("id", "amount", "currency", "dispute_id", "dispute_status")}
+                                           for d in body["disputes"][:20]]),  # fmt: skip
+        "invalid_rows": dg.MetadataValue.json(body["invalid_rows"][:20]),
         "totals_by_currency": dg.MetadataValue.json(body["totals_by_currency"]),
         "top_recommendations": dg.MetadataValue.json(list(result.recommendations[:3])),
         "error": result.error or "",

@@ -84,11 +84,22 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             reason TEXT, dry_run BOOLEAN NOT NULL DEFAULT false, date DATE)""",
         f"CREATE INDEX IF NOT EXISTS {_S}_payment_idx ON {{s}}{_S} (payment_id)",
     ]),
+    # PaymentIntent ids, disputes and invalid rows (issue 11).
+    (2, [
+        f"ALTER TABLE {{s}}{_L} ADD COLUMN database_id TEXT",
+        f"ALTER TABLE {{s}}{_L} ADD COLUMN dispute_id TEXT",
+        f"ALTER TABLE {{s}}{_L} ADD COLUMN dispute_status TEXT",
+        f"ALTER TABLE {{s}}{_L} ADD COLUMN source TEXT",
+        f"ALTER TABLE {{s}}{_L} ADD COLUMN invalid_column TEXT",
+        f"ALTER TABLE {{s}}{_C} ADD COLUMN disputes_lost_minor BIGINT NOT NULL DEFAULT 0",
+        f"ALTER TABLE {{s}}{_C} ADD COLUMN disputes_open_minor BIGINT NOT NULL DEFAULT 0",
+    ]),
 ]  # fmt: skip
 
 _LINE_COLUMNS = ("report_id", "position", "date", "end_date", "kind", "payment_id", "currency", "stripe_amount",
                  "database_amount", "difference", "stripe_amount_major", "database_amount_major",
-                 "difference_major", "stripe_status", "database_status", "detail")  # fmt: skip
+                 "difference_major", "stripe_status", "database_status", "detail", "database_id", "dispute_id",
+                 "dispute_status", "source", "invalid_column")  # fmt: skip
 _SYNC_COLUMNS = ("id", "seq", "at", "run_id", "payment_id", "action", "result", "reason", "dry_run", "date")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _DUCK_LOCKS: dict[str, threading.Lock] = {}
@@ -219,7 +230,7 @@ class ReportStore:
         key = (result.date, result.end_date)
 
         def major(minor: int | None, currency: str | None) -> Decimal | None:
-            return None if minor is None or currency is None else to_major(minor, currency)
+            return None if minor is None or not currency else to_major(minor, currency)  # "": an invalid row
 
         details = _jsonable({**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}})
         report = (
@@ -235,14 +246,16 @@ class ReportStore:
             (report_id, i, *key, f.kind, f.payment_id, f.currency, f.stripe_amount, f.database_amount, f.difference,
              major(f.stripe_amount, f.currency), major(f.database_amount, f.currency),
              None if f.kind == "currency_mismatches" else major(f.difference, f.currency),
-             f.stripe_status, f.database_status, f.detail)
+             f.stripe_status, f.database_status, f.detail, f.database_id, f.dispute_id, f.dispute_status, f.source,
+             f.column)
             for i, f in enumerate(result.findings)
         ]  # fmt: skip
         totals = [
             (report_id, *key, t.currency, t.stripe_total, t.database_total, t.discrepancy, t.gross_discrepancy,
              to_major(t.stripe_total, t.currency), to_major(t.database_total, t.currency),
              to_major(t.discrepancy, t.currency), to_major(t.gross_discrepancy, t.currency),
-             t.stripe_count, t.database_count, float(t.discrepancy_percentage), float(t.gross_discrepancy_percentage))
+             t.stripe_count, t.database_count, float(t.discrepancy_percentage), float(t.gross_discrepancy_percentage),
+             t.disputes_lost, t.disputes_open)
             for t in result.totals
         ]  # fmt: skip
         with self._tx() as s:
@@ -258,7 +271,7 @@ class ReportStore:
                             f"({', '.join(['?'] * 21)}, CAST(? AS {self.dialect.json}), ?, ?)"), report)
             s.bulk(_L, _LINE_COLUMNS, lines)
             if totals:
-                s.many(self._sql(f"INSERT INTO {{s}}{_C} VALUES ({', '.join(['?'] * 16)})"), totals)
+                s.many(self._sql(f"INSERT INTO {{s}}{_C} VALUES ({', '.join(['?'] * 18)})"), totals)
         return report_id
 
     def save_error(self, start: date, end: date, timezone: str, message: str, *, tolerance: float,

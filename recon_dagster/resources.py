@@ -14,8 +14,9 @@ import polars as pl
 from pydantic import field_validator
 
 from . import payments_db, stripe_source
+from .stripe_disputes import with_disputes
 from .report_store import ReportStore
-from .settings import ConfigError, PaymentsTable, parse_identifier, parse_percent, parse_timezone
+from .settings import ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
 
 
 class StripeResource(dg.ConfigurableResource):
@@ -39,7 +40,16 @@ class StripeResource(dg.ConfigurableResource):
         )
 
     def fetch_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
+        """The window's charges, each disputed one with its dispute (status, reason, amount)."""
+        client = self.client()
+        return with_disputes(client, stripe_source.fetch_charges(client, start, end, slices=self.slices), start)
+
+    def list_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
+        """The window's charges alone (neighbour look-ups need no disputes)."""
         return stripe_source.fetch_charges(self.client(), start, end, slices=self.slices)
+
+    def fetch_intents(self, intents: list[str]) -> pl.DataFrame:
+        return stripe_source.charges_of_intents(self.client(), intents)
 
     def retrieve_charges(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
         return stripe_source.retrieve_charges(self.client(), ids)
@@ -116,6 +126,12 @@ class ReconciliationPolicy(dg.ConfigurableResource):
     include_refunds: bool = True
     timing_margin_hours: float = 24.0
     auto_sync: bool = False  # sync missing payments right after each day's reconciliation
+    match_on: str = "auto"  # auto | charge | payment_intent: what the table's id column holds
+
+    @field_validator("match_on")
+    @classmethod
+    def _match_on(cls, value: str) -> str:
+        return parse_match_on("RECON_MATCH_ON", value)
 
     @field_validator("timezone")
     @classmethod

@@ -22,6 +22,7 @@ from .partitions import day_window, days_between
 from .payments_db import PaymentsDataError
 from .report_store import ReportStore
 from .settings import ConfigError, Settings, parse_percent
+from .stripe_disputes import with_disputes
 from .stripe_source import StripeDataError, StripeUnavailableError
 from .sync import SyncResult, sync_payments
 
@@ -94,16 +95,17 @@ class BillingReconciliationService:
         start, end = day_window(first, last, s.timezone)
         params = ReconcileParams(start=first, end=last, timezone=s.timezone, tolerance_percentage=float(tolerance),
                                  include_refunds=refunds, paid_statuses=table.paid_statuses,
-                                 refunds_tracked=table.refunded_column is not None)  # fmt: skip
+                                 refunds_tracked=table.refunded_column is not None, match_on=s.match_on)  # fmt: skip
         lookup = lookup_across_midnight(
             start, end, timedelta(hours=s.timing_margin_hours),
             retrieve_charges=lambda ids: stripe_source.retrieve_charges(client, ids),
+            charges_of_intents=lambda intents: stripe_source.charges_of_intents(client, intents),
             find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
             fetch_charges=lambda a, b: stripe_source.fetch_charges(client, a, b),
         )  # fmt: skip
         try:
             result = reconcile_frames(
-                stripe_source.fetch_charges(client, start, end, slices=None),
+                with_disputes(client, stripe_source.fetch_charges(client, start, end, slices=None), start),
                 payments_db.read_window(table, start, end),
                 params,
                 find_neighbours=lookup,
@@ -129,8 +131,9 @@ class BillingReconciliationService:
     def sync_missing_payments(self, ids: list[str], *, dry_run: bool = False, day: date | None = None) -> SyncResult:
         """The seed's call: insert these Stripe charges into the payments table where missing."""
         payments_db.validate(self.settings.payments)
+        window = day_window(day, day, self.settings.timezone) if day is not None else None
         return sync_payments(list(ids), client=self.stripe(), table=self.settings.payments, store=self.store(),
-                             dry_run=dry_run, day=day)  # fmt: skip
+                             dry_run=dry_run, day=day, match_on=self.settings.match_on, window=window)  # fmt: skip
 
     def sync_days(
         self, start_date: date | str, end_date: date | str | None = None, *, ids: list[str] | None = None, dry_run: bool = False

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, str] = {
     "STRIPE_REQUESTS_PER_SECOND": "90",
     "STRIPE_TIMEOUT_SECONDS": "30",
     "RECON_ALERTS_SINCE": "",
+    "RECON_MATCH_ON": "auto",
     "RECON_ALERTS_INTERVAL_SECONDS": "60",
 }
 
@@ -133,6 +134,16 @@ def parse_instant(variable: str, value: str, tz: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(tz))
 
 
+MATCH_ON = ("auto", "charge", "payment_intent")
+
+
+def parse_match_on(variable: str, value: str) -> str:
+    text = value.strip().lower()
+    if text not in MATCH_ON:
+        raise ConfigError(variable, f"{value!r} is not a matching mode: expected auto, charge or payment_intent")
+    return text
+
+
 def parse_positive(variable: str, value: str, kind: type = float, *, allow_zero: bool = False):
     try:
         number = kind(value.strip())
@@ -198,6 +209,7 @@ class Settings:
     # PAGERDUTY_ROUTING_KEY) are not kept here: definitions.py passes them as EnvVars.
     slack_channel: str | None = None
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    match_on: str = "auto"  # RECON_MATCH_ON: auto (by each id's prefix) | charge | payment_intent
     alerts_since: datetime | None = None  # RECON_ALERTS_SINCE: older evaluations are recorded, not sent
     alerts_interval_seconds: int = 60  # RECON_ALERTS_INTERVAL_SECONDS: the alert sensors' minimum interval
 
@@ -254,6 +266,7 @@ class Settings:
         timezone = parse_timezone("RECON_TIMEZONE", get("RECON_TIMEZONE"))
         return cls(
             slack_channel=env.get("SLACK_CHANNEL", "").strip() or None,
+            match_on=parse_match_on("RECON_MATCH_ON", get("RECON_MATCH_ON")),
             alerts_since=parse_instant("RECON_ALERTS_SINCE", get("RECON_ALERTS_SINCE"), timezone),
             alerts_interval_seconds=parse_positive("RECON_ALERTS_INTERVAL_SECONDS", get("RECON_ALERTS_INTERVAL_SECONDS"), int),
             pagerduty_events_url=events_url,

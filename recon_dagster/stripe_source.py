@@ -24,7 +24,7 @@ import polars as pl
 import stripe
 
 from recon_dagster.core.frames import CHARGES_SCHEMA, empty_charges
-from recon_dagster.money import CurrencyError, normalize_currency
+from recon_dagster.money import CurrencyError, is_iso_currency, normalize_currency
 
 PAGE_SIZE = 100  # Stripe's maximum page size: fewest requests
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is capped so a run fails in minutes, not hours
@@ -39,6 +39,10 @@ _last_request = threading.local()
 
 class StripeDataError(ValueError):
     """Stripe returned a charge we cannot reconcile; the message names the charge and the field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class StripeUnavailableError(ValueError):
@@ -318,7 +322,7 @@ class _Lister:
                 rows.append(_row(charge, len(rows)))
             if not has_more or not data:
                 return
-            cursor, oldest = rows[-1][0], rows[-1][_CREATED_AT]
+            cursor, oldest = _page_position(data[-1], self._context)
             span, top = top - oldest, oldest + 1  # seconds this page covered; what is left
             if self._split and top - low >= 2:
                 low = self._hand_off(low, top, span)
@@ -349,6 +353,14 @@ def _page_of(body: Any, context: str) -> tuple[list[Any], bool]:
     raise StripeUnavailableError(f"Stripe sent something other than a list page while {context}.")
 
 
+def _page_position(last: Any, context: str) -> tuple[str, int]:
+    """The cursor (id) and `created` of a page's last charge: paging needs both to be sound."""
+    cid, created = _field(last, "id"), _field(last, "created")
+    if not (isinstance(cid, str) and cid) or isinstance(created, bool) or not isinstance(created, int):
+        raise StripeUnavailableError(f"Stripe sent a page whose last charge has no usable id and created time while {context}.")
+    return cid, created
+
+
 def retrieve_charges(
     client: stripe.StripeClient, ids: Iterable[str], *, max_workers: int = 8
 ) -> tuple[pl.DataFrame, list[str]]:
@@ -362,6 +374,19 @@ def retrieve_charges(
     found = _run_all(one, wanted, max_workers)
     missing = [cid for cid, charge in zip(wanted, found) if charge is None]
     return _to_frame(charge for charge in found if charge is not None), missing
+
+
+def charges_of_intents(client: stripe.StripeClient, intents: Iterable[str], *, max_workers: int = 8) -> pl.DataFrame:
+    """Every charge of these PaymentIntents (`GET /v1/charges?payment_intent=`), whenever created."""
+    wanted = list(dict.fromkeys(intents))
+
+    def one(intent: str) -> list[tuple[Any, ...]]:
+        context = f"listing the charges of PaymentIntent {intent}"
+        page = _calling_stripe(context, lambda: client.raw_request("get", "/v1/charges", payment_intent=intent, limit=PAGE_SIZE))
+        data, _ = _page_of(page.data, context)  # an intent's attempts fit one page
+        return [_row(charge, i) for i, charge in enumerate(data)]
+
+    return _rows_to_frame([row for rows in _run_all(one, wanted, max_workers) for row in rows])
 
 
 def _run_all(work: Callable[[Any], Any], items: Sequence[Any] | range, max_workers: int) -> list[Any]:
@@ -446,15 +471,33 @@ def _field(charge: Any, name: str) -> Any:
         return _MISSING
 
 
+_VALID_TAIL = (None,) * 6  # dispute_* (filled in by `attach_disputes`), invalid_column, invalid_reason
+
+
 def _row(charge: Any, position: int) -> tuple[Any, ...]:
-    """One charge as a tuple in `_COLUMNS` order, or `StripeDataError` naming charge and field."""
+    """One charge as a tuple in `_COLUMNS` order. A charge that fails validation is kept as an
+    invalid row (its id and created time when it has them, the field and the reason), so one bad
+    object is listed in the report instead of failing the day."""
+    try:
+        return _valid_row(charge, position)
+    except StripeDataError as exc:
+        cid, created = _field(charge, "id"), _field(charge, "created")
+        row = [None] * len(_COLUMNS)
+        row[0] = cid if isinstance(cid, str) and cid else None
+        row[_CREATED_AT] = created if isinstance(created, int) and not isinstance(created, bool) else None
+        row[-2], row[-1] = exc.field, str(exc)
+        return tuple(row)
+
+
+def _valid_row(charge: Any, position: int) -> tuple[Any, ...]:
+    """One valid charge, or `StripeDataError` naming charge and field."""
     cid = _field(charge, "id")
     who = f"Stripe charge {cid}" if isinstance(cid, str) and cid else f"Stripe charge at position {position}"
 
     def bad(name: str, expected: str) -> StripeDataError:
         value = _field(charge, name)
         shown = "missing" if value is _MISSING else repr(value)[:60]
-        return StripeDataError(f"{who}: {name!r} is {shown}, expected {expected}")
+        return StripeDataError(f"{who}: {name!r} is {shown}, expected {expected}", field=name)
 
     if not (isinstance(cid, str) and cid):
         raise bad("id", "a charge id such as ch_...")
@@ -471,6 +514,8 @@ def _row(charge: Any, position: int) -> tuple[Any, ...]:
         currency = normalize_currency(_field(charge, "currency"))
     except CurrencyError:
         raise bad("currency", "a three-letter ISO 4217 code") from None
+    if not is_iso_currency(currency):
+        raise bad("currency", "an ISO 4217 currency code")
     created = _field(charge, "created")
     if isinstance(created, bool) or not isinstance(created, int):
         raise bad("created", "a Unix timestamp in whole seconds")
@@ -491,5 +536,10 @@ def _row(charge: Any, position: int) -> tuple[Any, ...]:
             if not isinstance(value, str):
                 raise bad(name, "an id string, an expanded object with an id, or null")
         refs.append(value)
+    disputed = _field(charge, "disputed")
+    if disputed is _MISSING:
+        disputed = False  # objects built by hand (fixtures, mirrors) may leave it out
+    elif not isinstance(disputed, bool):
+        raise bad("disputed", "true or false")
     return (cid, amounts["amount"], amounts["amount_captured"], amounts["amount_refunded"], currency, status,
-            *flags, created, *refs)  # fmt: skip
+            *flags, created, *refs, disputed, *_VALID_TAIL)  # fmt: skip

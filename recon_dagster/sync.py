@@ -66,9 +66,9 @@ def _refusal(charge: dict[str, Any]) -> str | None:
     return None
 
 
-def _row(charge: dict[str, Any], table: PaymentsTable) -> NewPayment:
+def _row(charge: dict[str, Any], table: PaymentsTable, kind: str) -> NewPayment:
     return NewPayment(
-        id=charge["id"],
+        id=charge["payment_intent"] if kind == "payment_intent" and charge["payment_intent"] else charge["id"],
         amount=charge["amount_captured"],
         currency=charge["currency"],
         status=table.paid_statuses[0],
@@ -86,8 +86,15 @@ def sync_payments(
     dry_run: bool = False,
     run_id: str | None = None,
     day: date | None = None,
+    match_on: str = "auto",
+    window: tuple[datetime, datetime] | None = None,
 ) -> SyncResult:
-    """Insert the Stripe charges `ids` that are missing from the payments table."""
+    """Insert the Stripe charges `ids` that are missing from the payments table.
+
+    The row's id is of the kind the table holds (`id_kind`): the PaymentIntent id where the
+    table keeps those. A charge counts as present whether its charge id or its PaymentIntent id
+    is in the table.
+    """
     wanted = list(dict.fromkeys(ids))
     result = SyncResult(dry_run=dry_run)
     try:
@@ -97,19 +104,24 @@ def sync_payments(
         _audit(store, result, run_id, day)
         return result
     by_id = {c["id"]: c for c in charges.to_dicts()}
-    present = set(payments_db.find_ids(table, wanted)["id"].to_list()) if dry_run else set()
+    intents = [c["payment_intent"] for c in by_id.values() if c["payment_intent"]]
+    present = set(payments_db.find_ids(table, wanted + intents)["id"].to_list()) if dry_run else set()
+    kind = id_kind(table, match_on, window) if by_id else "charge"
 
     for pid in wanted:
         charge = by_id.get(pid)
         if charge is None:
             outcome = SyncOutcome(pid, "failed", "no such charge in Stripe (404)" if pid in not_found else "not returned by Stripe")
+        elif charge["invalid_reason"] is not None:
+            outcome = SyncOutcome(pid, "failed", f"Stripe sent an invalid charge: {charge['invalid_reason']}")
         elif (why := _refusal(charge)) is not None:
             outcome = SyncOutcome(pid, "failed", why)
         elif dry_run:
-            outcome = SyncOutcome(pid, "already_present" if pid in present else "would_insert",
-                                  "already in the payments table" if pid in present else "")  # fmt: skip
+            there = pid in present or charge["payment_intent"] in present
+            outcome = SyncOutcome(pid, "already_present" if there else "would_insert",
+                                  "already in the payments table" if there else "")  # fmt: skip
         else:
-            outcome = _insert(table, charge)
+            outcome = _insert(table, charge, kind)
         result.outcomes.append(outcome)
     _audit(store, result, run_id, day)
     log.info("Sync %s: %s synced, %s failed, %s already present", "dry run" if dry_run else "done",
@@ -117,9 +129,21 @@ def sync_payments(
     return result
 
 
-def _insert(table: PaymentsTable, charge: dict[str, Any]) -> SyncOutcome:
+def id_kind(table: PaymentsTable, match_on: str, window: tuple[datetime, datetime] | None) -> str:
+    """`charge` or `payment_intent`: what new rows' ids should be, as the table's rows are that day."""
+    if match_on in ("charge", "payment_intent"):
+        return match_on
+    if window is None:
+        return "charge"
+    ids = payments_db.read_window(table, *window).get_column("id").drop_nulls()
+    intents = int(ids.str.starts_with("pi_").sum())
+    return "payment_intent" if intents * 2 > ids.len() else "charge"
+
+
+def _insert(table: PaymentsTable, charge: dict[str, Any], kind: str) -> SyncOutcome:
+    also = [i for i in (charge["id"], charge["payment_intent"]) if i]
     try:
-        done = payments_db.insert_payment(table, _row(charge, table))
+        done = payments_db.insert_payment(table, _row(charge, table, kind), also=also)
     except (PaymentsDataError, ValueError) as exc:
         # Each insert is its own transaction: this one rolled back, earlier ones stay committed.
         return SyncOutcome(charge["id"], "failed", str(exc))

@@ -9,8 +9,8 @@ from datetime import date
 
 import dagster as dg
 
-from .partitions import days_between
-from .resources import PaymentsDatabaseResource, ReportStoreResource, StripeResource
+from .partitions import day_window, days_between
+from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
 from .schedules import DAILY_JOB
 from .sync import sync_payments
 
@@ -39,6 +39,7 @@ def sync_missing_payments_op(
     stripe: StripeResource,
     payments_db: PaymentsDatabaseResource,
     report_store: ReportStoreResource,
+    policy: ReconciliationPolicy,
 ) -> dict:
     store = report_store.store()
     days = sync_days(config)
@@ -50,7 +51,8 @@ def sync_missing_payments_op(
                 raise dg.Failure(f"No reconciliation report for {day}: materialize reconciliation_report for it first.")
             ids += report.missing_in_database
     result = sync_payments(ids, client=stripe.client(), table=payments_db.mapping(), store=store,
-                           dry_run=config.dry_run, run_id=context.run_id, day=days[0])  # fmt: skip
+                           dry_run=config.dry_run, run_id=context.run_id, day=days[0], match_on=policy.match_on,
+                           window=day_window(days[0], days[0], policy.timezone))  # fmt: skip
     body = result.to_json_dict()
     context.add_output_metadata({
         "synced": body["synced"], "failed": len(body["failed"]), "already_present": len(body["skipped"]),

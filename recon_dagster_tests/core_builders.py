@@ -14,15 +14,25 @@ DAY = date(2024, 1, 1)
 
 
 def charge(id: str, amount: int, currency: str = "USD", *, status: str = "succeeded", captured: bool = True,
-           refunded: int = 0, created: datetime = NOON) -> dict:  # fmt: skip
-    return dict(id=id, amount=amount, amount_captured=amount if captured else 0, amount_refunded=refunded,
-                currency=currency, status=status, paid=status == "succeeded", captured=captured,
-                refunded=refunded == amount and amount > 0, created=created, payment_intent=None, customer=None)  # fmt: skip
+           refunded: int = 0, created: datetime = NOON, intent: str | None = None, amount_captured: int | None = None,
+           dispute: tuple[str, str, int] | None = None) -> dict:  # fmt: skip
+    """A charge; `dispute` is (dispute id, status, amount)."""
+    captured_amount = (amount if captured else 0) if amount_captured is None else amount_captured
+    row = dict(id=id, amount=amount, amount_captured=captured_amount, amount_refunded=refunded,
+               currency=currency, status=status, paid=status == "succeeded", captured=captured,
+               refunded=refunded == amount and amount > 0, created=created, payment_intent=intent, customer=None,
+               disputed=dispute is not None)  # fmt: skip
+    if dispute is not None:
+        row |= dict(dispute_id=dispute[0], dispute_status=dispute[1], dispute_reason="fraudulent", dispute_amount=dispute[2])
+    return row
 
 
-def payment(id: str, amount: int, currency: str = "USD", *, status: str = "succeeded", refunded: int | None = None,
-            created: datetime = NOON) -> dict:  # fmt: skip
-    return dict(id=id, amount=amount, currency=currency, status=status, created_at=created, refunded=refunded)
+def payment(id: str | None, amount: int | None, currency: str | None = "USD", *, status: str = "succeeded",
+            refunded: int | None = None, created: datetime = NOON, invalid: tuple[str, str] | None = None) -> dict:  # fmt: skip
+    """A payment row; `invalid` is (column, reason), as a source marks a row it could not read."""
+    column, reason = invalid or (None, None)
+    return dict(id=id, amount=amount, currency=currency, status=status, created_at=created, refunded=refunded,
+                invalid_column=column, invalid_reason=reason)  # fmt: skip
 
 
 def charges(*rows: dict) -> pl.DataFrame:

@@ -28,7 +28,7 @@ def test_duplicated_of_distinct_ids_is_all_false():
 
 def _sides(colliding: bool):
     c = charges(charge("ch_ok", 1000), charge("ch_lost", 500), charge("ch_amt", 700))
-    p = payments(payment("ch_ok", 1000), payment("ch_amt", 650), payment("manual_1", 90), payment("ch_ok", 1000))
+    p = payments(payment("ch_ok", 1000), payment("ch_amt", 650), payment("ch_manual_1", 90), payment("ch_ok", 1000))
     stripe, database = stripe_side(c, include_refunds=True), database_side(p, params())
     if colliding:  # the worst case: every id has the same hash
         stripe = stripe.with_columns(h=pl.lit(0, pl.UInt64))
@@ -50,6 +50,6 @@ def test_flagged_rows_name_each_class_once():
     assert _flags(_sides(colliding=False)) == [
         ("ch_amt", False, False, True, False),
         ("ch_lost", True, False, False, False),
+        ("ch_manual_1", False, True, False, False),
         ("ch_ok", False, False, False, True),
-        ("manual_1", False, True, False, False),
     ]

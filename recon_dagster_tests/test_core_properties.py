@@ -38,7 +38,7 @@ BEFORE_WINDOW = datetime(2024, 1, 1, tzinfo=UTC)
 TRACKED = {"refunds_tracked": True, "include_refunds": True}
 
 # Kinds that must end up in no class at all.
-QUIET = ("ok", "failed_charge_only", "unpaid_row_only")
+QUIET = ("ok", "failed_charge_only", "unpaid_row_only", "partial_capture", "failed_attempts_then_success")
 # Injectable kinds: every class, plus timing across midnight in both directions.
 INJECTED = tuple(c for c in CLASSES if c != "timing_differences") + ("timing_row_after", "timing_charge_before")
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -66,10 +66,16 @@ def _other_currency(currency: str, k: int) -> str:
     return others[k % len(others)]
 
 
+def intent_of(pid: str) -> str:
+    """Every injected charge belongs to a PaymentIntent named after it."""
+    return "pi_" + pid.removeprefix("ch_")
+
+
 def inject(ds: DataSet, pid: str, kind: str, amount: int, currency: str, k: int, when: datetime = NOON) -> None:
     """Add payment `pid` to `ds`, matching exactly or with the one discrepancy `kind`."""
-    ch = charge(pid, amount, currency, created=when)
+    ch = charge(pid, amount, currency, created=when, intent=intent_of(pid))
     row = payment(pid, amount, currency, refunded=0, created=when + timedelta(seconds=k % 3))
+    recorded = pid  # the id the class reports it under
     if kind == "missing_in_database":
         ds.charges.append(ch)
     elif kind == "missing_in_stripe":
@@ -80,14 +86,37 @@ def inject(ds: DataSet, pid: str, kind: str, amount: int, currency: str, k: int,
         ds.charges.append(ch)
         ds.payments.append({**row, "amount": new})
     elif kind == "status_mismatches":
-        if k % 2:  # failed in Stripe, paid in the table
-            ds.charges.append(charge(pid, amount, currency, status="failed", created=when))
+        if k % 3 == 2:  # authorised, not captured, yet paid in the table
+            ds.charges.append(charge(pid, amount, currency, captured=False, created=when, intent=intent_of(pid)))
+            ds.payments.append({**row, "status": "paid"})
+        elif k % 3 == 1:  # failed in Stripe, paid in the table
+            ds.charges.append(charge(pid, amount, currency, status="failed", created=when, intent=intent_of(pid)))
             ds.payments.append({**row, "status": "paid"})
         else:  # collected by Stripe, failed in the table
             ds.charges.append(ch)
             ds.payments.append({**row, "status": "failed"})
     elif kind == "refund_mismatches":
-        ds.charges.append(charge(pid, amount, currency, refunded=1 + k % amount, created=when))
+        ds.charges.append(charge(pid, amount, currency, refunded=1 + k % amount, created=when, intent=intent_of(pid)))
+        ds.payments.append(row)
+    elif kind == "disputes":  # lost (money against the tolerance), open (at risk) or won (listed)
+        status = ("lost", "needs_response", "won")[k % 3]
+        ds.charges.append(charge(pid, amount, currency, created=when, intent=intent_of(pid), dispute=(f"dp_{pid}", status, amount)))
+        ds.payments.append(row)
+    elif kind == "invalid_rows":  # a row the source could not read, or an id of no payment kind
+        if k % 2:
+            ds.payments.append({**row, "amount": None, "invalid_column": "amount", "invalid_reason": "NULL in amount column"})
+        else:
+            recorded = "cs_" + pid.removeprefix("ch_")
+            ds.payments.append({**row, "id": recorded})
+    elif kind == "partial_capture":  # captured less than authorised; the table records what was taken
+        captured = 1 + k % amount
+        ds.charges.append(charge(pid, amount, currency, amount_captured=captured, created=when, intent=intent_of(pid)))
+        ds.payments.append({**row, "amount": captured})
+    elif kind == "failed_attempts_then_success":  # an intent's declined attempts are not payments
+        for j in range(1 + k % 3):
+            ds.charges.append(charge(f"{pid}_a{j}", amount, currency, status="failed", intent=intent_of(pid),
+                                     created=when - timedelta(minutes=5 - j)))  # fmt: skip
+        ds.charges.append(ch)
         ds.payments.append(row)
     elif kind == "duplicates_in_database":
         ds.charges.append(ch)
@@ -102,7 +131,7 @@ def inject(ds: DataSet, pid: str, kind: str, amount: int, currency: str, k: int,
         ds.neighbour_charges.append({**ch, "created": BEFORE_WINDOW - timedelta(seconds=1 + k % 10)})
         ds.payments.append(row)
     elif kind == "failed_charge_only":
-        ds.charges.append(charge(pid, amount, currency, status="failed", created=when))
+        ds.charges.append(charge(pid, amount, currency, status="failed", created=when, intent=intent_of(pid)))
     elif kind == "unpaid_row_only":
         ds.payments.append({**row, "status": "pending"})
     else:
@@ -111,7 +140,7 @@ def inject(ds: DataSet, pid: str, kind: str, amount: int, currency: str, k: int,
         ds.payments.append(row)
     cls = "timing_differences" if kind.startswith("timing_") else kind
     if cls in ds.injected:
-        ds.injected[cls].add(pid)
+        ds.injected[cls].add(recorded)
 
 
 def items(kinds: tuple[str, ...], max_size: int) -> st.SearchStrategy[list[tuple[str, int, str, int]]]:
@@ -142,6 +171,41 @@ def test_every_injected_discrepancy_is_found_in_exactly_its_class(ds: DataSet):
     assert not ids_of(r, "timing_differences") & (set(r.missing_in_database) | set(r.missing_in_stripe))
     # No payment lands in two classes, and no finding is listed twice.
     assert len(r.findings) == len({f.payment_id for f in r.findings})
+    lost = sum(f.stripe_amount for f in r.of("disputes") if f.dispute_status == "lost")
+    assert sum(t.disputes_lost for t in r.totals) == lost
+
+
+def _as_intents(ds: DataSet, chosen: list[bool]) -> DataSet:
+    """The same data set, with the rows picked by `chosen` keyed by their PaymentIntent id."""
+    def swap(rows: list[dict]) -> list[dict]:
+        out = []
+        for i, row in enumerate(rows):
+            use = chosen[i % len(chosen)] if chosen else False
+            out.append({**row, "id": intent_of(row["id"])} if use and row["id"].startswith("ch_") else row)
+        return out
+
+    return DataSet(ds.charges, swap(ds.payments), ds.neighbour_charges, swap(ds.neighbour_payments), ds.injected)
+
+
+def _normalised(result) -> list[tuple]:
+    """Findings keyed by charge id: a `pi_` row reported under its intent id is the same payment."""
+    def as_charge(pid: str) -> str:
+        return "ch_" + pid.removeprefix("pi_") if pid.startswith("pi_") else pid
+
+    return sorted(
+        (f.kind, as_charge(f.payment_id), f.currency, f.stripe_amount, f.database_amount, f.difference, f.detail, f.dispute_status)
+        for f in result.findings
+    )
+
+
+@FAST
+@given(data_sets(), st.lists(st.booleans(), min_size=1, max_size=7))
+def test_a_table_of_payment_intent_ids_gives_the_same_findings_as_one_of_charge_ids(ds: DataSet, chosen: list[bool]):
+    by_charge, by_intent = ds.run(), _as_intents(ds, chosen).run()
+    assert _normalised(by_intent) == _normalised(by_charge)
+    assert [(t.currency, t.stripe_total, t.database_total, t.gross_discrepancy) for t in by_intent.totals] == [
+        (t.currency, t.stripe_total, t.database_total, t.gross_discrepancy) for t in by_charge.totals
+    ]
 
 
 def _shuffled(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
@@ -156,7 +220,7 @@ def messy_data_sets(draw) -> DataSet:
     for i, (amount, status, seconds) in enumerate(draw(st.lists(
             st.tuples(st.integers(1, 10**6), st.sampled_from(["succeeded", "paid", "failed", "refunded"]),
                       st.integers(0, 3)), max_size=6))):  # fmt: skip
-        pid = f"dup_{i % 3}"  # several extra rows may share an id
+        pid = f"ch_dup_{i % 3}"  # several extra rows may share an id
         if not any(c["id"] == pid for c in ds.charges) and draw(st.booleans()):
             ds.charges.append(charge(pid, amount, "USD"))
         ds.payments.append(payment(pid, amount, "USD", status=status, refunded=0, created=NOON + timedelta(seconds=seconds)))
@@ -182,12 +246,12 @@ def two_days(draw) -> tuple[DataSet, DataSet, set[str]]:
     kinds = QUIET + tuple(k for k in INJECTED if not k.startswith("timing_"))
     for d, day in enumerate(days):
         for i, (kind, amount, currency, k) in enumerate(draw(items(kinds, 25))):
-            inject(day, f"d{d + 1}_{i:03d}", kind, amount, currency, k, when=NOON + timedelta(days=d))
+            inject(day, f"ch_d{d + 1}_{i:03d}", kind, amount, currency, k, when=NOON + timedelta(days=d))
     crossing = set()
     for i, (amount, currency, s, row_first) in enumerate(draw(st.lists(
             st.tuples(st.integers(1, 10**7), st.sampled_from(CURRENCIES), st.integers(0, 9), st.booleans()),
             min_size=1, max_size=6))):  # fmt: skip
-        pid = f"x_{i:03d}"
+        pid = f"ch_x_{i:03d}"
         late, early = MIDNIGHT - timedelta(seconds=10 - s), MIDNIGHT + timedelta(seconds=s)
         if row_first:  # recorded at 23:59:5x, charged at 00:00:0x
             days[0].payments.append(payment(pid, amount, currency, refunded=0, created=late))

@@ -30,8 +30,8 @@ def test_charge_absent_from_database_is_missing_in_database():
 
 
 def test_paid_row_absent_from_stripe_is_missing_in_stripe():
-    r = reconcile(charges(charge("ch_1", 1000)), payments(payment("ch_1", 1000), payment("manual_7", 300)), params())
-    assert r.missing_in_stripe == ["manual_7"]
+    r = reconcile(charges(charge("ch_1", 1000)), payments(payment("ch_1", 1000), payment("ch_manual_7", 300)), params())
+    assert r.missing_in_stripe == ["ch_manual_7"]
 
 
 def test_failed_charge_without_row_is_not_a_discrepancy():
@@ -141,7 +141,7 @@ def test_zero_decimal_currency_keeps_whole_yen():
 def test_offsetting_differences_do_not_pass_as_clean():
     # +500 missing in the database and -500 missing in Stripe: the totals agree exactly.
     c = charges(charge("ch_1", 10_000), charge("ch_2", 500))
-    p = payments(payment("ch_1", 10_000), payment("manual_1", 500))
+    p = payments(payment("ch_1", 10_000), payment("ch_manual_1", 500))
     r = reconcile(c, p, params())
     assert (r.discrepancy, r.discrepancy_percentage) == (0, 0.0)
     assert r.gross_discrepancy == 1000
@@ -157,7 +157,7 @@ def test_tolerance_is_exclusive_at_the_threshold():
 
 
 def test_database_rows_without_any_stripe_charges_are_one_hundred_percent():
-    r = reconcile(charges(), payments(payment("manual_1", 100)), params())
+    r = reconcile(charges(), payments(payment("ch_manual_1", 100)), params())
     assert (r.discrepancy_percentage, r.status) == (100.0, "discrepancy_found")
 
 
@@ -167,8 +167,8 @@ def test_empty_day_is_success_with_no_currency():
 
 
 def test_headline_is_the_worst_currency_and_totals_are_kept_per_currency():
-    c = charges(charge("u1", 10_000, "USD"), charge("j1", 5_000, "JPY"), charge("j2", 5_000, "JPY"))
-    p = payments(payment("u1", 10_000, "USD"), payment("j1", 5_000, "JPY"))
+    c = charges(charge("ch_u1", 10_000, "USD"), charge("ch_j1", 5_000, "JPY"), charge("ch_j2", 5_000, "JPY"))
+    p = payments(payment("ch_u1", 10_000, "USD"), payment("ch_j1", 5_000, "JPY"))
     r = reconcile(c, p, params())
     assert r.currency == "JPY"
     assert r.discrepancy_percentage == 50.0
@@ -197,11 +197,11 @@ def test_row_whose_charge_is_on_the_neighbouring_day_is_a_timing_difference():
 
 
 def test_findings_are_ranked_by_money_at_stake_in_recommendations():
-    c = charges(charge("big", 9_000), charge("ok", 1_000))
-    p = payments(payment("ok", 1_000), payment("manual", 10))
+    c = charges(charge("ch_big", 9_000), charge("ch_ok", 1_000))
+    p = payments(payment("ch_ok", 1_000), payment("ch_manual", 10))
     recs = reconcile(c, p, params()).recommendations
     assert recs[0].startswith("1 payment (90.00 USD) collected by Stripe")
-    assert "manual" in recs[1]
+    assert "ch_manual" in recs[1]
 
 
 def test_input_with_a_wrong_column_type_is_refused():
@@ -210,9 +210,11 @@ def test_input_with_a_wrong_column_type_is_refused():
         reconcile(bad, payments(), params())
 
 
-def test_row_without_an_id_is_refused_with_the_count():
-    with pytest.raises(ValueError, match="payments frame has 1 row"):
-        reconcile(charges(), payments(payment(None, 100)), params())
+def test_row_without_an_id_is_quarantined_not_fatal():
+    r = reconcile(charges(charge("ch_1", 1000)), payments(payment("ch_1", 1000), payment(None, 100)), params())
+    [bad] = r.of("invalid_rows")
+    assert (bad.payment_id, bad.source, bad.column, bad.detail) == ("", "database", "id", "NULL id")
+    assert r.counts()["invalid_rows"] == 1 and r.stripe_total == r.database_total == 1000
 
 
 def test_duplicate_rows_are_reported_even_when_their_charge_is_across_midnight():

@@ -120,9 +120,11 @@ def test_default_table_in_minor_units_reads_as_payments_frame(store: Store, paym
 
     assert frame.schema == pl.Schema(PAYMENTS_SCHEMA)
     assert frame.to_dicts() == [
-        {"id": "ch_1", "amount": 1999, "currency": "USD", "status": "succeeded", "created_at": at(10), "refunded": None},
-        {"id": "ch_2", "amount": 500, "currency": "EUR", "status": "failed", "created_at": at(11), "refunded": None},
-    ]
+        {"id": "ch_1", "amount": 1999, "currency": "USD", "status": "succeeded", "created_at": at(10), "refunded": None,
+         "invalid_column": None, "invalid_reason": None},
+        {"id": "ch_2", "amount": 500, "currency": "EUR", "status": "failed", "created_at": at(11), "refunded": None,
+         "invalid_column": None, "invalid_reason": None},
+    ]  # fmt: skip
 
 
 def test_custom_names_in_major_units_convert_exactly_per_currency(store: Store) -> None:
@@ -222,7 +224,7 @@ def test_naive_created_at_column_is_taken_as_utc(store: Store) -> None:
     frame = read_window(payments, DAY, NEXT_DAY)
 
     assert validate(payments).created_at_has_timezone is False
-    assert frame.rows() == [("late", 1, "USD", "paid", at(23, 30), None)]
+    assert frame.rows() == [("late", 1, "USD", "paid", at(23, 30), None, None, None)]
 
 
 def test_reserved_and_mixed_case_names_are_quoted(store: Store) -> None:
@@ -266,29 +268,44 @@ def test_missing_column_names_the_variable_and_lists_the_columns(store: Store, p
         read_window(table, DAY, NEXT_DAY)
 
 
-def test_null_amount_names_the_table_column_and_row(store: Store, payments: PaymentsTable) -> None:
+def invalid(frame: pl.DataFrame) -> list[tuple]:
+    return frame.filter(pl.col("invalid_reason").is_not_null()).select("id", "invalid_column", "invalid_reason").rows()
+
+
+def test_null_amount_marks_the_row_invalid_and_keeps_the_others(store: Store, payments: PaymentsTable) -> None:
     add(store, ("ch_ok", 1, "USD", "paid", at(1)), ("ch_9", None, "USD", "paid", at(2)))
 
-    with pytest.raises(PaymentsDataError, match=r"^payments table payments: row 'ch_9' has NULL in amount column 'amount'$"):
-        read_window(payments, DAY, NEXT_DAY)
+    frame = read_window(payments, DAY, NEXT_DAY)
+
+    assert invalid(frame) == [("ch_9", "amount", "NULL in amount column 'amount'")]
+    assert frame.filter(pl.col("id") == "ch_ok")["amount"].to_list() == [1]
 
 
-def test_amount_that_is_not_whole_minor_units_is_refused(store: Store) -> None:
+def test_amount_that_is_not_whole_minor_units_marks_the_row_invalid(store: Store) -> None:
     orders = custom(store)
     store.run(f"INSERT INTO {store.schema}.orders VALUES (?, ?, ?, ?, ?, ?)", ("ch_x", Decimal("10.005"), "USD", "paid", at(1), None))
 
-    with pytest.raises(
-        PaymentsDataError,
-        match=r"row 'ch_x' has '10.005' in amount column 'total_major', which is not a whole number of minor units of USD \(2 decimals\)",
-    ):
-        read_window(orders, DAY, NEXT_DAY)
+    assert invalid(read_window(orders, DAY, NEXT_DAY)) == [
+        ("ch_x", "total_major", "'10.005' in amount column 'total_major' is not a whole number of minor units of USD (2 decimals)")
+    ]
 
 
-def test_invalid_currency_names_the_row_and_value(store: Store, payments: PaymentsTable) -> None:
-    add(store, ("ch_1", 1, "US", "paid", at(1)))
+@pytest.mark.parametrize("code", ["US", "xyz"])
+def test_a_currency_that_is_not_iso_4217_marks_the_row_invalid(store: Store, payments: PaymentsTable, code: str) -> None:
+    add(store, ("ch_1", 1, code, "paid", at(1)))
 
-    with pytest.raises(PaymentsDataError, match=r"row 'ch_1' has 'US' in currency column 'currency'"):
-        read_window(payments, DAY, NEXT_DAY)
+    assert invalid(read_window(payments, DAY, NEXT_DAY)) == [
+        ("ch_1", "currency", f"{code.upper()} in currency column 'currency' is not an ISO 4217 currency code")
+    ]
+
+
+def test_null_id_and_null_currency_are_named(store: Store, payments: PaymentsTable) -> None:
+    add(store, (None, 5, "USD", "paid", at(1)), ("ch_2", 5, None, "paid", at(2)))
+
+    assert set(invalid(read_window(payments, DAY, NEXT_DAY))) == {
+        (None, "stripe_charge_id", "NULL in id column 'stripe_charge_id'"),
+        ("ch_2", "currency", "NULL in currency column 'currency'"),
+    }
 
 
 def test_unreachable_postgres_error_redacts_the_password() -> None:
@@ -340,7 +357,15 @@ def test_insert_writes_once_then_reports_already_present(store: Store, payments:
     second = insert_payment(payments, NewPayment("ch_new", 1, "USD", "failed", at(10) - timedelta(days=3)))
 
     assert (first, second) == (InsertResult.INSERTED, InsertResult.ALREADY_PRESENT)
-    assert read_window(payments, DAY, NEXT_DAY).rows() == [("ch_new", 1999, "USD", "succeeded", at(9), None)]
+    assert read_window(payments, DAY, NEXT_DAY).rows() == [("ch_new", 1999, "USD", "succeeded", at(9), None, None, None)]
+
+
+def test_insert_counts_the_payments_other_id_as_present(store: Store, payments: PaymentsTable) -> None:
+    insert_payment(payments, NewPayment("pi_1", 1999, "usd", "succeeded", at(9)))
+
+    again = insert_payment(payments, NewPayment("ch_1", 1999, "usd", "succeeded", at(9)), also=["ch_1", "pi_1"])
+
+    assert again is InsertResult.ALREADY_PRESENT and read_window(payments, DAY, NEXT_DAY)["id"].to_list() == ["pi_1"]
 
 
 def test_major_unit_insert_writes_the_exact_decimal(store: Store) -> None:

@@ -200,7 +200,8 @@ def test_history_counts_findings_per_class(store):
     store.save(result())
     [row] = store.history()
     assert row["findings"] == 8
-    assert set(row["counts"].values()) == {1}
+    assert {k for k, v in row["counts"].items() if v} == {f.kind for f in result().findings}
+    assert set(row["counts"].values()) == {0, 1}
 
 
 def test_money_columns_are_exact_decimals(store):
@@ -256,3 +257,20 @@ def test_duckdb_waits_for_another_process_to_release_the_file(tmp_path):
 def test_repr_hides_the_url_password():
     store = ReportStore("postgresql://recon:hunter2@db.internal:5432/recon")
     assert "hunter2" not in repr(store)
+
+
+def test_disputes_and_invalid_rows_are_kept_as_line_items(store):
+    findings = (
+        finding("disputes", "ch_dp", stripe_amount=900, difference=900, dispute_id="dp_1", dispute_status="lost", detail="lost: fraudulent"),
+        finding("invalid_rows", "", "", source="database", column="amount", detail="NULL in amount column 'amount'"),
+        finding("missing_in_stripe", "pi_9", database_amount=100, difference=-100, database_id="pi_9"),
+    )
+    store.save(result(findings=findings))
+    rows = raw(store, "SELECT kind, payment_id, dispute_id, dispute_status, source, invalid_column, database_id "
+                      "FROM {s}reconciliation_line_items ORDER BY position")  # fmt: skip
+    assert rows == [
+        ("disputes", "ch_dp", "dp_1", "lost", None, None, None),
+        ("invalid_rows", "", None, None, "database", "amount", None),
+        ("missing_in_stripe", "pi_9", None, None, None, None, "pi_9"),
+    ]
+    assert store.latest(DAY).findings == findings

@@ -50,7 +50,7 @@ def world(tmp_path):
         ("ch_refunded", "30.00", "USD", "paid", ts(13, 0, 2), "0"),  # refund never recorded
         ("ch_kwd", "1.234", "KWD", "paid", ts(14, 0, 2), "0"),
         ("ch_midnight", "8.00", "USD", "paid", ts(23, 59, 58) + timedelta(seconds=5), "0"),
-        ("manual_1", "12.50", "USD", "completed", ts(15), "0"),
+        ("ch_manual_1", "12.50", "USD", "completed", ts(15), "0"),  # entered by hand: no such charge
     ]
     db = tmp_path / "shop.duckdb"
     with duckdb.connect(str(db)) as con:
@@ -81,7 +81,7 @@ def test_every_class_is_found_on_a_dst_day_in_a_major_unit_table(world):
     result = world.reconcile(SPRING)
     assert kinds(result) == {
         "missing_in_database": ["ch_lost"],
-        "missing_in_stripe": ["manual_1"],
+        "missing_in_stripe": ["ch_manual_1"],
         "amount_mismatches": ["ch_yen"],
         "status_mismatches": ["ch_declined"],
         "refund_mismatches": ["ch_refunded"],

@@ -51,7 +51,9 @@ def test_the_frame_has_the_charges_schema_with_upper_case_currency_and_utc_times
     assert frame.row(0, named=True) == {
         "id": "ch_1", "amount": 1999, "amount_captured": 1999, "amount_refunded": 0, "currency": "USD",
         "status": "succeeded", "paid": True, "captured": True, "refunded": False,
-        "created": START + timedelta(seconds=60), "payment_intent": "pi_1", "customer": "cus_1",
+        "created": START + timedelta(seconds=60), "payment_intent": "pi_1", "customer": "cus_1", "disputed": False,
+        "dispute_id": None, "dispute_status": None, "dispute_reason": None, "dispute_amount": None,
+        "invalid_column": None, "invalid_reason": None,
     }  # fmt: skip
 
 
@@ -166,11 +168,17 @@ def test_retrieve_returns_known_charges_and_lists_unknown_ids_as_missing(serve):
     assert missing == ["ch_gone"]
 
 
-def test_a_charge_with_a_null_amount_is_a_data_error_naming_the_charge_and_field(serve):
+def invalid(frame: pl.DataFrame) -> list[tuple]:
+    return frame.filter(pl.col("invalid_reason").is_not_null()).select("id", "invalid_column", "invalid_reason").rows()
+
+
+def test_a_charge_with_a_null_amount_is_listed_as_invalid_naming_the_charge_and_field(serve):
     server = serve([make_charge("ch_ok", 100, created=T0), make_charge("ch_123", 100, created=T0 + 1) | {"amount": None}])
-    with pytest.raises(StripeDataError) as raised:
-        fetch_charges(client_for(server), START, END)
-    assert str(raised.value) == "Stripe charge ch_123: 'amount' is None, expected a non-negative integer number of minor units"
+    frame = fetch_charges(client_for(server), START, END)
+    assert invalid(frame) == [
+        ("ch_123", "amount", "Stripe charge ch_123: 'amount' is None, expected a non-negative integer number of minor units")
+    ]
+    assert frame.filter(pl.col("id") == "ch_ok")["amount"].to_list() == [100]
 
 
 @pytest.mark.parametrize(
@@ -182,23 +190,27 @@ def test_a_charge_with_a_null_amount_is_a_data_error_naming_the_charge_and_field
         ({"amount_refunded": 101}, "amount_refunded"),
         ({"amount_captured": 101}, "amount_captured"),
         ({"currency": "us"}, "currency"),
+        ({"currency": "xyz"}, "currency"),
+        ({"disputed": "yes"}, "disputed"),
         ({"created": None}, "created"),
         ({"status": None}, "status"),
     ],
 )
-def test_a_malformed_field_is_a_data_error_naming_that_field(serve, override, field):
+def test_a_malformed_field_is_listed_as_invalid_naming_that_field(serve, override, field):
     server = serve([make_charge("ch_bad", 100, created=T0) | override])
     since_epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)  # the server files a charge without `created` at 0
-    with pytest.raises(StripeDataError, match=f"^Stripe charge ch_bad: '{field}' is "):
-        fetch_charges(client_for(server), since_epoch, END)
+    [(cid, column, reason)] = invalid(fetch_charges(client_for(server), since_epoch, END))
+    assert (cid, column) == ("ch_bad", field) and reason.startswith(f"Stripe charge ch_bad: '{field}' is ")
 
 
 def test_a_charge_without_an_id_is_named_by_its_position(serve):
     charge = make_charge("ch_x", 100, created=T0)
     del charge["id"]
     server = serve([make_charge("ch_newer", 100, created=T0 + 1), charge])
-    with pytest.raises(StripeDataError, match=r"^Stripe charge at position 1: 'id' is missing"):
-        fetch_charges(client_for(server), START, END)
+    frame = fetch_charges(client_for(server), START, END)
+    [(cid, column, reason)] = invalid(frame)
+    assert (cid, column) == (None, "id") and reason.startswith("Stripe charge at position 1: 'id' is missing")
+    assert frame.filter(pl.col("invalid_reason").is_null())["id"].to_list() == ["ch_newer"]
 
 
 def test_the_rate_limiter_spaces_requests_at_the_configured_rate(serve):
@@ -285,11 +297,18 @@ def test_a_429_burst_with_retry_after_is_recovered_by_concurrent_slices(serve):
     assert server.count(429) == 6 and time.monotonic() - began >= 1.0  # Retry-After honoured
 
 
-def test_an_error_in_one_slice_stops_the_others_and_reaches_the_caller(serve):
+def test_an_invalid_charge_in_one_slice_is_listed_and_every_other_charge_is_read(serve):
     charges = busy_day(2_000)
     charges[1_234] = charges[1_234] | {"amount": -5}
     server = serve(charges)
-    with pytest.raises(StripeDataError, match=f"^Stripe charge {charges[1_234]['id']}: 'amount' is -5"):
-        fetch_charges(client_for(server), START, END, slices=None)
+    frame = fetch_charges(client_for(server), START, END, slices=None)
+    assert frame.height == 2_000 and [row[0] for row in invalid(frame)] == [charges[1_234]["id"]]
+
+
+def test_an_error_in_one_slice_stops_the_others_and_reaches_the_caller(serve):
+    server = serve(busy_day(2_000))
+    server.fail_next(500, count=1_000)
+    with pytest.raises(StripeUnavailableError, match="server error"):
+        fetch_charges(client_for(server, max_network_retries=0), START, END, slices=None)
     with pytest.raises(ValueError, match="slices must be at least 1 or None"):
         fetch_charges(client_for(server), START, END, slices=0)

@@ -14,7 +14,7 @@ import polars as pl
 
 from ..money import format_major
 from .frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, UTC_TS, conform
-from .result import CLASSES, Finding, ReconcileParams
+from .result import CLASSES, OPEN_DISPUTES, REPORT_ONLY, Finding, ReconcileParams
 
 # Finding's fields as Polars columns, in the dataclass's order (rows become Finding(*row)).
 _DTYPES: dict[str, pl.DataType] = {
@@ -24,14 +24,21 @@ _DTYPES: dict[str, pl.DataType] = {
     "stripe_currency": pl.String(), "database_currency": pl.String(),
     "stripe_refunded": pl.Int64(), "database_refunded": pl.Int64(), "database_count": pl.Int64(),
     "stripe_created": UTC_TS, "database_created": UTC_TS, "detail": pl.String(),
+    "database_id": pl.String(), "dispute_id": pl.String(), "dispute_status": pl.String(),
+    "source": pl.String(), "column": pl.String(),
 }  # fmt: skip
 FINDING_SCHEMA: dict[str, pl.DataType] = {f.name: _DTYPES[f.name] for f in fields(Finding)}
 
 S_AMT, D_AMT = pl.col("s_amt"), pl.col("d_amt")
 
 
+def _columns(common: dict[str, pl.Expr], columns: dict[str, pl.Expr]) -> list[pl.Expr]:
+    chosen = {**common, **columns}
+    return [chosen.get(name, pl.lit(None)).cast(dtype).alias(name) for name, dtype in FINDING_SCHEMA.items()]
+
+
 def _finding(kind: str, **columns: pl.Expr) -> list[pl.Expr]:
-    """A class's finding columns; what the class does not set is null (or the common value)."""
+    """A joined class's finding columns; what the class does not set is null (or the common value)."""
     common = {
         "kind": pl.lit(kind),
         "payment_id": pl.col("id"),
@@ -42,9 +49,10 @@ def _finding(kind: str, **columns: pl.Expr) -> list[pl.Expr]:
         "stripe_created": pl.col("s_created"),
         "database_created": pl.col("d_created"),
         "detail": pl.lit(""),
+        # The row's own id, where the table keeps another one than the charge's (a PaymentIntent id).
+        "database_id": pl.when(pl.col("d_raw") != pl.col("id")).then(pl.col("d_raw")),
     }
-    chosen = {**common, **columns}
-    return [chosen.get(name, pl.lit(None)).cast(dtype).alias(name) for name, dtype in FINDING_SCHEMA.items()]
+    return _columns(common, columns)
 
 
 def _major(minor: str, currency: str) -> pl.Expr:
@@ -88,7 +96,9 @@ def _per_class(params: ReconcileParams) -> list[tuple[pl.Expr, list[pl.Expr]]]:
             stripe_currency=pl.col("s_currency"), database_currency=pl.col("d_currency"))),
         (pl.col("status_mismatches"), _finding(
             "status_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=S_AMT - D_AMT,
-            detail=pl.when("s_paid").then(pl.lit("Stripe collected it")).otherwise(pl.lit("the database counts it as paid")))),
+            detail=pl.when("s_paid").then(pl.lit("Stripe collected it"))
+            .when((pl.col("s_status") == "succeeded") & ~pl.col("s_captured")).then(pl.lit("authorized, not captured"))
+            .otherwise(pl.lit("the database counts it as paid")))),
         (pl.col("amount_mismatches"), _finding(
             "amount_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=S_AMT - D_AMT,
             stripe_refunded=pl.col("s_refunded"),
@@ -105,9 +115,42 @@ def _per_class(params: ReconcileParams) -> list[tuple[pl.Expr, list[pl.Expr]]]:
 def _across(frame: pl.DataFrame | None, schema: dict, ids: pl.Series, prefix: str, amount: str, created: str) -> pl.DataFrame:
     """The earliest counterpart of each id in `frame` (ties broken on every column: order-free)."""
     frame = conform(frame if frame is not None else pl.DataFrame(schema=schema), schema, "neighbour")
+    frame = frame.filter(pl.col("invalid_reason").is_null() & pl.col("id").is_not_null())
     rows = frame.filter(pl.col("id").is_in(ids.implode())).sort(frame.columns).unique("id", keep="first", maintain_order=True)
     return rows.select("id", **{f"{prefix}_amount": pl.col(amount), f"{prefix}_created": pl.col(created),
                                 f"{prefix}_status": pl.col("status"), f"{prefix}_found": pl.lit(True)})  # fmt: skip
+
+
+def _disputes(charges: pl.DataFrame) -> pl.LazyFrame:
+    """One finding per disputed charge of the window. A lost dispute took its amount back: that is
+    money at stake; an open one is money at risk (see `dispute_totals`); a won one is listed only."""
+    status = pl.col("dispute_status")
+    amount = pl.coalesce("dispute_amount", "amount_captured")
+    reason = pl.coalesce(pl.format("{}: {}", status, pl.col("dispute_reason")), status,
+                         pl.lit("Stripe marks the charge disputed; the Disputes API returned no dispute"))  # fmt: skip
+    # Filtered eagerly and made one chunk before any string function runs: Polars 2.1's streaming
+    # engine can panic ("i < self.len()") on string expressions over multi-chunk input, such as a
+    # range's days concatenated.
+    return (
+        charges.filter(pl.col("disputed") | pl.col("dispute_id").is_not_null())
+        .rechunk()
+        .lazy()
+        .select(_columns({"kind": pl.lit("disputes"), "payment_id": pl.col("id"), "currency": pl.col("currency"),
+                          "stripe_amount": amount, "difference": pl.when(status == "lost").then(amount).otherwise(0),
+                          "stripe_status": pl.col("status"), "stripe_created": pl.col("created"), "detail": reason,
+                          "dispute_id": pl.col("dispute_id"), "dispute_status": status}, {}))  # fmt: skip
+    )
+
+
+def _invalid_rows(invalid: pl.DataFrame) -> pl.LazyFrame:
+    """Rows a source could not read, or whose id is of no payment kind: listed, never reconciled."""
+    from_stripe = pl.col("source") == "stripe"
+    return invalid.rechunk().lazy().select(_columns({
+        "kind": pl.lit("invalid_rows"), "payment_id": pl.col("id").fill_null(""), "currency": pl.col("currency").fill_null(""),
+        "difference": pl.lit(0), "stripe_created": pl.when(from_stripe).then(pl.col("created")),
+        "database_created": pl.when(~from_stripe).then(pl.col("created")), "detail": pl.col("reason"),
+        "source": pl.col("source"), "column": pl.col("column"),
+    }, {}))  # fmt: skip
 
 
 def build_findings(
@@ -115,32 +158,75 @@ def build_findings(
     params: ReconcileParams,
     neighbour_charges: pl.DataFrame | None,
     neighbour_payments: pl.DataFrame | None,
+    *,
+    charges: pl.DataFrame | None = None,
+    invalid: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """The findings of the flagged rows as a frame in `FINDING_SCHEMA`, in report order.
+    """The findings of the flagged rows (and of the window's disputes and invalid rows) as a frame
+    in `FINDING_SCHEMA`, in report order.
 
     Report order: by class, then by money at stake (largest first), then by payment id.
     """
-    stripe_only = flagged.filter("missing_in_database").get_column("id")
+    stripe_only = flagged.filter("missing_in_database")
     db_only = flagged.filter("missing_in_stripe").get_column("id")
-    rows = flagged.join(
-        _across(neighbour_payments, PAYMENTS_SCHEMA, stripe_only, "nd", "amount", "created_at"), on="id", how="left"
+    rows = flagged.rechunk().join(
+        _across_table(neighbour_payments, stripe_only), on="id", how="left"
     ).join(
-        _across(neighbour_charges, CHARGES_SCHEMA, db_only, "ns", "amount_captured", "created"), on="id", how="left"
+        _across(_by_intent_too(neighbour_charges), CHARGES_SCHEMA, db_only, "ns", "amount_captured", "created"), on="id", how="left"
     ).lazy()  # fmt: skip
     order = pl.col("kind").replace_strict({kind: i for i, kind in enumerate(CLASSES)}, return_dtype=pl.UInt8)
     # One query for every class: Polars runs the per-class selects together.
-    findings = pl.concat([rows.filter(which).select(columns) for which, columns in _per_class(params)])
+    parts = [rows.filter(which).select(columns) for which, columns in _per_class(params)]
+    if charges is not None:
+        parts.append(_disputes(charges))
+    if invalid is not None:
+        parts.append(_invalid_rows(invalid))
+    findings = pl.concat(parts)
     return findings.sort(order, pl.col("difference").abs(), "payment_id", descending=[False, True, False]).collect()
+
+
+def _by_intent_too(charges: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Neighbour charges findable by their id and by their PaymentIntent id (a `pi_` row's look-up)."""
+    if charges is None:
+        return None
+    charges = conform(charges, CHARGES_SCHEMA, "neighbour")
+    by_intent = charges.filter(pl.col("payment_intent").is_not_null()).with_columns(id=pl.col("payment_intent"))
+    return pl.concat([charges, by_intent])
+
+
+def _across_table(payments: pl.DataFrame | None, unmatched: pl.DataFrame) -> pl.DataFrame:
+    """Neighbour payment rows of the charges missing from the table, by charge id or intent id."""
+    aliases = unmatched.filter(pl.col("s_intent").is_not_null()).select(alias="s_intent", charge="id")
+    ids = pl.concat([unmatched.get_column("id"), aliases.get_column("alias")])
+    if payments is not None and not aliases.is_empty():
+        payments = conform(payments, PAYMENTS_SCHEMA, "neighbour")
+        mapped = payments.join(aliases, left_on="id", right_on="alias", how="left")
+        payments = mapped.with_columns(id=pl.coalesce("charge", "id")).select(payments.columns)
+    return _across(payments, PAYMENTS_SCHEMA, ids, "nd", "amount", "created_at")
+
+
+def dispute_totals(findings: pl.DataFrame) -> dict[str, tuple[int, int]]:
+    """Per currency: (lost, open) dispute amounts."""
+    disputes = findings.filter(pl.col("kind") == "disputes")
+    if disputes.is_empty():
+        return {}
+    status = pl.col("dispute_status")
+    sums = disputes.group_by("currency").agg(
+        lost=pl.col("stripe_amount").filter(status == "lost").sum(),
+        open=pl.col("stripe_amount").filter(status.is_in(list(OPEN_DISPUTES))).sum(),
+    )
+    return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in sums.iter_rows()}
 
 
 def gross_by_currency(findings: pl.DataFrame, foreign_extras: pl.DataFrame) -> dict[str, int]:
     """Sum of |money at stake| per currency, so that errors which offset each other still show.
 
     A currency mismatch counts both amounts, each in its own currency; duplicate rows recorded in
-    another currency than the payment's count in theirs (`foreign_extras`).
+    another currency than the payment's count in theirs (`foreign_extras`); a lost dispute counts
+    its amount.
     """
     stakes = pl.concat([
-        findings.filter(pl.col("kind") != "timing_differences").select("currency", amount=pl.col("difference").abs()),
+        findings.filter(~pl.col("kind").is_in(list(REPORT_ONLY))).select("currency", amount=pl.col("difference").abs()),
         findings.filter(pl.col("kind") == "currency_mismatches").select(currency="database_currency",
                                                                         amount=pl.col("database_amount").abs()),
         foreign_extras.select("currency", amount=pl.col("amount").abs()),
@@ -148,6 +234,21 @@ def gross_by_currency(findings: pl.DataFrame, foreign_extras: pl.DataFrame) -> d
     return dict(stakes.group_by("currency").agg(pl.col("amount").sum()).iter_rows())
 
 
+_FIELDS = tuple(FINDING_SCHEMA)
+
+
 def to_objects(findings: pl.DataFrame) -> list[Finding]:
-    """The result's `Finding`s; the frame's columns are in the dataclass's field order."""
-    return [Finding(*row) for row in findings.iter_rows()]
+    """The result's `Finding`s; the frame's columns are in the dataclass's field order.
+
+    Filled in through `__dict__` rather than the frozen dataclass's `__init__`, which sets each
+    of its 21 fields through `object.__setattr__`: 46 ms against 20 ms for 20,000 findings (a day
+    of a million charges with 1% disputed). Finding has no `__post_init__` to skip, and the frame
+    was built in `FINDING_SCHEMA`, so every field is set and typed.
+    """
+    new, names = object.__new__, _FIELDS
+    out = []
+    for row in findings.iter_rows():
+        finding = new(Finding)
+        finding.__dict__.update(zip(names, row))
+        out.append(finding)
+    return out

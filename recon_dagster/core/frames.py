@@ -24,6 +24,16 @@ CHARGES_SCHEMA: dict[str, pl.DataType] = {
     "created": UTC_TS,
     "payment_intent": pl.String(),
     "customer": pl.String(),
+    "disputed": pl.Boolean(),
+    # The charge's dispute (Disputes API), when `disputed`: Stripe allows one per charge.
+    "dispute_id": pl.String(),
+    "dispute_status": pl.String(),
+    "dispute_reason": pl.String(),
+    "dispute_amount": pl.Int64(),
+    # A charge that failed validation: which field, and why (null for a valid charge). Such a
+    # row is quarantined by the core (listed in `invalid_rows`), never reconciled.
+    "invalid_column": pl.String(),
+    "invalid_reason": pl.String(),
 }
 
 # One row per row of the application's payments table in the window (duplicates kept: finding
@@ -35,7 +45,18 @@ PAYMENTS_SCHEMA: dict[str, pl.DataType] = {
     "status": pl.String(),
     "created_at": UTC_TS,
     "refunded": pl.Int64(),
+    # A row the source could not read exactly (NULL id/amount/currency, an amount the currency
+    # cannot hold): which column, and why; null for a good row. Quarantined by the core.
+    "invalid_column": pl.String(),
+    "invalid_reason": pl.String(),
 }
+
+# Columns added after the first release: frames (and stored asset tables) from before them lack
+# them, and read as "no dispute" and "valid".
+OPTIONAL_DEFAULTS: dict[str, object] = {
+    "disputed": False, "dispute_id": None, "dispute_status": None, "dispute_reason": None,
+    "dispute_amount": None, "invalid_column": None, "invalid_reason": None,
+}  # fmt: skip
 
 
 def empty_charges() -> pl.DataFrame:
@@ -48,6 +69,9 @@ def empty_payments() -> pl.DataFrame:
 
 def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> pl.DataFrame:
     """Select and order the schema's columns, refusing a frame that lacks one or has other types."""
+    absent = [name for name in schema if name not in frame.columns and name in OPTIONAL_DEFAULTS]
+    if absent:
+        frame = frame.with_columns(pl.lit(OPTIONAL_DEFAULTS[name], schema[name]).alias(name) for name in absent)
     missing = [name for name in schema if name not in frame.columns]
     if missing:
         raise ValueError(f"{what} frame lacks column(s) {', '.join(missing)}")
@@ -59,4 +83,5 @@ def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> p
     ]
     if wrong:
         raise ValueError(f"{what} frame has wrong types: {'; '.join(wrong)}")
-    return out.cast(schema)  # type: ignore[arg-type]
+    out = out.cast(schema)  # type: ignore[arg-type]
+    return out.with_columns(pl.col("disputed").fill_null(False)) if "disputed" in schema else out

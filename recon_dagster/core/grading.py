@@ -25,6 +25,7 @@ def exceeds(result: ReconciliationResult, percent: Decimal) -> bool:
 def grade(result: ReconciliationResult, tolerance: Decimal, critical: Decimal) -> Grade:
     if exceeds(result, critical):
         return "critical"
-    if exceeds(result, tolerance):
+    # Rows left out of the reconciliation are unchecked money: never a clean pass.
+    if exceeds(result, tolerance) or any(f.kind == "invalid_rows" for f in result.findings):
         return "warn"
     return "pass"

@@ -10,7 +10,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from ..money import format_major
-from .result import Finding, ReconciliationResult
+from .result import OPEN_DISPUTES, Finding, ReconciliationResult
 
 _MAX_IDS = 3
 
@@ -98,6 +98,36 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             f"(e.g. {f.payment_id}: Stripe {f.stripe_currency}, database {f.database_currency}): {ids}. "
             "Likely cause: the application stores a display currency. Correct the rows, then re-run the day."
         )
+    if kind == "disputes":
+        lost = [f for f in items if f.dispute_status == "lost"]
+        open_ = [f for f in items if f.dispute_status in OPEN_DISPUTES]
+        parts = []
+        if lost:
+            parts.append(
+                f"{_plural(len(lost), 'dispute')} lost: Stripe took back {_money(lost, field='stripe_amount')} "
+                f"({_ids(lost)}). Record the chargeback{'s' if len(lost) > 1 else ''} in the payments table (a refund "
+                "or chargeback row, or the status your application uses), so that the books show the money as gone."
+            )
+        if open_:
+            parts.append(
+                f"{_plural(len(open_), 'open dispute')} put {_money(open_, field='stripe_amount')} at risk "
+                f"({_ids(open_)}): submit evidence in the Stripe Dashboard before each dispute's due date."
+            )
+        others = len(items) - len(lost) - len(open_)
+        if others:
+            parts.append(f"{_plural(others, 'other dispute')} (won or closed) need no action.")
+        return " ".join(parts)
+    if kind == "invalid_rows":
+        shown = "; ".join(
+            f"{f.source or 'row'} {f.payment_id or '(no id, created ' + str(f.stripe_created or f.database_created) + ')'}: {f.detail}"
+            for f in items[:_MAX_IDS]
+        )
+        more = f" and {len(items) - _MAX_IDS} more" if len(items) > _MAX_IDS else ""
+        return (
+            f"{_plural(len(items), 'row')} could not be reconciled and {'was' if len(items) == 1 else 'were'} left "
+            f"out: {shown}{more}. Fix {'it' if len(items) == 1 else 'them'} at the source, then re-run the day "
+            f"(`recon-dagster reconcile {flags}`)."
+        )
     # timing_differences
     return (
         f"{_plural(n, 'payment')} {_verb(n, 'fall')} on the other side of midnight ({ids}): likely "
@@ -119,7 +149,9 @@ def recommend(result: ReconciliationResult) -> list[str]:
     def stake(items: list[Finding]) -> Decimal:
         per_currency: dict[str, int] = defaultdict(int)
         for f in items:
-            per_currency[f.currency] += abs(f.difference)
+            # Open disputes are money at risk: ranked by it, though not counted against the tolerance.
+            at_risk = f.kind == "disputes" and f.dispute_status in OPEN_DISPUTES
+            per_currency[f.currency] += abs(f.stripe_amount or 0) if at_risk else abs(f.difference)
         return max(Decimal(v) / max(base.get(c, 0), 1) for c, v in per_currency.items())
 
     ranked = sorted(by_kind.items(), key=lambda kv: (-stake(kv[1]), -len(kv[1]), kv[0]))

@@ -13,12 +13,16 @@ from decimal import Decimal
 
 import polars as pl
 
-from .findings import build_findings, gross_by_currency, to_objects
+from .findings import build_findings, dispute_totals, gross_by_currency, to_objects
 from .frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
 from .grading import exceeds
+from .keys import keyed
 from .recommend import recommend
 from .result import CLASSES, CurrencyTotals, Finding, ReconcileParams, ReconciliationResult
 from .sides import DATABASE_DETAILS, collapse_duplicates, database_side, stripe_side, with_details
+
+# The classes the join decides (the others come from neighbours, disputes and invalid rows).
+JOIN_CLASSES = CLASSES[:7]
 
 # (ids only in Stripe's window, ids only in the database's) -> (their charges, their payment
 # rows) found just outside the window.
@@ -52,7 +56,7 @@ def _flagged(stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcilePara
         joined = stripe.join(database, on="h", how="full")
     else:
         joined = stripe.join(database, left_on="s_id", right_on="d_id", how="full", coalesce=False)
-    flags = pl.any_horizontal(list(CLASSES[:-1])) | (COLLISION if on_hash else pl.lit(False))
+    flags = pl.any_horizontal(list(JOIN_CLASSES)) | (COLLISION if on_hash else pl.lit(False))
     return _classify(joined, params).filter(flags).with_columns(id=pl.coalesce("s_id", "d_id"))
 
 
@@ -91,11 +95,9 @@ def reconcile(
     loading neighbouring days up front, a caller may pass `find_neighbours`, which is asked only
     for the ids left unmatched.
     """
-    charges = conform(charges, CHARGES_SCHEMA, "charges")
-    payments = conform(payments, PAYMENTS_SCHEMA, "payments")
-    for frame, what in ((charges, "charges"), (payments, "payments")):
-        if frame.get_column("id").null_count():
-            raise ValueError(f"{what} frame has {frame.get_column('id').null_count()} row(s) without an id")
+    charges, bad_charges = _quarantine(conform(charges, CHARGES_SCHEMA, "charges"))
+    payments, bad_payments = _quarantine(conform(payments, PAYMENTS_SCHEMA, "payments"))
+    payments, bad_ids = keyed(payments, charges, params.match_on)
 
     stripe = stripe_side(charges, params.include_refunds)
     database = database_side(payments, params)
@@ -109,21 +111,41 @@ def reconcile(
     )
 
     if find_neighbours is not None:
-        stripe_only = flagged.filter("missing_in_database").get_column("id").to_list()
+        # A charge missing from the table may be recorded across midnight under its intent's id.
+        unmatched = flagged.filter("missing_in_database")
+        stripe_only = unmatched.get_column("id").to_list() + unmatched.get_column("s_intent").drop_nulls().to_list()
         db_only = flagged.filter("missing_in_stripe").get_column("id").to_list()
         if stripe_only or db_only:
             neighbour_charges, neighbour_payments = find_neighbours(stripe_only, db_only)
-    findings = build_findings(flagged, params, neighbour_charges, neighbour_payments)
-    totals = _totals(s_totals, d_totals, gross_by_currency(findings, foreign_extras))
+    invalid = pl.concat([_invalid(bad_charges, "stripe", "created"), _invalid(pl.concat([bad_payments, bad_ids]), "database", "created_at")])
+    findings = build_findings(flagged, params, neighbour_charges, neighbour_payments, charges=charges, invalid=invalid)
+    totals = _totals(s_totals, d_totals, gross_by_currency(findings, foreign_extras), dispute_totals(findings))
     result = _result(params, charges.height, payments.height, totals, to_objects(findings))
     return result.with_recommendations(recommend(result))
 
 
-def _totals(s_totals: pl.DataFrame, d_totals: pl.DataFrame, gross: dict[str, int]) -> list[CurrencyTotals]:
+def _quarantine(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the rows to reconcile, the rows a source marked invalid or that have no id)."""
+    bad = pl.col("invalid_reason").is_not_null() | pl.col("id").is_null()
+    if not frame.select(bad.any()).item():
+        return frame, frame.clear()
+    marked = frame.filter(bad).with_columns(
+        invalid_column=pl.coalesce("invalid_column", pl.lit("id")), invalid_reason=pl.coalesce("invalid_reason", pl.lit("NULL id"))
+    )
+    return frame.filter(~bad), marked
+
+
+def _invalid(rows: pl.DataFrame, source: str, created: str) -> pl.DataFrame:
+    """Quarantined rows of either side, in one shape: where, which row, which column, why."""
+    return rows.select(source=pl.lit(source), id="id", created=created, column="invalid_column", reason="invalid_reason",
+                       currency="currency")  # fmt: skip
+
+
+def _totals(s_totals: pl.DataFrame, d_totals: pl.DataFrame, gross: dict[str, int], disputes: dict[str, tuple[int, int]]) -> list[CurrencyTotals]:
     s = {r["s_currency"]: (r["s_amt"], r["len"]) for r in s_totals.to_dicts()}
     d = {r["d_currency"]: (r["d_amt"], r["len"]) for r in d_totals.to_dicts()}
     out = []
-    for cur in sorted(set(s) | set(d) | set(gross)):
+    for cur in sorted(set(s) | set(d) | set(gross) | set(disputes)):
         s_amt, s_n = s.get(cur, (0, 0))
         d_amt, d_n = d.get(cur, (0, 0))
         net = abs(s_amt - d_amt)
@@ -131,7 +153,8 @@ def _totals(s_totals: pl.DataFrame, d_totals: pl.DataFrame, gross: dict[str, int
         out.append(CurrencyTotals(currency=cur, stripe_total=s_amt, database_total=d_amt, stripe_count=s_n,
                                   database_count=d_n, discrepancy=net, gross_discrepancy=g,
                                   discrepancy_percentage=_percent(net, s_amt),
-                                  gross_discrepancy_percentage=_percent(g, s_amt)))  # fmt: skip
+                                  gross_discrepancy_percentage=_percent(g, s_amt),
+                                  disputes_lost=disputes.get(cur, (0, 0))[0], disputes_open=disputes.get(cur, (0, 0))[1]))  # fmt: skip
     return out
 
 

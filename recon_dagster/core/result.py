@@ -26,7 +26,13 @@ CLASSES: tuple[str, ...] = (
     "duplicates_in_database",
     "currency_mismatches",
     "timing_differences",
+    "disputes",
+    "invalid_rows",
 )
+# Reported, but never money against the tolerance by themselves (a lost dispute's `difference` is).
+REPORT_ONLY: tuple[str, ...] = ("timing_differences", "invalid_rows")
+# Dispute statuses that may still take the money back (Stripe's open states).
+OPEN_DISPUTES: tuple[str, ...] = ("needs_response", "under_review", "warning_needs_response", "warning_under_review")
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,11 @@ class Finding:
     stripe_created: datetime | None = None
     database_created: datetime | None = None
     detail: str = ""
+    database_id: str | None = None  # the table's id when it is not `payment_id` (a PaymentIntent id)
+    dispute_id: str | None = None
+    dispute_status: str | None = None
+    source: str | None = None  # invalid_rows: "stripe" or "database"
+    column: str | None = None  # invalid_rows: the field or column at fault
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class CurrencyTotals:
     gross_discrepancy: int  # sum of |difference| over findings, so offsetting errors still show
     discrepancy_percentage: float
     gross_discrepancy_percentage: float
+    disputes_lost: int = 0  # lost disputes: money Stripe took back (counted in the gross discrepancy)
+    disputes_open: int = 0  # open disputes: money at risk, not counted against the tolerance
 
 
 @dataclass(frozen=True)
@@ -140,12 +153,19 @@ class ReconciliationResult:
             return str(to_major(minor, currency))
 
         def item(f: Finding) -> dict[str, Any]:
+            if f.kind == "invalid_rows":
+                created = f.stripe_created or f.database_created
+                return {"id": f.payment_id or None, "source": f.source, "created": created.isoformat() if created else None,
+                        "column": f.column, "reason": f.detail}  # fmt: skip
             out: dict[str, Any] = {"payment_id": f.payment_id, "currency": f.currency}
+            if f.kind == "disputes":
+                out |= {"id": f.payment_id, "amount": major(f.stripe_amount, f.currency),
+                        "dispute_id": f.dispute_id, "dispute_status": f.dispute_status}  # fmt: skip
             for name in ("stripe_amount", "database_amount", "difference", "stripe_refunded", "database_refunded"):
                 value = getattr(f, name)
                 if value is not None and not (name == "difference" and f.kind == "currency_mismatches"):
                     out[name] = major(value, f.currency)
-            for name in ("stripe_status", "database_status", "stripe_currency", "database_currency", "database_count"):
+            for name in ("stripe_status", "database_status", "stripe_currency", "database_currency", "database_count", "database_id"):
                 value = getattr(f, name)
                 if value is not None:
                     out[name] = value
@@ -193,6 +213,8 @@ class ReconciliationResult:
                     "gross_discrepancy_percentage": t.gross_discrepancy_percentage,
                     "stripe_count": t.stripe_count,
                     "database_count": t.database_count,
+                    "disputes_lost": major(t.disputes_lost, t.currency),
+                    "disputes_open": major(t.disputes_open, t.currency),
                 }
                 for t in self.totals
             ],
@@ -218,4 +240,5 @@ class ReconcileParams:
     include_refunds: bool = True
     paid_statuses: tuple[str, ...] = ("succeeded", "paid", "completed")
     refunds_tracked: bool = False  # the payments table has a refunded column
+    match_on: str = "auto"  # what the table's ids are: auto (by prefix) | charge | payment_intent
     extra: dict[str, Any] = field(default_factory=dict)

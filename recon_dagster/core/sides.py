@@ -15,7 +15,7 @@ from .result import ReconcileParams
 # Statuses and timestamps are needed only for findings (and, on the database side, to choose a
 # duplicate's representative): they stay out of the join, which is narrower for it, and
 # `with_details` gathers them for the flagged rows by `s_row` / `d_row`, each row's position.
-DATABASE_DETAILS: tuple[str, ...] = ("d_status", "d_created")
+DATABASE_DETAILS: tuple[str, ...] = ("d_status", "d_created", "d_raw")
 
 # A database row in one of these statuses took the money and gave all of it back: it counts as
 # paid, and when no refunded column is configured its refunded amount is its whole amount.
@@ -49,6 +49,9 @@ def _spellings(statuses: pl.Series, wanted: tuple[str, ...]) -> list[str]:
 
 
 def database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.DataFrame:
+    """The rows in the core's terms; `payments` carries `key`, the charge each row stands for
+    (`keys.keyed`; without it, its id), which is what the join and the duplicate collapse go by."""
+    key = pl.col("key") if "key" in payments.columns else pl.col("id")
     statuses = payments.get_column("status").unique()
     refunded_status = pl.col("status").is_in(_spellings(statuses, REFUNDED_STATUSES))
     paid = pl.col("status").is_in(_spellings(statuses, params.paid_statuses)) | refunded_status
@@ -57,9 +60,10 @@ def database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.DataFra
     refunded = refunded.otherwise(0)
     net = pl.col("amount") - (refunded if params.include_refunds else pl.lit(0))
     return payments.select(
-        h=id_hash(pl.col("id")),
+        h=id_hash(key),
         d_row=pl.int_range(pl.len(), dtype=pl.UInt32),
-        d_id=pl.col("id"),
+        d_id=key,
+        d_raw=pl.col("id"),
         d_currency=pl.col("currency"),
         d_status=pl.col("status"),
         d_paid=paid,
@@ -82,7 +86,7 @@ def collapse_duplicates(db: pl.DataFrame) -> tuple[pl.LazyFrame, pl.DataFrame]:
     if not dup.any():
         return singles, foreign
     # Sorting on every column makes the representative independent of the input row order.
-    rows = db.filter(dup).sort(["d_id", "d_created", "d_gross", "d_status", "d_currency", "d_refunded"])
+    rows = db.filter(dup).sort(["d_id", "d_created", "d_gross", "d_status", "d_currency", "d_refunded", "d_raw"])
     rows = rows.with_columns(first=pl.int_range(pl.len()).over("d_id") == 0,
                              rep_currency=pl.col("d_currency").first().over("d_id"))  # fmt: skip
     same = pl.col("d_currency") == pl.col("rep_currency")
@@ -101,7 +105,10 @@ def with_details(flagged: pl.DataFrame, charges: pl.DataFrame, database: pl.Data
     s_rows, d_rows = flagged.get_column("s_row"), flagged.get_column("d_row")
     return flagged.with_columns(
         s_status=charges.get_column("status").gather(s_rows),
+        s_captured=charges.get_column("captured").gather(s_rows),
+        s_intent=charges.get_column("payment_intent").gather(s_rows),
         s_created=charges.get_column("created").gather(s_rows),
         d_status=database.get_column("d_status").gather(d_rows),
         d_created=database.get_column("d_created").gather(d_rows),
+        d_raw=database.get_column("d_raw").gather(d_rows),
     )

@@ -1,0 +1,92 @@
+"""Which Stripe charge each payment row stands for, whatever kind of id the table keeps.
+
+Tables hold charge ids (`ch_`, `py_`) or, in most integrations built since 2019, PaymentIntent
+ids (`pi_`), often both. Every row gets a `key`: the charge it stands for. A `pi_` row stands for
+its PaymentIntent's succeeded charge (an intent's failed attempts are not payments); without one,
+for its authorisation or latest attempt, so that a row marked paid reads as a status mismatch;
+with no charge in the window at all, for the intent id itself (missing, or across midnight).
+Rows whose id is of no payment kind are returned apart, as invalid rows.
+
+Like the join (`ids`), the intent look-up runs on u64 hashes of the ids and is confirmed on the
+text, so a hash collision costs time, never a wrong match.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .ids import duplicated, id_hash
+
+CHARGE_PREFIXES = ("ch_", "py_")
+INTENT_PREFIX = "pi_"
+
+
+def _kinds(payments: pl.DataFrame, match_on: str) -> tuple[pl.Series, pl.Series]:
+    """(is a PaymentIntent id, is an id of no kind this mode accepts), one boolean per row."""
+    ids = pl.col("id")
+    intent = ids.str.starts_with(INTENT_PREFIX)
+    if match_on == "charge":  # every id is taken as a charge id, as tables always were
+        flags = payments.select(intent=pl.lit(False), bad=ids == "")
+    elif match_on == "payment_intent":
+        flags = payments.select(intent=intent, bad=~intent)
+    else:
+        charge = ids.str.starts_with(CHARGE_PREFIXES[0]) | ids.str.starts_with(CHARGE_PREFIXES[1])
+        flags = payments.select(intent=intent, bad=~(intent | charge))
+    return flags.get_column("intent"), flags.get_column("bad")
+
+
+def _why(match_on: str) -> pl.Expr:
+    expected = {
+        "auto": "a charge (ch_, py_) or PaymentIntent (pi_) id",
+        "payment_intent": "a PaymentIntent id (pi_), as RECON_MATCH_ON=payment_intent says",
+        "charge": "a charge id",
+    }[match_on]
+    return pl.when(pl.col("id") == "").then(pl.lit("empty id")).otherwise(pl.format(f"id '{{}}' is not {expected}", pl.col("id")))
+
+
+def intent_charges(charges: pl.DataFrame) -> pl.DataFrame:
+    """Each PaymentIntent's charge (`ph`: the intent id's hash, `payment_intent`, `key`): the
+    succeeded, captured one; else an authorisation; else the latest attempt.
+
+    Most intents have one charge and need no choice; only those with several are ranked.
+    """
+    attempts = charges.filter(pl.col("payment_intent").is_not_null()).select(
+        "payment_intent", "status", "paid", "captured", "created", key="id", ph=id_hash(pl.col("payment_intent"))
+    )
+    several = duplicated(attempts.get_column("payment_intent"), attempts.get_column("ph"))
+    if not several.any():
+        return attempts.select("ph", "payment_intent", "key")
+    rank = (
+        pl.when((pl.col("status") == "succeeded") & pl.col("paid") & pl.col("captured")).then(2)
+        .when(pl.col("status") == "succeeded").then(1)
+        .otherwise(0)
+    )  # fmt: skip
+    chosen = (
+        attempts.filter(several)
+        .sort([rank, pl.col("created"), pl.col("key")])
+        .unique("payment_intent", keep="last", maintain_order=True)
+    )
+    return pl.concat([attempts.filter(~several), chosen]).select("ph", "payment_intent", "key")
+
+
+def keyed(payments: pl.DataFrame, charges: pl.DataFrame, match_on: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(`payments` with `key`, the rows whose id is of no accepted kind, with `invalid_*` set)."""
+    intent, bad = _kinds(payments, match_on)
+    invalid = payments.clear()
+    if bad.any():
+        invalid = payments.filter(bad).with_columns(invalid_column=pl.lit("id"), invalid_reason=_why(match_on))
+        payments, intent = payments.filter(~bad), intent.filter(~bad)
+    if not intent.any():
+        return payments.with_columns(key=pl.col("id")), invalid
+    # Only the intent rows are looked up; their keys are put back in place (`d_row` is a position).
+    ids = payments.get_column("id")
+    rows = payments.filter(intent).select(ph=id_hash(pl.col("id")), _id=pl.col("id"))
+    chosen = intent_charges(charges)
+    found = rows.join(chosen, on="ph", how="left", maintain_order="left")
+    wrong = found.get_column("payment_intent").is_not_null() & (found.get_column("payment_intent") != found.get_column("_id"))
+    if found.height != rows.height or wrong.any():
+        # Two intent ids share a hash (a row paired twice, or with another intent): use the text.
+        found = rows.join(chosen.drop("ph"), left_on="_id", right_on="payment_intent", how="left", maintain_order="left",
+                          coalesce=False)  # fmt: skip
+    keys = found.get_column("key").fill_null(found.get_column("_id"))
+    return payments.with_columns(key=ids.scatter(intent.arg_true(), keys)), invalid
