@@ -187,3 +187,42 @@ def test_dagster_job_syncs_from_the_stored_report_and_the_sensor_refreshes_the_d
     requests = sensor.evaluate_tick(context).run_requests
     assert [(r.job_name, r.partition_key) for r in requests] == [("daily_reconciliation", DAY.isoformat())]
     assert ReportStore(env["RECON_REPORT_STORE_URL"]).sync_history()[0]["result"] in {"inserted", "failed"}
+
+
+# -- a table that keeps PaymentIntent ids -----------------------------------------------------------
+
+INTENT_DAY = DAY + timedelta(days=3)
+INTENT_CHARGES = [
+    make_charge("ch_i1", 2_000, created=int(at(INTENT_DAY, 9).timestamp()), payment_intent="pi_i1"),
+    make_charge("ch_i2", 1_500, created=int(at(INTENT_DAY, 10).timestamp()), payment_intent="pi_i2"),
+    make_charge("ch_i3", 700, created=int(at(INTENT_DAY, 11).timestamp()), payment_intent="pi_i3"),
+]
+
+
+@pytest.fixture
+def intent_service(serve, table_url, env, tmp_path):
+    """The day's table holds the PaymentIntent id of ch_i1 only; ch_i2 and ch_i3 are missing."""
+    row = ("pi_i1", "20.00", "USD", "paid", at(INTENT_DAY, 9, 0, 2), "0")
+    if table_url.startswith("duckdb:///"):
+        with duckdb.connect(table_url.removeprefix("duckdb:///")) as con:
+            con.execute("insert into orders values (?, ?, ?, ?, ?, ?)", row)
+    else:
+        with psycopg.connect(table_url, autocommit=True) as con:
+            con.execute("insert into orders values (%s, %s, %s, %s, %s, %s)", row)
+    server = serve(CHARGES + INTENT_CHARGES, api_key=API_KEY)
+    return create_billing_reconciliation_service(Settings.from_env({**env, "STRIPE_API_BASE": server.url}, base_dir=tmp_path))
+
+
+def test_sync_writes_payment_intent_ids_where_the_days_table_keeps_them(intent_service):
+    assert sorted(intent_service.reconcile(INTENT_DAY).missing_in_database) == ["ch_i2", "ch_i3"]
+    assert intent_service.sync_days(INTENT_DAY).synced == 2
+    day = payments_db.read_window(intent_service.settings.payments, at(INTENT_DAY, 0), at(INTENT_DAY + timedelta(days=1), 0))
+    assert sorted(day["id"].to_list()) == ["pi_i1", "pi_i2", "pi_i3"]
+    assert intent_service.reconcile(INTENT_DAY).findings == ()
+
+
+def test_a_charge_whose_intent_is_in_the_table_is_already_present(intent_service):
+    result = intent_service.sync_missing_payments(["ch_i1"], day=INTENT_DAY)
+    assert result.synced == 0 and [s["payment_id"] for s in result.to_json_dict()["skipped"]] == ["ch_i1"]
+    dry = intent_service.sync_missing_payments(["ch_i1"], day=INTENT_DAY, dry_run=True)
+    assert dry.to_json_dict()["would_sync"] == []
