@@ -64,11 +64,11 @@ def _ensure_instance_yaml(home: Path) -> None:
         path.write_text("# Written by `recon-dagster demo`: the embedded default instance (SQLite under this folder).\n" + INSTANCE_YAML)
 
 
-def _serve(charges: list[dict], port: int) -> StripeServer:
+def _serve(charges: list[dict], disputes: list[dict], port: int) -> StripeServer:
     try:
-        return StripeServer(charges, api_key=DEMO_KEY, port=port).start()
+        return StripeServer(charges, api_key=DEMO_KEY, port=port, disputes=disputes).start()
     except OSError:  # the port is taken: any free one will do for this run
-        return StripeServer(charges, api_key=DEMO_KEY, port=0).start()
+        return StripeServer(charges, api_key=DEMO_KEY, port=0, disputes=disputes).start()
 
 
 def summary_table(results: list[ReconciliationResult], settings: Settings) -> str:
@@ -119,10 +119,10 @@ def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool) -> int:
     day_list: list[date] = [today - timedelta(days=n) for n in range(days, 0, -1)]
     dataset = build_demo_dataset(day_list, tz)
     dataset.write(root / "data" / "demo")
-    print(f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.payments)} payment rows, "
+    print(f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.disputes)} disputes, {len(dataset.payments)} payment rows, "
           f"{day_list[0]} to {day_list[-1]} ({tz}) in data/demo/", flush=True)  # fmt: skip
 
-    server = _serve(dataset.charges, port)
+    server = _serve(dataset.charges, dataset.disputes, port)
     try:
         print(f"[2/4] Stripe API: the demo's local server at {server.url}", flush=True)
         env = demo_environment(server.url, root)

@@ -37,7 +37,7 @@ def receivers():
 def deployment(tmp_path_factory, receivers):
     slack, pagerduty = receivers
     # Four demo days: clean, warning, clean, critical (recon_dagster/testing/demo_data.py).
-    world = build_world(tmp_path_factory.mktemp("daemon"), consecutive_days(4), per_day=40, extra_env={
+    world = build_world(tmp_path_factory.mktemp("daemon"), consecutive_days(4), per_day=180, extra_env={
         "SLACK_WEBHOOK_URL": f"{slack.url}/services/T000/B000/daemontest",
         "PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
         "PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",

@@ -2,7 +2,11 @@
 
 Deterministic for a seed. Days cycle through clean, warning and critical profiles, and every
 discrepancy class appears with a plausible cause (a lost webhook, a manual entry, a refund the
-application never heard of, a retried webhook stored twice, a charge just before midnight).
+application never heard of, a retried webhook stored twice, a charge just before midnight, a
+chargeback, a checkout session id stored by mistake). As in most integrations since 2019, about
+half of the table's rows hold the PaymentIntent id (`pi_`) rather than the charge id; some
+intents have declined attempts before their success, some charges are partial captures, and some
+are authorisations never captured.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
-from .stripe_server import make_charge
+from .stripe_server import make_charge, make_dispute
 
 PROFILES = ("clean", "warning", "clean", "critical", "warning", "clean", "warning")
 PRICES = {"USD": [999, 1900, 2900, 4900, 9900, 24900], "EUR": [900, 1900, 4500, 8900], "JPY": [1200, 3300, 9800, 15000]}
@@ -43,14 +47,17 @@ class DemoDataset:
     timezone: str
     charges: list[dict] = field(default_factory=list)
     payments: list[dict] = field(default_factory=list)
+    disputes: list[dict] = field(default_factory=list)
     profiles: dict[date, str] = field(default_factory=dict)
     seeded: dict[date, dict[str, list[str]]] = field(default_factory=dict)
 
     def write(self, directory: Path) -> tuple[Path, Path]:
-        """`stripe_charges.json` for the Stripe server and `app.duckdb` with a `payments` table."""
+        """`stripe_charges.json` and `stripe_disputes.json` for the Stripe server, and `app.duckdb`
+        with a `payments` table."""
         directory.mkdir(parents=True, exist_ok=True)
         charges_path = directory / "stripe_charges.json"
         charges_path.write_text(json.dumps(self.charges))
+        (directory / "stripe_disputes.json").write_text(json.dumps(self.disputes))
         db_path = directory / "app.duckdb"
         db_path.unlink(missing_ok=True)
         columns = ["stripe_charge_id", "customer_email", "amount", "currency", "status", "amount_refunded", "created_at"]
@@ -76,19 +83,35 @@ class _Builder:
         local = datetime.combine(day, time(0), tzinfo=self.tz) + timedelta(seconds=int(self.rng.uniform(lo, hi)))
         return local.astimezone(timezone.utc)
 
-    def sale(self, when: datetime, *, currency: str | None = None, status: str = "succeeded", refunded: str = "none") -> tuple[dict, dict]:
+    def sale(self, when: datetime, *, currency: str | None = None, status: str = "succeeded", refunded: str = "none",
+             captured: int | None = None, intent_row: bool | None = None) -> tuple[dict, dict]:  # fmt: skip
+        """A charge and the row the application writes for it (keyed by its PaymentIntent id for
+        about half the rows, unless `intent_row` says); `captured`: a partial capture of that much."""
         cur = currency or self.rng.choices(["USD", "EUR", "JPY"], weights=[80, 15, 5])[0]
         amount = self.rng.choice(PRICES[cur]) * self.rng.choice([1, 1, 1, 2, 3])
-        refund = {"none": 0, "full": amount, "partial": amount // 2}[refunded]
-        cid = self.ident("ch")
+        taken = amount if captured is None else captured
+        refund = {"none": 0, "full": taken, "partial": taken // 2}[refunded]
+        cid, intent = self.ident("ch"), self.ident("pi")
         customer = self.ident("cus")
         charge = make_charge(cid, amount, cur.lower(), created=int(when.timestamp()), status=status,
-                             amount_refunded=refund, customer=customer, payment_intent=self.ident("pi"),
+                             amount_refunded=refund, customer=customer, payment_intent=intent, amount_captured=captured,
                              description=f"Order {self.rng.randint(10_000, 99_999)}")  # fmt: skip
-        row = dict(stripe_charge_id=cid, customer_email=f"{customer[-6:].lower()}@example.com", amount=amount,
-                   currency=cur, status="succeeded" if status == "succeeded" else "failed",
+        by_intent = self.rng.random() < 0.5 if intent_row is None else intent_row
+        row = dict(stripe_charge_id=intent if by_intent else cid, customer_email=f"{customer[-6:].lower()}@example.com",
+                   amount=taken, currency=cur, status="succeeded" if status == "succeeded" else "failed",
                    amount_refunded=refund, created_at=when + timedelta(seconds=self.rng.randint(1, 4)))  # fmt: skip
         return charge, row
+
+    def declined_attempts(self, charge: dict, n: int) -> list[dict]:
+        """Cards declined on the same PaymentIntent before its charge succeeded: not payments."""
+        return [make_charge(self.ident("ch"), charge["amount"], charge["currency"], created=charge["created"] - 60 * (n - k),
+                            status="failed", customer=charge["customer"], payment_intent=charge["payment_intent"])
+                for k in range(n)]  # fmt: skip
+
+    def dispute(self, charge: dict, status: str, reason: str = "fraudulent") -> dict:
+        charge["disputed"] = True
+        return make_dispute(self.ident("dp"), charge["id"], charge["amount_captured"], charge["currency"], status=status,
+                            reason=reason, created=charge["created"] + 3_600, payment_intent=charge["payment_intent"])  # fmt: skip
 
 
 def build_demo_dataset(days: list[date], tz: str = "UTC", *, seed: int = 7, per_day: int = 180) -> DemoDataset:
@@ -101,6 +124,21 @@ def build_demo_dataset(days: list[date], tz: str = "UTC", *, seed: int = 7, per_
         pairs = [b.sale(b.moment(day, 0, 86_340)) for _ in range(per_day)]
         pairs += [b.sale(b.moment(day, 0, 86_340), status="failed") for _ in range(per_day // 20)]
         pairs += [b.sale(b.moment(day, 0, 86_340), refunded=kind) for kind in ("full", "partial")]
+        # A hotel-style partial capture, recorded as what was taken: no discrepancy.
+        hotel, row = b.sale(b.moment(day, 0, 86_340), currency="USD", intent_row=True)
+        hotel.update(amount_captured=hotel["amount"] * 3 // 4)
+        row["amount"] = hotel["amount_captured"]
+        pairs.append((hotel, row))
+        # An authorisation never captured, and a row that (rightly) is not marked paid for it.
+        auth, row = b.sale(b.moment(day, 0, 86_340), currency="USD", intent_row=True)
+        auth.update(captured=False, amount_captured=0, balance_transaction=None)
+        pairs.append((auth, dict(row, status="requires_capture")))
+        # Declined cards before a success, on one PaymentIntent.
+        retried = pairs[0][0]
+        attempts = b.declined_attempts(retried, 2)
+        # A dispute won earlier in the week: listed, no money at stake.
+        won = next((c for c, _ in pairs[1:per_day] if c["currency"] != "usd"), pairs[1][0])  # USD ones may be taken below
+        ds.disputes.append(b.dispute(won, "won", "product_not_received"))
 
         # Every day: a charge two seconds before midnight, written down just after it.
         late, row = b.sale(datetime.combine(day, time(23, 59, 58), tzinfo=b.tz).astimezone(timezone.utc), currency="USD")
@@ -108,8 +146,8 @@ def build_demo_dataset(days: list[date], tz: str = "UTC", *, seed: int = 7, per_
         pairs.append((late, row))
         seeded["timing_differences"] = [late["id"]]
 
-        charges = [c for c, _ in pairs]
-        rows = [r for _, r in pairs if r["status"] == "succeeded"]
+        charges = [c for c, _ in pairs] + attempts
+        rows = [r for _, r in pairs if r["status"] in ("succeeded", "requires_capture")]
         # Discrepancies come from ordinary USD sales, sized so that a warning day lands between the
         # tolerance and the critical level and a critical day above it.
         plain = [i for i, (c, r) in enumerate(pairs[:per_day]) if r["currency"] == "USD"]
@@ -135,23 +173,30 @@ def build_demo_dataset(days: list[date], tz: str = "UTC", *, seed: int = 7, per_
                 if sum(pairs[j][0]["amount"] for j in lost) >= budget * 0.8:
                     break
             seeded["missing_in_database"] = [pairs[i][0]["id"] for i in lost]  # webhooks that never arrived
-            lost_ids = set(seeded["missing_in_database"])
-            rows = [r for r in rows if r["stripe_charge_id"] not in lost_ids]
+            lost_rows = {id(pairs[i][1]) for i in lost}
+            rows = [r for r in rows if id(r) not in lost_rows]
 
-            [i] = take(1)  # a payment typed in by hand, never charged through Stripe
-            manual = dict(pairs[i][1], stripe_charge_id="manual_" + pairs[i][0]["id"][-8:], amount=4900, currency="USD")
+            [i] = take(1)  # a payment typed in by hand with a made-up charge id, never charged through Stripe
+            manual = dict(pairs[i][1], stripe_charge_id="ch_manual" + pairs[i][0]["id"][-8:], amount=4900, currency="USD")
             rows.append(manual)
             seeded["missing_in_stripe"] = [manual["stripe_charge_id"]]
 
             [i] = take(1)  # the application charged a different amount than it recorded
-            for r in rows:
-                if r["stripe_charge_id"] == pairs[i][0]["id"]:
-                    r["amount"] -= 500
+            pairs[i][1]["amount"] -= 500
             seeded["amount_mismatches"] = [pairs[i][0]["id"]]
 
             i = smallest()  # a retried webhook stored twice
             rows.append(dict(pairs[i][1], created_at=pairs[i][1]["created_at"] + timedelta(seconds=30)))
             seeded["duplicates_in_database"] = [pairs[i][0]["id"]]
+
+            [i] = take(1)  # an open chargeback: money at risk, not against the tolerance yet
+            ds.disputes.append(b.dispute(pairs[i][0], "needs_response"))
+            seeded["disputes"] = [won["id"], pairs[i][0]["id"]]
+
+            # The checkout page stored its session id instead of the payment's: a row nobody can match.
+            rows.append(dict(pairs[0][1], stripe_charge_id=b.ident("cs"), amount=1900, currency="USD",
+                             created_at=pairs[0][1]["created_at"] + timedelta(seconds=7)))  # fmt: skip
+            seeded["invalid_rows"] = [rows[-1]["stripe_charge_id"]]
 
         if profile == "critical":
             failed = next(c for c in charges if c["status"] == "failed")  # a declined card marked paid
@@ -163,6 +208,14 @@ def build_demo_dataset(days: list[date], tz: str = "UTC", *, seed: int = 7, per_
             [i] = take(1)  # refunded in the Stripe dashboard, never told to the application
             pairs[i][0].update(amount_refunded=pairs[i][0]["amount"], refunded=True)
             seeded["refund_mismatches"] = [pairs[i][0]["id"]]
+
+            [i] = take(1)  # a chargeback lost: Stripe took the money back
+            ds.disputes.append(b.dispute(pairs[i][0], "lost"))
+            seeded["disputes"].append(pairs[i][0]["id"])
+
+            # An authorisation the application marked paid before it was captured.
+            next(r for r in rows if r["stripe_charge_id"] == auth["payment_intent"])["status"] = "paid"
+            seeded["status_mismatches"].append(auth["id"])
 
         ds.charges += charges
         ds.payments += rows

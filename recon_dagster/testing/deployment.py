@@ -70,7 +70,7 @@ def build_world(
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    server = StripeServer(dataset.charges, api_key=DEMO_KEY, port=0).start()
+    server = StripeServer(dataset.charges, api_key=DEMO_KEY, port=0, disputes=dataset.disputes).start()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "STRIPE_", "DAGSTER_", "BILLING_"))}
     env = {
         **base,

@@ -1,4 +1,4 @@
-"""A local Stripe-compatible HTTP server for charges: list, retrieve, auth, errors, latency, rate limits.
+"""A local Stripe-compatible HTTP server for charges and disputes: list, retrieve, auth, errors, latency, rate limits.
 
 Tests, the demo and benchmarks point the official `stripe` SDK at it (`base_addresses={"api": url}`)
 so that the SDK's own encoding, pagination and retry code runs against Stripe-shaped responses.
@@ -31,7 +31,7 @@ MAX_LIMIT = 100
 DROPPED = 0  # the status recorded for a connection closed without a response
 
 _CREATED_OPS = {"created[gt]": "gt", "created[gte]": "gte", "created[lt]": "lt", "created[lte]": "lte", "created": "eq"}
-_LIST_PARAMS = {"limit", "starting_after", "ending_before", "customer", "payment_intent", *_CREATED_OPS}
+_PAGING_PARAMS = {"limit", "starting_after", "ending_before", *_CREATED_OPS}
 _EXPAND = re.compile(r"^expand(\[\d*\])?$")
 _KEY_PREFIX = re.compile(r"^[a-z]{2,4}_(?:test|live)_")
 _RATE_LIMIT_MESSAGE = (
@@ -39,6 +39,20 @@ _RATE_LIMIT_MESSAGE = (
 )
 
 Key = tuple[int, str]  # (created, id): the listing order, ascending; lists are served reversed
+Entry = tuple[int, bytes, tuple[str | None, ...]]  # (created, JSON body, the ids its kind's filters select by)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between the resources served; listing, paging and errors are otherwise the same."""
+
+    noun: str  # as in Stripe's "No such charge: 'ch_x'"
+    url: str
+    filters: tuple[str, ...]  # fields holding another object's id; each is a list parameter with its own index
+
+
+_CHARGES = _Kind("charge", "/v1/charges", ("customer", "payment_intent"))
+_DISPUTES = _Kind("dispute", "/v1/disputes", ("charge", "payment_intent"))
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,7 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _ref_id(value: Any) -> str | None:
-    """`customer`/`payment_intent` as an id, whether a string or an expanded object."""
+    """A reference (`customer`, `charge`, `payment_intent`) as an id, whether a string or an expanded object."""
     if isinstance(value, Mapping):
         value = value.get("id")
     return value if isinstance(value, str) else None
@@ -85,29 +99,36 @@ def mask_key(key: str) -> str:
 
 
 class _DataSet:
-    """An immutable snapshot of the charges, indexed; replaced whole on change so readers need no lock."""
+    """An immutable snapshot of one kind's objects, indexed; replaced whole on change so readers need no lock."""
 
-    def __init__(self, entries: dict[str, tuple[int, bytes, str | None, str | None]]):
-        self.entries = entries  # id -> (created, JSON body, customer id, payment intent id)
+    def __init__(self, kind: _Kind, entries: dict[str, Entry]):
+        self.kind, self.entries = kind, entries  # id -> (created, JSON body, referenced ids in `kind.filters` order)
         self.all: list[Key] = sorted((created, cid) for cid, (created, *_rest) in entries.items())
-        self.by_customer: dict[str, list[Key]] = {}
-        self.by_payment_intent: dict[str, list[Key]] = {}
+        self.by: list[dict[str, list[Key]]] = [{} for _ in kind.filters]  # per filter: referenced id -> keys
         for key in self.all:  # already sorted, so each sub-index is too
-            _created, _body, customer, intent = entries[key[1]]
-            if customer:
-                self.by_customer.setdefault(customer, []).append(key)
-            if intent:
-                self.by_payment_intent.setdefault(intent, []).append(key)
+            for index, ref in zip(self.by, entries[key[1]][2]):
+                if ref:
+                    index.setdefault(ref, []).append(key)
+
+    @classmethod
+    def of(cls, kind: _Kind, objects: Iterable[dict]) -> _DataSet:
+        return cls(kind, cls.entries_of(kind, objects))
+
+    def adding(self, objects: Iterable[dict]) -> _DataSet:
+        """A new snapshot with `objects` added (one with an existing id replaces it)."""
+        entries = dict(self.entries)
+        entries.update(self.entries_of(self.kind, objects, start=len(entries)))
+        return _DataSet(self.kind, entries)
 
     @staticmethod
-    def entries_of(charges: Iterable[dict], start: int = 0) -> dict[str, tuple[int, bytes, str | None, str | None]]:
+    def entries_of(kind: _Kind, objects: Iterable[dict], start: int = 0) -> dict[str, Entry]:
         entries = {}
-        for position, charge in enumerate(charges, start):
-            # Malformed charges are served as given (tests need them); they only need a sort key.
-            cid = charge.get("id") if isinstance(charge.get("id"), str) else f"_noid_{position:09d}"
-            created = charge.get("created")
+        for position, obj in enumerate(objects, start):
+            # Malformed objects are served as given (tests need them); they only need a sort key.
+            oid = obj.get("id") if isinstance(obj.get("id"), str) else f"_noid_{position:09d}"
+            created = obj.get("created")
             created = created if isinstance(created, int) and not isinstance(created, bool) else 0
-            entries[cid] = (created, _dumps(charge), _ref_id(charge.get("customer")), _ref_id(charge.get("payment_intent")))
+            entries[oid] = (created, _dumps(obj), tuple(_ref_id(obj.get(name)) for name in kind.filters))
         return entries
 
 
@@ -123,20 +144,19 @@ def _unknown(name: str) -> _ApiError:
 
 
 def _list_page(data: _DataSet, params: dict[str, str]) -> bytes:
-    """One page of `GET /v1/charges`: bisect to the window and cursor, never a scan of all charges."""
+    """One page of `GET /v1/charges` or `/v1/disputes`: bisect to the window and cursor, never a scan of all."""
     for name in params:
-        if name not in _LIST_PARAMS and not _EXPAND.match(name):
+        if name not in _PAGING_PARAMS and name not in data.kind.filters and not _EXPAND.match(name):
             raise _unknown(name)
     limit = _int_param("limit", params["limit"]) if "limit" in params else 10
     if not 1 <= limit <= MAX_LIMIT:
         raise _ApiError(400, "invalid_request_error", f"Invalid limit: must be between 1 and {MAX_LIMIT}", param="limit")
     keys = data.all
-    if "customer" in params:
-        keys = data.by_customer.get(params["customer"], [])
-    if "payment_intent" in params:
-        intent_keys = data.by_payment_intent.get(params["payment_intent"], [])
-        # Both filters: walk the (small) per-customer list, never the whole data set.
-        keys = [k for k in keys if data.entries[k[1]][3] == params["payment_intent"]] if "customer" in params else intent_keys
+    wanted = {i: params[name] for i, name in enumerate(data.kind.filters) if name in params}
+    if wanted:
+        keys = min((data.by[i].get(ref, []) for i, ref in wanted.items()), key=len)
+        if len(wanted) > 1:  # several filters: walk the shortest of their lists, never the whole data set
+            keys = [k for k in keys if all(data.entries[k[1]][2][i] == ref for i, ref in wanted.items())]
     lo, hi = 0, len(keys)
     for name, op in _CREATED_OPS.items():
         if name in params:
@@ -150,7 +170,7 @@ def _list_page(data: _DataSet, params: dict[str, str]) -> bytes:
                 hi = min(hi, bisect_left(keys, (high,)))
     if "starting_after" in params and "ending_before" in params:
         raise _ApiError(400, "invalid_request_error", "You may only specify one of these parameters: ending_before, starting_after.")
-    if "ending_before" in params:  # the `limit` charges just newer than the cursor
+    if "ending_before" in params:  # the `limit` objects just newer than the cursor
         lo = max(lo, bisect_right(keys, _cursor(data, params, "ending_before")))
         first, last = lo, min(hi, lo + limit)
         has_more = last < hi
@@ -162,13 +182,14 @@ def _list_page(data: _DataSet, params: dict[str, str]) -> bytes:
     page = keys[first:last] if first < last else []
     items = b",".join(data.entries[cid][1] for _created, cid in reversed(page))
     more = b"true" if has_more else b"false"
-    return b'{"object":"list","data":[' + items + b'],"has_more":' + more + b',"url":"/v1/charges"}'
+    url = data.kind.url.encode()
+    return b'{"object":"list","data":[' + items + b'],"has_more":' + more + b',"url":"' + url + b'"}'
 
 
 def _cursor(data: _DataSet, params: dict[str, str], name: str) -> Key:
     cid = params[name]
     if cid not in data.entries:
-        raise _ApiError(400, "invalid_request_error", f"No such charge: '{cid}'", code="resource_missing", param=name)
+        raise _ApiError(400, "invalid_request_error", f"No such {data.kind.noun}: '{cid}'", code="resource_missing", param=name)
     return (data.entries[cid][0], cid)
 
 
@@ -177,12 +198,12 @@ def _retrieve(data: _DataSet, cid: str, params: dict[str, str]) -> bytes:
         if not _EXPAND.match(name):
             raise _unknown(name)
     if cid not in data.entries:
-        raise _ApiError(404, "invalid_request_error", f"No such charge: '{cid}'", code="resource_missing", param="id")
+        raise _ApiError(404, "invalid_request_error", f"No such {data.kind.noun}: '{cid}'", code="resource_missing", param="id")
     return data.entries[cid][1]
 
 
 class StripeServer:
-    """Serves charges like Stripe's API on a local port.
+    """Serves charges and disputes like Stripe's API on a local port.
 
     `latency`, `rate_limit`, `retry_after` and `api_key` are plain attributes that may be set while
     it runs (handler threads read each once per request); the data and logs are lock-protected.
@@ -198,9 +219,11 @@ class StripeServer:
         latency: float = 0.0,
         rate_limit: float | None = None,
         retry_after: int = 1,
+        disputes: Iterable[dict] = (),
     ):
         self._lock = threading.Lock()
-        self._data = _DataSet(_DataSet.entries_of(charges))
+        self._charges = _DataSet.of(_CHARGES, charges)
+        self._disputes = _DataSet.of(_DISPUTES, disputes)
         self._host, self._port = host, port
         self.api_key, self.latency, self.rate_limit, self.retry_after = api_key, latency, rate_limit, retry_after
         self._faults: deque[int] = deque()
@@ -257,17 +280,26 @@ class StripeServer:
     def add_charges(self, charges: Iterable[dict]) -> None:
         """Add charges (a charge with an existing id replaces it)."""
         with self._lock:
-            entries = dict(self._data.entries)
-            entries.update(_DataSet.entries_of(charges, start=len(entries)))
-            self._data = _DataSet(entries)
+            self._charges = self._charges.adding(charges)
 
     def replace_charges(self, charges: Iterable[dict]) -> None:
-        new = _DataSet(_DataSet.entries_of(charges))
+        new = _DataSet.of(_CHARGES, charges)
         with self._lock:
-            self._data = new
+            self._charges = new
+
+    def add_disputes(self, disputes: Iterable[dict]) -> None:
+        """Add disputes (a dispute with an existing id replaces it)."""
+        with self._lock:
+            self._disputes = self._disputes.adding(disputes)
+
+    def replace_disputes(self, disputes: Iterable[dict]) -> None:
+        new = _DataSet.of(_DISPUTES, disputes)
+        with self._lock:
+            self._disputes = new
 
     def __len__(self) -> int:
-        return len(self._data.entries)
+        """The number of charges (disputes are extra)."""
+        return len(self._charges.entries)
 
     def fail_next(self, status: int = 500, count: int = 1) -> None:
         """Answer the next `count` requests with `status` (429 and 5xx look like Stripe's)."""
@@ -341,17 +373,16 @@ class StripeServer:
             raise _ApiError(401, "invalid_request_error", f"Invalid API Key provided: {mask_key(given)}")
         if not self._admit():
             raise self._rate_limited()
-        data = self._data
-        if path == "/v1/charges":
+        for data in (self._charges, self._disputes):  # each snapshot read once: a concurrent add cannot tear a page
+            url = data.kind.url
+            rest = path[len(url) + 1:] if path.startswith(url + "/") else None
+            if path != url and (rest is None or "/" in rest):
+                continue
             if method == "POST":
                 raise _ApiError(405, "invalid_request_error", "This local Stripe server is read-only.", headers=[("Allow", "GET")])
-            return _list_page(data, params)
-        if path.startswith("/v1/charges/") and "/" not in path[len("/v1/charges/"):]:
-            if method == "POST":
-                raise _ApiError(405, "invalid_request_error", "This local Stripe server is read-only.", headers=[("Allow", "GET")])
-            return _retrieve(data, unquote(path[len("/v1/charges/"):]), params)
-        raise _ApiError(404, "invalid_request_error",
-                        f"Unrecognized request URL ({method}: {path}). This local server serves /v1/charges only.")  # fmt: skip
+            return _list_page(data, params) if rest is None else _retrieve(data, unquote(rest), params)
+        raise _ApiError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}). "
+                        "This local server serves /v1/charges and /v1/disputes only.")  # fmt: skip
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -423,15 +454,23 @@ def make_charge(
     amount_refunded: int = 0,
     customer: str | None = None,
     payment_intent: str | None = None,
+    amount_captured: int | None = None,
+    disputed: bool = False,
     **overrides: Any,
 ) -> dict:
-    """A full charge object as Stripe's API returns it; `overrides` replace any field (even with nonsense)."""
+    """A full charge object as Stripe's API returns it; `overrides` replace any field (even with nonsense).
+
+    `amount_captured` below `amount` is a partial capture. The uncaptured rest is not counted in
+    `amount_refunded`, which stays what the caller gives: reconciliation nets captured minus refunded.
+    """
     suffix = id.split("_", 1)[-1]
+    if amount_captured is None:
+        amount_captured = amount if captured else 0
     charge = {
         "id": id,
         "object": "charge",
         "amount": amount,
-        "amount_captured": amount if captured else 0,
+        "amount_captured": amount_captured,
         "amount_refunded": amount_refunded,
         "application": None,
         "application_fee": None,
@@ -449,7 +488,7 @@ def make_charge(
         "currency": currency.lower(),
         "customer": customer,
         "description": None,
-        "disputed": False,
+        "disputed": disputed,
         "failure_code": "card_declined" if status == "failed" else None,
         "failure_message": "Your card was declined." if status == "failed" else None,
         "fraud_details": {},
@@ -490,6 +529,70 @@ def make_charge(
     return charge
 
 
+# Every evidence field Stripe returns, all null until evidence is submitted.
+_EVIDENCE_FIELDS = (
+    "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
+    "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
+    "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation", "duplicate_charge_explanation",
+    "duplicate_charge_id", "product_description", "receipt", "refund_policy", "refund_policy_disclosure",
+    "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address", "shipping_carrier",
+    "shipping_date", "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text",
+)  # fmt: skip
+EVIDENCE_DAYS = 7  # how long after a dispute opens its evidence is due (Stripe's is 7 to 21 days, by network)
+
+
+def make_dispute(
+    id: str,  # noqa: A002 - Stripe's field name
+    charge: str,
+    amount: int,
+    currency: str = "usd",
+    status: str = "needs_response",
+    reason: str = "fraudulent",
+    created: int = DEFAULT_CREATED,
+    payment_intent: str | None = None,
+    **overrides: Any,
+) -> dict:
+    """A full dispute object as Stripe's API returns it; `overrides` replace any field (even with nonsense).
+
+    Statuses: `warning_needs_response`, `warning_under_review`, `warning_closed` (an inquiry, which
+    may become a chargeback), `needs_response`, `under_review`, `won`, `lost`, `prevented`.
+    """
+    inquiry = isinstance(status, str) and status.startswith("warning_")
+    # Evidence sent: a dispute under review, or one won (a lost one is as often accepted unanswered).
+    answered = status in ("warning_under_review", "under_review", "won")
+    dispute = {
+        "id": id,
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": [],
+        "charge": charge,
+        "created": created,
+        "currency": currency.lower(),
+        "enhanced_eligibility_types": [],
+        "evidence": {**dict.fromkeys(_EVIDENCE_FIELDS), "enhanced_evidence": {}},
+        "evidence_details": {
+            "due_by": created + EVIDENCE_DAYS * 86_400 if isinstance(created, int) else None,
+            "enhanced_eligibility": {},
+            "has_evidence": answered,
+            "past_due": False,
+            "submission_count": 1 if answered else 0,
+        },
+        # Only an inquiry leaves the charge refundable; a chargeback has already taken the money back.
+        "is_charge_refundable": inquiry,
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": payment_intent,
+        "payment_method_details": {
+            "card": {"brand": "visa", "case_type": "inquiry" if inquiry else "chargeback", "network_reason_code": None},
+            "type": "card",
+        },
+        "reason": reason,
+        "status": status,
+    }
+    dispute.update(overrides)
+    return dispute
+
+
 def load_charges(path: str | Path) -> list[dict]:
     """Charges from a JSON array (or a Stripe list object) or a JSON-lines file."""
     text = Path(path).read_text(encoding="utf-8")
@@ -519,11 +622,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per second before 429s")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--disputes", default=None,
+                        help="JSON array or JSON-lines file of dispute objects (default: stripe_disputes.json beside --data)")
     args = parser.parse_args(argv)
+    beside = Path(args.data).with_name("stripe_disputes.json")
+    disputes_path = args.disputes or (beside if beside.exists() else None)
+    disputes = load_charges(disputes_path) if disputes_path else []  # the same file formats
     server = StripeServer(load_charges(args.data), api_key=args.api_key, host=args.host, port=args.port,
-                          latency=args.latency, rate_limit=args.rate_limit).start()  # fmt: skip
+                          latency=args.latency, rate_limit=args.rate_limit, disputes=disputes).start()  # fmt: skip
     # The key is masked even here: logs never carry secrets.
-    print(f"Serving {len(server)} charges at {server.url} (API key {mask_key(args.api_key)}); Ctrl-C stops.", flush=True)
+    print(f"Serving {len(server)} charges and {len(disputes)} disputes at {server.url} "
+          f"(API key {mask_key(args.api_key)}); Ctrl-C stops.", flush=True)  # fmt: skip
     try:
         while True:
             time.sleep(1)
