@@ -339,3 +339,17 @@ def test_the_sensors_also_work_on_the_ephemeral_instance_of_tests_and_notebooks(
         tick(pagerduty_critical_alerts, ephemeral, None, pagerduty_alerts=pd_res(pd_rx))
     assert [b["attachments"][0]["color"] for b in slack_rx.bodies] == [ORANGE, RED]
     assert [b["event_action"] for b in pd_rx.bodies] == ["trigger"]
+
+
+def test_the_slack_message_shows_disputes_and_rows_left_out():
+    message = build_message(crafted(
+        counts={"disputes": 2, "invalid_rows": 1},
+        disputes=[{"id": "ch_cb", "amount": "30.00", "currency": "USD", "dispute_id": "dp_1", "dispute_status": "lost"},
+                  {"id": "ch_open", "amount": "5.00", "currency": "USD", "dispute_id": "dp_2", "dispute_status": "needs_response"}],
+        invalid_rows=[{"id": None, "source": "database", "created": "2024-03-06T10:00:00+00:00", "column": "amount",
+                       "reason": "NULL in amount column 'amount'"}],
+    ))  # fmt: skip
+    fields = {f["title"]: f["value"] for f in message["attachments"][0]["fields"]}
+    assert fields["Disputes"] == "ch_cb lost 30.00 USD, ch_open needs_response 5.00 USD"
+    assert fields["Rows left out (invalid)"] == "database (no id): NULL in amount column 'amount'"
+    assert "Other discrepancies" not in fields

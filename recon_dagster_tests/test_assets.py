@@ -125,3 +125,49 @@ def test_missing_payments_table_fails_with_the_variable_named(world, instance, m
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "RECON_PAYMENTS_TABLE" in failure.step_failure_data.error.message
     assert store_of(world).latest(D1).status == "error"
+
+
+def test_one_bad_row_in_a_day_is_listed_and_the_rest_reconciled_with_a_warn_check(world, instance, monkeypatch):
+    for n in range(20):
+        world.sale(f"ch_{n:02d}", 1_000, at(D1, 9, n))
+    world.row("ch_null", None, at(D1, 10))  # one NULL amount in a day of twenty good rows
+    result = world.materialize(monkeypatch, D1.isoformat(), instance=instance)
+    assert result.success
+    report = store_of(world).latest(D1)
+    assert report.status == "success" and (report.stripe_total, report.database_total) == (20_000, 20_000)
+    [bad] = report.of("invalid_rows")
+    assert (bad.payment_id, bad.source, bad.column, bad.detail) == ("ch_null", "database", "amount", "NULL in amount column 'amount'")
+    check = evaluations(result)[D1.isoformat()]
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert "1 row(s) could not be reconciled" in check.description
+    mat = instance.get_latest_materialization_event(dg.AssetKey("reconciliation_report")).asset_materialization
+    assert mat.metadata["count_invalid_rows"].value == 1 and "ch_null" in mat.metadata["invalid_rows"].value
+
+
+def test_disputed_charges_reach_the_report_and_its_metadata(world, instance, monkeypatch):
+    from recon_dagster.testing.stripe_server import make_charge, make_dispute
+
+    world.sale("ch_ok", 100_000, at(D1, 9))
+    world.server.add_charges([make_charge("ch_cb", 3_000, created=int(at(D1, 10).timestamp()), disputed=True)])
+    world.row("ch_cb", 3_000, at(D1, 10, 0, 2))
+    world.server.add_disputes([make_dispute("dp_cb", "ch_cb", 3_000, status="lost", created=int(at(D1 + (D2 - D1), 8).timestamp()))])
+    assert world.materialize(monkeypatch, D1.isoformat(), instance=instance).success
+    [dispute] = store_of(world).latest(D1).of("disputes")
+    assert (dispute.payment_id, dispute.dispute_id, dispute.dispute_status, dispute.difference) == ("ch_cb", "dp_cb", "lost", 3_000)
+    mat = instance.get_latest_materialization_event(dg.AssetKey("reconciliation_report")).asset_materialization
+    assert mat.metadata["count_disputes"].value == 1 and "dp_cb" in mat.metadata["disputes"].value
+
+
+def test_asset_tables_from_before_disputes_and_invalid_rows_gain_those_columns(world, instance, monkeypatch):
+    world.sale("ch_1", 1_000, at(D1, 9))
+    assert world.materialize(monkeypatch, D1.isoformat(), instance=instance).success
+    assets = world.root / "assets.duckdb"
+    with duckdb.connect(str(assets)) as con:  # as an older version left them
+        for table, column in (("stripe_charges", "dispute_status"), ("db_payments", "invalid_reason")):
+            con.execute(f"alter table recon_assets.{table} drop column {column}")
+    world.sale("ch_2", 2_000, at(D2, 9))
+    assert world.materialize(monkeypatch, D2.isoformat(), instance=instance).success
+    assert store_of(world).latest(D2).findings == ()
+    with duckdb.connect(str(assets)) as con:
+        names = {r[0] for r in con.execute("describe recon_assets.stripe_charges").fetchall()}
+    assert "dispute_status" in names

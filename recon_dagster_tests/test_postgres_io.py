@@ -237,3 +237,10 @@ def test_postgres_instance_yaml_loads_and_runs_a_materialization(instance_databa
         assert instance.get_latest_materialization_event(dg.AssetKey("trivial")) is not None
     tables = {r[0] for r in rows(instance_database, "select tablename from pg_tables where schemaname = 'public'")}
     assert {"runs", "event_logs", "jobs"} <= tables
+
+
+def test_a_table_written_by_an_older_version_gains_the_new_columns(pg):
+    _round_trip(SAMPLE.drop("b"), pg, "io_evolve", partition="2024-01-02")  # an older frame, without `b`
+    back = _round_trip(SAMPLE.with_columns(pl.col("t") + pl.duration(days=1)), pg, "io_evolve", partition="2024-01-03")
+    assert back.get_column("b").to_list() == SAMPLE.get_column("b").to_list()
+    assert rows(pg, "select count(*) from io_evolve.sample where b is null") == [(5,)]  # 4 old rows + 1 null
