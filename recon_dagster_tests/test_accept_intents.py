@@ -151,3 +151,20 @@ def test_the_rest_of_the_day_is_reconciled(report):
     # Collected: 19.99 + 45 + 25 + 150 (captured) + 20 + 30 + 10 + 50; the authorisation and the garbled charge are not.
     assert report["stripe_total"] == "349.99"
     assert (report["stripe_count"], report["database_count"]) == (11, 10)  # what was reconciled, invalid rows apart
+
+
+def test_an_intent_row_whose_charge_is_before_midnight_is_a_timing_difference(tmp_path, serve):
+    from recon_dagster import Settings, create_billing_reconciliation_service
+
+    before_midnight = int(at(SPRING, 0, tz=TZ).timestamp()) - 2
+    server = serve([make_charge("ch_prev", 1_500, created=before_midnight, payment_intent="pi_prev")], api_key=API_KEY)
+    db = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table payments (stripe_charge_id varchar, amount bigint, currency varchar, status varchar, created_at timestamptz)")
+        con.execute("insert into payments values ('pi_prev', 1500, 'USD', 'paid', ?)", [at(SPRING, 0, 0, 3, tz=TZ)])
+    settings = Settings.from_env({"STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": server.url, "RECON_TIMEZONE": TZ,
+                                  "RECON_DATABASE_URL": f"duckdb:///{db}",
+                                  "RECON_REPORT_STORE_URL": f"duckdb:///{tmp_path / 'recon.duckdb'}"}, base_dir=tmp_path)  # fmt: skip
+    result = create_billing_reconciliation_service(settings).reconcile(SPRING)
+    [f] = result.findings
+    assert (f.kind, f.payment_id, f.stripe_amount) == ("timing_differences", "pi_prev", 1_500)
