@@ -171,6 +171,11 @@ def run_tick(context: dg.SensorEvaluationContext, channel: str, handle: Handler,
     return dg.SkipReason(", ".join(parts) + outcome)
 
 
+def _skip(context: dg.SensorEvaluationContext, message: str) -> dg.SkipReason:
+    context.log.info(message)
+    return dg.SkipReason(message)
+
+
 def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since: datetime | None = None) -> list[dg.SensorDefinition]:
     """The Slack and PagerDuty sensors; `since` is RECON_ALERTS_SINCE (older evaluations stay quiet)."""
 
@@ -179,9 +184,7 @@ def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since:
                description="A Slack message for each failed discrepancy_within_tolerance evaluation (WARN or ERROR).")  # fmt: skip
     def slack_discrepancy_alerts(context: dg.SensorEvaluationContext, slack_alerts: SlackAlertResource):
         if not slack_alerts.is_configured():
-            message = "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL): skipping"
-            context.log.info(message)
-            return dg.SkipReason(message)
+            return _skip(context, "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL): skipping")
 
         def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
             if evaluation.passed:
@@ -197,9 +200,7 @@ def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since:
                description="A PagerDuty incident for each ERROR discrepancy_within_tolerance evaluation, resolved once the day passes.")  # fmt: skip
     def pagerduty_critical_alerts(context: dg.SensorEvaluationContext, pagerduty_alerts: PagerDutyAlertResource):
         if not pagerduty_alerts.is_configured():
-            message = "PagerDuty alerts are not configured (set PAGERDUTY_ROUTING_KEY): skipping"
-            context.log.info(message)
-            return dg.SkipReason(message)
+            return _skip(context, "PagerDuty alerts are not configured (set PAGERDUTY_ROUTING_KEY): skipping")
 
         def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
             day = ledger.day(evaluation.date)

@@ -56,6 +56,16 @@ def _ids(values: Any, count: int) -> str:
     return f"{count}" + (f": {shown}{more}" if shown else "")
 
 
+def _listed(f: dict[str, Any], counts: dict, key: str, title: str, sep: str, text) -> list[dict[str, Any]]:
+    """A field listing the first items of class `key` (escaped), or nothing when there are none."""
+    items = [i for i in f.get(key) or [] if isinstance(i, dict)] if isinstance(f.get(key), list) else []
+    if not items:
+        return []
+    more = int(counts.get(key, len(items))) - min(len(items), IDS_SHOWN)
+    shown = sep.join(escape(text(i)) for i in items[:IDS_SHOWN])
+    return [{"title": title, "short": False, "value": shown + (f" (+{more} more)" if more > 0 else "")}]
+
+
 def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> dict[str, Any]:
     """The webhook / chat.postMessage body for one failed evaluation."""
     f = evaluation.figures
@@ -79,18 +89,10 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
         {"title": "Missing in Stripe", "value": _ids(f.get("missing_in_stripe"), int(counts.get("missing_in_stripe", 0))), "short": False},
         {"title": "Amount mismatches", "value": str(int(counts.get("amount_mismatches", 0))), "short": True},
     ]  # fmt: skip
-    disputes = f.get("disputes") if isinstance(f.get("disputes"), list) else []
-    if disputes:
-        shown = ", ".join(f"{escape(d.get('id'))} {escape(d.get('dispute_status'))} {escape(d.get('amount'))} {escape(d.get('currency'))}"
-                          for d in disputes[:IDS_SHOWN] if isinstance(d, dict))  # fmt: skip
-        more = int(counts.get("disputes", len(disputes))) - min(len(disputes), IDS_SHOWN)
-        fields.append({"title": "Disputes", "short": False, "value": shown + (f" (+{more} more)" if more > 0 else "")})
-    invalid = f.get("invalid_rows") if isinstance(f.get("invalid_rows"), list) else []
-    if invalid:
-        shown = "; ".join(f"{escape(r.get('source'))} {escape(r.get('id') or '(no id)')}: {escape(r.get('reason'))}"
-                          for r in invalid[:IDS_SHOWN] if isinstance(r, dict))  # fmt: skip
-        more = int(counts.get("invalid_rows", len(invalid))) - min(len(invalid), IDS_SHOWN)
-        fields.append({"title": "Rows left out (invalid)", "short": False, "value": shown + (f" (+{more} more)" if more > 0 else "")})
+    fields += _listed(f, counts, "disputes", "Disputes", ", ",
+                      lambda d: f"{d.get('id')} {d.get('dispute_status')} {d.get('amount')} {d.get('currency')}")  # fmt: skip
+    fields += _listed(f, counts, "invalid_rows", "Rows left out (invalid)", "; ",
+                      lambda r: f"{r.get('source')} {r.get('id') or '(no id)'}: {r.get('reason')}")  # fmt: skip
     others = {k: int(v) for k, v in counts.items() if k not in (*_MAIN_CLASSES, "disputes", "invalid_rows") and v}
     if others:
         fields.append({"title": "Other discrepancies", "value": ", ".join(f"{escape(k)}: {v}" for k, v in sorted(others.items())), "short": False})
