@@ -1,8 +1,11 @@
 """Match Stripe charges to payment rows, classify every difference, total per currency.
 
-One full outer join on the charge id does the matching (on the id's u64 hash, see `ids`); the
-classes are vectorised boolean columns over the joined frame, and only the rows that carry a
-finding go on to `findings`. Everything is in integer minor units; percentages come last.
+Rows a source marked invalid are set apart first (listed as `invalid_rows`, never matched); each
+remaining row is given the charge it stands for (`keys`: its charge id, or its PaymentIntent's
+charge). One full outer join on that charge id does the matching (on the id's u64 hash, see
+`ids`); the classes are vectorised boolean columns over the joined frame, and only the rows that
+carry a finding go on to `findings`, with the day's disputes. Everything is in integer minor
+units; percentages come last.
 """
 
 from __future__ import annotations
