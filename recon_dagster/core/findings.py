@@ -8,6 +8,7 @@ becomes a timing difference here.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import fields
 
 import polars as pl
@@ -247,8 +248,16 @@ def to_objects(findings: pl.DataFrame) -> list[Finding]:
     """
     new, names = object.__new__, _FIELDS
     out = []
-    for row in findings.iter_rows():
-        finding = new(Finding)
-        finding.__dict__.update(zip(names, row))
-        out.append(finding)
+    # Thousands of new objects would trigger many cyclic-GC passes over the young generation (up
+    # to 60 ms at 20,000 findings here); they hold no cycles, so the collector waits until the end.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        for row in findings.iter_rows():
+            finding = new(Finding)
+            finding.__dict__.update(zip(names, row))
+            out.append(finding)
+    finally:
+        if paused:
+            gc.enable()
     return out
