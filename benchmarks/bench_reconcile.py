@@ -37,7 +37,7 @@ from typing import Self
 
 import polars as pl
 
-from recon_dagster.core.frames import CHARGES_SCHEMA, OPTIONAL_DEFAULTS, PAYMENTS_SCHEMA
+from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
 from recon_dagster.core.reconcile import reconcile
 from recon_dagster.core.result import CLASSES, ReconcileParams
 
@@ -95,15 +95,17 @@ def generate(n: int, seed: int, intents: bool = False) -> tuple[pl.DataFrame, pl
         rows = rows.with_columns(id=pl.when(pl.col("i") % 2 == 0).then(pl.concat_str(pl.lit("pi_"), pl.col("i").cast(pl.String)))
                                  .otherwise("id"))  # fmt: skip
     in_window = (~kind.is_in([MISSING_IN_DATABASE, TIMING])).fill_null(True)
-    rows = rows.with_columns(invalid_column=pl.lit(None, pl.String), invalid_reason=pl.lit(None, pl.String))
-    payments = pl.concat([rows.filter(in_window), rows.filter(kind == DUPLICATE)]).select(list(PAYMENTS_SCHEMA))
+    payments = pl.concat([rows.filter(in_window), rows.filter(kind == DUPLICATE)])
     neighbour = rows.filter(kind == TIMING).with_columns(
         created_at=pl.lit(START + timedelta(days=1)) + pl.duration(seconds=pl.col("h2") % 60)
-    ).select(list(PAYMENTS_SCHEMA))
-    # The columns a source fills only now and then (disputes, invalid rows): null where not set.
-    charges = charges.with_columns(pl.lit(OPTIONAL_DEFAULTS[c], CHARGES_SCHEMA[c]).alias(c)
-                                   for c in CHARGES_SCHEMA if c not in charges.columns)  # fmt: skip
-    return charges.cast(CHARGES_SCHEMA), payments.cast(PAYMENTS_SCHEMA), neighbour.cast(PAYMENTS_SCHEMA)  # type: ignore[arg-type]
+    )
+    return typed(charges, CHARGES_SCHEMA), typed(payments, PAYMENTS_SCHEMA), typed(neighbour, PAYMENTS_SCHEMA)
+
+
+def typed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The frame in `schema`'s types; `conform` adds the columns a source sets only now and then
+    (disputes, invalid rows), as it does for frames stored before them."""
+    return conform(frame.cast({name: dtype for name, dtype in schema.items() if name in frame.columns}), schema, "generated")
 
 
 def _disputes(intents: bool) -> dict[str, pl.Expr]:

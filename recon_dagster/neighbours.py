@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from .core.keys import INTENT_PREFIX
 from .core.reconcile import NeighbourLookup
 
 # Past this many unmatched database rows, listing the two margin windows costs fewer Stripe
@@ -45,8 +46,8 @@ def lookup_across_midnight(
             wanted = pl.col("id").is_in(db_only) | pl.col("payment_intent").is_in(db_only)
             charges = pl.concat([fetch_charges(start - margin, start).filter(wanted), fetch_charges(end, end + margin).filter(wanted)])
         elif db_only:
-            intents = [i for i in db_only if i.startswith("pi_")]
-            others = [i for i in db_only if not i.startswith("pi_")]
+            intents = [i for i in db_only if i.startswith(INTENT_PREFIX)]
+            others = [i for i in db_only if not i.startswith(INTENT_PREFIX)]
             found = [retrieve_charges(others)[0]] if others else []
             if intents and charges_of_intents is not None:
                 found.append(charges_of_intents(intents))

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation, localcontext
 from enum import Enum
 from pathlib import Path
@@ -73,7 +73,6 @@ _RAW_SCHEMA: dict[str, pl.DataType] = {
 _PLAIN_NUMBER = r"^\s*(?P<_sign>[+-]?)(?P<_int>\d{1,14})(?:\.(?P<_frac>\d*))?\s*$"
 _POW10 = {k: 10**k for k in range(19)}
 _INT64 = (-(2**63), 2**63 - 1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # DuckDB allows one writer process; this lock makes check-then-insert atomic between the threads
 # of that process (DuckDB's snapshot isolation would let two appends of the same id through).
@@ -489,10 +488,6 @@ def _exact_minor(row: dict[str, Any], column: str, configured: str, table: Payme
     if not _INT64[0] <= int(scaled) <= _INT64[1]:
         return f"{where} is out of range for 64-bit minor units"
     return int(scaled)
-
-
-def _instant(micros: int | None) -> str:
-    return "NULL" if micros is None else (_EPOCH + timedelta(microseconds=micros)).isoformat()
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -19,9 +19,15 @@ from urllib.parse import urlsplit
 
 import polars as pl
 import psycopg
-from dagster import InputContext, MetadataValue, OutputContext, TableColumn, TableSchema
-from dagster._config.pythonic_config import ConfigurableIOManagerFactory
-from dagster._core.definitions.partitions.utils import TimeWindow
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+    TimeWindow,
+)
 from dagster._core.storage.db_io_manager import (
     DbClient,
     DbIOManager,

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ import stripe
 
 from recon_dagster.core.frames import CHARGES_SCHEMA, empty_charges
 from recon_dagster.money import CurrencyError, is_iso_currency, normalize_currency
+from recon_dagster.retry_after import parse_retry_after
 
 PAGE_SIZE = 100  # Stripe's maximum page size: fewest requests
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is capped so a run fails in minutes, not hours
@@ -135,16 +135,8 @@ class _RetryingRequestsClient(stripe.RequestsClient):
 
 def _parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (seconds or an HTTP date), capped; None if absent or bad."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    seconds = parse_retry_after(value)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 def make_client(

@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from . import payments_db, stripe_source
+from .core.keys import INTENT_PREFIX
 from .payments_db import InsertResult, NewPayment, PaymentsDataError
 from .report_store import ReportStore
 from .settings import PaymentsTable
@@ -136,7 +137,7 @@ def id_kind(table: PaymentsTable, match_on: str, window: tuple[datetime, datetim
     if window is None:
         return "charge"
     ids = payments_db.read_window(table, *window).get_column("id").drop_nulls()
-    intents = int(ids.str.starts_with("pi_").sum())
+    intents = int(ids.str.starts_with(INTENT_PREFIX).sum())
     return "payment_intent" if intents * 2 > ids.len() else "charge"
 
 

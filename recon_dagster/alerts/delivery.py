@@ -11,10 +11,11 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 import requests
+
+from ..retry_after import parse_retry_after
 
 RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
@@ -48,22 +49,9 @@ def is_retryable_status(status: int) -> bool:
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
-    """`Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110); None when absent or unreadable."""
+    """The `Retry-After` header (any case) as seconds; None when absent or unreadable."""
     value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    text = str(value[0] if isinstance(value, list) and value else value).strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return parse_retry_after(value, now)
 
 
 def retryable_http(status: int, headers: Mapping[str, str] | None = None) -> Retryable:
