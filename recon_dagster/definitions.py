@@ -81,7 +81,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             table=table.table, id_column=table.id_column, amount_column=table.amount_column,
             amount_unit=table.amount_unit, currency_column=table.currency_column, status_column=table.status_column,
             created_at_column=table.created_at_column, refunded_column=table.refunded_column,
-            paid_statuses=list(table.paid_statuses),
+            paid_statuses=list(table.paid_statuses), db_timezone=table.db_timezone,
         ),  # fmt: skip
         "report_store": ReportStoreResource(url=_secret("RECON_REPORT_STORE_URL", settings.report_store_url)),
         "policy": ReconciliationPolicy(

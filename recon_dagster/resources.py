@@ -68,11 +68,17 @@ class PaymentsDatabaseResource(dg.ConfigurableResource):
     created_at_column: str = "created_at"
     refunded_column: str | None = None
     paid_statuses: list[str] = ["succeeded", "paid", "completed"]
+    db_timezone: str = "UTC"  # the zone of a created_at column without one (RECON_DB_TIMEZONE)
 
     @field_validator("table")
     @classmethod
     def _table(cls, value: str) -> str:
         return parse_identifier("RECON_PAYMENTS_TABLE", value, qualified=True)
+
+    @field_validator("db_timezone")
+    @classmethod
+    def _db_tz(cls, value: str) -> str:
+        return parse_timezone("RECON_DB_TIMEZONE", value)
 
     @field_validator("amount_unit")
     @classmethod
@@ -97,7 +103,7 @@ class PaymentsDatabaseResource(dg.ConfigurableResource):
             url=self.url, table=self.table, id_column=self.id_column, amount_column=self.amount_column,
             amount_unit=self.amount_unit, currency_column=self.currency_column, status_column=self.status_column,
             created_at_column=self.created_at_column, refunded_column=self.refunded_column or None,
-            paid_statuses=tuple(self.paid_statuses),
+            paid_statuses=tuple(self.paid_statuses), db_timezone=self.db_timezone,
         )  # fmt: skip
 
     def read_window(self, start: datetime, end: datetime) -> pl.DataFrame:

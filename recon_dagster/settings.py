@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULTS: dict[str, str] = {
@@ -29,6 +30,7 @@ DEFAULTS: dict[str, str] = {
     "RECON_PAYMENTS_REFUNDED_COLUMN": "",
     "RECON_PAYMENTS_PAID_STATUSES": "succeeded,paid,completed",
     "RECON_TIMEZONE": "UTC",
+    "RECON_DB_TIMEZONE": "UTC",
     "RECON_START_DATE": "2024-01-01",
     "RECON_REPORT_STORE_URL": "duckdb:///data/recon.duckdb",
     "BILLING_RECONCILIATION_TOLERANCE_PERCENT": "1",
@@ -154,20 +156,34 @@ def parse_positive(variable: str, value: str, kind: type = float, *, allow_zero:
     return number
 
 
-def parse_database_url(variable: str, value: str, *, base_dir: Path) -> str:
-    """`postgresql://…` as given; `duckdb:///relative` or `duckdb:////absolute` made absolute."""
+def parse_database_url(variable: str, value: str, *, base_dir: Path, servers: tuple[str, ...] = ("postgresql",),
+                       files: tuple[str, ...] = ("duckdb",)) -> str:  # fmt: skip
+    """A server URL (`postgresql://…`, `mysql://…`) as given; a file URL (`duckdb:///relative`,
+    `sqlite:////absolute`) made absolute. `servers` and `files` are the kinds `variable` takes."""
     text = value.strip()
-    if text.startswith(("postgresql://", "postgres://")):
+    schemes = {"postgresql": ("postgresql://", "postgres://"), "mysql": ("mysql://", "mariadb://")}
+    if any(text.startswith(schemes[kind]) for kind in servers):
+        try:
+            urlsplit(text).port  # noqa: B018 - a bad port raises here, before any connection
+        except ValueError:
+            raise ConfigError(variable, "has a port that is not a number") from None
         return text
-    if text.startswith("duckdb:///"):
-        raw = text[len("duckdb:///"):]
-        if not raw:
-            raise ConfigError(variable, "a duckdb URL needs a file path: duckdb:///data/recon.duckdb")
-        path = Path(raw) if raw.startswith("/") else (base_dir / raw)
-        return f"duckdb:///{path.resolve()}"
+    for kind in files:
+        if text.startswith(f"{kind}:///"):
+            raw = text[len(f"{kind}:///"):]
+            if not raw:
+                raise ConfigError(variable, f"a {kind} URL needs a file path: {kind}:///data/app.{kind}")
+            path = Path(raw) if raw.startswith("/") else (base_dir / raw)
+            if not raw.startswith("/") and not path.exists() and Path("/" + raw).is_file():
+                path = Path("/" + raw)  # `sqlite:///tmp/app.db` meant the absolute path (connectorx's form)
+            return f"{kind}:///{path.resolve()}"
+    examples = {
+        "postgresql": "postgresql://user@host:5432/dbname", "mysql": "mysql://user:password@host:3306/dbname",
+        "duckdb": "duckdb:///path/to/file.duckdb", "sqlite": "sqlite:///path/to/file.db (sqlite:////abs/path.db)",
+    }  # fmt: skip
     raise ConfigError(
         variable,
-        "expected postgresql://user@host:5432/dbname or duckdb:///path/to/file.duckdb"
+        "expected " + " or ".join(examples[kind] for kind in (*servers, *files))
         + ("" if variable in SECRET_VARIABLES else f", got {value!r}"),
     )
 
@@ -186,6 +202,7 @@ class PaymentsTable:
     created_at_column: str
     refunded_column: str | None
     paid_statuses: tuple[str, ...]
+    db_timezone: str = "UTC"  # RECON_DB_TIMEZONE: the zone of created_at columns without one
 
 
 @dataclass(frozen=True)
@@ -230,7 +247,8 @@ class Settings:
             raise ConfigError("RECON_PAYMENTS_PAID_STATUSES", "needs at least one status, for example succeeded,paid")
         refunded = get("RECON_PAYMENTS_REFUNDED_COLUMN").strip()
         payments = PaymentsTable(
-            url=parse_database_url("RECON_DATABASE_URL", get("RECON_DATABASE_URL"), base_dir=base),
+            url=parse_database_url("RECON_DATABASE_URL", get("RECON_DATABASE_URL"), base_dir=base,
+                                   servers=("postgresql", "mysql"), files=("duckdb", "sqlite")),
             table=parse_identifier("RECON_PAYMENTS_TABLE", get("RECON_PAYMENTS_TABLE").strip(), qualified=True),
             id_column=parse_identifier("RECON_PAYMENTS_ID_COLUMN", get("RECON_PAYMENTS_ID_COLUMN").strip()),
             amount_column=parse_identifier("RECON_PAYMENTS_AMOUNT_COLUMN", get("RECON_PAYMENTS_AMOUNT_COLUMN").strip()),
@@ -242,6 +260,7 @@ class Settings:
             ),
             refunded_column=parse_identifier("RECON_PAYMENTS_REFUNDED_COLUMN", refunded) if refunded else None,
             paid_statuses=statuses,
+            db_timezone=parse_timezone("RECON_DB_TIMEZONE", get("RECON_DB_TIMEZONE")),
         )
         tolerance = parse_percent("BILLING_RECONCILIATION_TOLERANCE_PERCENT", get("BILLING_RECONCILIATION_TOLERANCE_PERCENT"))
         critical = parse_percent("RECON_CRITICAL_PERCENT", get("RECON_CRITICAL_PERCENT"))

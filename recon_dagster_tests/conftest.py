@@ -1,7 +1,9 @@
 """Shared fixtures.
 
 PostgreSQL: tests use `RECON_TEST_POSTGRES_URL` (default: local trust auth) and are skipped when it
-is unreachable, unless `RECON_REQUIRE_POSTGRES=1`, in which case they fail.
+is unreachable, unless `RECON_REQUIRE_POSTGRES=1`, in which case they fail. MySQL/MariaDB likewise:
+`RECON_TEST_MYSQL_URL` (default: root without a password on 127.0.0.1:3306) and
+`RECON_REQUIRE_MYSQL=1`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import dagster as dg
 import psycopg
+import pymysql
 import pytest
 from psycopg import sql
 
@@ -23,6 +26,7 @@ from recon_dagster_tests.instances import fresh_database, postgres_home, sqlite_
 from recon_dagster_tests.scenario import API_KEY, new_scenario
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +42,52 @@ def postgres_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+@pytest.fixture(scope="session")
+def mysql_url() -> str:
+    """A reachable MySQL/MariaDB URL, or the test is skipped (failed under RECON_REQUIRE_MYSQL=1)."""
+    url = os.environ.get("RECON_TEST_MYSQL_URL", "").strip() or DEFAULT_MYSQL_URL
+    try:
+        mysql_connect(url).close()
+    except pymysql.MySQLError as exc:
+        message = f"MySQL/MariaDB unreachable at {redact_url(url)}: {' '.join(str(exc).split())}"
+        if os.environ.get("RECON_REQUIRE_MYSQL", "").strip() == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def mysql_connect(url: str, database: str | None = None) -> pymysql.connections.Connection:
+    """A test's own autocommit connection (UTC session) to the server of `url`."""
+    parts = urlsplit(url)
+    return pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=unquote(parts.username or ""),
+                           password=unquote(parts.password or ""), database=database, autocommit=True,
+                           connect_timeout=3, init_command="SET time_zone = '+00:00'")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MysqlDatabase:
+    """A fresh database of one's own (and `other`, a second one for database.table names)."""
+
+    name: str
+    other: str
+    url: str
+
+
+@pytest.fixture
+def mysql_database(mysql_url: str) -> Iterator[MysqlDatabase]:
+    """Two uniquely named databases, dropped after the test, so tests never collide."""
+    name = f"recon_test_{uuid.uuid4().hex[:12]}"
+    with mysql_connect(mysql_url) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+        cur.execute(f"CREATE DATABASE {name}_b")
+    try:
+        yield MysqlDatabase(name=name, other=f"{name}_b", url=urlunsplit(urlsplit(mysql_url)._replace(path=f"/{name}")))
+    finally:
+        with mysql_connect(mysql_url) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name}")
+            cur.execute(f"DROP DATABASE IF EXISTS {name}_b")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,119 @@
+"""The application's payments table, read and written through a `PaymentsTable` mapping.
+
+One module per database, chosen by `RECON_DATABASE_URL`'s scheme: PostgreSQL (`postgresql.py`),
+MySQL/MariaDB (`mysql.py`), SQLite (`sqlite_file.py`) and DuckDB (`duckdb_file.py`). Each reads
+the mapped columns as text into the same raw frame; `normalise.py` turns it into a
+`PAYMENTS_SCHEMA` frame: Int64 minor units, upper-case currencies, UTC instants.
+
+Decisions, on every database:
+- A created_at column without a time zone holds wall times in RECON_DB_TIMEZONE (default UTC).
+- A NULL in the refunded column means nothing was refunded (0): applications add such columns
+  as nullable and leave them empty until a refund happens.
+- Amounts travel as text and are converted with exact string/integer arithmetic, so no DECIMAL
+  amount ever passes through a float. A FLOAT/DOUBLE column (and SQLite's REAL-backed DECIMAL)
+  is rounded to the currency's minor unit, with a warning (`normalise._rounded`).
+- A UNIQUE index on the id column is recommended; inserts honour it (a violation means the row is
+  already present).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import polars as pl
+
+from recon_dagster.core.frames import empty_payments
+from recon_dagster.settings import ConfigError, PaymentsTable
+
+from . import duckdb_file, mysql, postgresql, sqlite_file
+from .connections import URL_VARIABLE
+from .introspect import TableInfo
+from .normalise import to_payments_frame, within
+from .writing import InsertResult, NewPayment, PaymentsDataError, column_time, require_aware
+
+_BACKENDS: tuple[ModuleType, ...] = (postgresql, mysql, sqlite_file, duckdb_file)
+# A naive column is read with this margin around the window (a wall time is ambiguous for up to
+# an hour at a DST fall-back), then cut exactly by instant.
+_WALL_MARGIN = timedelta(hours=3)
+
+
+def validate(table: PaymentsTable) -> TableInfo:
+    """Connect, and check the table and every configured column exist; return their types."""
+    backend = _backend(table)
+    with backend.connect(table) as conn:
+        return backend.inspect(conn, table)
+
+
+def read_window(table: PaymentsTable, start: datetime, end: datetime) -> pl.DataFrame:
+    """Rows with created_at in [start, end), normalised to `PAYMENTS_SCHEMA`."""
+    require_aware(start, "read_window start")
+    require_aware(end, "read_window end")
+    backend = _backend(table)
+    with backend.connect(table) as conn:
+        info = backend.inspect(conn, table)
+        lo, hi = _column_bound(start, info, table, -_WALL_MARGIN), _column_bound(end, info, table, _WALL_MARGIN)
+        raw = backend.read_window(conn, table, info, lo, hi)
+    return within(to_payments_frame(raw, table, info), raw["created_us"], start, end, info, table.db_timezone)
+
+
+def find_ids(
+    table: PaymentsTable, ids: Sequence[str], *, start: datetime | None = None, end: datetime | None = None
+) -> pl.DataFrame:
+    """Rows whose id is in `ids` (anywhere in the table, or with created_at in [start, end))."""
+    wanted = list(dict.fromkeys(ids))
+    bad = [i for i in wanted if not isinstance(i, str)]
+    if bad:
+        raise TypeError(f"find_ids: ids must be strings, got {bad[0]!r}")
+    backend = _backend(table)
+    with backend.connect(table) as conn:
+        info = backend.inspect(conn, table)
+        if not wanted:
+            return empty_payments()
+        window = [(op, _column_bound(bound, info, table, margin)) for op, bound, margin
+                  in ((">=", start, -_WALL_MARGIN), ("<", end, _WALL_MARGIN)) if bound is not None]  # fmt: skip
+        raw = backend.find_ids(conn, table, info, wanted, window)
+    return within(to_payments_frame(raw, table, info), raw["created_us"], start, end, info, table.db_timezone)
+
+
+def insert_payment(table: PaymentsTable, row: NewPayment, *, connection: Any = None, also: Sequence[str] = ()) -> InsertResult:
+    """Insert one row in its own transaction, unless its id (or one of `also`: the same payment's
+    other ids, e.g. its charge and its PaymentIntent) is already anywhere in the table.
+
+    Safe against concurrent syncs on every database (each backend's `insert` says how).
+    `connection` is an open connection of the backend's driver to `table.url` to reuse; without it
+    one is opened and closed here.
+    """
+    ids = list(dict.fromkeys([row.id, *also]))
+    backend = _backend(table)
+    if connection is not None:
+        return backend.insert(connection, table, row, ids)
+    with backend.connect(table, write=True) as conn:
+        return backend.insert(conn, table, row, ids)
+
+
+def _backend(table: PaymentsTable) -> ModuleType:
+    for backend in _BACKENDS:
+        if table.url.startswith(backend.SCHEMES):
+            return backend
+    raise ConfigError(URL_VARIABLE, "expected postgresql://, mysql://, mariadb://, sqlite:/// or duckdb:/// URL")
+
+
+def _column_bound(instant: datetime, info: TableInfo, table: PaymentsTable, margin: timedelta) -> datetime:
+    """A window bound as the column compares: the exact instant, or the wall time with a margin."""
+    require_aware(instant, "window bound")
+    return column_time(instant if info.created_at_has_timezone else instant + margin, info, table.db_timezone)
+
+
+__all__ = [
+    "InsertResult",
+    "NewPayment",
+    "PaymentsDataError",
+    "TableInfo",
+    "find_ids",
+    "insert_payment",
+    "read_window",
+    "validate",
+]

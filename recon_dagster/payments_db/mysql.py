@@ -1,0 +1,162 @@
+"""MySQL and MariaDB (`mysql://` or `mariadb://user:password@host:port/database`).
+
+The day's window is read by connectorx straight into Arrow (one query, no Python object per
+row); lookups by id, introspection and inserts use PyMySQL, which can bind parameters. Every
+column is selected as text, so DECIMAL amounts never pass through a float. Times:
+- DATETIME holds wall times: read in RECON_DB_TIMEZONE (`TIMESTAMPDIFF` from the epoch's wall
+  time gives them without the session's time zone getting involved).
+- TIMESTAMP holds instants (MySQL stores them as UTC): `UNIX_TIMESTAMP(column)` returns the
+  stored value as is. Comparisons with a TIMESTAMP go through the session's time zone, which
+  connectorx does not let us set, so the window is read with a 3-hour margin (a DST fold at most)
+  and cut exactly afterwards; PyMySQL sessions run at +00:00.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import connectorx
+import polars as pl
+import pymysql
+
+from recon_dagster.settings import PaymentsTable, redact_url
+
+from .connections import cannot_connect, scrub
+from .introspect import TableInfo, table_info
+from .normalise import RAW_SCHEMA
+from .writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, write_error
+
+SCHEMES = ("mysql://", "mariadb://")
+DIALECT = Dialect(quote=lambda name: "`" + name.replace("`", "``") + "`", mark="%s", text="CAST({} AS CHAR)", returning=False)
+_TIMESTAMPS = {"timestamp": True, "datetime": False}
+_MARGIN = timedelta(hours=3)
+_LOCK_WAIT_SECONDS = 60
+# Errors that mean "the column cannot take this value": out of range, truncated, wrong value, too long.
+_DATA_ERRORS = {1264, 1265, 1292, 1366, 1406}
+
+
+@contextmanager
+def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[pymysql.connections.Connection]:
+    parts = urlsplit(table.url)
+    try:
+        conn = pymysql.connect(
+            host=parts.hostname or "127.0.0.1", port=parts.port or 3306, user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""), database=unquote(parts.path.lstrip("/")) or None,
+            connect_timeout=10, charset="utf8mb4", autocommit=False, init_command="SET time_zone = '+00:00'",
+        )  # fmt: skip
+    except pymysql.MySQLError as exc:
+        raise cannot_connect(table.url, exc) from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def inspect(conn: pymysql.connections.Connection, table: PaymentsTable) -> TableInfo:
+    database, _, name = table.table.rpartition(".")
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            [database or None, name],
+        )
+        rows = cur.fetchall()
+    found = (f"{rows[0][0]}.{rows[0][1]}", {row[2]: row[3].lower() for row in rows}) if rows else None
+    return table_info(table, found, case_sensitive=False, timestamp_zone=_TIMESTAMPS.get)
+
+
+def read_window(conn: Any, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime) -> pl.DataFrame:
+    ts = DIALECT.quote(table.created_at_column)
+    if info.created_at_has_timezone:
+        # Epoch seconds, compared in whatever time zone connectorx's session has (see above).
+        start, end = int((lo - _MARGIN).timestamp()), int((hi + _MARGIN).timestamp()) + 1
+        where = f"{ts} >= FROM_UNIXTIME({start}) AND {ts} < FROM_UNIXTIME({end})"
+    else:
+        where = f"{ts} >= '{lo:%Y-%m-%d %H:%M:%S.%f}' AND {ts} < '{hi:%Y-%m-%d %H:%M:%S.%f}'"
+    url = "mysql://" + table.url.split("://", 1)[1]
+    try:
+        arrow = connectorx.read_sql(url, f"{_select(table, info)} WHERE {where}", return_type="arrow")
+    except Exception as exc:  # connectorx raises RuntimeError/ValueError with the driver's text
+        raise RuntimeError(f"reading the payments table from {redact_url(table.url)} failed: {scrub(exc, table.url)}") from None
+    frame = pl.from_arrow(arrow)
+    return frame.rename(dict(zip(frame.columns, RAW_SCHEMA, strict=True))).cast(RAW_SCHEMA)  # type: ignore[union-attr]
+
+
+def find_ids(conn: pymysql.connections.Connection, table: PaymentsTable, info: TableInfo, ids: list[str],
+             window: Sequence[tuple[str, datetime]]) -> pl.DataFrame:  # fmt: skip
+    ts = DIALECT.quote(table.created_at_column)
+    conditions = [f"CAST({DIALECT.quote(table.id_column)} AS CHAR) IN ({', '.join(['%s'] * len(ids))})"]
+    conditions += [f"{ts} {op} %s" for op, _ in window]
+    with conn.cursor() as cur:
+        cur.execute(f"{_select(table, info)} WHERE {' AND '.join(conditions)}", [*ids, *(_naive(b) for _, b in window)])
+        rows = cur.fetchall()
+    conn.rollback()  # end the read's snapshot
+    return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
+
+
+def insert(conn: pymysql.connections.Connection, table: PaymentsTable, row: NewPayment, ids: list[str]) -> InsertResult:
+    """In its own transaction, under a named lock (`GET_LOCK`) keyed by (table, the payment's
+    smallest id). A lock rather than relying on a unique index: it also covers the payment's other
+    id (charge and PaymentIntent) and tables without such an index; where the index exists, an
+    application's concurrent insert still turns into ALREADY_PRESENT through its duplicate-key error.
+    """
+    digest = hashlib.sha1(f"{table.url}\0{table.table}\0{min(ids)}".encode()).hexdigest()
+    with conn.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, %s)", [f"recon_dagster:{digest}", _LOCK_WAIT_SECONDS])
+        if (cur.fetchone() or (0,))[0] != 1:
+            raise TimeoutError(f"payments table {table.table}: another sync held the lock on {row.id!r} for {_LOCK_WAIT_SECONDS} s")
+        try:
+            conn.begin()
+            info = inspect(conn, table)
+
+            def run(statement: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+                cur.execute(statement, list(params))
+                return cur.fetchone()
+
+            result = check_and_write(run, DIALECT, table, row, info, ids, _naive(column_time(row.created_at, info, table.db_timezone)))
+            (conn.commit if result is InsertResult.INSERTED else conn.rollback)()
+            return result
+        except pymysql.err.IntegrityError as exc:
+            conn.rollback()
+            if exc.args and exc.args[0] == 1062:  # duplicate key: the row got there first
+                return InsertResult.ALREADY_PRESENT
+            raise write_error(table, row, exc) from None
+        except pymysql.MySQLError as exc:
+            conn.rollback()
+            if exc.args and exc.args[0] in _DATA_ERRORS:
+                raise write_error(table, row, exc) from None
+            raise
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            cur.execute("SELECT RELEASE_LOCK(%s)", [f"recon_dagster:{digest}"])
+
+
+def _naive(value: datetime) -> datetime:
+    """PyMySQL sends datetimes without their zone: aware ones go as UTC (the session's zone)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _select(table: PaymentsTable, info: TableInfo) -> str:
+    q = DIALECT.quote
+
+    def text(column: str | None) -> str:
+        return f"CAST({q(column)} AS CHAR)" if column else "CAST(NULL AS CHAR)"
+
+    created = q(table.created_at_column)
+    created_us = (
+        f"CAST(UNIX_TIMESTAMP({created}) * 1000000 AS SIGNED)"
+        if info.created_at_has_timezone
+        else f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {created})"
+    )
+    tables = ".".join(q(part) for part in table.table.split("."))
+    return (
+        f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, {text(table.currency_column)} AS currency, "
+        f"{text(table.status_column)} AS status, {created_us} AS created_us, {text(table.refunded_column)} AS refunded FROM {tables}"
+    )
