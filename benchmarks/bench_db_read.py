@@ -1,6 +1,6 @@
 """Read a day's window of a 1M-row PostgreSQL payments table three ways, for issue 12's choice.
 
-    pip install -e ".[bench]"   # connectorx and the ADBC PostgreSQL driver
+    pip install -e ".[bench]"   # the ADBC PostgreSQL driver (connectorx is a dependency)
     python benchmarks/bench_db_read.py [--rows 1000000] [--url postgresql://postgres@127.0.0.1:5432/postgres] [--json]
 
 Each reader runs the same query (`payments_db`'s SELECT: every column as text, `created_at` as
@@ -30,6 +30,7 @@ import psycopg
 from psycopg import sql
 
 READERS = ("copy", "connectorx", "adbc")
+CHOSEN = "copy"  # recon_dagster/payments_db/postgresql.py
 QUERY = (
     "SELECT stripe_charge_id::text, amount::text, currency::text, status::text, "
     "(EXTRACT(EPOCH FROM created_at) * 1000000)::bigint, amount_refunded::text FROM payments "
@@ -54,10 +55,10 @@ def read(reader: str, url: str):
     import polars as pl
 
     if reader == "copy":
-        from recon_dagster.payments_db import _pg_copy
+        from recon_dagster.payments_db.postgresql import copy
 
         with psycopg.connect(url) as conn:
-            return _pg_copy(conn, sql.SQL(QUERY))
+            return copy(conn, sql.SQL(QUERY))
     if reader == "connectorx":
         import connectorx
 
@@ -73,7 +74,7 @@ def child(reader: str, url: str) -> None:
     """One reader in this (fresh) process: best of 3, peak RSS growth, and a digest of the frame."""
     import polars as pl
 
-    from recon_dagster.payments_db import _RAW_SCHEMA
+    from recon_dagster.payments_db.normalise import RAW_SCHEMA as _RAW_SCHEMA
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     runs, frame = [], None
@@ -112,13 +113,18 @@ def main(argv: list[str] | None = None) -> int:
             out[reader] = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip().splitlines()[-1:]}
         digests = {r: out[r].get("digest") for r in READERS}
         out["same_frame"] = len(set(digests.values())) == 1
+        # The reader payments_db uses on PostgreSQL, against the fastest of all (issue 12: <= 1.5x, < 1 GiB).
+        fastest = min(out[r]["seconds"] for r in READERS if "seconds" in out[r])
+        out["chosen"] = CHOSEN
+        out["chosen_vs_fastest"] = round(out[CHOSEN]["seconds"] / fastest, 3) if "seconds" in out[CHOSEN] else None
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{args.rows:,} rows; same frame from every reader: {out['same_frame']}")
+    print(f"{args.rows:,} rows; same frame from every reader: {out['same_frame']}; "
+          f"{CHOSEN} (ours) takes {out['chosen_vs_fastest']}x the fastest")
     for reader in READERS:
         r = out[reader]
         print(f"{reader:<12}" + (f"{r['seconds']:>8} s {r['peak_mib']:>9} MiB" if "seconds" in r else f"  failed: {r['error']}"))

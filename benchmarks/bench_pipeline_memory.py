@@ -1,9 +1,11 @@
 """Peak memory of one day's pipeline (the three assets and the check) for N charges.
 
-    python benchmarks/bench_pipeline_memory.py [--charges 1000000] [--json]
+    python benchmarks/bench_pipeline_memory.py [--charges 1000000] [--database duckdb|postgresql|mysql|sqlite] [--json]
 
 The charges are served by the local Stripe-compatible server in a separate process (its memory
-is not counted); the payments table is a DuckDB file with ~1% discrepancies. The pipeline runs
+is not counted); the payments table, with ~1% discrepancies and an index on created_at, is a
+DuckDB file (default), a SQLite file (created_at as text, as Django and Rails keep it), or a
+throwaway database on the PostgreSQL (`--postgres-url`) or MySQL/MariaDB (`--mysql-url`) server. The pipeline runs
 through Dagster (`materialize` of the daily job's assets) in a fresh child process, whose peak
 RSS (`ru_maxrss` of the waited-for child) and wall time are printed.
 """
@@ -16,13 +18,16 @@ import os
 import resource
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 import polars as pl
@@ -47,7 +52,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_data(root: Path, n: int) -> tuple[Path, Path]:
+def write_data(root: Path, n: int, database: str, server_url: str) -> tuple[Path, str, object]:
     """Charges as JSON lines (only the fields our source reads, as Stripe names them) and a table."""
     start = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc).timestamp())
     ids = [f"ch_bench{i:09d}" for i in range(n)]
@@ -69,22 +74,81 @@ def write_data(root: Path, n: int) -> tuple[Path, Path]:
         status=pl.lit("succeeded"),
         created_at=pl.from_epoch(pl.col("created_at") + 2, time_unit="s").dt.replace_time_zone("UTC"),
     ).drop("i")
-    db_path = root / "app.duckdb"
-    arrow = rows.to_arrow()  # noqa: F841 (read by name in the SQL)
-    with duckdb.connect(str(db_path)) as con:
-        con.execute("create table payments as select * from arrow")
-    return charges_path, db_path
+    url, drop = write_table(root, rows, database, server_url)
+    return charges_path, url, drop
+
+
+def write_table(root: Path, rows: pl.DataFrame, database: str, server_url: str) -> tuple[str, object]:
+    """The payments table in `database`; returns its RECON_DATABASE_URL and a function that drops it."""
+    if database == "duckdb":
+        db_path = root / "app.duckdb"
+        arrow = rows.to_arrow()  # noqa: F841 (read by name in the SQL)
+        with duckdb.connect(str(db_path)) as con:
+            con.execute("create table payments as select * from arrow")
+            con.execute("create index payments_created_at on payments (created_at)")
+        return f"duckdb:///{db_path}", lambda: None
+    if database == "sqlite":
+        db_path = root / "app.db"
+        text = rows.with_columns(pl.col("created_at").dt.strftime("%Y-%m-%d %H:%M:%S"))
+        with sqlite3.connect(db_path) as con:
+            con.execute("create table payments (stripe_charge_id text, amount integer, created_at datetime, currency text, status text)")
+            con.executemany("insert into payments values (?, ?, ?, ?, ?)",
+                            text.select("stripe_charge_id", "amount", "created_at", "currency", "status").iter_rows())  # fmt: skip
+            con.execute("create index payments_created_at on payments (created_at)")
+        return f"sqlite:///{db_path}", lambda: None
+    name = f"bench_memory_{uuid.uuid4().hex[:8]}"
+    if database == "postgresql":
+        import psycopg
+
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"create database {name}")
+        url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create table payments (stripe_charge_id text, amount bigint, created_at timestamptz, currency text, status text)")
+            with conn.cursor().copy("copy payments from stdin") as copy:
+                for row in rows.select("stripe_charge_id", "amount", "created_at", "currency", "status").iter_rows():
+                    copy.write_row(row)
+            conn.execute("create index payments_created_at on payments (created_at)")
+
+        def drop_pg() -> None:
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f"drop database if exists {name} with (force)")
+
+        return url, drop_pg
+    import pymysql
+
+    parts = urlsplit(server_url)
+    login = {"host": parts.hostname, "port": parts.port or 3306, "user": parts.username or "root", "password": parts.password or "",
+             "init_command": "SET time_zone = '+00:00'", "autocommit": True}  # fmt: skip
+    with pymysql.connect(**login) as conn, conn.cursor() as cur:
+        cur.execute(f"create database {name}")
+        cur.execute(f"create table {name}.payments (stripe_charge_id varchar(32), amount bigint, created_at timestamp(6) null, "
+                    "currency char(3), status varchar(20), index (created_at))")  # fmt: skip
+        naive = rows.with_columns(pl.col("created_at").dt.replace_time_zone(None))
+        batch = list(naive.select("stripe_charge_id", "amount", "created_at", "currency", "status").iter_rows())
+        for i in range(0, len(batch), 10_000):  # PyMySQL turns executemany into multi-row INSERTs
+            cur.executemany(f"insert into {name}.payments values (%s, %s, %s, %s, %s)", batch[i : i + 10_000])
+
+    def drop_mysql() -> None:
+        with pymysql.connect(**login) as conn, conn.cursor() as cur:
+            cur.execute(f"drop database if exists {name}")
+
+    return urlunsplit(parts._replace(path=f"/{name}")), drop_mysql
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--charges", type=int, default=1_000_000)
+    p.add_argument("--database", choices=("duckdb", "postgresql", "mysql", "sqlite"), default="duckdb")
+    p.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--mysql-url", default="mysql://root@127.0.0.1:3306/test")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    server_url = args.postgres_url if args.database == "postgresql" else args.mysql_url
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        charges_path, db_path = write_data(root, args.charges)
+        charges_path, db_url, drop = write_data(root, args.charges, args.database, server_url)
         port = _free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "recon_dagster.testing.stripe_server", "--data", str(charges_path),
@@ -102,7 +166,7 @@ def main() -> int:
             setup = time.perf_counter() - t0
             shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
             env = {**os.environ, "STRIPE_API_KEY": KEY, "STRIPE_API_BASE": f"http://127.0.0.1:{port}",
-                   "STRIPE_REQUESTS_PER_SECOND": "10000", "RECON_DATABASE_URL": f"duckdb:///{db_path}",
+                   "STRIPE_REQUESTS_PER_SECOND": "10000", "RECON_DATABASE_URL": db_url,
                    "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}", "RECON_START_DATE": "2024-06-01",
                    "DAGSTER_HOME": str(root)}  # fmt: skip
             t1 = time.perf_counter()
@@ -113,9 +177,10 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait()
+            drop()  # type: ignore[operator]
     ok = child.stdout.strip().endswith("OK")
     out = {"charges": args.charges, "peak_mib": round(peak_kib / 1024, 1), "seconds": round(seconds, 2),
-           "store": "duckdb", "success": ok, "setup_seconds": round(setup, 1), "target_mib": 2048}  # fmt: skip
+           "database": args.database, "store": "duckdb", "success": ok, "setup_seconds": round(setup, 1), "target_mib": 2048}  # fmt: skip
     if not ok:
         out["error"] = child.stderr[-2000:]
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))

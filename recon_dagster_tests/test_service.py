@@ -1,31 +1,51 @@
-"""The seed-parity service end to end: a table with other names in major units, a DST day."""
+"""The seed-parity service end to end: a table with other names in major units, a DST day, on
+each of the four databases (DuckDB, PostgreSQL, MariaDB, SQLite)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pytest
 
 from recon_dagster import ConfigError, Settings, create_billing_reconciliation_service
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
+from recon_dagster_tests.databases import KINDS, execute
 from recon_dagster_tests.scenario import API_KEY, at
 
 TZ = "America/New_York"
 SPRING = date(2024, 3, 10)  # 23 hours long in New York
-ORDERS_DDL = """
-create schema billing;
-create table billing.orders (
-    charge_ref varchar, total_major decimal(12, 3), cur varchar, state varchar, placed_at timestamp,
-    refunded_major decimal(12, 3)
-)
-"""
+# The same `orders` table on each database: other names, major units, a refunded column, and
+# created_at as New York wall times (RECON_DB_TIMEZONE) in a column without a zone.
+ORDERS_DDL = {
+    "duckdb": "create table {schema}.orders (charge_ref varchar, total_major decimal(12, 3), cur varchar, state varchar, "
+              "placed_at timestamp, refunded_major decimal(12, 3))",
+    "postgres": "create table {schema}.orders (charge_ref text, total_major numeric(12, 3), cur text, state text, "
+                "placed_at timestamp, refunded_major numeric(12, 3))",
+    "mysql": "create table {schema}.orders (charge_ref varchar(64), total_major decimal(12, 3), cur char(3), state varchar(20), "
+             "placed_at datetime(6), refunded_major decimal(12, 3))",
+    "sqlite": "create table {schema}.orders (charge_ref text, total_major decimal(12, 3), cur text, state text, "
+              "placed_at datetime, refunded_major decimal(12, 3))",
+}  # fmt: skip
 
 
-@pytest.fixture
-def world(tmp_path):
+def orders_database(kind: str, request, tmp_path) -> tuple[str, str]:
+    """(RECON_DATABASE_URL, the schema to put `orders` in) for one kind of database."""
+    if kind == "duckdb":
+        url = f"duckdb:///{tmp_path / 'shop.duckdb'}"
+        execute(url, "create schema billing")
+        return url, "billing"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'shop.db'}", "main"
+    if kind == "mysql":
+        database = request.getfixturevalue("mysql_database")
+        return database.url, database.other
+    schema = request.getfixturevalue("postgres_schema")
+    return schema.url, schema.name
+
+
+@pytest.fixture(params=KINDS)
+def world(request, tmp_path):
     """Stripe charges and an `orders` table that disagree in one way per class."""
     def ts(hh, mm=0, ss=0, day=SPRING):
         return at(day, hh, mm, ss, tz=TZ)
@@ -40,7 +60,7 @@ def world(tmp_path):
         make_charge("ch_kwd", 1234, "kwd", created=int(ts(14).timestamp())),
         make_charge("ch_midnight", 800, "usd", created=int(ts(23, 59, 58).timestamp())),
     ]
-    naive = lambda moment: moment.astimezone(timezone.utc).replace(tzinfo=None)  # noqa: E731
+    wall = lambda moment: moment.astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
     rows = [
         ("ch_ok", "19.99", "USD", "paid", ts(0, 0, 2), "0"),
         ("ch_yen", "1400", "JPY", "paid", ts(9, 0, 2), "0"),  # 100 yen short
@@ -52,15 +72,14 @@ def world(tmp_path):
         ("ch_midnight", "8.00", "USD", "paid", ts(23, 59, 58) + timedelta(seconds=5), "0"),
         ("ch_manual_1", "12.50", "USD", "completed", ts(15), "0"),  # entered by hand: no such charge
     ]
-    db = tmp_path / "shop.duckdb"
-    with duckdb.connect(str(db)) as con:
-        con.execute(ORDERS_DDL)
-        con.executemany("insert into billing.orders values (?, ?, ?, ?, ?, ?)",
-                        [(a, Decimal(b), c, d, naive(e), Decimal(f)) for a, b, c, d, e, f in rows])  # fmt: skip
+    url, schema = orders_database(request.param, request, tmp_path)
+    execute(url, ORDERS_DDL[request.param].format(schema=schema))
+    execute(url, f"insert into {schema}.orders values ({{0}}, {{0}}, {{0}}, {{0}}, {{0}}, {{0}})",
+            [(a, b, c, d, wall(e), f) for a, b, c, d, e, f in rows])  # fmt: skip
     with StripeServer(charges, api_key=API_KEY) as server:
         env = {
             "STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": server.url, "RECON_TIMEZONE": TZ,
-            "RECON_DATABASE_URL": f"duckdb:///{db}", "RECON_PAYMENTS_TABLE": "billing.orders",
+            "RECON_DATABASE_URL": url, "RECON_PAYMENTS_TABLE": f"{schema}.orders", "RECON_DB_TIMEZONE": TZ,
             "RECON_PAYMENTS_ID_COLUMN": "charge_ref", "RECON_PAYMENTS_AMOUNT_COLUMN": "total_major",
             "RECON_PAYMENTS_AMOUNT_UNIT": "major", "RECON_PAYMENTS_CURRENCY_COLUMN": "cur",
             "RECON_PAYMENTS_STATUS_COLUMN": "state", "RECON_PAYMENTS_CREATED_AT_COLUMN": "placed_at",

@@ -1,4 +1,4 @@
-"""Repair: syncing missing payments from Stripe, on DuckDB and on real PostgreSQL."""
+"""Repair: syncing missing payments from Stripe, on DuckDB and SQLite files, real PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
-import duckdb
-import psycopg
 import pytest
 
 from recon_dagster import payments_db
@@ -22,6 +20,7 @@ from recon_dagster.service import create_billing_reconciliation_service
 from recon_dagster.settings import Settings
 from recon_dagster.sync_job import SYNC_JOB
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
+from recon_dagster_tests.databases import KINDS, execute, kind_of
 from recon_dagster_tests.scenario import API_KEY, at
 
 DAY = date(2024, 7, 1)
@@ -42,23 +41,41 @@ def server():
         yield s
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+# The orders table on each database. On SQLite, whose columns hold any value, a CHECK keeps the
+# amounts to cents as numeric(12, 2) does elsewhere.
+ORDERS_DDL = {
+    "duckdb": ORDERS, "postgres": ORDERS,
+    "mysql": ORDERS.replace("timestamptz", "timestamp(6) null"),
+    "sqlite": ORDERS.replace("total_major numeric(12, 2)", "total_major numeric(12, 2) check (round(total_major, 2) = total_major)"),
+}  # fmt: skip
+
+
+@pytest.fixture(params=KINDS)
 def table_url(request, tmp_path):
     """An `orders` table in major units, holding ch_kept and ch_midnight (recorded after midnight)."""
     rows = [("ch_kept", "20.00", "USD", "paid", at(DAY, 9, 0, 2), "0"),
             ("ch_midnight", "8.00", "USD", "paid", at(DAY + timedelta(days=1), 0, 0, 3), "0")]  # fmt: skip
     if request.param == "duckdb":
-        path = tmp_path / "shop.duckdb"
-        with duckdb.connect(str(path)) as con:
-            con.execute(ORDERS.format(t="orders"))
-            con.executemany("insert into orders values (?, ?, ?, ?, ?, ?)", rows)
-        return f"duckdb:///{path}"
-    schema = request.getfixturevalue("postgres_schema")
-    with psycopg.connect(schema.url, autocommit=True) as con:
-        con.execute(ORDERS.format(t="orders"))
-        with con.cursor() as cur:
-            cur.executemany("insert into orders values (%s, %s, %s, %s, %s, %s)", rows)
-    return schema.url
+        url = f"duckdb:///{tmp_path / 'shop.duckdb'}"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shop.db'}"
+    elif request.param == "mysql":
+        url = request.getfixturevalue("mysql_database").url
+    else:
+        url = request.getfixturevalue("postgres_schema").url
+    execute(url, ORDERS_DDL[request.param].format(t="orders"))
+    execute(url, "insert into orders values ({0}, {0}, {0}, {0}, {0}, {0})", [_stored(url, r) for r in rows])
+    return url
+
+
+def _stored(url: str, row: tuple) -> tuple:
+    """Aware times as the driver can write them: UTC wall times for MySQL, ISO text for SQLite."""
+    kind = kind_of(url)
+    return tuple(
+        (v.astimezone(timezone.utc).replace(tzinfo=None) if kind == "mysql" else v.isoformat(sep=" ") if kind == "sqlite" else v)
+        if isinstance(v, datetime) else v
+        for v in row
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -203,12 +220,7 @@ INTENT_CHARGES = [
 def intent_service(serve, table_url, env, tmp_path):
     """The day's table holds the PaymentIntent id of ch_i1 only; ch_i2 and ch_i3 are missing."""
     row = ("pi_i1", "20.00", "USD", "paid", at(INTENT_DAY, 9, 0, 2), "0")
-    if table_url.startswith("duckdb:///"):
-        with duckdb.connect(table_url.removeprefix("duckdb:///")) as con:
-            con.execute("insert into orders values (?, ?, ?, ?, ?, ?)", row)
-    else:
-        with psycopg.connect(table_url, autocommit=True) as con:
-            con.execute("insert into orders values (%s, %s, %s, %s, %s, %s)", row)
+    execute(table_url, "insert into orders values ({0}, {0}, {0}, {0}, {0}, {0})", [_stored(table_url, row)])
     server = serve(CHARGES + INTENT_CHARGES, api_key=API_KEY)
     return create_billing_reconciliation_service(Settings.from_env({**env, "STRIPE_API_BASE": server.url}, base_dir=tmp_path))
 
