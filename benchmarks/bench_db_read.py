@@ -55,7 +55,7 @@ def read(reader: str, url: str):
     import polars as pl
 
     if reader == "copy":
-        from recon_dagster.payments_db.postgresql import copy
+        from recon_dagster.sources.payments_db.postgresql import copy
 
         with psycopg.connect(url) as conn:
             return copy(conn, sql.SQL(QUERY))
@@ -74,7 +74,7 @@ def child(reader: str, url: str) -> None:
     """One reader in this (fresh) process: best of 3, peak RSS growth, and a digest of the frame."""
     import polars as pl
 
-    from recon_dagster.payments_db.normalise import RAW_SCHEMA as _RAW_SCHEMA
+    from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA as _RAW_SCHEMA
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     runs, frame = [], None

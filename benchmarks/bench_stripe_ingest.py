@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import stripe  # noqa: E402
 
-from recon_dagster.stripe_source import StripeUnavailableError, fetch_charges, make_client  # noqa: E402
+from recon_dagster.sources.stripe_api import StripeUnavailableError, fetch_charges, make_client  # noqa: E402
 from recon_dagster.testing.stripe_server import DEFAULT_API_KEY, StripeServer, make_charge  # noqa: E402
 
 DAY = datetime(2024, 3, 1, tzinfo=timezone.utc)

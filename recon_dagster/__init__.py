@@ -1,8 +1,8 @@
 """recon_dagster: prove every day that what Stripe collected and what your database recorded agree."""
 
-from .core.result import CurrencyTotals, Finding, ReconciliationResult
-from .service import BillingReconciliationService, create_billing_reconciliation_service
-from .settings import ConfigError, Settings
+from recon_dagster.core.result import CurrencyTotals, Finding, ReconciliationResult
+from recon_dagster.service import BillingReconciliationService, create_billing_reconciliation_service
+from recon_dagster.settings import ConfigError, Settings
 
 __all__ = [
     "BillingReconciliationService",

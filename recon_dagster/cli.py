@@ -13,9 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .core.result import CLASSES, ReconciliationResult
-from .money import format_major
-from .settings import ConfigError, parse_percent
+from recon_dagster.core.result import CLASSES, ReconciliationResult
+from recon_dagster.money import format_major
+from recon_dagster.settings import ConfigError, parse_percent
 
 EXIT = {"success": 0, "discrepancy_found": 1, "error": 2}
 
@@ -51,7 +51,7 @@ def render(result: ReconciliationResult) -> str:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from .service import as_date, create_billing_reconciliation_service
+    from recon_dagster.service import as_date, create_billing_reconciliation_service
 
     try:
         tolerance = parse_percent("--tolerance", args.tolerance) if args.tolerance is not None else None
@@ -69,7 +69,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .service import SyncError, as_date, create_billing_reconciliation_service
+    from recon_dagster.service import SyncError, as_date, create_billing_reconciliation_service
 
     try:
         start = as_date(args.start, "--start")
@@ -91,8 +91,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from .report_store import ReportStore
-    from .settings import Settings
+    from recon_dagster.stores.report_store import ReportStore
+    from recon_dagster.settings import Settings
 
     try:
         rows = ReportStore(Settings.from_env().report_store_url).history()
@@ -108,13 +108,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from recon_dagster.demo import run_demo
 
     return run_demo(days=args.days, ui=args.ui, port=args.port, verbose=args.verbose)
 
 
 def cmd_stripe_server(args: argparse.Namespace) -> int:
-    from .testing.stripe_server import main as serve
+    from recon_dagster.testing.stripe_server import main as serve
 
     argv = ["--data", args.data, "--port", str(args.port), "--api-key", args.api_key]
     return serve(argv) or 0

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from .alerts.pagerduty import PagerDutyAlertResource
-from .alerts.sensors import build_alert_sensors
-from .alerts.slack import SlackAlertResource
-from .assets import build_assets
-from .checks import build_check
-from .io_managers import DuckDBPolarsIOManager
-from .partitions import daily_partitions
-from .postgres_io import PostgresPolarsIOManager
-from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
-from .schedules import build_daily_job, build_daily_schedule
-from .settings import Settings
-from .sync_job import build_refresh_sensor, sync_missing_payments_job
+from recon_dagster.alerts.pagerduty import PagerDutyAlertResource
+from recon_dagster.alerts.sensors import build_alert_sensors
+from recon_dagster.alerts.slack import SlackAlertResource
+from recon_dagster.charges.assets import build_assets
+from recon_dagster.charges.checks import build_check
+from recon_dagster.stores.io_managers import DuckDBPolarsIOManager
+from recon_dagster.partitions import daily_partitions
+from recon_dagster.stores.postgres_io import PostgresPolarsIOManager
+from recon_dagster.resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from recon_dagster.charges.schedules import build_daily_job, build_daily_schedule
+from recon_dagster.settings import Settings
+from recon_dagster.sync.job import build_refresh_sensor, sync_missing_payments_job
 
 # A backfill of a long range runs as chunks of this many days per run: few enough runs to start
 # quickly, small enough for runs to spread over workers (see README, "Production").

@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from .core.grading import grade
-from .core.result import ReconciliationResult
-from .money import format_major
-from .report_store import ReportStore
-from .settings import Settings
-from .testing.demo_data import build_demo_dataset
-from .testing.stripe_server import StripeServer
+from recon_dagster.core.grading import grade
+from recon_dagster.core.result import ReconciliationResult
+from recon_dagster.money import format_major
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.settings import Settings
+from recon_dagster.testing.demo_data import build_demo_dataset
+from recon_dagster.testing.stripe_server import StripeServer
 
 DEMO_KEY = "sk_test_recon_demo"
 ENV_MARKER = "# Written by `recon-dagster demo`"
@@ -112,7 +112,7 @@ def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | No
 
 
 def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool) -> int:
-    from .definitions import build_definitions
+    from recon_dagster.definitions import build_definitions
 
     tz = os.environ.get("RECON_TIMEZONE") or "UTC"
     today = datetime.now(ZoneInfo(tz)).date()

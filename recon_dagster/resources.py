@@ -13,10 +13,12 @@ import dagster as dg
 import polars as pl
 from pydantic import field_validator
 
-from . import payments_db, stripe_source
-from .stripe_disputes import with_disputes
-from .report_store import ReportStore
-from .settings import ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
+from recon_dagster.sources import payments_db
+
+from recon_dagster.sources import stripe_api
+from recon_dagster.sources.stripe_disputes import with_disputes
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.settings import ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
 
 
 class StripeResource(dg.ConfigurableResource):
@@ -31,7 +33,7 @@ class StripeResource(dg.ConfigurableResource):
     slices: int | None = None
 
     def client(self):
-        return stripe_source.make_client(
+        return stripe_api.make_client(
             self.api_key,
             api_base=self.api_base,
             max_network_retries=self.max_network_retries,
@@ -42,17 +44,17 @@ class StripeResource(dg.ConfigurableResource):
     def fetch_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The window's charges, each disputed one with its dispute (status, reason, amount)."""
         client = self.client()
-        return with_disputes(client, stripe_source.fetch_charges(client, start, end, slices=self.slices), start)
+        return with_disputes(client, stripe_api.fetch_charges(client, start, end, slices=self.slices), start)
 
     def list_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The window's charges alone (neighbour look-ups need no disputes)."""
-        return stripe_source.fetch_charges(self.client(), start, end, slices=self.slices)
+        return stripe_api.fetch_charges(self.client(), start, end, slices=self.slices)
 
     def fetch_intents(self, intents: list[str]) -> pl.DataFrame:
-        return stripe_source.charges_of_intents(self.client(), intents)
+        return stripe_api.charges_of_intents(self.client(), intents)
 
     def retrieve_charges(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
-        return stripe_source.retrieve_charges(self.client(), ids)
+        return stripe_api.retrieve_charges(self.client(), ids)
 
 
 class PaymentsDatabaseResource(dg.ConfigurableResource):

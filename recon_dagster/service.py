@@ -13,18 +13,20 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from . import payments_db, stripe_source
-from .core.grading import grade
-from .core.reconcile import reconcile as reconcile_frames
-from .core.result import ReconcileParams, ReconciliationResult
-from .neighbours import lookup_across_midnight
-from .partitions import day_window, days_between
-from .payments_db import PaymentsDataError
-from .report_store import ReportStore
-from .settings import ConfigError, Settings, parse_percent
-from .stripe_disputes import with_disputes
-from .stripe_source import StripeDataError, StripeUnavailableError
-from .sync import SyncResult, sync_payments
+from recon_dagster.sources import payments_db
+
+from recon_dagster.sources import stripe_api
+from recon_dagster.core.grading import grade
+from recon_dagster.core.reconcile import reconcile as reconcile_frames
+from recon_dagster.core.result import ReconcileParams, ReconciliationResult
+from recon_dagster.charges.neighbours import lookup_across_midnight
+from recon_dagster.partitions import day_window, days_between
+from recon_dagster.sources.payments_db import PaymentsDataError
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.settings import ConfigError, Settings, parse_percent
+from recon_dagster.sources.stripe_disputes import with_disputes
+from recon_dagster.sources.stripe_api import StripeDataError, StripeUnavailableError
+from recon_dagster.sync.repair import SyncResult, sync_payments
 
 log = logging.getLogger("recon_dagster")
 
@@ -56,7 +58,7 @@ class BillingReconciliationService:
     def stripe(self):
         if self._client is None:
             s = self.settings
-            self._client = stripe_source.make_client(
+            self._client = stripe_api.make_client(
                 s.stripe_api_key(), api_base=s.stripe_api_base, max_network_retries=s.stripe_max_network_retries,
                 requests_per_second=s.stripe_requests_per_second, timeout=s.stripe_timeout_seconds,
             )  # fmt: skip
@@ -98,14 +100,14 @@ class BillingReconciliationService:
                                  refunds_tracked=table.refunded_column is not None, match_on=s.match_on)  # fmt: skip
         lookup = lookup_across_midnight(
             start, end, timedelta(hours=s.timing_margin_hours),
-            retrieve_charges=lambda ids: stripe_source.retrieve_charges(client, ids),
-            charges_of_intents=lambda intents: stripe_source.charges_of_intents(client, intents),
+            retrieve_charges=lambda ids: stripe_api.retrieve_charges(client, ids),
+            charges_of_intents=lambda intents: stripe_api.charges_of_intents(client, intents),
             find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
-            fetch_charges=lambda a, b: stripe_source.fetch_charges(client, a, b),
+            fetch_charges=lambda a, b: stripe_api.fetch_charges(client, a, b),
         )  # fmt: skip
         try:
             result = reconcile_frames(
-                with_disputes(client, stripe_source.fetch_charges(client, start, end, slices=None), start),
+                with_disputes(client, stripe_api.fetch_charges(client, start, end, slices=None), start),
                 payments_db.read_window(table, start, end),
                 params,
                 find_neighbours=lookup,

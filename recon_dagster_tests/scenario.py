@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 
-from recon_dagster.assets import build_assets
-from recon_dagster.checks import build_check
+from recon_dagster.charges.assets import build_assets
+from recon_dagster.charges.checks import build_check
 from recon_dagster.definitions import build_resources
 from recon_dagster.partitions import daily_partitions
 from recon_dagster.settings import Settings

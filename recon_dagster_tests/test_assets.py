@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from recon_dagster.report_store import ReportStore
+from recon_dagster.stores.report_store import ReportStore
 from recon_dagster_tests.scenario import API_KEY, at, new_scenario
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)

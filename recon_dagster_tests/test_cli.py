@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from recon_dagster.report_store import ReportStore
+from recon_dagster.stores.report_store import ReportStore
 from recon_dagster_tests.scenario import API_KEY, at
 
 DAY, NEXT = date(2024, 5, 6), date(2024, 5, 7)

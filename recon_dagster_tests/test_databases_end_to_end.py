@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from recon_dagster.report_store import ReportStore
+from recon_dagster.stores.report_store import ReportStore
 from recon_dagster_tests.databases import execute
 from recon_dagster_tests.scenario import at
 

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from recon_dagster.checks import CHECK_NAME, REPORT_KEY
+from recon_dagster.charges.checks import CHECK_NAME, REPORT_KEY
 from recon_dagster.demo import failure_cause
 from recon_dagster_tests.scenario import API_KEY
 

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from recon_dagster.core.frames import PAYMENTS_SCHEMA
 from recon_dagster.money import to_major
-from recon_dagster.payments_db import normalise
-from recon_dagster.payments_db import (
+from recon_dagster.sources.payments_db import normalise
+from recon_dagster.sources.payments_db import (
     InsertResult,
     NewPayment,
     PaymentsDataError,
@@ -556,7 +556,7 @@ def test_float_amounts_are_rounded_to_minor_units_with_one_warning(store: Store,
     table = store.mapping(RECON_PAYMENTS_AMOUNT_UNIT="major", RECON_PAYMENTS_TABLE="payments")
     normalise._warned.clear()
 
-    with caplog.at_level(logging.WARNING, logger="recon_dagster.payments_db"):
+    with caplog.at_level(logging.WARNING, logger="recon_dagster.sources.payments_db"):
         first = read_window(table, DAY, NEXT_DAY).sort("id")
         read_window(table, DAY, NEXT_DAY)
 

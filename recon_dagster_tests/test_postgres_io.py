@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from recon_dagster.definitions import build_resources
-from recon_dagster.postgres_io import PostgresIOError, PostgresPolarsIOManager
-from recon_dagster.report_store import ReportStore
+from recon_dagster.stores.postgres_io import PostgresIOError, PostgresPolarsIOManager
+from recon_dagster.stores.report_store import ReportStore
 from recon_dagster_tests.instances import fresh_database, postgres_home
 from recon_dagster_tests.scenario import at, new_scenario
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from recon_dagster.core.result import CurrencyTotals, Finding, ReconciliationResult
-from recon_dagster.report_store import MIGRATIONS, ReportStore
+from recon_dagster.stores.report_store import MIGRATIONS, ReportStore
 
 DAY = date(2024, 3, 10)
 TABLES = {"recon_schema_migrations", "reconciliation_reports", "reconciliation_line_items",

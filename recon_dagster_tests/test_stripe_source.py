@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from recon_dagster.core.frames import CHARGES_SCHEMA
-from recon_dagster.stripe_source import (
+from recon_dagster.sources.stripe_api import (
     StripeDataError,
     StripeUnavailableError,
     fetch_charges,

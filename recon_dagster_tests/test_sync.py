@@ -13,12 +13,12 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import pytest
 
-from recon_dagster import payments_db
-from recon_dagster.report_store import ReportStore
+from recon_dagster.sources import payments_db
+from recon_dagster.stores.report_store import ReportStore
 import recon_dagster.definitions as definitions
 from recon_dagster.service import create_billing_reconciliation_service
 from recon_dagster.settings import Settings
-from recon_dagster.sync_job import SYNC_JOB
+from recon_dagster.sync.job import SYNC_JOB
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
 from recon_dagster_tests.databases import KINDS, execute, kind_of
 from recon_dagster_tests.scenario import API_KEY, at

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from recon_dagster.checks import CHECK_NAME
+from recon_dagster.charges.checks import CHECK_NAME
 from recon_dagster.testing.deployment import (
     ASSETS,
     Deployment,

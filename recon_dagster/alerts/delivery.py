@@ -15,7 +15,7 @@ from datetime import datetime
 
 import requests
 
-from ..retry_after import parse_retry_after
+from recon_dagster.retry_after import parse_retry_after
 
 RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,

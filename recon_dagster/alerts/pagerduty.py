@@ -17,8 +17,8 @@ import dagster as dg
 import requests
 from pydantic import Field
 
-from .delivery import DeliveryError, is_retryable_status, retryable_http, with_retries
-from .figures import Evaluation, partition_link, percent
+from recon_dagster.alerts.delivery import DeliveryError, is_retryable_status, retryable_http, with_retries
+from recon_dagster.alerts.figures import Evaluation, partition_link, percent
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SOURCE = "recon_dagster"

@@ -24,11 +24,11 @@ from datetime import datetime
 
 import dagster as dg
 
-from ..checks import CHECK_NAME, REPORT_KEY
-from .delivery import DeliveryError
-from .figures import Evaluation
-from .pagerduty import PagerDutyAlertResource, dedup_key
-from .slack import SlackAlertResource, build_message
+from recon_dagster.charges.checks import CHECK_NAME, REPORT_KEY
+from recon_dagster.alerts.delivery import DeliveryError
+from recon_dagster.alerts.figures import Evaluation
+from recon_dagster.alerts.pagerduty import PagerDutyAlertResource, dedup_key
+from recon_dagster.alerts.slack import SlackAlertResource, build_message
 
 CHECK_KEY = dg.AssetCheckKey(REPORT_KEY, CHECK_NAME)
 PAGE = 100

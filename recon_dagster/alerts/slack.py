@@ -21,8 +21,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from .delivery import QUIET_SDK_LOGGER, DeliveryError, is_retryable_status, retryable_http, with_retries
-from .figures import Evaluation, partition_link, percent
+from recon_dagster.alerts.delivery import QUIET_SDK_LOGGER, DeliveryError, is_retryable_status, retryable_http, with_retries
+from recon_dagster.alerts.figures import Evaluation, partition_link, percent
 
 ORANGE = "#FFA500"
 RED = "#FF0000"

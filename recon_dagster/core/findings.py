@@ -13,9 +13,9 @@ from dataclasses import fields
 
 import polars as pl
 
-from ..money import format_major
-from .frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, UTC_TS, conform
-from .result import CLASSES, OPEN_DISPUTES, REPORT_ONLY, Finding, ReconcileParams
+from recon_dagster.money import format_major
+from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, UTC_TS, conform
+from recon_dagster.core.result import CLASSES, OPEN_DISPUTES, REPORT_ONLY, Finding, ReconcileParams
 
 # Finding's fields as Polars columns, in the dataclass's order (rows become Finding(*row)).
 _DTYPES: dict[str, pl.DataType] = {

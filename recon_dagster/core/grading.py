@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from .result import ReconciliationResult
+from recon_dagster.core.result import ReconciliationResult
 
 Grade = Literal["pass", "warn", "critical"]
 

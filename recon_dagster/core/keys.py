@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .ids import duplicated, id_hash
+from recon_dagster.core.ids import duplicated, id_hash
 
 CHARGE_PREFIXES = ("ch_", "py_")
 INTENT_PREFIX = "pi_"

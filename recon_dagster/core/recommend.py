@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from ..money import format_major
-from .result import OPEN_DISPUTES, Finding, ReconciliationResult
+from recon_dagster.money import format_major
+from recon_dagster.core.result import OPEN_DISPUTES, Finding, ReconciliationResult
 
 _MAX_IDS = 3
 

@@ -16,13 +16,13 @@ from decimal import Decimal
 
 import polars as pl
 
-from .findings import build_findings, dispute_totals, gross_by_currency, to_objects
-from .frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
-from .grading import exceeds
-from .keys import keyed
-from .recommend import recommend
-from .result import CLASSES, CurrencyTotals, Finding, ReconcileParams, ReconciliationResult
-from .sides import DATABASE_DETAILS, collapse_duplicates, database_side, stripe_side, with_details
+from recon_dagster.core.findings import build_findings, dispute_totals, gross_by_currency, to_objects
+from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
+from recon_dagster.core.grading import exceeds
+from recon_dagster.core.keys import keyed
+from recon_dagster.core.recommend import recommend
+from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconcileParams, ReconciliationResult
+from recon_dagster.core.sides import DATABASE_DETAILS, collapse_duplicates, database_side, stripe_side, with_details
 
 # The classes the join decides (the others come from neighbours, disputes and invalid rows).
 JOIN_CLASSES = CLASSES[:7]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
-from ..money import to_major
+from recon_dagster.money import to_major
 
 Status = Literal["success", "discrepancy_found", "error"]
 

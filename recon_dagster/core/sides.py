@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from .ids import duplicated, id_hash
-from .result import ReconcileParams
+from recon_dagster.core.ids import duplicated, id_hash
+from recon_dagster.core.result import ReconcileParams
 
 # Statuses and timestamps are needed only for findings (and, on the database side, to choose a
 # duplicate's representative): they stay out of the join, which is narrower for it, and

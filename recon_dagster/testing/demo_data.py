@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
-from .stripe_server import make_charge, make_dispute
+from recon_dagster.testing.stripe_server import make_charge, make_dispute
 
 PROFILES = ("clean", "warning", "clean", "critical", "warning", "clean", "warning")
 PRICES = {"USD": [999, 1900, 2900, 4900, 9900, 24900], "EUR": [900, 1900, 4500, 8900], "JPY": [1200, 3300, 9800, 15000]}

@@ -23,8 +23,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from .demo_data import DemoDataset, build_demo_dataset
-from .stripe_server import StripeServer
+from recon_dagster.testing.demo_data import DemoDataset, build_demo_dataset
+from recon_dagster.testing.stripe_server import StripeServer
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_KEY = "sk_test_recon_demo"  # the demo's key (recon_dagster.demo.DEMO_KEY)

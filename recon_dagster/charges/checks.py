@@ -12,9 +12,9 @@ import dagster as dg
 from dagster import AssetCheckEvaluation, AssetCheckSeverity
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
-from .core.grading import exceeds, grade
-from .report_metadata import alert_figures
-from .resources import ReconciliationPolicy, ReportStoreResource
+from recon_dagster.core.grading import exceeds, grade
+from recon_dagster.charges.report_metadata import alert_figures
+from recon_dagster.resources import ReconciliationPolicy, ReportStoreResource
 
 CHECK_NAME = "discrepancy_within_tolerance"
 REPORT_KEY = dg.AssetKey("reconciliation_report")

@@ -25,10 +25,11 @@ import polars as pl
 
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 
-from .connections import URL_VARIABLE, cannot_connect, scrub
-from .introspect import TableInfo, table_info
-from .writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
+from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect, scrub
+from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
+from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
 
+EXACT_WINDOW = False  # every window is read with a margin (see the module)
 SCHEMES = ("sqlite:///",)
 DIALECT = Dialect(quote=double_quote, mark="?", text="CAST({} AS TEXT)", returning=True)
 _MARGIN = timedelta(hours=14)  # the widest UTC offset a text value may carry

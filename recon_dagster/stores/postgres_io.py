@@ -39,7 +39,7 @@ from dagster._core.storage.db_io_manager import (
 from psycopg import sql
 from pydantic import Field
 
-from .settings import redact_url
+from recon_dagster.settings import redact_url
 
 # As dagster-duckdb: partition bounds are naive wall-clock timestamps in the partitions' time zone,
 # which is why the assets' `partition_expr` shifts their UTC columns with timezone('<tz>', col).

@@ -20,11 +20,12 @@ from psycopg import sql
 
 from recon_dagster.settings import PaymentsTable
 
-from .connections import cannot_connect
-from .introspect import TableInfo, table_info
-from .normalise import RAW_SCHEMA
-from .writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
+from recon_dagster.sources.payments_db.connections import cannot_connect
+from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
+from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
+from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
 
+EXACT_WINDOW = True
 SCHEMES = ("postgresql://", "postgres://")
 DIALECT = Dialect(quote=double_quote, mark="%s", text="{}::text", returning=True)
 _TIMESTAMPS = {"timestamp with time zone": True, "timestamptz": True, "timestamp without time zone": False, "timestamp": False}

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 import stripe
 
-from .stripe_source import PAGE_SIZE, _calling_stripe, _ceil_seconds, _page_of, _run_all
+from recon_dagster.sources.stripe_api import PAGE_SIZE, _calling_stripe, _ceil_seconds, _page_of, _run_all
 
 # Up to this many disputed charges, one `?charge=` request each; past it, listing the disputes
 # created since the window began takes fewer requests (a page holds 100).

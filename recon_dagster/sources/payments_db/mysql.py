@@ -26,11 +26,12 @@ import pymysql
 
 from recon_dagster.settings import PaymentsTable, redact_url
 
-from .connections import cannot_connect, scrub
-from .introspect import TableInfo, table_info
-from .normalise import RAW_SCHEMA
-from .writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, write_error
+from recon_dagster.sources.payments_db.connections import cannot_connect, scrub
+from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
+from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
+from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, write_error
 
+EXACT_WINDOW = False  # TIMESTAMP windows are read with a margin (see the module)
 SCHEMES = ("mysql://", "mariadb://")
 DIALECT = Dialect(quote=lambda name: "`" + name.replace("`", "``") + "`", mark="%s", text="CAST({} AS CHAR)", returning=False)
 _TIMESTAMPS = {"timestamp": True, "datetime": False}

@@ -14,11 +14,12 @@ import polars as pl
 
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 
-from .connections import URL_VARIABLE, cannot_connect
-from .introspect import TableInfo, table_info
-from .normalise import RAW_SCHEMA
-from .writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
+from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
+from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
+from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
+from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
 
+EXACT_WINDOW = True
 SCHEMES = ("duckdb:///",)
 DIALECT = Dialect(quote=double_quote, mark="?", text="CAST({} AS VARCHAR)", returning=True)
 _TIMESTAMPS = {

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from .core.keys import INTENT_PREFIX
-from .core.reconcile import NeighbourLookup
+from recon_dagster.core.keys import INTENT_PREFIX
+from recon_dagster.core.reconcile import NeighbourLookup
 
 # Past this many unmatched database rows, listing the two margin windows costs fewer Stripe
 # requests than retrieving each charge by id.

@@ -11,8 +11,8 @@ from typing import Any
 
 import dagster as dg
 
-from .core.result import Finding, ReconciliationResult
-from .money import format_major
+from recon_dagster.core.result import Finding, ReconciliationResult
+from recon_dagster.money import format_major
 
 LARGEST_SHOWN = 10
 

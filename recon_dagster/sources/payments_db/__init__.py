@@ -28,11 +28,11 @@ import polars as pl
 from recon_dagster.core.frames import empty_payments
 from recon_dagster.settings import ConfigError, PaymentsTable
 
-from . import duckdb_file, mysql, postgresql, sqlite_file
-from .connections import URL_VARIABLE
-from .introspect import TableInfo
-from .normalise import to_payments_frame, within
-from .writing import InsertResult, NewPayment, PaymentsDataError, column_time, require_aware
+from recon_dagster.sources.payments_db import duckdb_file, mysql, postgresql, sqlite_file
+from recon_dagster.sources.payments_db.connections import URL_VARIABLE
+from recon_dagster.sources.payments_db.introspect import TableInfo
+from recon_dagster.sources.payments_db.normalise import to_payments_frame, within
+from recon_dagster.sources.payments_db.writing import InsertResult, NewPayment, PaymentsDataError, column_time, require_aware
 
 _BACKENDS: tuple[ModuleType, ...] = (postgresql, mysql, sqlite_file, duckdb_file)
 # A naive column is read with this margin around the window (a wall time is ambiguous for up to
@@ -56,7 +56,12 @@ def read_window(table: PaymentsTable, start: datetime, end: datetime) -> pl.Data
         info = backend.inspect(conn, table)
         lo, hi = _column_bound(start, info, table, -_WALL_MARGIN), _column_bound(end, info, table, _WALL_MARGIN)
         raw = backend.read_window(conn, table, info, lo, hi)
-    return within(to_payments_frame(raw, table, info), raw["created_us"], start, end, info, table.db_timezone)
+    frame = to_payments_frame(raw, table, info)
+    if info.created_at_has_timezone and backend.EXACT_WINDOW:
+        return frame  # the SQL already cut at the instants: no second copy of a large day
+    wall = raw["created_us"]
+    del raw
+    return within(frame, wall, start, end, info, table.db_timezone)
 
 
 def find_ids(

@@ -9,10 +9,10 @@ from datetime import date
 
 import dagster as dg
 
-from .partitions import day_window, days_between
-from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
-from .schedules import DAILY_JOB
-from .sync import sync_payments
+from recon_dagster.partitions import day_window, days_between
+from recon_dagster.resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from recon_dagster.charges.schedules import DAILY_JOB
+from recon_dagster.sync.repair import sync_payments
 
 SYNC_JOB = "sync_missing_payments"
 

@@ -21,7 +21,7 @@ from recon_dagster.core.frames import PAYMENTS_SCHEMA, conform
 from recon_dagster.money import ISO_CODES, exponents_table
 from recon_dagster.settings import PaymentsTable, redact_url
 
-from .introspect import TableInfo
+from recon_dagster.sources.payments_db.introspect import TableInfo
 
 log = logging.getLogger(__name__)
 

@@ -11,17 +11,17 @@ from typing import NoReturn
 import dagster as dg
 import polars as pl
 
-from .core.reconcile import reconcile
-from .core.result import ReconcileParams
-from .io_managers import partition_expr
-from .neighbours import lookup_across_midnight
-from .partitions import day_window
-from .payments_db import PaymentsDataError
-from .report_metadata import report_metadata
-from .resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
-from .settings import ConfigError
-from .stripe_source import StripeDataError, StripeUnavailableError
-from .sync import sync_payments
+from recon_dagster.core.reconcile import reconcile
+from recon_dagster.core.result import ReconcileParams
+from recon_dagster.stores.io_managers import partition_expr
+from recon_dagster.charges.neighbours import lookup_across_midnight
+from recon_dagster.partitions import day_window
+from recon_dagster.sources.payments_db import PaymentsDataError
+from recon_dagster.charges.report_metadata import report_metadata
+from recon_dagster.resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from recon_dagster.settings import ConfigError
+from recon_dagster.sources.stripe_api import StripeDataError, StripeUnavailableError
+from recon_dagster.sync.repair import sync_payments
 
 GROUP = "reconciliation"
 # Errors that are about the outside world or its data, reported as they are; anything else is a

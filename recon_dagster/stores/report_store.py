@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .core.result import CLASSES, CurrencyTotals, Finding, ReconciliationResult
-from .money import exponent, to_major
-from .settings import redact_url
+from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconciliationResult
+from recon_dagster.money import exponent, to_major
+from recon_dagster.settings import redact_url
 
 _DOUBLE = "{double}"
 _R, _L, _C, _S = "reconciliation_reports", "reconciliation_line_items", "reconciliation_currency_totals", "sync_audit"

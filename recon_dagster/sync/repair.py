@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from . import payments_db, stripe_source
-from .core.keys import INTENT_PREFIX
-from .payments_db import InsertResult, NewPayment, PaymentsDataError
-from .report_store import ReportStore
-from .settings import PaymentsTable
-from .stripe_source import StripeUnavailableError
+from recon_dagster.sources import payments_db
+
+from recon_dagster.sources import stripe_api
+from recon_dagster.core.keys import INTENT_PREFIX
+from recon_dagster.sources.payments_db import InsertResult, NewPayment, PaymentsDataError
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.settings import PaymentsTable
+from recon_dagster.sources.stripe_api import StripeUnavailableError
 
 log = logging.getLogger("recon_dagster.sync")
 
@@ -99,7 +101,7 @@ def sync_payments(
     wanted = list(dict.fromkeys(ids))
     result = SyncResult(dry_run=dry_run)
     try:
-        charges, not_found = stripe_source.retrieve_charges(client, wanted)
+        charges, not_found = stripe_api.retrieve_charges(client, wanted)
     except StripeUnavailableError as exc:
         result.outcomes = [SyncOutcome(i, "failed", f"Stripe unavailable: {exc}") for i in wanted]
         _audit(store, result, run_id, day)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from recon_dagster.money import normalize_currency, to_major
 from recon_dagster.settings import PaymentsTable
 
-from .introspect import TableInfo
+from recon_dagster.sources.payments_db.introspect import TableInfo
 
 Run = Callable[[str, Sequence[Any]], "tuple[Any, ...] | None"]  # one statement -> its first row
 

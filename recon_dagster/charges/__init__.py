@@ -1,0 +1,1 @@
+"""The daily charges reconciliation as Dagster objects: assets, check, job and schedule."""

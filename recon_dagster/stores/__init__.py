@@ -1,0 +1,1 @@
+"""Where results are kept: the report store (reports, line items, sync audit) and the asset IO managers."""
