@@ -1,4 +1,5 @@
-"""A local Stripe-compatible HTTP server for charges and disputes: list, retrieve, auth, errors, latency, rate limits.
+"""A local Stripe-compatible HTTP server for charges, disputes, payouts and balance transactions: list, retrieve,
+auth, errors, latency, rate limits.
 
 Tests, the demo and benchmarks point the official `stripe` SDK at it (`base_addresses={"api": url}`)
 so that the SDK's own encoding, pagination and retry code runs against Stripe-shaped responses.
@@ -16,9 +17,11 @@ import threading
 import time
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property, partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -29,9 +32,11 @@ DEFAULT_PORT = 12111
 DEFAULT_CREATED = 1_704_067_200
 MAX_LIMIT = 100
 DROPPED = 0  # the status recorded for a connection closed without a response
+# Where a balance transaction keeps the payout it was paid out in. Stripe never sends it (it is only the `payout`
+# list filter), so the server never does either; files keep it under this key.
+PAYOUT_FIELD = "_payout"
+DEFAULT_DESTINATION = "ba_recon_local"  # the bank account payouts go to unless a payout says otherwise
 
-_CREATED_OPS = {"created[gt]": "gt", "created[gte]": "gte", "created[lt]": "lt", "created[lte]": "lte", "created": "eq"}
-_PAGING_PARAMS = {"limit", "starting_after", "ending_before", *_CREATED_OPS}
 _EXPAND = re.compile(r"^expand(\[\d*\])?$")
 _KEY_PREFIX = re.compile(r"^[a-z]{2,4}_(?:test|live)_")
 _RATE_LIMIT_MESSAGE = (
@@ -39,7 +44,13 @@ _RATE_LIMIT_MESSAGE = (
 )
 
 Key = tuple[int, str]  # (created, id): the listing order, ascending; lists are served reversed
-Entry = tuple[int, bytes, tuple[str | None, ...]]  # (created, JSON body, the ids its kind's filters select by)
+# (created, JSON body, the ids or values its kind's filters select by, its kind's `scanned` integers)
+Entry = tuple[int, bytes, tuple[str | None, ...], tuple[int | None, ...]]
+
+
+def _range_ops(field: str) -> dict[str, str]:
+    """The list parameters of an integer field, as Stripe takes them: `field` exactly, or `field[gt]` and so on."""
+    return {f"{field}[gt]": "gt", f"{field}[gte]": "gte", f"{field}[lt]": "lt", f"{field}[lte]": "lte", field: "eq"}
 
 
 @dataclass(frozen=True)
@@ -48,11 +59,34 @@ class _Kind:
 
     noun: str  # as in Stripe's "No such charge: 'ch_x'"
     url: str
-    filters: tuple[str, ...]  # fields holding another object's id; each is a list parameter with its own index
+    filters: tuple[str, ...]  # list parameters matching one field's id (or value) exactly; each has its own index
+    fields: tuple[str, ...] = ()  # the field each filter reads, when not the parameter's own name
+    hidden: tuple[str, ...] = ()  # fields kept only for filters, never sent
+    scanned: tuple[str, ...] = ()  # integer fields filtered like `created` but walked, not indexed
+    id_param: str = "id"  # the `param` of the 404 for an unknown id
+    expands: str | None = None  # a field holding a charge id that `expand` may replace with the charge
+
+    @cached_property
+    def params(self) -> frozenset[str]:
+        """Every list parameter but `expand`."""
+        ranges = [name for field in ("created", *self.scanned) for name in _range_ops(field)]
+        return frozenset(["limit", "starting_after", "ending_before", *self.filters, *ranges])
 
 
 _CHARGES = _Kind("charge", "/v1/charges", ("customer", "payment_intent"))
 _DISPUTES = _Kind("dispute", "/v1/disputes", ("charge", "payment_intent"))
+# Payouts are few (one a day; a few thousand at most), so an `arrival_date` filter may walk them.
+_PAYOUTS = _Kind("payout", "/v1/payouts", ("status", "destination"), scanned=("arrival_date",), id_param="payout")
+# `payout` reads the hidden field: its index (payout id -> that payout's keys, sorted) pages a payout of 100,000
+# transactions by bisection alone.
+_BALANCE_TRANSACTIONS = _Kind(
+    "balance transaction",
+    "/v1/balance_transactions",
+    ("payout", "type", "source", "currency"),
+    fields=(PAYOUT_FIELD, "type", "source", "currency"),
+    hidden=(PAYOUT_FIELD,),
+    expands="source",
+)
 
 
 @dataclass(frozen=True)
@@ -79,15 +113,24 @@ class _ApiError(Exception):
         self.status, self.body, self.headers = status, _dumps({"error": error}), tuple(headers)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder: `json.dumps` with options builds one per call
+
+
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def _ref_id(value: Any) -> str | None:
     """A reference (`customer`, `charge`, `payment_intent`) as an id, whether a string or an expanded object."""
+    if isinstance(value, str):  # the common case first: the `Mapping` check is slow, and 100,000 objects pay it
+        return value
     if isinstance(value, Mapping):
         value = value.get("id")
     return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def mask_key(key: str) -> str:
@@ -102,7 +145,7 @@ class _DataSet:
     """An immutable snapshot of one kind's objects, indexed; replaced whole on change so readers need no lock."""
 
     def __init__(self, kind: _Kind, entries: dict[str, Entry]):
-        self.kind, self.entries = kind, entries  # id -> (created, JSON body, referenced ids in `kind.filters` order)
+        self.kind, self.entries = kind, entries  # id -> (created, JSON body, filtered ids, scanned integers)
         self.all: list[Key] = sorted((created, cid) for cid, (created, *_rest) in entries.items())
         self.by: list[dict[str, list[Key]]] = [{} for _ in kind.filters]  # per filter: referenced id -> keys
         for key in self.all:  # already sorted, so each sub-index is too
@@ -123,12 +166,18 @@ class _DataSet:
     @staticmethod
     def entries_of(kind: _Kind, objects: Iterable[dict], start: int = 0) -> dict[str, Entry]:
         entries = {}
+        fields = kind.fields or kind.filters
         for position, obj in enumerate(objects, start):
             # Malformed objects are served as given (tests need them); they only need a sort key.
             oid = obj.get("id") if isinstance(obj.get("id"), str) else f"_noid_{position:09d}"
-            created = obj.get("created")
-            created = created if isinstance(created, int) and not isinstance(created, bool) else 0
-            entries[oid] = (created, _dumps(obj), tuple(_ref_id(obj.get(name)) for name in kind.filters))
+            created = _int_or_none(obj.get("created")) or 0
+            refs = tuple(_ref_id(obj.get(name)) for name in fields)
+            if kind.hidden:
+                obj = obj.copy()
+                for name in kind.hidden:
+                    obj.pop(name, None)
+            body = _dumps(obj)
+            entries[oid] = (created, body, refs, tuple(_int_or_none(obj.get(name)) for name in kind.scanned))
         return entries
 
 
@@ -143,46 +192,75 @@ def _unknown(name: str) -> _ApiError:
     return _ApiError(400, "invalid_request_error", f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
 
 
-def _list_page(data: _DataSet, params: dict[str, str]) -> bytes:
-    """One page of `GET /v1/charges` or `/v1/disputes`: bisect to the window and cursor, never a scan of all."""
+def _bounds(field: str, params: dict[str, str]) -> tuple[int | None, int | None]:
+    """The half-open [low, high) that `field`'s parameters select (None: unbounded); whole seconds make each one."""
+    low = high = None
+    for name, op in _range_ops(field).items():
+        if name in params:
+            value = _int_param(name, params[name])
+            start = {"gt": value + 1, "gte": value, "eq": value}.get(op)
+            stop = {"lt": value, "lte": value + 1, "eq": value + 1}.get(op)
+            if start is not None:
+                low = start if low is None else max(low, start)
+            if stop is not None:
+                high = stop if high is None else min(high, stop)
+    return low, high
+
+
+def _list_page(data: _DataSet, params: dict[str, str], expand: Callable[[bytes], bytes] | None = None) -> bytes:
+    """One page of a list: bisect to the window and cursor, never a scan of all.
+
+    One filter pages its own index by bisection. Further filters and `scanned` ranges are checked while walking
+    from the cursor only until the page is full, so each page costs what it skips, not the whole list.
+    """
+    kind = data.kind
     for name in params:
-        if name not in _PAGING_PARAMS and name not in data.kind.filters and not _EXPAND.match(name):
+        if name not in kind.params and not _EXPAND.match(name):
             raise _unknown(name)
     limit = _int_param("limit", params["limit"]) if "limit" in params else 10
     if not 1 <= limit <= MAX_LIMIT:
         raise _ApiError(400, "invalid_request_error", f"Invalid limit: must be between 1 and {MAX_LIMIT}", param="limit")
     keys = data.all
-    wanted = {i: params[name] for i, name in enumerate(data.kind.filters) if name in params}
-    if wanted:
-        keys = min((data.by[i].get(ref, []) for i, ref in wanted.items()), key=len)
-        if len(wanted) > 1:  # several filters: walk the shortest of their lists, never the whole data set
-            keys = [k for k in keys if all(data.entries[k[1]][2][i] == ref for i, ref in wanted.items())]
+    wanted = {i: params[name] for i, name in enumerate(kind.filters) if name in params}
+    if wanted:  # page the shortest of the filters' lists; the others are checked while walking it
+        best = min(wanted, key=lambda i: len(data.by[i].get(wanted[i], ())))
+        keys = data.by[best].get(wanted[best], [])
+        del wanted[best]
+    ranges = [(i, *_bounds(field, params)) for i, field in enumerate(kind.scanned)]
+    ranges = [(i, low, high) for i, low, high in ranges if (low, high) != (None, None)]
     lo, hi = 0, len(keys)
-    for name, op in _CREATED_OPS.items():
-        if name in params:
-            # `created` is whole seconds, so every filter is a half-open [low, high) on integers.
-            value = _int_param(name, params[name])
-            low = {"gt": value + 1, "gte": value, "eq": value}.get(op)
-            high = {"lt": value, "lte": value + 1, "eq": value + 1}.get(op)
-            if low is not None:
-                lo = max(lo, bisect_left(keys, (low,)))
-            if high is not None:
-                hi = min(hi, bisect_left(keys, (high,)))
+    low, high = _bounds("created", params)
+    if low is not None:
+        lo = max(lo, bisect_left(keys, (low,)))
+    if high is not None:
+        hi = min(hi, bisect_left(keys, (high,)))
     if "starting_after" in params and "ending_before" in params:
         raise _ApiError(400, "invalid_request_error", "You may only specify one of these parameters: ending_before, starting_after.")
-    if "ending_before" in params:  # the `limit` objects just newer than the cursor
+    newer = "ending_before" in params  # the `limit` objects just newer than the cursor
+    if newer:
         lo = max(lo, bisect_right(keys, _cursor(data, params, "ending_before")))
-        first, last = lo, min(hi, lo + limit)
-        has_more = last < hi
+    elif "starting_after" in params:
+        hi = min(hi, bisect_left(keys, _cursor(data, params, "starting_after")))
+    if not wanted and not ranges:
+        first, last = (lo, min(hi, lo + limit)) if newer else (max(lo, hi - limit), hi)
+        page, has_more = keys[first:last] if first < last else [], (last < hi if newer else first > lo)
     else:
-        if "starting_after" in params:
-            hi = min(hi, bisect_left(keys, _cursor(data, params, "starting_after")))
-        first, last = max(lo, hi - limit), hi
-        has_more = first > lo
-    page = keys[first:last] if first < last else []
-    items = b",".join(data.entries[cid][1] for _created, cid in reversed(page))
+        def matches(key: Key) -> bool:
+            _created, _body, refs, scanned = data.entries[key[1]]
+            return all(refs[i] == ref for i, ref in wanted.items()) and all(
+                scanned[i] is not None and (start is None or scanned[i] >= start) and (stop is None or scanned[i] < stop)
+                for i, start, stop in ranges
+            )
+
+        walk = (keys[at] for at in (range(lo, hi) if newer else range(hi - 1, lo - 1, -1)))
+        found = list(islice(filter(matches, walk), limit + 1))
+        page, has_more = found[:limit], len(found) > limit
+        if not newer:
+            page.reverse()  # walked newest first; `page` is ascending like a slice
+    bodies = [data.entries[cid][1] for _created, cid in reversed(page)]
+    items = b",".join(map(expand, bodies) if expand else bodies)
     more = b"true" if has_more else b"false"
-    url = data.kind.url.encode()
+    url = kind.url.encode()
     return b'{"object":"list","data":[' + items + b'],"has_more":' + more + b',"url":"' + url + b'"}'
 
 
@@ -193,17 +271,29 @@ def _cursor(data: _DataSet, params: dict[str, str], name: str) -> Key:
     return (data.entries[cid][0], cid)
 
 
-def _retrieve(data: _DataSet, cid: str, params: dict[str, str]) -> bytes:
+def _retrieve(data: _DataSet, cid: str, params: dict[str, str], expand: Callable[[bytes], bytes] | None = None) -> bytes:
     for name in params:
         if not _EXPAND.match(name):
             raise _unknown(name)
     if cid not in data.entries:
-        raise _ApiError(404, "invalid_request_error", f"No such {data.kind.noun}: '{cid}'", code="resource_missing", param="id")
-    return data.entries[cid][1]
+        raise _ApiError(404, "invalid_request_error", f"No such {data.kind.noun}: '{cid}'", code="resource_missing",
+                        param=data.kind.id_param)  # fmt: skip
+    body = data.entries[cid][1]
+    return expand(body) if expand else body
+
+
+def _expand_charge(field: str, charges: _DataSet, body: bytes) -> bytes:
+    """`body` with `field` replaced by the charge it names, as `/v1/charges/{id}` serves it; other ids stay ids."""
+    obj = json.loads(body)
+    charge = charges.entries.get(_ref_id(obj.get(field)) or "")
+    if charge is None:
+        return body
+    obj[field] = json.loads(charge[1])
+    return _dumps(obj)
 
 
 class StripeServer:
-    """Serves charges and disputes like Stripe's API on a local port.
+    """Serves charges, disputes, payouts and balance transactions like Stripe's API on a local port.
 
     `latency`, `rate_limit`, `retry_after` and `api_key` are plain attributes that may be set while
     it runs (handler threads read each once per request); the data and logs are lock-protected.
@@ -220,10 +310,14 @@ class StripeServer:
         rate_limit: float | None = None,
         retry_after: int = 1,
         disputes: Iterable[dict] = (),
+        payouts: Iterable[dict] = (),
+        balance_transactions: Iterable[dict] = (),
     ):
         self._lock = threading.Lock()
         self._charges = _DataSet.of(_CHARGES, charges)
         self._disputes = _DataSet.of(_DISPUTES, disputes)
+        self._payouts = _DataSet.of(_PAYOUTS, payouts)
+        self._balance_transactions = _DataSet.of(_BALANCE_TRANSACTIONS, balance_transactions)
         self._host, self._port = host, port
         self.api_key, self.latency, self.rate_limit, self.retry_after = api_key, latency, rate_limit, retry_after
         self._faults: deque[int] = deque()
@@ -297,8 +391,28 @@ class StripeServer:
         with self._lock:
             self._disputes = new
 
+    def add_payouts(self, payouts: Iterable[dict]) -> None:
+        """Add payouts (a payout with an existing id replaces it)."""
+        with self._lock:
+            self._payouts = self._payouts.adding(payouts)
+
+    def replace_payouts(self, payouts: Iterable[dict]) -> None:
+        new = _DataSet.of(_PAYOUTS, payouts)
+        with self._lock:
+            self._payouts = new
+
+    def add_balance_transactions(self, transactions: Iterable[dict]) -> None:
+        """Add balance transactions (one with an existing id replaces it); each keeps its payout in `_payout`."""
+        with self._lock:
+            self._balance_transactions = self._balance_transactions.adding(transactions)
+
+    def replace_balance_transactions(self, transactions: Iterable[dict]) -> None:
+        new = _DataSet.of(_BALANCE_TRANSACTIONS, transactions)
+        with self._lock:
+            self._balance_transactions = new
+
     def __len__(self) -> int:
-        """The number of charges (disputes are extra)."""
+        """The number of charges (the other kinds are extra)."""
         return len(self._charges.entries)
 
     def fail_next(self, status: int = 500, count: int = 1) -> None:
@@ -362,8 +476,10 @@ class StripeServer:
             return _ApiError(status, "api_error", "An unknown error occurred (injected by the local Stripe server).")
         return _ApiError(status, "invalid_request_error", f"Injected HTTP {status} from the local Stripe server.")
 
-    def _respond(self, method: str, path: str, params: dict[str, str], authorization: str | None) -> bytes:
-        """The body for one request after auth and rate limiting, or raises `_ApiError`."""
+    def _respond(
+        self, method: str, path: str, params: dict[str, str], authorization: str | None, expand: frozenset[str] = frozenset()
+    ) -> bytes:
+        """The body for one request after auth and rate limiting, or raises `_ApiError`; `expand`: every value given."""
         if not authorization or not authorization.startswith("Bearer "):
             raise _ApiError(401, "invalid_request_error",
                             "You did not provide an API key. You need to provide your API key in the Authorization "
@@ -373,16 +489,22 @@ class StripeServer:
             raise _ApiError(401, "invalid_request_error", f"Invalid API Key provided: {mask_key(given)}")
         if not self._admit():
             raise self._rate_limited()
-        for data in (self._charges, self._disputes):  # each snapshot read once: a concurrent add cannot tear a page
+        charges = self._charges  # each snapshot read once: a concurrent add cannot tear a page
+        for data in (charges, self._disputes, self._payouts, self._balance_transactions):
             url = data.kind.url
             rest = path[len(url) + 1:] if path.startswith(url + "/") else None
             if path != url and (rest is None or "/" in rest):
                 continue
             if method == "POST":
                 raise _ApiError(405, "invalid_request_error", "This local Stripe server is read-only.", headers=[("Allow", "GET")])
-            return _list_page(data, params) if rest is None else _retrieve(data, unquote(rest), params)
-        raise _ApiError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}). "
-                        "This local server serves /v1/charges and /v1/disputes only.")  # fmt: skip
+            field, expander = data.kind.expands, None  # `expand[]=data.source` on a list, `expand[]=source` on one
+            if field is not None and (f"data.{field}" if rest is None else field) in expand:
+                expander = partial(_expand_charge, field, charges)
+            if rest is None:
+                return _list_page(data, params, expander)
+            return _retrieve(data, unquote(rest), params, expander)
+        raise _ApiError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}). This local server "
+                        "serves /v1/charges, /v1/disputes, /v1/payouts and /v1/balance_transactions only.")  # fmt: skip
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -413,7 +535,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         server: StripeServer = self.server.stripe  # type: ignore[attr-defined]
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        params = dict(pairs)
+        expand = frozenset(value for name, value in pairs if _EXPAND.match(name))  # `expand[]` repeats: not in `params`
         if server.latency:
             time.sleep(server.latency)  # in this handler thread, so concurrent requests overlap
         fault = server._take_fault()
@@ -426,7 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fault is not None:
                 raise server._fault(fault)
-            body = server._respond(self.command, url.path, params, self.headers.get("Authorization"))
+            body = server._respond(self.command, url.path, params, self.headers.get("Authorization"), expand)
         except _ApiError as error:
             status, body, headers = error.status, error.body, error.headers
         server._record(self.command, url.path, params, status)
@@ -593,8 +717,136 @@ def make_dispute(
     return dispute
 
 
+_REPORTING_CATEGORIES = {
+    "charge": "charge", "payment": "charge", "refund": "refund", "payment_refund": "refund",
+    "adjustment": "adjustment", "stripe_fee": "fee", "payout": "payout",
+}  # fmt: skip
+
+
+def make_payout(
+    pid: str,
+    amount: int,
+    currency: str = "usd",
+    *,
+    arrival_date: int,
+    created: int | None = None,
+    status: str = "paid",
+    automatic: bool = True,
+    failure_code: str | None = None,
+    failure_message: str | None = None,
+    trace_id: str | None = None,
+    balance_transaction: str | None = None,
+    **overrides: Any,
+) -> dict:
+    """A full payout object as Stripe's API returns it; `overrides` replace any field (even with nonsense).
+
+    Stripe's `arrival_date` is midnight UTC of the day the bank should have the money; `created` defaults to two
+    days before it, a standard payout's usual transit. `balance_transaction` defaults to `txn_<pid>`, which no
+    `make_charge` transaction id can equal. Statuses: `pending`, `in_transit`, `paid`, `failed`, `canceled`.
+    """
+    if created is None:
+        created = arrival_date - 2 * 86_400
+    # A trace id comes from the bank once the payout is on its way; until then it is pending.
+    trace = {"status": "pending" if status in ("pending", "in_transit") else "unsupported", "value": None}
+    payout = {
+        "id": pid,
+        "object": "payout",
+        "amount": amount,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "arrival_date": arrival_date,
+        "automatic": automatic,
+        "balance_transaction": balance_transaction or f"txn_{pid}",
+        "created": created,
+        "currency": currency.lower(),
+        "description": None,
+        "destination": DEFAULT_DESTINATION,
+        "failure_balance_transaction": None,
+        "failure_code": failure_code,
+        "failure_message": failure_message,
+        "livemode": False,
+        "metadata": {},
+        "method": "standard",
+        "original_payout": None,
+        # Only an automatic payout's transactions can be listed by `payout=`; a manual one has none to reconcile.
+        "reconciliation_status": "completed" if automatic else "not_applicable",
+        "reversed_by": None,
+        "source_type": "card",
+        "statement_descriptor": None,
+        "status": status,
+        "trace_id": {"status": "supported", "value": trace_id} if trace_id else trace,
+        "type": "bank",
+    }
+    payout.update(overrides)
+    return payout
+
+
+def make_balance_transaction(
+    tid: str,
+    amount: int,
+    *,
+    fee: int = 0,
+    currency: str = "usd",
+    type: str = "charge",  # noqa: A002 - Stripe's field name
+    reporting_category: str | None = None,
+    source: str | None = None,
+    payout: str | None = None,
+    created: int,
+    available_on: int | None = None,
+    description: str | None = None,
+    **overrides: Any,
+) -> dict:
+    """A full balance transaction as Stripe's API returns it, plus `_payout` (`PAYOUT_FIELD`): the payout it was
+    paid out in, which the server keeps for the `payout` filter and never sends.
+
+    `reporting_category` follows `type` when not given; `available_on` defaults to `created`; `overrides`
+    replace any field (even with nonsense).
+    """
+    currency = currency.lower()
+    stripe_fee = {"amount": fee, "application": None, "currency": currency, "description": "Stripe processing fees",
+                  "type": "stripe_fee"}  # fmt: skip
+    transaction = {
+        "id": tid,
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": created if available_on is None else available_on,
+        "created": created,
+        "currency": currency,
+        "description": description,
+        "exchange_rate": None,
+        "fee": fee,
+        "fee_details": [stripe_fee] if fee else [],
+        "net": amount - fee,
+        "reporting_category": reporting_category or _REPORTING_CATEGORIES.get(type, type),
+        "source": source,
+        "status": "available",
+        "type": type,
+        PAYOUT_FIELD: payout,
+    }
+    transaction.update(overrides)
+    return transaction
+
+
+def payout_transactions(payout: dict) -> dict:
+    """The payout's own balance transaction: `type` `payout`, minus its amount, paid out in the payout itself
+    (Stripe lists it under `payout=` with the transactions the payout paid out)."""
+    return make_balance_transaction(
+        payout["balance_transaction"],
+        -payout["amount"],
+        currency=payout["currency"],
+        type="payout",
+        source=payout["id"],
+        payout=payout["id"],
+        created=payout["created"],
+        description=payout.get("description"),
+    )
+
+
 def load_charges(path: str | Path) -> list[dict]:
-    """Charges from a JSON array (or a Stripe list object) or a JSON-lines file."""
+    """Charges (or any kind served) from a JSON array (or a Stripe list object) or a JSON-lines file.
+
+    Keys are kept as written, so a balance transaction's `_payout` survives a file round trip.
+    """
     text = Path(path).read_text(encoding="utf-8")
     try:
         data = json.loads(text)
@@ -615,7 +867,7 @@ def load_charges(path: str | Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve charges from a file like Stripe's API, until Ctrl-C.")
+    parser = argparse.ArgumentParser(description="Serve charges (and more) from files like Stripe's API, until Ctrl-C.")
     parser.add_argument("--data", required=True, help="JSON array or JSON-lines file of charge objects")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -624,14 +876,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--disputes", default=None,
                         help="JSON array or JSON-lines file of dispute objects (default: stripe_disputes.json beside --data)")
+    parser.add_argument("--payouts", default=None,
+                        help="JSON array or JSON-lines file of payout objects (default: stripe_payouts.json beside --data)")
+    parser.add_argument("--balance-transactions", default=None,
+                        help="JSON array or JSON-lines file of balance transactions, each with its payout's id under "
+                             f"'{PAYOUT_FIELD}' (default: stripe_balance_transactions.json beside --data)")
     args = parser.parse_args(argv)
-    beside = Path(args.data).with_name("stripe_disputes.json")
-    disputes_path = args.disputes or (beside if beside.exists() else None)
-    disputes = load_charges(disputes_path) if disputes_path else []  # the same file formats
+
+    def beside_data(given: str | None, name: str) -> list[dict]:
+        """The objects of `given`, else of `name` beside `--data` if it exists; the same file formats as charges."""
+        beside = Path(args.data).with_name(name)
+        path = given or (beside if beside.exists() else None)
+        return load_charges(path) if path else []
+
+    disputes = beside_data(args.disputes, "stripe_disputes.json")
+    payouts = beside_data(args.payouts, "stripe_payouts.json")
+    transactions = beside_data(args.balance_transactions, "stripe_balance_transactions.json")
     server = StripeServer(load_charges(args.data), api_key=args.api_key, host=args.host, port=args.port,
-                          latency=args.latency, rate_limit=args.rate_limit, disputes=disputes).start()  # fmt: skip
+                          latency=args.latency, rate_limit=args.rate_limit, disputes=disputes, payouts=payouts,
+                          balance_transactions=transactions).start()  # fmt: skip
     # The key is masked even here: logs never carry secrets.
-    print(f"Serving {len(server)} charges and {len(disputes)} disputes at {server.url} "
+    print(f"Serving {len(server)} charges, {len(disputes)} disputes, {len(payouts)} payouts and "
+          f"{len(transactions)} balance transactions at {server.url} "
           f"(API key {mask_key(args.api_key)}); Ctrl-C stops.", flush=True)  # fmt: skip
     try:
         while True:
