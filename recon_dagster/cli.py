@@ -1,7 +1,8 @@
-"""`recon-dagster`: reconcile | sync | history | demo | stripe-server.
+"""`recon-dagster`: reconcile | sync | payouts | history | demo | stripe-server.
 
 Exit codes for `reconcile`: 0 success, 1 discrepancy_found, 2 error (including bad input).
 For `sync`: 0 nothing failed, 1 some ids failed (each with its reason), 2 error.
+For `payouts`: 0 every payout reconciled (or still awaiting its deposit), 1 any problem, 2 error.
 With `--json`, stdout holds exactly one JSON object, whatever happens; logs go to stderr.
 """
 
@@ -90,6 +91,41 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def render_payouts(data: dict) -> str:
+    """A human summary of `PayoutResult.to_json_dict()`: one line per payout, then the loose deposits."""
+    span = data["first"] + ("" if data["last"] == data["first"] else f" to {data['last']}")
+    lines = [f"Payouts arriving {span}: {data['status']}"]
+    if data.get("error"):
+        lines.append(f"  error: {data['error']}")
+    if not data.get("bank_checked", True):
+        lines.append("  bank: not checked (RECON_BANK_TABLE is not set)")
+    for p in data["payouts"]:
+        net = f"itemized {p['itemized_net']}" if p["itemized_net"] is not None else "manual (bank only)"
+        bank = f"bank {p['bank_deposit_id']}" if p["bank_deposit_id"] else "no deposit"
+        problems = ", ".join(p["problems"]) or "ok"
+        lines.append(f"  {p['arrival_date']} {p['id']} {p['amount']} {p['currency']} {p['status']}: {net}, {bank}: {problems}")
+    for d in data["deposits_without_payout"]:
+        lines.append(f"  deposit without payout: {d['id']} {d['amount']} {d['currency']} on {d['date']}")
+    return "\n".join(lines)
+
+
+def cmd_payouts(args: argparse.Namespace) -> int:
+    from recon_dagster.service import as_date, create_billing_reconciliation_service
+
+    try:
+        start = as_date(args.start, "--start")
+        end = as_date(args.end, "--end") if args.end else None
+        result = create_billing_reconciliation_service(source="cli").reconcile_payouts(start, end)
+    except ConfigError as exc:
+        return _error(args, str(exc), payouts=[], deposits_without_payout=[], counts={})
+    data = result.to_json_dict()
+    if args.json:
+        _print_json(data)
+    else:
+        print(render_payouts(data))
+    return {"reconciled": 0, "problems": 1}.get(result.status, 2)
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from recon_dagster.stores.report_store import ReportStore
     from recon_dagster.settings import Settings
@@ -140,6 +176,12 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("--dry-run", action="store_true", help="write nothing; report what would be done")
     y.add_argument("--json", action="store_true", help="print one JSON object")
     y.set_defaults(func=cmd_sync)
+
+    o = sub.add_parser("payouts", help="reconcile the payouts arriving on these days: itemized, against the table and the bank")
+    o.add_argument("--start", required=True, help="first arrival date, YYYY-MM-DD")
+    o.add_argument("--end", help="last arrival date, inclusive (default: --start)")
+    o.add_argument("--json", action="store_true", help="print one JSON object")
+    o.set_defaults(func=cmd_payouts)
 
     h = sub.add_parser("history", help="stored reports, newest first")
     h.add_argument("--limit", type=int, default=30)

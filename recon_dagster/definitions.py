@@ -15,7 +15,10 @@ from recon_dagster.charges.checks import build_check
 from recon_dagster.stores.io_managers import DuckDBPolarsIOManager
 from recon_dagster.partitions import daily_partitions
 from recon_dagster.stores.postgres_io import PostgresPolarsIOManager
-from recon_dagster.resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from recon_dagster.payouts.assets import build_payout_assets
+from recon_dagster.payouts.checks import build_payout_check
+from recon_dagster.payouts.schedules import build_payouts_job, build_payouts_schedule
+from recon_dagster.resources import BankResource, PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
 from recon_dagster.charges.schedules import build_daily_job, build_daily_schedule
 from recon_dagster.settings import Settings
 from recon_dagster.sync.job import build_refresh_sensor, sync_missing_payments_job
@@ -66,6 +69,18 @@ def asset_io_manager(settings: Settings) -> dg.ConfigurableIOManagerFactory:
     return DuckDBPolarsIOManager(database=asset_database(settings), schema="recon_assets")
 
 
+def bank_resource(settings: Settings) -> BankResource:
+    """The bank statement table, or an unset one (the payouts' bank step is then skipped)."""
+    bank = settings.bank
+    if bank is None:
+        return BankResource(match_days=settings.bank_match_days)
+    url = _secret("RECON_BANK_DATABASE_URL", bank.url) if os.environ.get("RECON_BANK_DATABASE_URL", "").strip() \
+        else _secret("RECON_DATABASE_URL", bank.url)
+    return BankResource(url=url, table=bank.table, id_column=bank.id_column, amount_column=bank.amount_column,
+                        amount_unit=bank.amount_unit, currency_column=bank.currency_column, date_column=bank.date_column,
+                        reference_column=bank.reference_column, match_days=bank.match_days, db_timezone=bank.db_timezone)  # fmt: skip
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     table = settings.payments
     return {
@@ -93,19 +108,23 @@ def build_resources(settings: Settings) -> dict[str, object]:
             auto_sync=settings.auto_sync,
             match_on=settings.match_on,
         ),
+        "bank": bank_resource(settings),
         "io_manager": asset_io_manager(settings),
         "sync_result_io": dg.mem_io_manager,
     }
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    """Both domains, charges and payouts, over one set of resources and the alert sensors."""
     partitions = daily_partitions(settings.start_date, settings.timezone)
-    job = build_daily_job(partitions)
+    backfills = dg.BackfillPolicy.multi_run(DAYS_PER_RUN)
+    job, payouts_job = build_daily_job(partitions), build_payouts_job(partitions)
     return dg.Definitions(
-        assets=build_assets(partitions, settings.timezone, dg.BackfillPolicy.multi_run(DAYS_PER_RUN)),
-        asset_checks=[build_check(partitions)],
-        jobs=[job, sync_missing_payments_job],
-        schedules=[build_daily_schedule(job)],
+        assets=[*build_assets(partitions, settings.timezone, backfills), *build_payout_assets(partitions, backfills)],
+        asset_checks=[build_check(partitions), build_payout_check(partitions)],
+        jobs=[job, payouts_job, sync_missing_payments_job],
+        schedules=[build_daily_schedule(job),
+                   build_payouts_schedule(payouts_job, settings.timezone, settings.bank_match_days, settings.start_date)],
         sensors=[build_refresh_sensor(job), *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since)],
         resources={**build_resources(settings), **alert_resources(settings)},
     )

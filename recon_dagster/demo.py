@@ -18,11 +18,14 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from recon_dagster.core.grading import grade
+from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.result import ReconciliationResult
 from recon_dagster.money import format_major
+from recon_dagster.payouts.schedules import PAYOUTS_JOB
+from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import Settings
-from recon_dagster.testing.demo_data import build_demo_dataset
+from recon_dagster.testing.demo_data import DemoDataset, build_demo_dataset
 from recon_dagster.testing.stripe_server import StripeServer
 
 DEMO_KEY = "sk_test_recon_demo"
@@ -36,6 +39,8 @@ def demo_environment(stripe_url: str, root: Path) -> dict[str, str]:
         "STRIPE_API_BASE": stripe_url,
         "RECON_DATABASE_URL": "duckdb:///data/demo/app.duckdb",
         "RECON_PAYMENTS_REFUNDED_COLUMN": "amount_refunded",
+        "RECON_BANK_TABLE": "bank_lines",
+        "RECON_BANK_REFERENCE_COLUMN": "memo",
         "RECON_REPORT_STORE_URL": os.environ.get("RECON_REPORT_STORE_URL") or "duckdb:///data/recon.duckdb",
         "RECON_DASHBOARD_URL": os.environ.get("RECON_DASHBOARD_URL") or "http://127.0.0.1:3000",
     }
@@ -64,11 +69,28 @@ def _ensure_instance_yaml(home: Path) -> None:
         path.write_text("# Written by `recon-dagster demo`: the embedded default instance (SQLite under this folder).\n" + INSTANCE_YAML)
 
 
-def _serve(charges: list[dict], disputes: list[dict], port: int) -> StripeServer:
+def _serve(dataset: DemoDataset, port: int) -> StripeServer:
+    data = dict(api_key=DEMO_KEY, disputes=dataset.disputes, payouts=dataset.payouts.payouts,
+                balance_transactions=dataset.payouts.transactions)  # fmt: skip
     try:
-        return StripeServer(charges, api_key=DEMO_KEY, port=port, disputes=disputes).start()
+        return StripeServer(dataset.charges, port=port, **data).start()
     except OSError:  # the port is taken: any free one will do for this run
-        return StripeServer(charges, api_key=DEMO_KEY, port=0, disputes=disputes).start()
+        return StripeServer(dataset.charges, port=0, **data).start()
+
+
+def payouts_table(results: list[PayoutResult]) -> str:
+    """One line per payout of the demo's days: amount, itemization, the bank, what is wrong."""
+    head = f"{'arrival':<11} {'payout':<20} {'status':<7} {'amount':>14} {'itemized':>14} {'bank':<22} problems"
+    lines = [head, "-" * len(head)]
+    for result in results:
+        for p in result.payouts:
+            itemized = format_major(p.itemized_net, p.currency) if p.itemized_net is not None else "manual"
+            lines.append(f"{p.arrival_date.isoformat():<11} {p.id:<20} {p.status:<7} {format_major(p.amount, p.currency):>14} "
+                         f"{itemized:>14} {p.bank_deposit_id or '-':<22} {', '.join(p.problems) or 'ok'}")  # fmt: skip
+        for d in result.deposits_without_payout:
+            lines.append(f"{d.date.isoformat():<11} {'(no payout)':<20} {'':<7} {format_major(d.amount, d.currency):>14} "
+                         f"{'':>14} {d.id:<22} deposit without payout: {d.reference or ''}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def summary_table(results: list[ReconciliationResult], settings: Settings) -> str:
@@ -119,26 +141,30 @@ def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool) -> int:
     day_list: list[date] = [today - timedelta(days=n) for n in range(days, 0, -1)]
     dataset = build_demo_dataset(day_list, tz)
     dataset.write(root / "data" / "demo")
-    print(f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.disputes)} disputes, {len(dataset.payments)} payment rows, "
-          f"{day_list[0]} to {day_list[-1]} ({tz}) in data/demo/", flush=True)  # fmt: skip
+    print(f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.disputes)} disputes, "
+          f"{len(dataset.payouts.payouts)} payouts, {len(dataset.payments)} payment rows, "
+          f"{len(dataset.payouts.bank_lines)} bank lines, {day_list[0]} to {day_list[-1]} ({tz}) in data/demo/", flush=True)  # fmt: skip
 
-    server = _serve(dataset.charges, dataset.disputes, port)
+    server = _serve(dataset, port)
     try:
         print(f"[2/4] Stripe API: the demo's local server at {server.url}", flush=True)
         env = demo_environment(server.url, root)
         os.environ.update(env)
         _ensure_instance_yaml(Path(env["DAGSTER_HOME"]))
         settings = Settings.from_env()
-        job = build_definitions(settings).resolve_job_def("daily_reconciliation")
+        defs = build_definitions(settings)
+        # Charges for every day; payouts for the days they arrive on (a day's sales pay out the next day).
+        runs = [(defs.resolve_job_def("daily_reconciliation"), day) for day in day_list]
+        runs += [(defs.resolve_job_def(PAYOUTS_JOB), day) for day in day_list[1:]]
         failures: list[str] = []
         with dg.DagsterInstance.get() as instance:
-            for n, day in enumerate(day_list, 1):
+            for n, (job, day) in enumerate(runs, 1):
                 run = job.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False,
                                              tags={"recon/source": "demo"}, run_config={} if verbose else QUIET_RUN_CONFIG)  # fmt: skip
                 if not run.success:
-                    failures.append(f"{day}: {failure_cause(run)}")
-                if n == len(day_list) or sys.stdout.isatty():  # a terminal redraws the line; a log gets the last
-                    print(f"\r[3/4] Materializing through Dagster: {n}/{len(day_list)} days done"
+                    failures.append(f"{job.name} {day}: {failure_cause(run)}")
+                if n == len(runs) or sys.stdout.isatty():  # a terminal redraws the line; a log gets the last
+                    print(f"\r[3/4] Materializing through Dagster: {n}/{len(runs)} runs done (charges, then payouts)"
                           f"{f', {len(failures)} failed' if failures else ''}", end="", flush=True)  # fmt: skip
         print(flush=True)
         for failure in failures:
@@ -149,8 +175,11 @@ def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool) -> int:
         print()
         print(summary_table(results, settings))
         print()
+        payouts = PayoutStore(store)
+        print(payouts_table([r for r in (payouts.latest(d) for d in day_list[1:]) if r is not None]))
+        print()
         wrote = _write_env_file(root, env)
-        print(f"{len(day_list) - len(failures)} of {len(day_list)} Dagster runs succeeded; instance in {env['DAGSTER_HOME']}")
+        print(f"{len(runs) - len(failures)} of {len(runs)} Dagster runs succeeded; instance in {env['DAGSTER_HOME']}")
         print("Open the UI:  dagster dev   then http://127.0.0.1:3000  (assets, a check result per day, the schedule)")
         if not wrote:
             print("  (.env is yours, so it was left alone: export the variables above first, see README)")

@@ -6,19 +6,17 @@ the launchpad fails with the same message as a wrong environment variable.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import polars as pl
 from pydantic import field_validator
 
-from recon_dagster.sources import payments_db
-
-from recon_dagster.sources import stripe_api
+from recon_dagster.sources import bank, payments_db, stripe_api, stripe_payouts
 from recon_dagster.sources.stripe_disputes import with_disputes
 from recon_dagster.stores.report_store import ReportStore
-from recon_dagster.settings import ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
+from recon_dagster.settings import BankTable, ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
 
 
 class StripeResource(dg.ConfigurableResource):
@@ -55,6 +53,13 @@ class StripeResource(dg.ConfigurableResource):
 
     def retrieve_charges(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
         return stripe_api.retrieve_charges(self.client(), ids)
+
+    def fetch_payouts(self, first: date, last: date) -> pl.DataFrame:
+        """Payouts arriving from `first` to `last` (dates, inclusive)."""
+        return stripe_payouts.fetch_payouts(self.client(), first, last)
+
+    def fetch_payout_transactions(self, payout_ids: list[str]) -> pl.DataFrame:
+        return stripe_payouts.fetch_payout_transactions(self.client(), payout_ids)
 
 
 class PaymentsDatabaseResource(dg.ConfigurableResource):
@@ -112,8 +117,50 @@ class PaymentsDatabaseResource(dg.ConfigurableResource):
         """The window's rows; a missing table or column raises `ConfigError` naming its variable."""
         return payments_db.read_window(self.mapping(), start, end)
 
-    def find_ids(self, ids: list[str], start: datetime, end: datetime) -> pl.DataFrame:
+    def find_ids(self, ids: list[str], start: datetime | None = None, end: datetime | None = None) -> pl.DataFrame:
         return payments_db.find_ids(self.mapping(), ids, start=start, end=end)
+
+
+class BankResource(dg.ConfigurableResource):
+    """The bank statement table (RECON_BANK_*); without `table` the payouts' bank step is skipped."""
+
+    url: str | None = None
+    table: str | None = None
+    id_column: str = "id"
+    amount_column: str = "amount"
+    amount_unit: str = "minor"
+    currency_column: str = "currency"
+    date_column: str = "booked_on"
+    reference_column: str | None = None
+    match_days: int = 3
+    db_timezone: str = "UTC"
+
+    @field_validator("match_days")
+    @classmethod
+    def _days(cls, value: int) -> int:
+        if value < 0:
+            raise ConfigError("RECON_BANK_MATCH_DAYS", f"{value!r} must be zero or more")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.table)
+
+    def mapping(self) -> BankTable:
+        for variable, name in (("RECON_BANK_ID_COLUMN", self.id_column), ("RECON_BANK_AMOUNT_COLUMN", self.amount_column),
+                               ("RECON_BANK_CURRENCY_COLUMN", self.currency_column), ("RECON_BANK_DATE_COLUMN", self.date_column),
+                               *((("RECON_BANK_REFERENCE_COLUMN", self.reference_column),) if self.reference_column else ())):  # fmt: skip
+            parse_identifier(variable, name)
+        if not self.url or not self.table:
+            raise ConfigError("RECON_BANK_TABLE", "is not set: the bank step needs the table of bank statement lines")
+        return BankTable(url=self.url, table=parse_identifier("RECON_BANK_TABLE", self.table, qualified=True),
+                         id_column=self.id_column, amount_column=self.amount_column, amount_unit=self.amount_unit,
+                         currency_column=self.currency_column, date_column=self.date_column,
+                         reference_column=self.reference_column or None, match_days=self.match_days,
+                         db_timezone=self.db_timezone)  # fmt: skip
+
+    def read_deposits(self, first: date, last: date, timezone: str) -> pl.DataFrame:
+        return bank.read_deposits(self.mapping(), first, last, timezone)
 
 
 class ReportStoreResource(dg.ConfigurableResource):

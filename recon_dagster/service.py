@@ -13,9 +13,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from recon_dagster.sources import payments_db
-
-from recon_dagster.sources import stripe_api
+from recon_dagster.core.payout_result import PayoutResult
+from recon_dagster.payouts.gather import gather_and_reconcile
+from recon_dagster.sources import bank, payments_db, stripe_api, stripe_payouts
+from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.core.grading import grade
 from recon_dagster.core.reconcile import reconcile as reconcile_frames
 from recon_dagster.core.result import ReconcileParams, ReconciliationResult
@@ -152,6 +153,38 @@ class BillingReconciliationService:
         if result.synced:
             for day in days_between(first, last):
                 self.reconcile(day)  # the stored report now shows what is left
+        return result
+
+    def reconcile_payouts(self, start_date: date | datetime | str, end_date: date | datetime | str | None = None, *,
+                          store: bool = True) -> PayoutResult:  # fmt: skip
+        """Payouts arriving `start_date`..`end_date` (inclusive): itemized, matched to the payments
+        table and (with RECON_BANK_TABLE) to the bank. A failure is returned as status `error`."""
+        s = self.settings
+        first = as_date(start_date, "start_date")
+        last = as_date(end_date, "end_date") if end_date is not None else first
+        if last < first:
+            raise ConfigError("end_date", f"{last} is before start_date {first}")
+        payments_db.validate(s.payments)
+        bank_table = s.bank
+        if bank_table is not None:
+            bank.validate(bank_table)
+        client = self.stripe()
+        today = datetime.now(ZoneInfo(s.timezone)).date()
+        try:
+            result = gather_and_reconcile(
+                first, last, fetch_payouts=lambda a, b: stripe_payouts.fetch_payouts(client, a, b),
+                fetch_transactions=lambda ids: stripe_payouts.fetch_payout_transactions(client, ids),
+                find_payments=lambda ids: payments_db.find_ids(s.payments, ids),
+                read_deposits=(lambda a, b: bank.read_deposits(bank_table, a, b, s.timezone)) if bank_table else None,
+                match_days=s.bank_match_days, reference_configured=bool(bank_table and bank_table.reference_column),
+                as_of=today,
+            )  # fmt: skip
+        except RUNTIME_ERRORS as exc:
+            log.error("Payout reconciliation failed: %s", exc)
+            result = PayoutResult.failed(first, last, today, str(exc), match_days=s.bank_match_days)
+        if store:
+            PayoutStore(self.store()).save(result, source=self.source)
+        log.info("Payout reconciliation completed %s", {"status": result.status, **result.counts()})
         return result
 
     def yesterday(self) -> date:

@@ -44,6 +44,15 @@ DEFAULTS: dict[str, str] = {
     "RECON_ALERTS_SINCE": "",
     "RECON_MATCH_ON": "auto",
     "RECON_ALERTS_INTERVAL_SECONDS": "60",
+    "RECON_BANK_DATABASE_URL": "",  # empty: RECON_DATABASE_URL
+    "RECON_BANK_TABLE": "",  # empty: no bank step
+    "RECON_BANK_ID_COLUMN": "id",
+    "RECON_BANK_AMOUNT_COLUMN": "amount",
+    "RECON_BANK_AMOUNT_UNIT": "minor",
+    "RECON_BANK_CURRENCY_COLUMN": "currency",
+    "RECON_BANK_DATE_COLUMN": "booked_on",
+    "RECON_BANK_REFERENCE_COLUMN": "",
+    "RECON_BANK_MATCH_DAYS": "3",
 }
 
 SECRET_VARIABLES = frozenset(
@@ -51,6 +60,7 @@ SECRET_VARIABLES = frozenset(
         "STRIPE_API_KEY",
         "RECON_DATABASE_URL",
         "RECON_REPORT_STORE_URL",
+        "RECON_BANK_DATABASE_URL",
         "SLACK_WEBHOOK_URL",
         "SLACK_BOT_TOKEN",
         "PAGERDUTY_ROUTING_KEY",
@@ -206,6 +216,32 @@ class PaymentsTable:
 
 
 @dataclass(frozen=True)
+class BankTable:
+    """Where the team keeps its bank statement lines (payout reconciliation's bank step)."""
+
+    url: str
+    table: str
+    id_column: str
+    amount_column: str
+    amount_unit: str  # "minor" | "major"
+    currency_column: str
+    date_column: str
+    reference_column: str | None
+    match_days: int
+    db_timezone: str = "UTC"
+
+    def as_payments_table(self) -> PaymentsTable:
+        """The same table through the payments reader, which already reads any of the four databases
+        exactly: date -> created_at, reference (or, without one, the id) -> status."""
+        return PaymentsTable(
+            url=self.url, table=self.table, id_column=self.id_column, amount_column=self.amount_column,
+            amount_unit=self.amount_unit, currency_column=self.currency_column,
+            status_column=self.reference_column or self.id_column, created_at_column=self.date_column,
+            refunded_column=None, paid_statuses=(), db_timezone=self.db_timezone,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Settings:
     payments: PaymentsTable
     timezone: str
@@ -229,6 +265,8 @@ class Settings:
     match_on: str = "auto"  # RECON_MATCH_ON: auto (by each id's prefix) | charge | payment_intent
     alerts_since: datetime | None = None  # RECON_ALERTS_SINCE: older evaluations are recorded, not sent
     alerts_interval_seconds: int = 60  # RECON_ALERTS_INTERVAL_SECONDS: the alert sensors' minimum interval
+    bank: BankTable | None = None  # RECON_BANK_*: None without RECON_BANK_TABLE (the bank step is skipped)
+    bank_match_days: int = 3  # RECON_BANK_MATCH_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
@@ -283,7 +321,28 @@ class Settings:
         if not events_url.startswith(("http://", "https://")):
             raise ConfigError("PAGERDUTY_EVENTS_URL", f"{events_url!r} is not an http(s) URL")
         timezone = parse_timezone("RECON_TIMEZONE", get("RECON_TIMEZONE"))
+        match_days = parse_positive("RECON_BANK_MATCH_DAYS", get("RECON_BANK_MATCH_DAYS"), int, allow_zero=True)
+        bank = None
+        if get("RECON_BANK_TABLE").strip():
+            bank_unit = get("RECON_BANK_AMOUNT_UNIT").strip().lower()
+            if bank_unit not in ("minor", "major"):
+                raise ConfigError("RECON_BANK_AMOUNT_UNIT", f"{bank_unit!r} is not a unit: expected minor or major")
+            reference = get("RECON_BANK_REFERENCE_COLUMN").strip()
+            bank = BankTable(
+                url=parse_database_url("RECON_BANK_DATABASE_URL", get("RECON_BANK_DATABASE_URL").strip() or get("RECON_DATABASE_URL"),
+                                       base_dir=base, servers=("postgresql", "mysql"), files=("duckdb", "sqlite")),
+                table=parse_identifier("RECON_BANK_TABLE", get("RECON_BANK_TABLE").strip(), qualified=True),
+                id_column=parse_identifier("RECON_BANK_ID_COLUMN", get("RECON_BANK_ID_COLUMN").strip()),
+                amount_column=parse_identifier("RECON_BANK_AMOUNT_COLUMN", get("RECON_BANK_AMOUNT_COLUMN").strip()),
+                amount_unit=bank_unit,
+                currency_column=parse_identifier("RECON_BANK_CURRENCY_COLUMN", get("RECON_BANK_CURRENCY_COLUMN").strip()),
+                date_column=parse_identifier("RECON_BANK_DATE_COLUMN", get("RECON_BANK_DATE_COLUMN").strip()),
+                reference_column=parse_identifier("RECON_BANK_REFERENCE_COLUMN", reference) if reference else None,
+                match_days=match_days, db_timezone=payments.db_timezone,
+            )  # fmt: skip
         return cls(
+            bank=bank,
+            bank_match_days=match_days,
             slack_channel=env.get("SLACK_CHANNEL", "").strip() or None,
             match_on=parse_match_on("RECON_MATCH_ON", get("RECON_MATCH_ON")),
             alerts_since=parse_instant("RECON_ALERTS_SINCE", get("RECON_ALERTS_SINCE"), timezone),

@@ -24,13 +24,16 @@ def load_defs(monkeypatch, tmp_path, **env: str) -> dg.Definitions:
     return importlib.reload(module).defs
 
 
-def test_code_location_has_the_assets_the_check_the_job_and_the_schedule(monkeypatch, tmp_path):
+def test_code_location_has_both_domains_assets_checks_jobs_and_schedules(monkeypatch, tmp_path):
     defs = load_defs(monkeypatch, tmp_path)
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {"stripe_charges", "db_payments", "reconciliation_report"}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
+        "stripe_charges", "db_payments", "reconciliation_report", "stripe_payouts", "stripe_payout_transactions", "payout_reconciliation"}
     assert dg.AssetCheckKey(dg.AssetKey("reconciliation_report"), "discrepancy_within_tolerance") in graph.asset_check_keys
-    assert defs.resolve_job_def("daily_reconciliation") is not None
+    assert dg.AssetCheckKey(dg.AssetKey("payout_reconciliation"), "payouts_reconciled") in graph.asset_check_keys
+    assert defs.resolve_job_def("daily_reconciliation") is not None and defs.resolve_job_def("payout_reconciliation_job") is not None
     assert defs.resolve_schedule_def("daily_reconciliation_schedule").cron_schedule == "0 2 * * *"
+    assert defs.resolve_schedule_def("payouts_daily").cron_schedule == "0 3 * * *"
 
 
 def test_workspace_file_loads_through_dagster_cli(tmp_path):
@@ -77,3 +80,21 @@ def test_alert_sensors_take_their_interval_and_start_from_the_environment(monkey
 def test_a_bad_alert_setting_is_named(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_payouts_schedule_runs_yesterday_and_the_days_still_within_the_bank_window(monkeypatch, tmp_path):
+    defs = load_defs(monkeypatch, tmp_path, RECON_TIMEZONE="Europe/Berlin", RECON_BANK_MATCH_DAYS="2", RECON_START_DATE="2024-06-12")
+    schedule = defs.resolve_schedule_def("payouts_daily")
+    tick = datetime(2024, 6, 15, 3, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def()) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2024-06-14", "2024-06-13", "2024-06-12"]
+    assert len({r.run_key for r in requests}) == 3
+
+
+def test_payouts_schedule_never_asks_for_a_day_before_the_first_partition(monkeypatch, tmp_path):
+    defs = load_defs(monkeypatch, tmp_path, RECON_BANK_MATCH_DAYS="3", RECON_START_DATE="2024-06-14")
+    tick = datetime(2024, 6, 15, 3, 0, tzinfo=ZoneInfo("UTC"))
+    with dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def()) as context:
+        requests = defs.resolve_schedule_def("payouts_daily").evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2024-06-14"]

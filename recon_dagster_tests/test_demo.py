@@ -32,10 +32,21 @@ def test_demo_exits_zero_and_prints_a_summary_with_every_verdict(demo):
     _, out = demo
     assert out.returncode == 0, out.stderr[-3000:]
     lines = [line for line in out.stdout.splitlines() if line[:4].isdigit()]
-    assert len(lines) == 7
-    verdicts = {line.split()[2] for line in lines}
+    days = [line for line in lines if line.split()[1] in ("success", "discrepancy_found", "error")]
+    assert len(days) == 7
+    verdicts = {line.split()[2] for line in days}
     assert {"PASS", "WARN", "CRITICAL"} <= verdicts
     assert "dagster dev" in out.stdout
+
+
+def test_demo_summary_shows_the_payout_stories(demo):
+    _, out = demo
+    # arrival, payout, status, amount, currency, itemized, currency, bank line, problems...
+    payouts = [line.split() for line in out.stdout.splitlines() if line[:4].isdigit() and " po_demo" in line]
+    assert len(payouts) == 18  # six arrival days, one payout per currency sold the day before
+    assert any(p[2] == "paid" and p[7] == "-" and p[-1] == "missing_in_bank" for p in payouts)
+    assert any(p[2] == "failed" and "failed," in p for p in payouts)
+    assert "deposit without payout: STRIPE TRANSFER 8812" in out.stdout
 
 
 def test_demo_leaves_seven_materialized_days_with_a_check_result_each(demo, monkeypatch):
@@ -63,7 +74,7 @@ def test_demo_prints_one_line_per_step_and_no_dagster_log(demo):
     _, out = demo
     steps = [line for line in out.stdout.splitlines() if line.startswith("[")]
     assert [s[:5] for s in steps] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
-    assert "7/7 days done" in steps[2]
+    assert "13/13 runs done (charges, then payouts)" in steps[2]
     assert "DEBUG" not in out.stdout + out.stderr and "STEP_START" not in out.stdout + out.stderr
     assert "Warning" not in out.stderr and "Telemetry" not in out.stderr
 

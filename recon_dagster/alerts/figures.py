@@ -11,7 +11,7 @@ import dagster as dg
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A `discrepancy_within_tolerance` evaluation as stored in the check's execution history."""
+    """A check evaluation (charges' or payouts') as stored in the check's execution history."""
 
     execution_id: int  # the check execution's id: unique in the instance, whatever its storage
     date: str
@@ -20,6 +20,15 @@ class Evaluation:
     description: str
     figures: dict[str, Any]
     timestamp: float = 0.0  # when the check evaluated, seconds since the epoch
+    check: str = "discrepancy_within_tolerance"  # or "payouts_reconciled" (recon_dagster/payouts)
+
+    @property
+    def is_payouts(self) -> bool:
+        return self.check == "payouts_reconciled"
+
+    @property
+    def asset(self) -> str:
+        return "payout_reconciliation" if self.is_payouts else "reconciliation_report"
 
     @classmethod
     def from_check(cls, execution_id: int, evaluation: dg.AssetCheckEvaluation, timestamp: float = 0.0) -> Evaluation:
@@ -32,14 +41,15 @@ class Evaluation:
             critical=(not evaluation.passed) and evaluation.severity == dg.AssetCheckSeverity.ERROR,
             description=evaluation.description or "",
             figures=figures,
+            check=evaluation.check_name,
         )
 
 
-def partition_link(dashboard_url: str | None, date: str) -> str | None:
-    """The day's partition of `reconciliation_report` in the Dagster UI, or None without a dashboard."""
+def partition_link(dashboard_url: str | None, date: str, asset: str = "reconciliation_report") -> str | None:
+    """The day's partition of `asset` in the Dagster UI, or None without a dashboard."""
     if not dashboard_url:
         return None
-    return f"{dashboard_url.rstrip('/')}/assets/reconciliation_report?partition={quote(date, safe='')}"
+    return f"{dashboard_url.rstrip('/')}/assets/{asset}?partition={quote(date, safe='')}"
 
 
 def percent(value: Any) -> str:

@@ -27,8 +27,9 @@ MAX_EVENT_BYTES = 500_000
 SUMMARY_LIMIT = 1024
 
 
-def dedup_key(date: str) -> str:
-    return f"billing-reconciliation-{date}"
+def dedup_key(date: str, payouts: bool = False) -> str:
+    """One incident per day and domain: `billing-reconciliation-<date>`, `billing-payouts-<date>`."""
+    return f"billing-{'payouts' if payouts else 'reconciliation'}-{date}"
 
 
 def _size(body: dict[str, Any]) -> int:
@@ -56,6 +57,10 @@ def _fit(body: dict[str, Any], limit: int) -> dict[str, Any]:
 
 def build_trigger(evaluation: Evaluation, routing_key: str, dashboard_url: str | None = None,
                   max_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:  # fmt: skip
+    if evaluation.is_payouts:
+        from recon_dagster.alerts.payout_messages import build_payout_trigger
+
+        return _fit(build_payout_trigger(evaluation, routing_key, dashboard_url, SOURCE, SUMMARY_LIMIT), max_bytes)
     f = evaluation.figures
     cur = f.get("currency") or ""
     summary = (
@@ -83,8 +88,8 @@ def build_trigger(evaluation: Evaluation, routing_key: str, dashboard_url: str |
     return _fit(body, max_bytes)
 
 
-def build_resolve(date: str, routing_key: str) -> dict[str, Any]:
-    return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key(date)}
+def build_resolve(date: str, routing_key: str, payouts: bool = False) -> dict[str, Any]:
+    return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key(date, payouts)}
 
 
 class PagerDutyAlertResource(dg.ConfigurableResource):
@@ -104,8 +109,8 @@ class PagerDutyAlertResource(dg.ConfigurableResource):
     def trigger(self, evaluation: Evaluation) -> int:
         return self._post(build_trigger(evaluation, self._key(), self.dashboard_url))
 
-    def resolve(self, date: str) -> int:
-        return self._post(build_resolve(date, self._key()))
+    def resolve(self, date: str, payouts: bool = False) -> int:
+        return self._post(build_resolve(date, self._key(), payouts))
 
     def _key(self) -> str:
         if not self.is_configured():

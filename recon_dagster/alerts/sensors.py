@@ -1,6 +1,7 @@
-"""Sensors that alert on `reconciliation_report` / `discrepancy_within_tolerance` evaluations.
+"""Sensors that alert on both domains' checks: `reconciliation_report` / `discrepancy_within_tolerance`
+and `payout_reconciliation` / `payouts_reconciled`.
 
-Source: the check's execution history (`instance.event_log_storage.get_asset_check_execution_history`,
+Source: the checks' execution history (`instance.event_log_storage.get_asset_check_execution_history`,
 the query behind the UI's check page). Every event-log storage keeps it in one table with
 instance-wide ids, including the default run-sharded SQLite one, where a cross-run
 `get_event_records` scan refuses a plain cursor and event storage ids repeat from run to run.
@@ -25,12 +26,17 @@ from datetime import datetime
 import dagster as dg
 
 from recon_dagster.charges.checks import CHECK_NAME, REPORT_KEY
+from recon_dagster.payouts.checks import CHECK_NAME as PAYOUTS_CHECK_NAME
+from recon_dagster.payouts.checks import REPORT_KEY as PAYOUTS_KEY
 from recon_dagster.alerts.delivery import DeliveryError
 from recon_dagster.alerts.figures import Evaluation
 from recon_dagster.alerts.pagerduty import PagerDutyAlertResource, dedup_key
 from recon_dagster.alerts.slack import SlackAlertResource, build_message
 
 CHECK_KEY = dg.AssetCheckKey(REPORT_KEY, CHECK_NAME)
+PAYOUTS_CHECK_KEY = dg.AssetCheckKey(PAYOUTS_KEY, PAYOUTS_CHECK_NAME)
+# Execution ids are instance-wide (one table for every check), so one watermark serves both.
+CHECK_KEYS = (CHECK_KEY, PAYOUTS_CHECK_KEY)
 PAGE = 100
 # Deliveries per tick: a backlog (first start on a year of history) drains over several ticks,
 # each well inside the daemon's sensor timeout.
@@ -58,21 +64,22 @@ def _evaluated(record) -> Evaluation | None:
 
 
 def check_executions(instance: dg.DagsterInstance, after: int) -> list[Execution]:
-    """The check's executions with id > `after`, oldest first.
+    """Both checks' executions with id > `after`, oldest first.
 
-    The history is paged newest first (its cursor means "ids below"), so this walks down to `after`.
+    Each history is paged newest first (its cursor means "ids below"), so this walks down to `after`.
     """
     records = []
-    below: int | None = None
-    while True:
-        page = instance.event_log_storage.get_asset_check_execution_history(CHECK_KEY, limit=PAGE, cursor=below)
-        fresh = [r for r in page if r.id > after]
-        records += fresh
-        if len(page) < PAGE or len(fresh) < len(page):
-            break
-        below = page[-1].id
+    for key in CHECK_KEYS:
+        below: int | None = None
+        while True:
+            page = instance.event_log_storage.get_asset_check_execution_history(key, limit=PAGE, cursor=below)
+            fresh = [r for r in page if r.id > after]
+            records += fresh
+            if len(page) < PAGE or len(fresh) < len(page):
+                break
+            below = page[-1].id
     out: list[Execution] = []
-    for record in reversed(records):
+    for record in sorted(records, key=lambda r: r.id):
         evaluation = _evaluated(record)
         final = evaluation is not None or _run_ended(instance, record.run_id)
         out.append(Execution(id=record.id, final=final, evaluation=evaluation))
@@ -104,14 +111,18 @@ class DeliveryLedger:
     def record(self, execution_id: int, how: str = "sent") -> None:
         self._kv.set_cursor_values({self._key(execution_id): how})
 
-    def day(self, date: str) -> dict:
-        """PagerDuty's state for a day: {"open": bool, "at": evaluation timestamp that set it}."""
-        key = f"{_LEDGER}/pagerduty-day/{date}"
+    def day(self, date: str, payouts: bool = False) -> dict:
+        """PagerDuty's state for a day's incident: {"open": bool, "at": evaluation timestamp that set it}."""
+        key = self._day_key(date, payouts)
         raw = self._kv.get_cursor_values({key}).get(key)
         return json.loads(raw) if raw else {"open": False, "at": 0.0}
 
-    def set_day(self, date: str, open_: bool, at: float) -> None:
-        self._kv.set_cursor_values({f"{_LEDGER}/pagerduty-day/{date}": json.dumps({"open": open_, "at": at})})
+    def set_day(self, date: str, open_: bool, at: float, payouts: bool = False) -> None:
+        self._kv.set_cursor_values({self._day_key(date, payouts): json.dumps({"open": open_, "at": at})})
+
+    @staticmethod
+    def _day_key(date: str, payouts: bool) -> str:
+        return f"{_LEDGER}/pagerduty-day/{'payouts/' if payouts else ''}{date}"
 
 
 def parse_cursor(cursor: str | None) -> int:
@@ -181,7 +192,7 @@ def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since:
 
     @dg.sensor(name="slack_discrepancy_alerts", minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING,
-               description="A Slack message for each failed discrepancy_within_tolerance evaluation (WARN or ERROR).")  # fmt: skip
+               description="A Slack message for each failed discrepancy_within_tolerance or payouts_reconciled evaluation (WARN or ERROR).")  # fmt: skip
     def slack_discrepancy_alerts(context: dg.SensorEvaluationContext, slack_alerts: SlackAlertResource):
         if not slack_alerts.is_configured():
             return _skip(context, "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL): skipping")
@@ -197,23 +208,25 @@ def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since:
 
     @dg.sensor(name="pagerduty_critical_alerts", minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING,
-               description="A PagerDuty incident for each ERROR discrepancy_within_tolerance evaluation, resolved once the day passes.")  # fmt: skip
+               description="A PagerDuty incident for each ERROR discrepancy_within_tolerance or payouts_reconciled evaluation, "
+                           "resolved once the day passes.")  # fmt: skip
     def pagerduty_critical_alerts(context: dg.SensorEvaluationContext, pagerduty_alerts: PagerDutyAlertResource):
         if not pagerduty_alerts.is_configured():
             return _skip(context, "PagerDuty alerts are not configured (set PAGERDUTY_ROUTING_KEY): skipping")
 
         def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
-            day = ledger.day(evaluation.date)
+            payouts, key = evaluation.is_payouts, dedup_key(evaluation.date, evaluation.is_payouts)
+            day = ledger.day(evaluation.date, payouts)
             if evaluation.timestamp < day["at"]:
                 return  # a newer evaluation of this day already decided the incident's state
             if evaluation.critical:
                 attempts = pagerduty_alerts.trigger(evaluation)
-                ledger.set_day(evaluation.date, True, evaluation.timestamp)
-                context.log.info(f"PagerDuty alert sent successfully (trigger {dedup_key(evaluation.date)}, {attempts} attempt(s))")
+                ledger.set_day(evaluation.date, True, evaluation.timestamp, payouts)
+                context.log.info(f"PagerDuty alert sent successfully (trigger {key}, {attempts} attempt(s))")
             elif evaluation.passed and day["open"]:
-                attempts = pagerduty_alerts.resolve(evaluation.date)
-                ledger.set_day(evaluation.date, False, evaluation.timestamp)
-                context.log.info(f"PagerDuty alert sent successfully (resolve {dedup_key(evaluation.date)}, {attempts} attempt(s))")
+                attempts = pagerduty_alerts.resolve(evaluation.date, payouts)
+                ledger.set_day(evaluation.date, False, evaluation.timestamp, payouts)
+                context.log.info(f"PagerDuty alert sent successfully (resolve {key}, {attempts} attempt(s))")
 
         return run_tick(context, "PagerDuty", handle, since)
 

@@ -68,6 +68,10 @@ def _listed(f: dict[str, Any], counts: dict, key: str, title: str, sep: str, tex
 
 def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> dict[str, Any]:
     """The webhook / chat.postMessage body for one failed evaluation."""
+    if evaluation.is_payouts:
+        from recon_dagster.alerts.payout_messages import build_payout_message
+
+        return build_payout_message(evaluation, dashboard_url)
     f = evaluation.figures
     cur = escape(f.get("currency") or "")
     date = escape(evaluation.date)

@@ -10,8 +10,8 @@ from datetime import date
 
 import dagster as dg
 from dagster import AssetCheckEvaluation, AssetCheckSeverity
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
+from recon_dagster.check_targets import materialization_target
 from recon_dagster.core.grading import exceeds, grade
 from recon_dagster.charges.report_metadata import alert_figures
 from recon_dagster.resources import ReconciliationPolicy, ReportStoreResource
@@ -20,20 +20,8 @@ CHECK_NAME = "discrepancy_within_tolerance"
 REPORT_KEY = dg.AssetKey("reconciliation_report")
 
 
-def _target(instance: dg.DagsterInstance, partition: str) -> AssetCheckEvaluationTargetMaterializationData | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=REPORT_KEY, asset_partitions=[partition]), limit=1
-    ).records
-    if not records:
-        return None
-    record = records[0]
-    return AssetCheckEvaluationTargetMaterializationData(
-        run_id=record.event_log_entry.run_id, storage_id=record.storage_id, timestamp=record.timestamp
-    )
-
-
 def evaluate_day(
-    store, policy: ReconciliationPolicy, partition: str, target: AssetCheckEvaluationTargetMaterializationData | None = None
+    store, policy: ReconciliationPolicy, partition: str, target=None
 ) -> AssetCheckEvaluation:
     """The check's verdict for one day, from the stored report."""
     result = store.latest(date.fromisoformat(partition))
@@ -77,7 +65,7 @@ def build_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefini
     ):
         store = report_store.store()
         for partition in context.partition_keys:
-            yield evaluate_day(store, policy, partition, _target(context.instance, partition))
+            yield evaluate_day(store, policy, partition, materialization_target(context.instance, REPORT_KEY, partition))
         # The step's own output; the per-day evaluations above are the results.
         yield dg.Output(None)
 

@@ -94,6 +94,24 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         f"ALTER TABLE {{s}}{_C} ADD COLUMN disputes_lost_minor BIGINT NOT NULL DEFAULT 0",
         f"ALTER TABLE {{s}}{_C} ADD COLUMN disputes_open_minor BIGINT NOT NULL DEFAULT 0",
     ]),
+    # Payout reconciliation (issue 13): see stores/payout_store.py.
+    (3, [
+        """CREATE TABLE {s}payout_reports (
+            id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL, as_of DATE NOT NULL,
+            status TEXT NOT NULL, severity TEXT NOT NULL, payouts BIGINT NOT NULL, problems BIGINT NOT NULL,
+            deposits_without_payout BIGINT NOT NULL, bank_checked BOOLEAN NOT NULL, error TEXT,
+            details {json} NOT NULL, source TEXT NOT NULL, run_id TEXT,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(), UNIQUE (date, end_date))""",
+        """CREATE TABLE {s}payout_line_items (
+            report_id TEXT NOT NULL, position INTEGER NOT NULL, date DATE NOT NULL, end_date DATE NOT NULL,
+            kind TEXT NOT NULL, id TEXT NOT NULL, amount BIGINT NOT NULL, amount_major DECIMAL(38,4) NOT NULL,
+            currency TEXT NOT NULL, arrival_date DATE, status TEXT, automatic BOOLEAN, itemized_net BIGINT,
+            difference BIGINT, charges BIGINT, refunds BIGINT, disputes BIGINT, fees BIGINT, adjustments BIGINT,
+            transaction_count BIGINT, bank_deposit_id TEXT, problems TEXT, charges_missing_in_database TEXT,
+            charges_amount_mismatch TEXT, reference TEXT, PRIMARY KEY (report_id, position))""",
+        "CREATE INDEX IF NOT EXISTS payout_line_items_day_idx ON {s}payout_line_items (date, end_date)",
+        "CREATE INDEX IF NOT EXISTS payout_line_items_id_idx ON {s}payout_line_items (id)",
+    ]),
 ]  # fmt: skip
 
 _LINE_COLUMNS = ("report_id", "position", "date", "end_date", "kind", "payment_id", "currency", "stripe_amount",

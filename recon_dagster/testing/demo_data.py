@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import polars as pl
 
+from recon_dagster.testing.demo_payouts import BANK_DDL, DemoPayouts, build_demo_payouts
 from recon_dagster.testing.stripe_server import make_charge, make_dispute
 
 PROFILES = ("clean", "warning", "clean", "critical", "warning", "clean", "warning")
@@ -50,14 +51,18 @@ class DemoDataset:
     disputes: list[dict] = field(default_factory=list)
     profiles: dict[date, str] = field(default_factory=dict)
     seeded: dict[date, dict[str, list[str]]] = field(default_factory=dict)
+    payouts: DemoPayouts = field(default_factory=DemoPayouts)
 
     def write(self, directory: Path) -> tuple[Path, Path]:
-        """`stripe_charges.json` and `stripe_disputes.json` for the Stripe server, and `app.duckdb`
-        with a `payments` table."""
+        """`stripe_charges.json`, `stripe_disputes.json`, `stripe_payouts.json` and
+        `stripe_balance_transactions.json` for the Stripe server, and `app.duckdb` with a
+        `payments` table and a `bank_lines` table."""
         directory.mkdir(parents=True, exist_ok=True)
         charges_path = directory / "stripe_charges.json"
         charges_path.write_text(json.dumps(self.charges))
         (directory / "stripe_disputes.json").write_text(json.dumps(self.disputes))
+        (directory / "stripe_payouts.json").write_text(json.dumps(self.payouts.payouts))
+        (directory / "stripe_balance_transactions.json").write_text(json.dumps(self.payouts.transactions))
         db_path = directory / "app.duckdb"
         db_path.unlink(missing_ok=True)
         columns = ["stripe_charge_id", "customer_email", "amount", "currency", "status", "amount_refunded", "created_at"]
@@ -67,6 +72,9 @@ class DemoDataset:
             con.execute(PAYMENTS_DDL)
             # One bulk insert: a year of rows in seconds (executemany takes minutes).
             con.execute(f"insert into payments select id, {', '.join(columns)} from rows")
+            con.execute(BANK_DDL)
+            con.executemany("insert into bank_lines values (?, ?, ?, ?, ?)",
+                            [(b["id"], b["booked_on"], b["amount"], b["currency"], b["memo"]) for b in self.payouts.bank_lines])  # fmt: skip
         return charges_path, db_path
 
 
@@ -220,4 +228,5 @@ def build_demo_dataset(days: list[date], tz: str = "UTC", *, seed: int = 7, per_
         ds.charges += charges
         ds.payments += rows
         ds.seeded[day] = seeded
+    ds.payouts = build_demo_payouts(ds.days, tz, ds.charges, ds.disputes, seed=seed)
     return ds

@@ -24,7 +24,7 @@ SCHEMES = ("duckdb:///",)
 DIALECT = Dialect(quote=double_quote, mark="?", text="CAST({} AS VARCHAR)", returning=True)
 _TIMESTAMPS = {
     "timestamp with time zone": True, "timestamptz": True,
-    "timestamp": False, "datetime": False, "timestamp_s": False, "timestamp_ms": False, "timestamp_ns": False,
+    "timestamp": False, "datetime": False, "timestamp_s": False, "timestamp_ms": False, "timestamp_ns": False, "date": False,
 }  # fmt: skip
 # DuckDB allows one writer process; this lock makes check-then-insert atomic between the threads
 # of that process (DuckDB's snapshot isolation would let two appends of the same id through).

@@ -34,7 +34,7 @@ from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, New
 EXACT_WINDOW = False  # TIMESTAMP windows are read with a margin (see the module)
 SCHEMES = ("mysql://", "mariadb://")
 DIALECT = Dialect(quote=lambda name: "`" + name.replace("`", "``") + "`", mark="%s", text="CAST({} AS CHAR)", returning=False)
-_TIMESTAMPS = {"timestamp": True, "datetime": False}
+_TIMESTAMPS = {"timestamp": True, "datetime": False, "date": False}
 _MARGIN = timedelta(hours=3)
 _LOCK_WAIT_SECONDS = 60
 # Errors that mean "the column cannot take this value": out of range, truncated, wrong value, too long.

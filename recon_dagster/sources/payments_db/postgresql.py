@@ -28,7 +28,7 @@ from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, New
 EXACT_WINDOW = True
 SCHEMES = ("postgresql://", "postgres://")
 DIALECT = Dialect(quote=double_quote, mark="%s", text="{}::text", returning=True)
-_TIMESTAMPS = {"timestamp with time zone": True, "timestamptz": True, "timestamp without time zone": False, "timestamp": False}
+_TIMESTAMPS = {"timestamp with time zone": True, "timestamptz": True, "timestamp without time zone": False, "timestamp": False, "date": False}
 
 
 @contextmanager

@@ -1,0 +1,57 @@
+"""`payouts_reconciled`: one check result per arrival date, read back from the stored payout report.
+
+ERROR for a payout that failed, does not itemize to its amount, or never reached the bank; WARN
+for charges the payments table lacks (or records with another amount) and for deposits no payout
+claims; passed otherwise (payouts still awaiting their deposit pass).
+"""
+
+
+from datetime import date
+
+import dagster as dg
+from dagster import AssetCheckEvaluation, AssetCheckSeverity
+
+from recon_dagster.check_targets import materialization_target
+from recon_dagster.payouts.metadata import payout_figures
+from recon_dagster.resources import ReportStoreResource
+from recon_dagster.stores.payout_store import PayoutStore
+
+CHECK_NAME = "payouts_reconciled"
+REPORT_KEY = dg.AssetKey("payout_reconciliation")
+
+
+def evaluate_payout_day(store: PayoutStore, partition: str, target=None) -> AssetCheckEvaluation:
+    result = store.latest(date.fromisoformat(partition))
+    common = dict(asset_key=REPORT_KEY, check_name=CHECK_NAME, partition=partition, target_materialization_data=target)
+    if result is None:
+        return AssetCheckEvaluation(passed=False, severity=AssetCheckSeverity.WARN, **common,
+                                    description=f"No payout report for {partition}: materialize the day first.",
+                                    metadata={"date": partition, "domain": "payouts", "severity": "missing"})  # fmt: skip
+    figures = payout_figures(result)
+    if result.error:
+        return AssetCheckEvaluation(passed=False, severity=AssetCheckSeverity.WARN, metadata=figures, **common,
+                                    description=f"The payout reconciliation for {partition} could not run: {result.error}")  # fmt: skip
+    counts = result.counts()
+    found = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items() if k not in ("payouts", "awaiting_bank") and v)
+    waiting = f" {counts['awaiting_bank']} awaiting their bank deposit." if counts.get("awaiting_bank") else ""
+    bank = "" if result.bank_checked else " The bank step is off (RECON_BANK_TABLE is not set)."
+    severity = result.severity()
+    if severity == "pass":
+        return AssetCheckEvaluation(passed=True, metadata=figures, **common,
+                                    description=f"{counts['payouts']} payout(s) reconciled.{waiting}{bank}")  # fmt: skip
+    return AssetCheckEvaluation(passed=False, metadata=figures, **common,
+                                severity=AssetCheckSeverity.ERROR if severity == "error" else AssetCheckSeverity.WARN,
+                                description=f"{counts['payouts']} payout(s); {found}.{waiting}{bank}")  # fmt: skip
+
+
+def build_payout_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=REPORT_KEY, name=CHECK_NAME, partitions_def=partitions_def,
+                    description="Each day's payouts itemize to their amounts, settle charges the payments table "
+                                "records, and reach the bank (ERROR), and no deposit is left unclaimed (WARN).")  # fmt: skip
+    def payouts_reconciled(context: dg.AssetCheckExecutionContext, report_store: ReportStoreResource):
+        store = PayoutStore(report_store.store())
+        for partition in context.partition_keys:
+            yield evaluate_payout_day(store, partition, materialization_target(context.instance, REPORT_KEY, partition))
+        yield dg.Output(None)  # the step's own output; the per-day evaluations above are the results
+
+    return payouts_reconciled

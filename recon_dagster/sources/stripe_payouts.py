@@ -1,0 +1,99 @@
+"""Stripe payouts by arrival date, and the balance transactions each automatic payout paid out.
+
+Through the official SDK and the same paced, retrying client as the charges (`stripe_api`).
+Stripe gives `arrival_date` as a timestamp at midnight UTC of the date the bank should have the
+money, so a day's payouts are those whose arrival_date falls on that UTC date: the day is the
+date itself, not a window of RECON_TIMEZONE. A payout's transactions are listed with
+`payout=po_…` and `expand[]=data.source`, which brings each charge's PaymentIntent along (the
+payments table may keep either id), a page of 100 per request, payouts in parallel.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import polars as pl
+import stripe
+
+from recon_dagster.core.payout_frames import PAYOUT_TRANSACTIONS_SCHEMA, PAYOUTS_SCHEMA
+from recon_dagster.money import CurrencyError, normalize_currency
+from recon_dagster.sources.stripe_api import PAGE_SIZE, StripeDataError, _calling_stripe, _page_of, _run_all
+
+_CHARGE_CATEGORIES = ("charge",)
+
+
+def fetch_payouts(client: stripe.StripeClient, first: date, last: date) -> pl.DataFrame:
+    """Payouts arriving from `first` to `last` (inclusive dates), as `PAYOUTS_SCHEMA`."""
+    low = int(datetime.combine(first, time(0), tzinfo=UTC).timestamp())
+    high = int(datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC).timestamp())
+    context = f"listing payouts arriving {first.isoformat()} to {last.isoformat()}"
+    rows = [_payout_row(p) for p in _list(client, "/v1/payouts", {"arrival_date": {"gte": low, "lt": high}}, context)]
+    return pl.DataFrame(rows, schema=PAYOUTS_SCHEMA, orient="row")
+
+
+def fetch_payout_transactions(client: stripe.StripeClient, payout_ids: list[str], *, max_workers: int = 8) -> pl.DataFrame:
+    """The balance transactions of these payouts (each payout's own included), as `PAYOUT_TRANSACTIONS_SCHEMA`."""
+
+    def one(payout: str) -> list[tuple]:
+        params = {"payout": payout, "expand": ["data.source"]}
+        return [_transaction_row(t, payout) for t in _list(client, "/v1/balance_transactions", params,
+                                                             f"listing the balance transactions of payout {payout}")]  # fmt: skip
+
+    rows = [row for rows in _run_all(one, list(dict.fromkeys(payout_ids)), max_workers) for row in rows]
+    return pl.DataFrame(rows, schema=PAYOUT_TRANSACTIONS_SCHEMA, orient="row")
+
+
+def _list(client: stripe.StripeClient, path: str, params: dict[str, Any], context: str) -> list[dict]:
+    """Every object of a list endpoint, page by page (newest first, `starting_after` the last id)."""
+    out: list[dict] = []
+    cursor = None
+    while True:
+        page_params = {**params, "limit": PAGE_SIZE, **({"starting_after": cursor} if cursor else {})}
+        page = _calling_stripe(context, lambda: client.raw_request("get", path, **page_params))  # noqa: B023
+        data, has_more = _page_of(page.data, context)
+        bad = next((item for item in data if not isinstance(item, dict) or not isinstance(item.get("id"), str)), None)
+        if bad is not None:
+            raise StripeDataError(f"Stripe sent an object without an id while {context}.")
+        out += data
+        if not has_more or not data:
+            return out
+        cursor = data[-1]["id"]
+
+
+def _integer(obj: dict, name: str, what: str) -> int:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StripeDataError(f"{what} {obj.get('id')!r} has {name} {value!r}: expected an integer", field=name)
+    return value
+
+
+def _currency(obj: dict, what: str) -> str:
+    try:
+        return normalize_currency(obj.get("currency"))
+    except CurrencyError:
+        raise StripeDataError(f"{what} {obj.get('id')!r} has currency {obj.get('currency')!r}", field="currency") from None
+
+
+def _payout_row(payout: dict) -> tuple:
+    trace = payout.get("trace_id")
+    trace_value = trace.get("value") if isinstance(trace, dict) else trace if isinstance(trace, str) else None
+    arrival = datetime.fromtimestamp(_integer(payout, "arrival_date", "Payout"), UTC).date()
+    created = datetime.fromtimestamp(_integer(payout, "created", "Payout"), UTC)
+    return (payout["id"], _integer(payout, "amount", "Payout"), _currency(payout, "Payout"), arrival, payout.get("status"),
+            bool(payout.get("automatic")), payout.get("failure_code"), trace_value, created)  # fmt: skip
+
+
+def _transaction_row(txn: dict, payout: str) -> tuple:
+    source = txn.get("source")
+    intent = None
+    if isinstance(source, dict):  # expanded: the charge object (or another source object)
+        intent = source.get("payment_intent") if source.get("object") == "charge" else None
+        intent = intent.get("id") if isinstance(intent, dict) else intent
+        source = source.get("id")
+    category = txn.get("reporting_category") or txn.get("type")
+    charge = source if category in _CHARGE_CATEGORIES and isinstance(source, str) else None
+    created = datetime.fromtimestamp(_integer(txn, "created", "Balance transaction"), UTC)
+    return (txn["id"], payout, _integer(txn, "amount", "Balance transaction"), _integer(txn, "fee", "Balance transaction"),
+            _integer(txn, "net", "Balance transaction"), _currency(txn, "Balance transaction"), txn.get("type"), category,
+            source, charge, intent, created)  # fmt: skip
