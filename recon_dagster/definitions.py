@@ -18,7 +18,7 @@ from recon_dagster.stores.postgres_io import PostgresPolarsIOManager
 from recon_dagster.payouts.assets import build_payout_assets
 from recon_dagster.payouts.checks import build_payout_check
 from recon_dagster.payouts.schedules import build_payouts_job, build_payouts_schedule
-from recon_dagster.resources import BankResource, PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from recon_dagster.resources import BankResource, PaymentsDatabaseResource, StripeMirrorResource, ReconciliationPolicy, ReportStoreResource, StripeResource
 from recon_dagster.charges.schedules import build_daily_job, build_daily_schedule
 from recon_dagster.settings import Settings
 from recon_dagster.sync.job import build_refresh_sensor, sync_missing_payments_job
@@ -109,6 +109,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
             match_on=settings.match_on,
         ),
         "bank": bank_resource(settings),
+        "stripe_mirror": StripeMirrorResource(
+            url=_secret("RECON_STRIPE_SOURCE", settings.stripe_source) if settings.stripe_source != "api" else None,
+            mirror_schema=settings.mirror_schema, min_lag_minutes=settings.mirror_min_lag_minutes,
+            # Comparing with the API needs a real key; without one the spot check is off.
+            spot_check=settings.mirror_spot_check if os.environ.get("STRIPE_API_KEY", "").strip() else 0,
+        ),
         "io_manager": asset_io_manager(settings),
         "sync_result_io": dg.mem_io_manager,
     }

@@ -6,6 +6,7 @@ the launchpad fails with the same message as a wrong environment variable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ import dagster as dg
 import polars as pl
 from pydantic import field_validator
 
-from recon_dagster.sources import bank, payments_db, stripe_api, stripe_payouts
+from recon_dagster.sources import bank, mirror_check, payments_db, stripe_api, stripe_mirror, stripe_payouts
 from recon_dagster.sources.stripe_disputes import with_disputes
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import BankTable, ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
@@ -214,3 +215,48 @@ class ReconciliationPolicy(dg.ConfigurableResource):
     @property
     def margin(self) -> timedelta:
         return timedelta(hours=self.timing_margin_hours)
+
+
+class StripeMirrorResource(dg.ConfigurableResource):
+    """A Stripe mirror in PostgreSQL as the source of charges (RECON_STRIPE_SOURCE); without `url`
+    the API is the source. The URL comes as an `EnvVar` (it may carry a password)."""
+
+    url: str | None = None
+    mirror_schema: str = "stripe"  # RECON_STRIPE_MIRROR_SCHEMA
+    min_lag_minutes: int = 60  # RECON_MIRROR_MIN_LAG_MINUTES
+    spot_check: int = 50  # RECON_MIRROR_SPOT_CHECK; 0 without Stripe API credentials
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def mirror(self) -> stripe_mirror.Mirror:
+        if not self.url:
+            raise ConfigError("RECON_STRIPE_SOURCE", "is api: there is no Stripe mirror to read")
+        return stripe_mirror.detect(self.url, self.mirror_schema)
+
+    def fetch_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return stripe_mirror.fetch_charges(self.mirror(), start, end)
+
+    def retrieve_charges(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
+        found = stripe_mirror.fetch_by(self.mirror(), "id", list(ids))
+        return found, sorted(set(ids) - set(found.get_column("id").to_list()))
+
+    def fetch_intents(self, intents: list[str]) -> pl.DataFrame:
+        return stripe_mirror.fetch_by(self.mirror(), "payment_intent", list(intents))
+
+    def status(self) -> stripe_mirror.SyncStatus:
+        return stripe_mirror.sync_status(self.mirror())
+
+    def verdict(self, charges: pl.DataFrame, day_end: datetime, seed: str,
+                retrieve: Callable[[list[str]], tuple[pl.DataFrame, list[str]]]) -> tuple[str, str | None, tuple[str, ...]]:  # fmt: skip
+        """(source label, catch-up note, ids on which the mirror and the API disagree) for a day;
+        `retrieve` gets charges by id from the Stripe API."""
+        mirror = self.mirror()
+        note = mirror_check.catch_up_note(stripe_mirror.sync_status(mirror), day_end, timedelta(minutes=self.min_lag_minutes))
+        mismatches: tuple[str, ...] = ()
+        if self.spot_check:
+            asked = mirror_check.sample_ids(charges, self.spot_check, seed)
+            found, _ = retrieve(asked) if asked else (charges.clear(), [])
+            mismatches = tuple(mirror_check.disagreements(charges, found, asked))
+        return f"mirror:{mirror.layout}", note, mismatches

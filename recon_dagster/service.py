@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from recon_dagster.core.payout_result import PayoutResult
+from recon_dagster.resources import StripeMirrorResource
 from recon_dagster.payouts.gather import gather_and_reconcile
 from recon_dagster.sources import bank, payments_db, stripe_api, stripe_payouts
 from recon_dagster.stores.payout_store import PayoutStore
@@ -65,6 +66,15 @@ class BillingReconciliationService:
             )  # fmt: skip
         return self._client
 
+    def mirror(self) -> StripeMirrorResource | None:
+        """The Stripe mirror when RECON_STRIPE_SOURCE names one (the same object the assets use)."""
+        s = self.settings
+        if s.stripe_source == "api":
+            return None
+        spot = s.mirror_spot_check if s.env.get("STRIPE_API_KEY", "").strip() else 0  # comparing needs a real key
+        return StripeMirrorResource(url=s.stripe_source, mirror_schema=s.mirror_schema,
+                                    min_lag_minutes=s.mirror_min_lag_minutes, spot_check=spot)  # fmt: skip
+
     def store(self) -> ReportStore:
         return ReportStore(self.settings.report_store_url)
 
@@ -91,7 +101,11 @@ class BillingReconciliationService:
         refunds = s.include_refunds if include_refunds is None else bool(include_refunds)
         table = s.payments
         payments_db.validate(table)  # a missing table or column stops here, nothing written
-        client = self.stripe()
+        mirror = self.mirror()
+        if mirror is not None:
+            mirror.mirror()  # an unreachable mirror or an unknown layout stops here, nothing written
+        # A mirror needs the API only for its spot check.
+        client = self.stripe() if mirror is None or mirror.spot_check else None
 
         started = time.monotonic()
         log.info("Starting billing reconciliation for %s to %s (%s)", first, last, s.timezone)
@@ -106,13 +120,19 @@ class BillingReconciliationService:
             find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
             fetch_charges=lambda a, b: stripe_api.fetch_charges(client, a, b),
         )  # fmt: skip
+        if mirror is not None:  # the Stripe side, and its neighbours, from the mirror
+            lookup = lookup_across_midnight(
+                start, end, timedelta(hours=s.timing_margin_hours), retrieve_charges=mirror.retrieve_charges,
+                charges_of_intents=mirror.fetch_intents, find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
+                fetch_charges=mirror.fetch_charges,
+            )  # fmt: skip
         try:
-            result = reconcile_frames(
-                with_disputes(client, stripe_api.fetch_charges(client, start, end, slices=None), start),
-                payments_db.read_window(table, start, end),
-                params,
-                find_neighbours=lookup,
-            )
+            charges = (mirror.fetch_charges(start, end) if mirror is not None
+                       else with_disputes(client, stripe_api.fetch_charges(client, start, end, slices=None), start))  # fmt: skip
+            result = reconcile_frames(charges, payments_db.read_window(table, start, end), params, find_neighbours=lookup)
+            if mirror is not None:
+                label, note, mismatches = mirror.verdict(charges, end, f"{first}:{last}", lambda ids: stripe_api.retrieve_charges(client, ids))
+                result = replace(result, stripe_source=label, source_note=note, source_mismatches=mismatches)
         except RUNTIME_ERRORS as exc:
             log.error("Reconciliation failed: %s", exc)
             result = ReconciliationResult.failed(first, last, s.timezone, str(exc), tolerance=float(tolerance), include_refunds=refunds)

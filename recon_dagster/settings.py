@@ -53,6 +53,10 @@ DEFAULTS: dict[str, str] = {
     "RECON_BANK_DATE_COLUMN": "booked_on",
     "RECON_BANK_REFERENCE_COLUMN": "",
     "RECON_BANK_MATCH_DAYS": "3",
+    "RECON_STRIPE_SOURCE": "api",
+    "RECON_STRIPE_MIRROR_SCHEMA": "stripe",
+    "RECON_MIRROR_MIN_LAG_MINUTES": "60",
+    "RECON_MIRROR_SPOT_CHECK": "50",
 }
 
 SECRET_VARIABLES = frozenset(
@@ -61,6 +65,7 @@ SECRET_VARIABLES = frozenset(
         "RECON_DATABASE_URL",
         "RECON_REPORT_STORE_URL",
         "RECON_BANK_DATABASE_URL",
+        "RECON_STRIPE_SOURCE",
         "SLACK_WEBHOOK_URL",
         "SLACK_BOT_TOKEN",
         "PAGERDUTY_ROUTING_KEY",
@@ -267,6 +272,11 @@ class Settings:
     alerts_interval_seconds: int = 60  # RECON_ALERTS_INTERVAL_SECONDS: the alert sensors' minimum interval
     bank: BankTable | None = None  # RECON_BANK_*: None without RECON_BANK_TABLE (the bank step is skipped)
     bank_match_days: int = 3  # RECON_BANK_MATCH_DAYS
+    # RECON_STRIPE_SOURCE: "api", or the PostgreSQL URL of a Stripe mirror (sources/stripe_mirror.py)
+    stripe_source: str = "api"
+    mirror_schema: str = "stripe"  # RECON_STRIPE_MIRROR_SCHEMA
+    mirror_min_lag_minutes: int = 60  # RECON_MIRROR_MIN_LAG_MINUTES
+    mirror_spot_check: int = 50  # RECON_MIRROR_SPOT_CHECK: charges compared with the API per day (0: off)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
@@ -340,7 +350,16 @@ class Settings:
                 reference_column=parse_identifier("RECON_BANK_REFERENCE_COLUMN", reference) if reference else None,
                 match_days=match_days, db_timezone=payments.db_timezone,
             )  # fmt: skip
+        source = get("RECON_STRIPE_SOURCE").strip()
+        if source.lower() == "api":
+            source = "api"
+        elif not source.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("RECON_STRIPE_SOURCE", "expected api, or the postgresql://… URL of a Stripe mirror")
         return cls(
+            stripe_source=source,
+            mirror_schema=parse_identifier("RECON_STRIPE_MIRROR_SCHEMA", get("RECON_STRIPE_MIRROR_SCHEMA").strip()),
+            mirror_min_lag_minutes=parse_positive("RECON_MIRROR_MIN_LAG_MINUTES", get("RECON_MIRROR_MIN_LAG_MINUTES"), int, allow_zero=True),
+            mirror_spot_check=parse_positive("RECON_MIRROR_SPOT_CHECK", get("RECON_MIRROR_SPOT_CHECK"), int, allow_zero=True),
             bank=bank,
             bank_match_days=match_days,
             slack_channel=env.get("SLACK_CHANNEL", "").strip() or None,

@@ -106,6 +106,11 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
                        "value": "\n".join(f"{n}. {escape(r)}" for n, r in enumerate(recommendations[:RECOMMENDATIONS_SHOWN], 1))})  # fmt: skip
     if f.get("error"):
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
+    if f.get("source_note"):
+        fields.append({"title": "Stripe source", "value": escape(f["source_note"]), "short": False})
+    if f.get("source_mismatches"):
+        fields.append({"title": "Mirror disagrees with the API", "short": False,
+                       "value": _ids(f.get("source_mismatches"), len(f.get("source_mismatches") or []))})  # fmt: skip
     if link:
         fields.append({"title": "Dagster UI", "value": link, "short": False})
     attachment: dict[str, Any] = {

@@ -5,6 +5,7 @@ stored and described on its own. A failure records an `error` report for the run
 fails the run with the reason.
 """
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from typing import NoReturn
 
@@ -18,7 +19,7 @@ from recon_dagster.charges.neighbours import lookup_across_midnight
 from recon_dagster.partitions import day_window
 from recon_dagster.sources.payments_db import PaymentsDataError
 from recon_dagster.charges.report_metadata import report_metadata
-from recon_dagster.resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
+from recon_dagster.resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeMirrorResource, StripeResource
 from recon_dagster.settings import ConfigError
 from recon_dagster.sources.stripe_api import StripeDataError, StripeUnavailableError
 from recon_dagster.sync.repair import sync_payments
@@ -81,16 +82,28 @@ def build_assets(
         **common,
         kinds={"stripe", "polars"},
         metadata={"partition_expr": partition_expr("created", timezone_name)},
-        description="Charges created in each day's window, from the Stripe API (newest first, 100 per page).",
+        description="Charges created in each day's window, from the Stripe API (newest first, 100 per page) "
+                    "or from a Stripe mirror in PostgreSQL (RECON_STRIPE_SOURCE).",
     )
     def stripe_charges(
         context: dg.AssetExecutionContext,
         stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> pl.DataFrame:
-        return read_source(context, stripe.fetch_charges, "created", "Could not read Stripe charges",
-                           report_store, policy, timezone_name)  # fmt: skip
+        if not stripe_mirror.enabled:
+            return read_source(context, stripe.fetch_charges, "created", "Could not read Stripe charges",
+                               report_store, policy, timezone_name)  # fmt: skip
+        frame = read_source(context, stripe_mirror.fetch_charges, "created", "Could not read Stripe charges from the mirror",
+                            report_store, policy, timezone_name)  # fmt: skip
+        status = stripe_mirror.status()  # how current the mirror was when the days were read
+        context.add_output_metadata({
+            "stripe_source": f"mirror:{stripe_mirror.mirror().layout}",
+            "mirror_synced_at": status.synced_at.isoformat() if status.synced_at else "never",
+            "mirror_newest_created": status.newest_created.isoformat() if status.newest_created else "none",
+        })  # fmt: skip
+        return frame
 
     @dg.asset(
         **common,
@@ -117,6 +130,7 @@ def build_assets(
         stripe_charges: pl.DataFrame,
         db_payments: pl.DataFrame,
         stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
         payments_db: PaymentsDatabaseResource,
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
@@ -131,9 +145,10 @@ def build_assets(
             params = ReconcileParams(start=day, end=day, timezone=timezone_name, tolerance_percentage=float(policy.tolerance),
                                      include_refunds=policy.include_refunds, paid_statuses=paid, refunds_tracked=tracked,
                                      match_on=policy.match_on)  # fmt: skip
-            lookup = lookup_across_midnight(start, end, policy.margin, retrieve_charges=stripe.retrieve_charges,
-                                            charges_of_intents=stripe.fetch_intents,
-                                            find_payments=payments_db.find_ids, fetch_charges=stripe.list_charges)  # fmt: skip
+            source = stripe_mirror if stripe_mirror.enabled else stripe  # where neighbours are looked up too
+            lookup = lookup_across_midnight(start, end, policy.margin, retrieve_charges=source.retrieve_charges,
+                                            charges_of_intents=source.fetch_intents, find_payments=payments_db.find_ids,
+                                            fetch_charges=source.fetch_charges if stripe_mirror.enabled else stripe.list_charges)  # fmt: skip
             try:
                 charges = _within(stripe_charges, "created", start, end)
                 result = reconcile(charges, _within(db_payments, "created_at", start, end), params, find_neighbours=lookup)
@@ -144,6 +159,9 @@ def build_assets(
                     context.log.info(f"Auto-sync for {key}: {synced.synced} synced, {len(synced.failed)} failed")
                     if synced.synced:  # reconcile again against the repaired table: the report shows what is left
                         result = reconcile(charges, payments_db.read_window(start, end), params, find_neighbours=lookup)
+                if stripe_mirror.enabled:
+                    label, note, mismatches = stripe_mirror.verdict(charges, end, key, stripe.retrieve_charges)
+                    result = replace(result, stripe_source=label, source_note=note, source_mismatches=mismatches)
             except EXPECTED_ERRORS as exc:
                 fail_days(context, report_store, policy, "Could not reconcile", exc, days[i:])
             report_id = store.save(result, source="dagster", run_id=context.run_id)

@@ -41,6 +41,14 @@ def evaluate_day(
         return AssetCheckEvaluation(passed=True, metadata=figures, **common,
                                     description=f"Within the {policy.tolerance}% tolerance: {pct}.")  # fmt: skip
     severity = AssetCheckSeverity.ERROR if verdict == "critical" else AssetCheckSeverity.WARN
+    if result.source_mismatches:
+        shown = ", ".join(result.source_mismatches[:10]) + (" ..." if len(result.source_mismatches) > 10 else "")
+        return AssetCheckEvaluation(passed=False, severity=severity, metadata=figures, **common,
+                                    description=f"The Stripe mirror disagrees with the Stripe API on {len(result.source_mismatches)} "
+                                                f"charge(s) of {partition}: {shown}. Gross discrepancy {pct}.")  # fmt: skip
+    if result.source_note and not exceeds(result, policy.tolerance):
+        return AssetCheckEvaluation(passed=False, severity=severity, metadata=figures, **common,
+                                    description=f"{result.source_note[0].upper()}{result.source_note[1:]}. Otherwise {pct}.")  # fmt: skip
     invalid = result.counts()["invalid_rows"]
     if verdict == "warn" and not exceeds(result, policy.tolerance):
         return AssetCheckEvaluation(passed=False, severity=severity, metadata=figures, **common,
@@ -48,6 +56,7 @@ def evaluate_day(
                                                 f"the rest is within the {policy.tolerance}% tolerance: {pct}.")  # fmt: skip
     limit = f"the critical {policy.critical}%" if verdict == "critical" else f"the {policy.tolerance}% tolerance"
     also = f" {invalid} row(s) could not be reconciled (see invalid_rows)." if invalid else ""
+    also += f" And {result.source_note}." if result.source_note else ""
     return AssetCheckEvaluation(passed=False, severity=severity, metadata=figures, **common,
                                 description=f"Discrepancy of {pct} is above {limit}.{also}")  # fmt: skip
 

@@ -125,5 +125,8 @@ def alert_figures(result: ReconciliationResult, *, tolerance: Decimal, critical:
         "totals_by_currency": dg.MetadataValue.json(body["totals_by_currency"]),
         "top_recommendations": dg.MetadataValue.json(list(result.recommendations[:3])),
         "error": result.error or "",
+        "stripe_source": result.stripe_source,
+        "source_note": result.source_note or "",
+        "source_mismatches": dg.MetadataValue.json(list(result.source_mismatches[:50])),
     }
 

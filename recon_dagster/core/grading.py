@@ -23,9 +23,11 @@ def exceeds(result: ReconciliationResult, percent: Decimal) -> bool:
 
 
 def grade(result: ReconciliationResult, tolerance: Decimal, critical: Decimal) -> Grade:
-    if exceeds(result, critical):
+    # A Stripe mirror that disagrees with the API makes every figure of the day doubtful.
+    if exceeds(result, critical) or result.source_mismatches:
         return "critical"
-    # Rows left out of the reconciliation are unchecked money: never a clean pass.
-    if exceeds(result, tolerance) or any(f.kind == "invalid_rows" for f in result.findings):
+    # Rows left out of the reconciliation are unchecked money, and a mirror that has not caught up
+    # may lack charges: never a clean pass.
+    if exceeds(result, tolerance) or result.source_note or any(f.kind == "invalid_rows" for f in result.findings):
         return "warn"
     return "pass"

@@ -104,6 +104,12 @@ class ReconciliationResult:
     stripe_count: int = 0
     database_count: int = 0
     error: str | None = None
+    # Where the Stripe side came from ("api", or "mirror:<layout>") and what the source itself says
+    # about the day: a mirror that has not caught up (WARN), charges on which it disagrees with the
+    # API (ERROR). See sources/mirror_check.py.
+    stripe_source: str = "api"
+    source_note: str | None = None
+    source_mismatches: tuple[str, ...] = ()
 
     # -- the seed's list-shaped fields -------------------------------------------------------
     def of(self, kind: str) -> list[Finding]:
@@ -222,6 +228,9 @@ class ReconciliationResult:
             "database_count": self.database_count,
             "recommendations": list(self.recommendations),
             "error": self.error,
+            "stripe_source": self.stripe_source,
+            "source_note": self.source_note,
+            "source_mismatches": list(self.source_mismatches),
         }
 
     def to_record(self) -> dict[str, Any]:

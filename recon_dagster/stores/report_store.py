@@ -480,4 +480,5 @@ def _rebuild(record: dict[str, Any]) -> ReconciliationResult:
         **record, **{p: float(record[p]) for p in (*pct, "tolerance_percentage")},
         "date": date.fromisoformat(record["date"]), "end_date": date.fromisoformat(record["end_date"]),
         "totals": totals, "findings": findings, "recommendations": tuple(record["recommendations"]),
+        "source_mismatches": tuple(record.get("source_mismatches", ())),
     })  # fmt: skip
