@@ -16,6 +16,7 @@ disputed charges get their disputes from the mirror's `disputes` table.
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -112,7 +113,23 @@ def fetch_by(mirror: Mirror, column: str, values: list[str]) -> pl.DataFrame:
     return _validate(pl.DataFrame([[None if v is None else str(v) for v in r] for r in rows], schema=_RAW, orient="row"))
 
 
+# The newest sync time is a max over the whole table (no index to serve it): one scan serves the
+# steps of a run that ask within a few seconds of each other.
+_STATUS_TTL_SECONDS = 30.0
+_status_cache: dict[tuple[str, str], tuple[float, SyncStatus]] = {}
+
+
 def sync_status(mirror: Mirror) -> SyncStatus:
+    key = (mirror.url, mirror.schema)
+    cached = _status_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < _STATUS_TTL_SECONDS:
+        return cached[1]
+    status = _read_status(mirror)
+    _status_cache[key] = (time.monotonic(), status)
+    return status
+
+
+def _read_status(mirror: Mirror) -> SyncStatus:
     with connect(mirror.url) as conn:
         query = sql.SQL("SELECT max({sync}), max({created}) FROM {table}").format(
             sync=sql.Identifier(mirror.sync_column), created=_created(mirror), table=sql.Identifier(mirror.schema, "charges"))
