@@ -126,14 +126,42 @@ def cmd_payouts(args: argparse.Namespace) -> int:
     return {"reconciled": 0, "problems": 1}.get(result.status, 2)
 
 
+def _finding_text(side: dict | None) -> str:
+    """One side of a version change: 'amount_mismatches 25.00/20.00 USD' (Stripe/database), or 'absent'."""
+    if side is None:
+        return "absent"
+    return f"{side['kind']} {side['stripe_amount'] or '-'}/{side['database_amount'] or '-'} {side['currency']}".rstrip()
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    from recon_dagster.stores.report_store import ReportStore
+    """Without --start: each day's current report. With it: every version of those days, so an
+    auditor sees what a day said before each re-run and which charges changed."""
+    from recon_dagster.service import as_date
     from recon_dagster.settings import Settings
+    from recon_dagster.stores.report_store import ReportStore, ReportStoreError
 
     try:
-        rows = ReportStore(Settings.from_env().report_store_url).history()
-    except ConfigError as exc:
+        if args.end and not args.start:
+            raise ConfigError("--end", "needs --start")
+        start = as_date(args.start, "--start") if args.start else None
+        end = as_date(args.end, "--end") if args.end else start
+        if start and end < start:
+            raise ConfigError("--end", f"{end} is before --start {start}")
+        store = ReportStore(Settings.from_env().report_store_url)
+        versions = store.versions(start, end) if start else None
+        rows = store.history() if not start else None
+    except (ConfigError, ReportStoreError) as exc:
         return _error(args, str(exc))
+    if versions is not None:
+        if args.json:
+            _print_json({"versions": versions})
+            return 0
+        for v in versions[: args.limit]:
+            print(f"{v['date']} v{v['version']:<3} {v['generated_at']}  {v['trigger'] or '-':<11} {v['status']:<17} "
+                  f"{v['currency'] or '-':<4} {v['discrepancy_percentage']:>8.3f}%  changed {len(v['changed'])}")  # fmt: skip
+            for c in v["changed"]:
+                print(f"    {c['payment_id'] or '(no id)'}: {_finding_text(c['before'])} -> {_finding_text(c['after'])}")
+        return 0
     if args.json:
         _print_json({"reports": rows})
         return 0
@@ -183,8 +211,10 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=cmd_payouts)
 
-    h = sub.add_parser("history", help="stored reports, newest first")
-    h.add_argument("--limit", type=int, default=30)
+    h = sub.add_parser("history", help="stored reports, newest first; with --start, every version of those days")
+    h.add_argument("--start", help="list every version of the reports from this day, YYYY-MM-DD")
+    h.add_argument("--end", help="last day, inclusive (default: --start)")
+    h.add_argument("--limit", type=int, default=30, help="lines shown without --json")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_history)
 

@@ -76,14 +76,14 @@ def test_check_metadata_carries_the_figures_alerts_need(world, instance, monkeyp
     assert check.target_materialization_data is not None
 
 
-def test_rematerializing_a_day_replaces_its_report(world, instance, monkeypatch):
+def test_rematerializing_a_day_adds_a_report_version_and_replaces_its_asset_rows(world, instance, monkeypatch):
     world.sale("ch_1", 10_000, at(D1))
     world.materialize(monkeypatch, D1.isoformat(), instance=instance)
     world.row("ch_late", 700, at(D1, 18))
     assert world.materialize(monkeypatch, D1.isoformat(), instance=instance).success
     with duckdb.connect(str(world.root / "recon.duckdb"), read_only=True) as con:
-        rows = con.execute("select count(*) from reconciliation_reports where date = ?", [D1]).fetchone()[0]
-    assert rows == 1
+        versions = con.execute("select version from reconciliation_reports where date = ? order by version", [D1]).fetchall()
+    assert versions == [(1,), (2,)]  # every version kept for the audit; the latest is current
     assert store_of(world).latest(D1).missing_in_stripe == ["ch_late"]
     with duckdb.connect(str(world.root / "assets.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from recon_assets.stripe_charges").fetchone()[0] == 1

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 
 from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.stores.report_versions import VERSION_KEYS
 from recon_dagster_tests.scenario import API_KEY, at
 
 DAY, NEXT = date(2024, 5, 6), date(2024, 5, 7)
@@ -23,6 +24,11 @@ def run(world, *args: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **world.environment(**env)}
     return subprocess.run([sys.executable, "-m", "recon_dagster.cli", "reconcile", *args], cwd=world.root,
                           env=full_env, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def history(world, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "recon_dagster.cli", "history", *args], cwd=world.root,
+                          env={**os.environ, **world.environment()}, capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
 def test_clean_day_exits_zero_with_the_seed_fields_in_json(world):
@@ -99,3 +105,48 @@ def test_bad_configuration_exits_two_naming_the_problem_and_writes_nothing(world
     assert named in json.loads(out.stdout)["error"]
     assert named in out.stderr
     assert not (world.root / "recon.duckdb").exists()
+
+
+# -- history ---------------------------------------------------------------------------------------
+def test_history_start_end_json_lists_every_version_newest_first_with_what_changed(world):
+    world.sale("ch_1", 10_000, at(DAY))
+    world.sale("ch_2", 2_500, at(DAY), record=False)
+    world.sale("ch_9", 1_000, at(NEXT))
+    run(world, "--start", DAY.isoformat())  # version 1: ch_2 is missing in the database
+    run(world, "--start", NEXT.isoformat())
+    world.row("ch_2", 2_000, at(DAY, 13))  # recorded later, for the wrong amount
+    run(world, "--start", DAY.isoformat())  # version 2: ch_2 is an amount mismatch
+    out = history(world, "--start", DAY.isoformat(), "--end", NEXT.isoformat(), "--json")
+    assert out.returncode == 0, out.stderr
+    versions = json.loads(out.stdout)["versions"]
+    assert [(v["date"], v["end_date"], v["version"], v["trigger"]) for v in versions] == [
+        ("2024-05-06", "2024-05-06", 2, "cli"), ("2024-05-07", "2024-05-07", 1, "cli"),
+        ("2024-05-06", "2024-05-06", 1, "cli")]  # fmt: skip
+    assert all(tuple(v) == VERSION_KEYS for v in versions)
+    assert (versions[0]["status"], versions[0]["stripe_total"], versions[0]["database_total"]) == (
+        "discrepancy_found", "125.00", "120.00")  # fmt: skip
+    assert versions[0]["changed"] == [{
+        "payment_id": "ch_2",
+        "before": {"kind": "missing_in_database", "currency": "USD", "stripe_amount": "25.00", "database_amount": None,
+                   "difference": "25.00"},
+        "after": {"kind": "amount_mismatches", "currency": "USD", "stripe_amount": "25.00", "database_amount": "20.00",
+                  "difference": "5.00"},
+    }]  # fmt: skip
+    assert [v["changed"] for v in versions[1:]] == [[], []]
+
+
+def test_history_start_alone_is_that_day_and_without_start_only_latest_reports(world):
+    world.sale("ch_1", 10_000, at(DAY))
+    world.sale("ch_9", 1_000, at(NEXT))
+    for day in (DAY, DAY, NEXT):
+        run(world, "--start", day.isoformat())
+    one_day = json.loads(history(world, "--start", DAY.isoformat(), "--json").stdout)["versions"]
+    assert [(v["date"], v["version"]) for v in one_day] == [("2024-05-06", 2), ("2024-05-06", 1)]
+    latest = json.loads(history(world, "--json").stdout)["reports"]
+    assert [(r["date"], r["version"]) for r in latest] == [("2024-05-07", 1), ("2024-05-06", 2)]
+
+
+def test_history_end_without_start_exits_two_naming_the_flag(world):
+    out = history(world, "--end", DAY.isoformat(), "--json")
+    assert out.returncode == 2
+    assert "--end" in json.loads(out.stdout)["error"]

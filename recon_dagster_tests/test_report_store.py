@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,9 @@ import psycopg
 import pytest
 
 from recon_dagster.core.result import CurrencyTotals, Finding, ReconciliationResult
-from recon_dagster.stores.report_store import MIGRATIONS, ReportStore
+from recon_dagster.money import to_major
+from recon_dagster.stores.report_store import MIGRATIONS, ReportStore, _jsonable
+from recon_dagster.stores.report_versions import VERSION_KEYS, trigger_of_run
 
 DAY = date(2024, 3, 10)
 TABLES = {"recon_schema_migrations", "reconciliation_reports", "reconciliation_line_items",
@@ -61,6 +64,21 @@ def raw(store: ReportStore, sql: str) -> list[tuple]:
             return conn.execute(sql).fetchall()
     with psycopg.connect(store.url) as conn:
         return conn.execute(sql).fetchall()
+
+
+def run_raw(store: ReportStore, statements: list[tuple[str, tuple]]) -> None:
+    """Execute statements (`?` placeholders) on the store's database in one transaction."""
+    if store.path is not None:
+        store.path.parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(str(store.path)) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            for sql, params in statements:
+                conn.execute(sql, list(params))
+            conn.execute("COMMIT")
+        return
+    with psycopg.connect(store.url) as conn:
+        for sql, params in statements:
+            conn.execute(sql.replace("?", "%s"), params)
 
 
 # -- builders --------------------------------------------------------------------------------------
@@ -158,14 +176,21 @@ def test_line_items_keep_exact_minor_units_per_currency(store):
     assert len(rows) == 8
 
 
-def test_resave_same_day_leaves_one_report_and_only_new_line_items(store):
-    store.save(result())
+def test_resave_same_day_adds_a_version_and_the_latest_is_current(store):
+    first_id = store.save(result())
     new = result(findings=(finding("missing_in_stripe", "ch_new", database_amount=10, difference=-10),))
     report_id = store.save(new)
-    assert raw(store, "SELECT id FROM {s}reconciliation_reports") == [(report_id,)]
-    assert raw(store, "SELECT report_id, payment_id FROM {s}reconciliation_line_items") == [(report_id, "ch_new")]
-    assert raw(store, "SELECT count(*) FROM {s}reconciliation_currency_totals") == [(2,)]
+    assert raw(store, "SELECT id, version FROM {s}reconciliation_reports ORDER BY version") == [(first_id, 1), (report_id, 2)]
     assert store.latest(DAY) == new
+    [current] = store.history()
+    assert (current["id"], current["version"], current["findings"]) == (report_id, 2, 1)
+
+
+def test_older_versions_keep_their_line_items_and_totals(store):
+    first_id = store.save(result())
+    store.save(result(findings=(finding("missing_in_stripe", "ch_new", database_amount=10, difference=-10),)))
+    assert raw(store, f"SELECT count(*) FROM {{s}}reconciliation_line_items WHERE report_id = '{first_id}'") == [(8,)]
+    assert raw(store, f"SELECT count(*) FROM {{s}}reconciliation_currency_totals WHERE report_id = '{first_id}'") == [(2,)]
 
 
 def test_range_report_is_kept_apart_from_day_reports(store):
@@ -175,7 +200,8 @@ def test_range_report_is_kept_apart_from_day_reports(store):
     store.save(result())
     assert store.latest(DAY, DAY + timedelta(days=6)) == week
     assert store.latest(DAY).stripe_total == 123456
-    assert raw(store, "SELECT count(*) FROM {s}reconciliation_reports") == [(2,)]
+    versions = raw(store, "SELECT end_date, max(version) FROM {s}reconciliation_reports GROUP BY end_date ORDER BY end_date")
+    assert versions == [(DAY, 2), (DAY + timedelta(days=6), 1)]
 
 
 def test_save_error_records_status_error_with_message(store):
@@ -274,3 +300,151 @@ def test_disputes_and_invalid_rows_are_kept_as_line_items(store):
         ("missing_in_stripe", "pi_9", None, None, None, None, "pi_9"),
     ]
     assert store.latest(DAY).findings == findings
+
+
+# -- versions --------------------------------------------------------------------------------------
+def at_version_3(store: ReportStore, saved: list[tuple[ReconciliationResult, str]]) -> None:
+    """The store as the code before migration 4 left it: MIGRATIONS[:3] applied by hand, then
+    each (result, source) saved in the old layout (no version, no trigger, UNIQUE (date, end_date))."""
+    pg = store.path is None
+    json_type, double = ("JSONB", "DOUBLE PRECISION") if pg else ("JSON", "DOUBLE")
+    prefix = f'"{store.schema}".' if store.schema else ""
+    statements = [(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"', ())] if store.schema else []
+    statements.append((f"CREATE TABLE {prefix}recon_schema_migrations "
+                       "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())", ()))  # fmt: skip
+    for version, sqls in MIGRATIONS[:3]:
+        statements += [(q.replace("{s}", prefix).replace("{json}", json_type).replace("{double}", double), ()) for q in sqls]
+        statements.append((f"INSERT INTO {prefix}recon_schema_migrations (version) VALUES (?)", (version,)))
+    for r, source in saved:
+        details = _jsonable({**r.to_json_dict(), "_record": {"version": 1, **r.to_record()}})
+        row = (str(uuid.uuid4()), r.date, r.end_date, r.timezone, r.currency, to_major(r.stripe_total, r.currency),
+               to_major(r.database_total, r.currency), to_major(r.discrepancy, r.currency), r.stripe_total,
+               r.database_total, r.discrepancy, r.discrepancy_percentage, to_major(r.gross_discrepancy, r.currency),
+               r.gross_discrepancy, r.gross_discrepancy_percentage, r.tolerance_percentage, r.include_refunds,
+               r.stripe_count, r.database_count, r.status, r.error, json.dumps(details), source, "old-run")  # fmt: skip
+        statements.append((f"INSERT INTO {prefix}reconciliation_reports VALUES ({', '.join(['?'] * 21)}, "
+                           f"CAST(? AS {json_type}), ?, ?, now())", row))  # fmt: skip
+    run_raw(store, statements)
+
+
+def test_migration_from_version_3_keeps_each_report_as_version_1(store):
+    scheduled, by_cli = result(), result(DAY + timedelta(days=1))
+    at_version_3(store, [(scheduled, "dagster"), (by_cli, "cli")])
+    assert store.migrate() == [4]
+    assert (store.latest(DAY), store.latest(DAY + timedelta(days=1))) == (scheduled, by_cli)
+    # Who started a Dagster run was not recorded before version 4: NULL, not a guess.
+    kept = {(v["date"], v["version"], v["trigger"], v["run_id"]) for v in store.versions(DAY, DAY + timedelta(days=1))}
+    assert kept == {("2024-03-10", 1, None, "old-run"), ("2024-03-11", 1, "cli", "old-run")}
+    store.save(result(stripe_total=100000))  # migration 1's UNIQUE (date, end_date) would refuse this
+    assert [v["version"] for v in store.versions(DAY)] == [2, 1]
+
+
+def test_migrated_table_refuses_a_second_row_with_the_same_version(store):
+    at_version_3(store, [(result(), "dagster")])
+    store.migrate()
+    schema = store.schema or "main"
+    cols = ", ".join(c for (c,) in raw(store, "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                             f"'{schema}' AND table_name = 'reconciliation_reports' "
+                                             "ORDER BY ordinal_position") if c != "id")  # fmt: skip
+    prefix = f'"{store.schema}".' if store.schema else ""
+    copy = f"INSERT INTO {prefix}reconciliation_reports (id, {cols}) SELECT 'copy', {cols} FROM {prefix}reconciliation_reports"
+    with pytest.raises((duckdb.ConstraintException, psycopg.errors.UniqueViolation)):
+        run_raw(store, [(copy, ())])
+
+
+def test_versions_list_every_version_newest_first_with_trigger_and_run(store):
+    store.save(result(), run_id="r1", trigger="schedule")
+    store.save(result(DAY + timedelta(days=1)), run_id="r2", trigger="backfill")
+    store.save(result(stripe_total=100000), run_id="r3", trigger="late_change")
+    store.save(result(DAY + timedelta(days=2)))  # outside the window
+    versions = store.versions(DAY, DAY + timedelta(days=1))
+    assert [(v["date"], v["version"], v["trigger"], v["run_id"]) for v in versions] == [
+        ("2024-03-10", 2, "late_change", "r3"), ("2024-03-11", 1, "backfill", "r2"), ("2024-03-10", 1, "schedule", "r1")]  # fmt: skip
+    assert all(tuple(v) == VERSION_KEYS for v in versions)
+    stamps = [datetime.fromisoformat(v["generated_at"]) for v in versions]
+    assert stamps == sorted(stamps, reverse=True) and all(t.utcoffset() == timedelta(0) for t in stamps)
+    newest = versions[0]
+    assert (newest["currency"], newest["stripe_total"], newest["database_total"], newest["discrepancy"]) == (
+        "USD", "1000.00", "1200.00", "-200.00")  # fmt: skip
+    assert (newest["status"], newest["discrepancy_percentage"], newest["gross_discrepancy"]) == ("discrepancy_found", 2.79, "39.57")
+    assert [v["changed"] for v in versions[1:]] == [[], []]  # first versions
+
+
+def test_changed_names_the_charges_whose_class_or_amount_changed_and_no_other(store):
+    same = finding("missing_in_stripe", "ch_same", database_amount=500, difference=-500)
+    store.save(result(findings=(
+        finding("missing_in_database", "ch_class", stripe_amount=1000, difference=1000),
+        finding("amount_mismatches", "ch_amount", stripe_amount=1000, database_amount=999, difference=1), same)))
+    store.save(result(findings=(
+        same, finding("amount_mismatches", "ch_class", stripe_amount=1000, database_amount=900, difference=100),
+        finding("amount_mismatches", "ch_amount", stripe_amount=1000, database_amount=950, difference=50))))  # fmt: skip
+    newest, first = store.versions(DAY)
+    usd = {"currency": "USD", "stripe_amount": "10.00"}
+    assert first["changed"] == []
+    assert newest["changed"] == [
+        {"payment_id": "ch_amount",
+         "before": {"kind": "amount_mismatches", **usd, "database_amount": "9.99", "difference": "0.01"},
+         "after": {"kind": "amount_mismatches", **usd, "database_amount": "9.50", "difference": "0.50"}},
+        {"payment_id": "ch_class",
+         "before": {"kind": "missing_in_database", **usd, "database_amount": None, "difference": "10.00"},
+         "after": {"kind": "amount_mismatches", **usd, "database_amount": "9.00", "difference": "1.00"}},
+    ]  # fmt: skip
+
+
+def test_changed_shows_findings_that_appeared_or_disappeared_against_null(store):
+    store.save(result(findings=(finding("missing_in_database", "ch_fixed", stripe_amount=700, difference=700),)))
+    store.save(result(findings=(finding("missing_in_stripe", "ch_new", "JPY", database_amount=1500, difference=-1500),)))
+    [newest, _] = store.versions(DAY)
+    assert newest["changed"] == [
+        {"payment_id": "ch_fixed", "after": None, "before": {"kind": "missing_in_database", "currency": "USD",
+                                                             "stripe_amount": "7.00", "database_amount": None, "difference": "7.00"}},
+        {"payment_id": "ch_new", "before": None, "after": {"kind": "missing_in_stripe", "currency": "JPY",
+                                                           "stripe_amount": None, "database_amount": "1500", "difference": "-1500"}},
+    ]  # fmt: skip
+
+
+def test_concurrent_saves_of_one_day_get_distinct_versions_1_to_n(store):
+    store.migrate()
+    n = 8
+    barrier, errors = threading.Barrier(n), []
+
+    def run(i: int):
+        barrier.wait()
+        try:
+            ReportStore(store.url, schema=store.schema).save(result(stripe_total=100000 + i), run_id=f"r{i}")
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = raw(store, "SELECT version, run_id FROM {s}reconciliation_reports ORDER BY version")
+    assert [v for v, _ in rows] == list(range(1, n + 1))
+    assert len({r for _, r in rows}) == n
+    assert store.latest(DAY).stripe_total == 100000 + int(rows[-1][1][1:])  # the last to commit is current
+
+
+def test_trigger_defaults_to_the_service_source_else_manual(store):
+    for source in ("cli", "api", "dagster"):
+        store.save(result(), source=source)
+    assert [v["trigger"] for v in store.versions(DAY)] == ["manual", "api", "cli"]
+
+
+def test_unknown_trigger_is_refused_before_anything_is_written(store):
+    with pytest.raises(ValueError, match="trigger"):
+        store.save(result(), trigger="cron")
+    assert store.latest(DAY) is None
+
+
+@pytest.mark.parametrize(("tags", "trigger"), [
+    ({"recon/trigger": "late_change", "dagster/schedule_name": "daily"}, "late_change"),
+    ({"dagster/schedule_name": "daily_reconciliation"}, "schedule"),
+    ({"dagster/backfill": "kqzbwgfv"}, "backfill"),
+    ({}, "manual"),
+    ({"recon/trigger": "whenever"}, "manual"),  # unknown: ignored, the run already reconciled
+])  # fmt: skip
+def test_run_tags_name_the_trigger(tags, trigger):
+    assert trigger_of_run(tags) == trigger

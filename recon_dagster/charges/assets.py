@@ -15,6 +15,7 @@ import polars as pl
 from recon_dagster.core.reconcile import reconcile
 from recon_dagster.core.result import ReconcileParams
 from recon_dagster.stores.io_managers import partition_expr
+from recon_dagster.stores.report_versions import trigger_of_run
 from recon_dagster.charges.neighbours import lookup_across_midnight
 from recon_dagster.partitions import day_window
 from recon_dagster.sources.payments_db import PaymentsDataError
@@ -49,7 +50,8 @@ def fail_days(
     reports = store.store()
     for day in days:
         reports.save_error(day, day, policy.timezone, message, tolerance=float(policy.tolerance),
-                           include_refunds=policy.include_refunds, source="dagster", run_id=context.run_id)  # fmt: skip
+                           include_refunds=policy.include_refunds, source="dagster", run_id=context.run_id,
+                           trigger=trigger_of_run(context.run.tags))  # fmt: skip
     raise dg.Failure(description=message, metadata={"days": [d.isoformat() for d in days]}, allow_retries=False)
 
 
@@ -164,7 +166,8 @@ def build_assets(
                     result = replace(result, stripe_source=label, source_note=note, source_mismatches=mismatches)
             except EXPECTED_ERRORS as exc:
                 fail_days(context, report_store, policy, "Could not reconcile", exc, days[i:])
-            report_id = store.save(result, source="dagster", run_id=context.run_id)
+            report_id = store.save(result, source="dagster", run_id=context.run_id,
+                                   trigger=trigger_of_run(context.run.tags))  # a new version: earlier ones stay
             context.add_asset_metadata(report_metadata(result, report_id), partition_key=key)
             context.log.info(
                 f"Reconciliation completed for {key}: {result.status}, discrepancy "

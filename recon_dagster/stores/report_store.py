@@ -4,16 +4,21 @@ Why it exists: Dagster runs, the CLI and trend checks all need yesterday's answe
 re-running the reconciliation, and people want to query findings with plain SQL.
 
 Tables (created by versioned migrations, see `MIGRATIONS`):
-  reconciliation_reports         one row per (date, end_date); headline money as BIGINT minor
-                                 units plus DECIMAL(38,4) major units; `details` JSON.
-  reconciliation_line_items      one row per `Finding`, for SQL (by day, by payment id).
-  reconciliation_currency_totals one row per `CurrencyTotals`.
+  reconciliation_reports         one row per version of (date, end_date): re-running a day adds
+                                 version max+1 with its `trigger` and `run_id`, the highest is
+                                 current; headline money as BIGINT minor units plus DECIMAL(38,4)
+                                 major units; `details` JSON.
+  reconciliation_line_items      one row per `Finding` of a report id, for SQL (by day, by payment id).
+  reconciliation_currency_totals one row per `CurrencyTotals` of a report id.
   sync_audit                     what a sync did (or would have done) per payment.
 
 Rebuild decision: `details` holds `result.to_json_dict()` (the human/CLI shape, major units)
 plus `details["_record"]`, the lossless minor-unit `result.to_record()` (dates as ISO strings,
 non-finite floats as strings). `latest()` rebuilds the result from `_record` alone; the line-item
 and totals tables are derived copies for querying, written in the same transaction.
+
+Versions (issue 15): auditors must see what a day said before it was re-run, so nothing is
+replaced. `versions()` lists them with what changed; triggers and diffs live in report_versions.py.
 
 DuckDB allows one writer process per file, so connections are opened per operation and
 connecting retries with backoff while another process holds the lock.
@@ -40,13 +45,15 @@ from urllib.parse import parse_qs, urlsplit
 from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconciliationResult
 from recon_dagster.money import exponent, to_major
 from recon_dagster.settings import redact_url
+from recon_dagster.stores.report_versions import changes, describe, trigger_for_save
 
 _DOUBLE = "{double}"
 _R, _L, _C, _S = "reconciliation_reports", "reconciliation_line_items", "reconciliation_currency_totals", "sync_audit"
 
 # (version, statements). Append new versions; never edit an applied one. `{s}` is the schema
-# prefix, `{json}` / `{double}` the dialect's JSON and double types.
-MIGRATIONS: list[tuple[int, list[str]]] = [
+# prefix, `{json}` / `{double}` the dialect's JSON and double types. Statements that differ per
+# database are a {dialect name: statements} mapping.
+MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
     (1, [
         f"""CREATE TABLE {{s}}{_R} (
             id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL, timezone TEXT NOT NULL,
@@ -112,12 +119,56 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "CREATE INDEX IF NOT EXISTS payout_line_items_day_idx ON {s}payout_line_items (date, end_date)",
         "CREATE INDEX IF NOT EXISTS payout_line_items_id_idx ON {s}payout_line_items (id)",
     ]),
+    # Every version of a report (issue 15): `version` and `trigger`, UNIQUE (date, end_date, version).
+    # Rows saved before this have version 1 and, unless the service saved them (cli/api), trigger
+    # NULL: whether a schedule, a backfill or a person ran them was not recorded, and guessing
+    # `manual` would tell auditors something nobody knows.
+    (4, {
+        "postgresql": [
+            "ALTER TABLE {s}reconciliation_reports ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE {s}reconciliation_reports ALTER COLUMN version DROP DEFAULT",  # save() always says which
+            "ALTER TABLE {s}reconciliation_reports ADD COLUMN trigger TEXT",
+            "UPDATE {s}reconciliation_reports SET trigger = source WHERE source IN ('cli', 'api')",
+            # PostgreSQL's name for migration 1's UNIQUE (date, end_date).
+            "ALTER TABLE {s}reconciliation_reports DROP CONSTRAINT reconciliation_reports_date_end_date_key",
+            "ALTER TABLE {s}reconciliation_reports ADD CONSTRAINT reconciliation_reports_date_end_date_version_key "
+            "UNIQUE (date, end_date, version)",
+        ],
+        # DuckDB cannot drop a UNIQUE constraint (DROP CONSTRAINT: "No support for that ALTER TABLE
+        # option yet" as of 2.0), so the table is rebuilt: same columns in the same order, version
+        # and trigger appended as PostgreSQL's ADD COLUMN does. It all runs in migrate()'s
+        # transaction: a failure leaves the old table as it was.
+        "duckdb": [
+            """CREATE TABLE {s}reconciliation_reports_v4 (
+                id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL, timezone TEXT NOT NULL,
+                currency TEXT, stripe_total DECIMAL(38,4) NOT NULL, database_total DECIMAL(38,4) NOT NULL,
+                discrepancy DECIMAL(38,4) NOT NULL, stripe_total_minor BIGINT NOT NULL,
+                database_total_minor BIGINT NOT NULL, discrepancy_minor BIGINT NOT NULL,
+                discrepancy_percentage {double} NOT NULL, gross_discrepancy DECIMAL(38,4) NOT NULL,
+                gross_discrepancy_minor BIGINT NOT NULL, gross_discrepancy_percentage {double} NOT NULL,
+                tolerance_percentage {double} NOT NULL, include_refunds BOOLEAN NOT NULL,
+                stripe_count BIGINT NOT NULL, database_count BIGINT NOT NULL, status TEXT NOT NULL,
+                error TEXT, details {json} NOT NULL, source TEXT NOT NULL, run_id TEXT,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), version INTEGER NOT NULL, trigger TEXT,
+                UNIQUE (date, end_date, version))""",
+            "INSERT INTO {s}reconciliation_reports_v4 SELECT *, 1, CASE WHEN source IN ('cli', 'api') THEN source END "
+            "FROM {s}reconciliation_reports",
+            "DROP TABLE {s}reconciliation_reports",
+            "ALTER TABLE {s}reconciliation_reports_v4 RENAME TO reconciliation_reports",
+        ],
+    }),
 ]  # fmt: skip
 
 _LINE_COLUMNS = ("report_id", "position", "date", "end_date", "kind", "payment_id", "currency", "stripe_amount",
                  "database_amount", "difference", "stripe_amount_major", "database_amount_major",
                  "difference_major", "stripe_status", "database_status", "detail", "database_id", "dispute_id",
                  "dispute_status", "source", "invalid_column")  # fmt: skip
+_MONEY = ("stripe_total", "database_total", "discrepancy", "gross_discrepancy")
+# A report's summary columns, as history() and versions() read them.
+_SUMMARY = ("id", "date", "end_date", "version", "trigger", "timezone", "status", "currency", *_MONEY,
+            *(f"{m}_minor" for m in _MONEY), "discrepancy_percentage", "gross_discrepancy_percentage",
+            "tolerance_percentage", "include_refunds", "stripe_count", "database_count", "error", "source",
+            "run_id", "created_at")  # fmt: skip
 _SYNC_COLUMNS = ("id", "seq", "at", "run_id", "payment_id", "action", "result", "reason", "dry_run", "date")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _DUCK_LOCKS: dict[str, threading.Lock] = {}
@@ -233,7 +284,7 @@ class ReportStore:
             for version, statements in MIGRATIONS:
                 if version in done:
                     continue
-                for statement in statements:
+                for statement in statements[d.name] if isinstance(statements, dict) else statements:
                     s.run(self._sql(statement.replace("{json}", d.json).replace("{double}", d.double)))
                 s.run(self._sql("INSERT INTO {s}recon_schema_migrations (version) VALUES (?)"), (version,))
                 applied.append(version)
@@ -241,8 +292,12 @@ class ReportStore:
         return applied
 
     # -- reports --------------------------------------------------------------------------------
-    def save(self, result: ReconciliationResult, *, source: str = "dagster", run_id: str | None = None) -> str:
-        """Replace the stored report for (result.date, result.end_date) in one transaction."""
+    def save(self, result: ReconciliationResult, *, source: str = "dagster", run_id: str | None = None,
+             trigger: str | None = None) -> str:
+        """Store the next version of (result.date, result.end_date) in one transaction; returns its id.
+        `source` is who saved (dagster, cli, api); `trigger` what started it (see report_versions:
+        default `source` for cli/api, else `manual`). Earlier versions are kept."""
+        trigger = trigger_for_save(trigger, source)
         self._ensure()
         report_id, cur = str(uuid.uuid4()), result.currency
         key = (result.date, result.end_date)
@@ -258,7 +313,7 @@ class ReportStore:
             result.discrepancy, float(result.discrepancy_percentage), major(result.gross_discrepancy, cur) or Decimal(0),
             result.gross_discrepancy, float(result.gross_discrepancy_percentage), float(result.tolerance_percentage),
             bool(result.include_refunds), result.stripe_count, result.database_count, result.status, result.error,
-            json.dumps(details, allow_nan=False), source, run_id,
+            json.dumps(details, allow_nan=False), source, run_id, trigger,
         )  # fmt: skip
         lines = [
             (report_id, i, *key, f.kind, f.payment_id, f.currency, f.stripe_amount, f.database_amount, f.difference,
@@ -277,57 +332,56 @@ class ReportStore:
             for t in result.totals
         ]  # fmt: skip
         with self._tx() as s:
-            if self.dialect is _PG:  # two savers of one day queue up instead of colliding on UNIQUE
+            # Two savers of one day must not both read max = n and both write n + 1. PostgreSQL: they
+            # queue on an advisory lock per day, held to commit, so the second reads the first's row
+            # (READ COMMITTED reads afresh per statement). DuckDB: writers in this process hold
+            # `_duck_lock`, and another process cannot open the file while this one has it. The
+            # UNIQUE (date, end_date, version) constraint backs both up.
+            if self.dialect is _PG:
                 s.run("SELECT pg_advisory_xact_lock(?)", (_lock_key("save", self.schema or "", *map(str, key)),))
-            for table in (_L, _C, _R):
-                s.run(self._sql(f"DELETE FROM {{s}}{table} WHERE date = ? AND end_date = ?"), key)
+            [(version,)] = s.run(self._sql(f"SELECT COALESCE(MAX(version), 0) + 1 FROM {{s}}{_R} "
+                                           "WHERE date = ? AND end_date = ?"), key)  # fmt: skip
             s.run(self._sql(f"INSERT INTO {{s}}{_R} (id, date, end_date, timezone, currency, stripe_total, "
                             "database_total, discrepancy, stripe_total_minor, database_total_minor, discrepancy_minor, "
                             "discrepancy_percentage, gross_discrepancy, gross_discrepancy_minor, "
                             "gross_discrepancy_percentage, tolerance_percentage, include_refunds, stripe_count, "
-                            "database_count, status, error, details, source, run_id) VALUES "
-                            f"({', '.join(['?'] * 21)}, CAST(? AS {self.dialect.json}), ?, ?)"), report)
+                            "database_count, status, error, details, source, run_id, trigger, version) VALUES "
+                            f"({', '.join(['?'] * 21)}, CAST(? AS {self.dialect.json}), ?, ?, ?, ?)"),
+                  (*report, version))  # fmt: skip
             s.bulk(_L, _LINE_COLUMNS, lines)
             if totals:
                 s.many(self._sql(f"INSERT INTO {{s}}{_C} VALUES ({', '.join(['?'] * 18)})"), totals)
         return report_id
 
     def save_error(self, start: date, end: date, timezone: str, message: str, *, tolerance: float,
-                   include_refunds: bool, source: str = "dagster", run_id: str | None = None) -> str:
-        """Record that the range could not be reconciled (status `error`); `message` is stored as
-        given, so callers pass text that is already free of secrets."""
+                   include_refunds: bool, source: str = "dagster", run_id: str | None = None,
+                   trigger: str | None = None) -> str:
+        """Record, as the next version, that the range could not be reconciled (status `error`);
+        `message` is stored as given, so callers pass text that is already free of secrets."""
         failed = ReconciliationResult.failed(start, end, timezone, message, tolerance=tolerance,
                                              include_refunds=include_refunds)  # fmt: skip
-        return self.save(failed, source=source, run_id=run_id)
+        return self.save(failed, source=source, run_id=run_id, trigger=trigger)
 
     def latest(self, date: date, end_date: date | None = None) -> ReconciliationResult | None:
-        """The stored result for (date, end_date or date), rebuilt losslessly, or None."""
+        """The current (highest) version for (date, end_date or date), rebuilt losslessly, or None."""
         self._ensure()
         with self._tx() as s:
-            rows = s.run(self._sql(f"SELECT details FROM {{s}}{_R} WHERE date = ? AND end_date = ?"),
-                         (date, end_date or date))  # fmt: skip
+            rows = s.run(self._sql(f"SELECT details FROM {{s}}{_R} WHERE date = ? AND end_date = ? "
+                                   "ORDER BY version DESC LIMIT 1"), (date, end_date or date))  # fmt: skip
         if not rows:
             return None
-        details = rows[0][0]
-        return _rebuild((json.loads(details) if isinstance(details, str) else details)["_record"])
+        return _rebuild(_details(rows[0][0])["_record"])
 
     def history(self, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
-        """Summary rows whose first day is within [start, end], newest first: money as exact
-        `Decimal` major units (scaled to the currency's decimals) and minor ints, counts per class."""
+        """The current version of each report whose first day is within [start, end], newest day
+        first: money as exact `Decimal` major units (scaled to the currency's decimals) and minor
+        ints, counts per class, `version` and `trigger`. Every version: `versions()`."""
         self._ensure()
-        where, params = ["1 = 1"], []
-        if start is not None:
-            where.append("r.date >= ?"), params.append(start)
-        if end is not None:
-            where.append("r.date <= ?"), params.append(end)
-        cond = " AND ".join(where)
-        money = ("stripe_total", "database_total", "discrepancy", "gross_discrepancy")
-        cols = ("id", "date", "end_date", "timezone", "status", "currency", *money,
-                *(f"{m}_minor" for m in money), "discrepancy_percentage", "gross_discrepancy_percentage",
-                "tolerance_percentage", "include_refunds", "stripe_count", "database_count", "error", "source",
-                "run_id", "created_at")  # fmt: skip
+        cond, params = _within(start, end)
+        cond += (f" AND r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
+                 "WHERE x.date = r.date AND x.end_date = r.end_date)")  # fmt: skip
         with self._tx() as s:
-            rows = s.run(self._sql(f"SELECT {', '.join('r.' + c for c in cols)} FROM {{s}}{_R} r WHERE {cond} "
+            rows = s.run(self._sql(f"SELECT {', '.join('r.' + c for c in _SUMMARY)} FROM {{s}}{_R} r WHERE {cond} "
                                    "ORDER BY r.date DESC, r.end_date DESC"), params)  # fmt: skip
             counted = s.run(self._sql(f"SELECT r.id, l.kind, count(*) FROM {{s}}{_R} r JOIN {{s}}{_L} l "
                                       f"ON l.report_id = r.id WHERE {cond} GROUP BY r.id, l.kind"), params)  # fmt: skip
@@ -336,14 +390,31 @@ class ReportStore:
             counts.setdefault(report_id, dict.fromkeys(CLASSES, 0))[kind] = int(n)
         out = []
         for row in rows:
-            item = dict(zip(cols, row, strict=True))
-            places = Decimal(1).scaleb(-exponent(item["currency"])) if item["currency"] else Decimal(1)
-            for m in money:
-                item[m] = Decimal(item[m]).quantize(places)
+            item = _summary(row)
             item["counts"] = counts.get(item["id"], dict.fromkeys(CLASSES, 0))
             item["findings"] = sum(item["counts"].values())
             out.append(item)
         return out
+
+    def versions(self, start: date, end: date | None = None) -> list[dict[str, Any]]:
+        """Every version of the reports whose first day is within [start, end or start], newest
+        first (saved at, then version), JSON-ready (`report_versions.VERSION_KEYS`); `changed`
+        lists the findings whose class or amount differs from that day's previous version."""
+        self._ensure()
+        cond, params = _within(start, end or start)
+        with self._tx() as s:
+            rows = s.run(self._sql(f"SELECT {', '.join('r.' + c for c in _SUMMARY)}, r.details FROM {{s}}{_R} r "
+                                   f"WHERE {cond} ORDER BY r.created_at DESC, r.version DESC, r.date DESC, "
+                                   "r.end_date DESC"), params)  # fmt: skip
+        items = [(_summary(row[:-1]), row[-1]) for row in rows]
+        findings = {item["id"]: _rebuild(_details(details)["_record"]).findings for item, details in items}
+        # Each day's versions are all in `rows` (the filter is on the day), so every previous one is too.
+        prior: dict[str, str | None] = {}  # report id -> the id of its day's previous version
+        last: dict[tuple[date, date], str] = {}
+        for item, _ in sorted(items, key=lambda i: (i[0]["date"], i[0]["end_date"], i[0]["version"])):
+            key = (item["date"], item["end_date"])
+            prior[item["id"]], last[key] = last.get(key), item["id"]
+        return [describe(item, changes(findings.get(prior[item["id"]]), findings[item["id"]])) for item, _ in items]
 
     # -- sync audit -----------------------------------------------------------------------------
     def record_sync(self, entries: Iterable[Mapping[str, Any]]) -> int:
@@ -448,6 +519,30 @@ def _lock_key(*parts: str) -> int:
 def _duck_lock(path: Path) -> threading.Lock:
     with _DUCK_LOCKS_GUARD:
         return _DUCK_LOCKS.setdefault(str(path), threading.Lock())
+
+
+def _within(start: date | None, end: date | None) -> tuple[str, list[Any]]:
+    """The WHERE condition on a report's first day (alias `r`) and its parameters."""
+    where, params = ["1 = 1"], []
+    if start is not None:
+        where.append("r.date >= ?"), params.append(start)
+    if end is not None:
+        where.append("r.date <= ?"), params.append(end)
+    return " AND ".join(where), params
+
+
+def _summary(row: tuple) -> dict[str, Any]:
+    """A `_SUMMARY` row as a dict, money scaled to the currency's decimals (error rows have none)."""
+    item = dict(zip(_SUMMARY, row, strict=True))
+    places = Decimal(1).scaleb(-exponent(item["currency"])) if item["currency"] else Decimal(1)
+    for m in _MONEY:
+        item[m] = Decimal(item[m]).quantize(places)
+    return item
+
+
+def _details(value: Any) -> dict[str, Any]:
+    """The `details` column: psycopg decodes JSONB, DuckDB hands JSON back as text."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _jsonable(value: Any) -> Any:
