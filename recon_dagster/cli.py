@@ -1,4 +1,4 @@
-"""`recon-dagster`: reconcile | sync | payouts | history | demo | stripe-server.
+"""`recon-dagster`: reconcile | sync | payouts | changes | history | demo | stripe-server.
 
 Exit codes for `reconcile`: 0 success, 1 discrepancy_found, 2 error (including bad input).
 For `sync`: 0 nothing failed, 1 some ids failed (each with its reason), 2 error.
@@ -133,6 +133,24 @@ def _finding_text(side: dict | None) -> str:
     return f"{side['kind']} {side['stripe_amount'] or '-'}/{side['database_amount'] or '-'} {side['currency']}".rstrip()
 
 
+def cmd_changes(args: argparse.Namespace) -> int:
+    from recon_dagster.service import create_billing_reconciliation_service
+    from recon_dagster.sources.stripe_api import StripeUnavailableError
+
+    try:
+        found = create_billing_reconciliation_service(source="cli").changes_since(args.since)
+    except (ConfigError, StripeUnavailableError) as exc:
+        return _error(args, str(exc), days=[], events_read=0)
+    if args.json:
+        _print_json(found)
+        return 0
+    print(f"{found['events_read']} Stripe event(s) read; {len(found['days'])} stored day(s) changed since their last report")
+    for day in found["days"]:
+        print(f"  {day['date']}: {len(day['events'])} event(s) ({', '.join(day['types'])}) on {', '.join(day['charges'])}; "
+              f"last report {day['last_report_at']}")  # fmt: skip
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     """Without --start: each day's current report. With it: every version of those days, so an
     auditor sees what a day said before each re-run and which charges changed."""
@@ -210,6 +228,11 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--end", help="last arrival date, inclusive (default: --start)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=cmd_payouts)
+
+    c = sub.add_parser("changes", help="which stored days Stripe has changed since their last report (runs nothing)")
+    c.add_argument("--since", required=True, help="read Stripe's events from this day, YYYY-MM-DD (Stripe keeps 30 days)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_changes)
 
     h = sub.add_parser("history", help="stored reports, newest first; with --start, every version of those days")
     h.add_argument("--start", help="list every version of the reports from this day, YYYY-MM-DD")

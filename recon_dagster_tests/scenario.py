@@ -92,11 +92,12 @@ class Scenario:
         assets = build_assets(partitions, settings.timezone, dg.BackfillPolicy.multi_run(31))
         return [*assets, build_check(partitions)], build_resources(settings)
 
-    def materialize(self, monkeypatch, first: str, last: str | None = None, *, instance: dg.DagsterInstance, **overrides: str):
+    def materialize(self, monkeypatch, first: str, last: str | None = None, *, instance: dg.DagsterInstance,
+                    tags: dict[str, str] | None = None, **overrides: str):  # fmt: skip
         objects, resources = self.dagster_objects(monkeypatch, **overrides)
-        tags = {}
+        tags = dict(tags or {})
         if last is not None:
-            tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+            tags |= {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
         return dg.materialize(objects, resources=resources, instance=instance, raise_on_error=False, tags=tags,
                               partition_key=None if last is not None else first)  # fmt: skip
 

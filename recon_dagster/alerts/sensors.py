@@ -31,7 +31,7 @@ from recon_dagster.payouts.checks import REPORT_KEY as PAYOUTS_KEY
 from recon_dagster.alerts.delivery import DeliveryError
 from recon_dagster.alerts.figures import Evaluation
 from recon_dagster.alerts.pagerduty import PagerDutyAlertResource, dedup_key
-from recon_dagster.alerts.slack import SlackAlertResource, build_message
+from recon_dagster.alerts.slack import SlackAlertResource, build_message, late_change_moved
 
 CHECK_KEY = dg.AssetCheckKey(REPORT_KEY, CHECK_NAME)
 PAYOUTS_CHECK_KEY = dg.AssetCheckKey(PAYOUTS_KEY, PAYOUTS_CHECK_NAME)
@@ -198,7 +198,7 @@ def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since:
             return _skip(context, "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL): skipping")
 
         def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
-            if evaluation.passed:
+            if evaluation.passed and not late_change_moved(evaluation):  # a late change back to passing is news
                 return
             attempts = slack_alerts.send(build_message(evaluation, slack_alerts.dashboard_url))
             context.log.info(f"Slack alert sent successfully ({evaluation.date}, "

@@ -26,6 +26,7 @@ from recon_dagster.alerts.figures import Evaluation, partition_link, percent
 
 ORANGE = "#FFA500"
 RED = "#FF0000"
+GREEN = "#2EB67D"  # a late change that brought a day back within the tolerance
 RECOMMENDATIONS_SHOWN = 3
 IDS_SHOWN = 5
 _MAIN_CLASSES = ("missing_in_database", "missing_in_stripe", "amount_mismatches")
@@ -75,7 +76,7 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
     f = evaluation.figures
     cur = escape(f.get("currency") or "")
     date = escape(evaluation.date)
-    level = "CRITICAL" if evaluation.critical else "WARNING"
+    level = "CRITICAL" if evaluation.critical else "RESOLVED" if evaluation.passed else "WARNING"
     counts = f.get("counts") if isinstance(f.get("counts"), dict) else {}
     link = partition_link(dashboard_url, evaluation.date)
     title = f"Billing discrepancy {level}: {date}"
@@ -106,6 +107,13 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
                        "value": "\n".join(f"{n}. {escape(r)}" for n, r in enumerate(recommendations[:RECOMMENDATIONS_SHOWN], 1))})  # fmt: skip
     if f.get("error"):
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
+    late = f.get("late_change") if isinstance(f.get("late_change"), dict) else None
+    if late:
+        events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
+        fields.append({"title": "Late change", "short": False,
+                       "value": f"Stripe changed this day after it was reconciled: {escape(late.get('previous_grade'))} -> "
+                                f"{escape(late.get('grade'))}; {int(late.get('event_count') or 0)} event(s) "
+                                f"({escape(late.get('event_types') or '')}): {events}"})  # fmt: skip
     if f.get("source_note"):
         fields.append({"title": "Stripe source", "value": escape(f["source_note"]), "short": False})
     if f.get("source_mismatches"):
@@ -114,7 +122,7 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
     if link:
         fields.append({"title": "Dagster UI", "value": link, "short": False})
     attachment: dict[str, Any] = {
-        "color": RED if evaluation.critical else ORANGE,
+        "color": RED if evaluation.critical else GREEN if evaluation.passed else ORANGE,
         "fallback": f"{title}: {escape(evaluation.description)}",
         "title": title,
         "text": escape(evaluation.description),
@@ -125,7 +133,14 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
     if link:
         attachment["title_link"] = link
     headline = f"Billing discrepancy {level}: {escape_mrkdwn(evaluation.date)}"
-    return {"text": f"{':rotating_light:' if evaluation.critical else ':warning:'} {headline}", "attachments": [attachment]}
+    icon = ":rotating_light:" if evaluation.critical else ":white_check_mark:" if evaluation.passed else ":warning:"
+    return {"text": f"{icon} {'Late change: ' if late else ''}{headline}", "attachments": [attachment]}
+
+
+def late_change_moved(evaluation: Evaluation) -> bool:
+    """A late change that moved the day's check result (pass, warn, critical, either way)."""
+    late = evaluation.figures.get("late_change")
+    return isinstance(late, dict) and late.get("previous_grade") != late.get("grade")
 
 
 _SLACK_API = "https://slack.com/api/"

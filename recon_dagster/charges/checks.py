@@ -14,6 +14,7 @@ from dagster import AssetCheckEvaluation, AssetCheckSeverity
 from recon_dagster.check_targets import materialization_target
 from recon_dagster.core.grading import exceeds, grade
 from recon_dagster.charges.report_metadata import alert_figures
+from recon_dagster.charges.late_changes import EVENTS_TAG
 from recon_dagster.resources import ReconciliationPolicy, ReportStoreResource
 
 CHECK_NAME = "discrepancy_within_tolerance"
@@ -21,9 +22,45 @@ REPORT_KEY = dg.AssetKey("reconciliation_report")
 
 
 def evaluate_day(
-    store, policy: ReconciliationPolicy, partition: str, target=None
+    store, policy: ReconciliationPolicy, partition: str, target=None, instance: dg.DagsterInstance | None = None
 ) -> AssetCheckEvaluation:
-    """The check's verdict for one day, from the stored report."""
+    """The check's verdict for one day, from the stored report; a day re-opened by a late change
+    carries what changed (`late_change` in the metadata), for the alerts."""
+    evaluation = _evaluate_day(store, policy, partition, target)
+    late = late_change_figures(store, policy, partition, instance)
+    if not late:
+        return evaluation
+    return AssetCheckEvaluation(
+        asset_key=evaluation.asset_key, check_name=evaluation.check_name, passed=evaluation.passed, severity=evaluation.severity,
+        partition=evaluation.partition, target_materialization_data=evaluation.target_materialization_data,
+        metadata={**(evaluation.metadata or {}), "late_change": dg.MetadataValue.json(late)},
+        description=f"Late change ({late['previous_grade']} -> {late['grade']}): {evaluation.description}",
+    )  # fmt: skip
+
+
+def late_change_figures(store, policy: ReconciliationPolicy, partition: str, instance: dg.DagsterInstance | None) -> dict:
+    """When the day's current report came from a late change: the previous and new grades, and
+    the Stripe events behind it (from the run's tags). Empty otherwise."""
+    versions = store.last_two(date.fromisoformat(partition))
+    if not versions or versions[0][1] != "late_change":
+        return {}
+    current, _, run_id = versions[0]
+    previous = versions[1][0] if len(versions) > 1 else None
+    run = instance.get_run_by_id(run_id) if instance is not None and run_id else None
+    tags = run.tags if run is not None else {}
+
+    def graded(result) -> str:
+        return "error" if result.status == "error" else grade(result, policy.tolerance, policy.critical)
+
+    return {
+        "previous_grade": graded(previous) if previous is not None else "none", "grade": graded(current),
+        "previous_status": previous.status if previous is not None else None, "status": current.status,
+        "events": [e for e in tags.get(EVENTS_TAG, "").split(",") if e], "event_types": tags.get("recon/late_event_types", ""),
+        "event_count": int(tags.get("recon/late_event_count", "0") or 0),
+    }  # fmt: skip
+
+
+def _evaluate_day(store, policy: ReconciliationPolicy, partition: str, target=None) -> AssetCheckEvaluation:
     result = store.latest(date.fromisoformat(partition))
     common = dict(asset_key=REPORT_KEY, check_name=CHECK_NAME, partition=partition, target_materialization_data=target)
     if result is None:
@@ -74,7 +111,8 @@ def build_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefini
     ):
         store = report_store.store()
         for partition in context.partition_keys:
-            yield evaluate_day(store, policy, partition, materialization_target(context.instance, REPORT_KEY, partition))
+            yield evaluate_day(store, policy, partition, materialization_target(context.instance, REPORT_KEY, partition),
+                               context.instance)
         # The step's own output; the per-day evaluations above are the results.
         yield dg.Output(None)
 

@@ -372,6 +372,15 @@ class ReportStore:
             return None
         return _rebuild(_details(rows[0][0])["_record"])
 
+    def last_two(self, date: date) -> list[tuple[ReconciliationResult, str | None, str | None]]:
+        """The day's current and previous versions (newest first, at most two), each with its
+        trigger and run id: what a late change did to the day."""
+        self._ensure()
+        with self._tx() as s:
+            rows = s.run(self._sql(f"SELECT details, trigger, run_id FROM {{s}}{_R} WHERE date = ? AND end_date = ? "
+                                   "ORDER BY version DESC LIMIT 2"), (date, date))  # fmt: skip
+        return [(_rebuild(_details(d)["_record"]), trigger, run_id) for d, trigger, run_id in rows]
+
     def history(self, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
         """The current version of each report whose first day is within [start, end], newest day
         first: money as exact `Decimal` major units (scaled to the currency's decimals) and minor

@@ -1,0 +1,88 @@
+"""`stripe_late_changes`: re-open a reconciled day when Stripe changes it afterwards.
+
+A refund a week later, a dispute lost a month later, a late capture: the stored report of the
+charge's day no longer matches the money. The sensor reads Stripe's events after its cursor and
+requests one re-materialization per affected day that has a report already (never-materialized
+days stay the user's to backfill), tagged `recon/trigger=late_change` with the events behind it.
+At least once: the cursor moves only with the requests it returns, and a run key per (day, events)
+keeps a re-read event from re-opening a day twice. `recheck_recent_days` is the weekly safety
+net for the gap Stripe's 30-day event retention leaves when the sensor was off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import timedelta
+
+import dagster as dg
+
+from recon_dagster.resources import StripeResource
+from recon_dagster.sources import stripe_events
+from recon_dagster.sources.stripe_events import Cursor
+
+REPORT_KEY = dg.AssetKey("reconciliation_report")
+EVENTS_TAG = "recon/late_events"
+_TAG_LIMIT = 4000  # Dagster tag values are bounded: the first event ids, and how many in all
+
+
+def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: str, *, enabled: bool,
+                              interval_seconds: int = 300) -> dg.SensorDefinition:  # fmt: skip
+    @dg.sensor(name="stripe_late_changes", job=job, minimum_interval_seconds=interval_seconds,
+               default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
+               description="Re-materializes reconciled days that Stripe changed afterwards (refunds, disputes, captures), "
+                           "from GET /v1/events.")  # fmt: skip
+    def stripe_late_changes(context: dg.SensorEvaluationContext, stripe: StripeResource):
+        cursor = Cursor.loads(context.cursor)
+        if cursor is None:  # first tick: from now on (history is the safety net's, see recheck_recent_days)
+            start = Cursor(int(time.time()))
+            return dg.SensorResult(cursor=start.dumps(), skip_reason=dg.SkipReason(
+                f"Started: reading Stripe events from {start.created} on. Stripe keeps events {stripe_events.RETENTION_DAYS} days; "
+                "if this sensor is off longer, days may change unseen: run recheck_recent_days."))  # fmt: skip
+        client = stripe.client()
+        changes = stripe_events.read_changes(client, cursor)
+        gap = ""
+        if time.time() - cursor.created > stripe_events.RETENTION_DAYS * 86_400:
+            gap = (f" The cursor is older than Stripe's {stripe_events.RETENTION_DAYS}-day event retention: changes in the gap "
+                   "may be lost; run recheck_recent_days.")  # fmt: skip
+        if not changes:
+            return dg.SensorResult(cursor=cursor.dumps(), skip_reason=dg.SkipReason(f"No new Stripe events.{gap}"))
+        reconciled = set(context.instance.get_materialized_partitions(REPORT_KEY))
+        requests, untouched = [], 0
+        for day, day_changes in sorted(stripe_events.days_of(client, changes, timezone).items()):
+            key = day.isoformat()
+            if key not in reconciled:
+                untouched += 1
+                continue
+            ids = sorted(c.event_id for c in day_changes)
+            digest = hashlib.sha1(",".join(ids).encode()).hexdigest()[:16]
+            shown = ",".join(ids)[:_TAG_LIMIT]
+            requests.append(dg.RunRequest(run_key=f"late_change:{key}:{digest}", partition_key=key,
+                                          tags={"recon/trigger": "late_change", EVENTS_TAG: shown,
+                                                "recon/late_event_count": str(len(ids)),
+                                                "recon/late_event_types": ",".join(sorted({c.type for c in day_changes}))[:_TAG_LIMIT]}))  # fmt: skip
+        skip = None
+        if not requests:
+            skip = dg.SkipReason(f"{len(changes)} event(s) read; none for a reconciled day ({untouched} day(s) never materialized).{gap}")
+        context.log.info(f"{len(changes)} Stripe event(s) read; re-opening {len(requests)} day(s)")
+        return dg.SensorResult(run_requests=requests, cursor=cursor.advanced(changes).dumps(), skip_reason=skip)
+
+    return stripe_late_changes
+
+
+def build_recheck_schedule(job: dg.UnresolvedAssetJobDefinition, timezone: str, days: int) -> dg.ScheduleDefinition:
+    """Weekly (Sunday 04:00), off by default: re-materialize the last `days` days (RECON_RECHECK_DAYS)."""
+
+    @dg.schedule(job=job, cron_schedule="0 4 * * 0", execution_timezone=timezone, name="recheck_recent_days",
+                 default_status=dg.DefaultScheduleStatus.STOPPED,
+                 description=f"Safety net for late changes: re-reconcile the last {days} days every week.")  # fmt: skip
+    def recheck_recent_days(context: dg.ScheduleEvaluationContext):
+        today = context.scheduled_execution_time.date()
+        reconciled = set(context.instance.get_materialized_partitions(REPORT_KEY))
+        for back in range(1, days + 1):
+            key = (today - timedelta(days=back)).isoformat()
+            if key in reconciled:
+                yield dg.RunRequest(run_key=f"recheck:{key}:{today.isoformat()}", partition_key=key,
+                                    tags={"recon/trigger": "schedule"})  # fmt: skip
+
+    return recheck_recent_days

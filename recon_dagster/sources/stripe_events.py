@@ -1,0 +1,112 @@
+"""Stripe events that change a closed day's money: which charges changed, and the day each was made.
+
+`GET /v1/events` through the paced SDK client, after a cursor. Stripe keeps events 30 days. An
+event's charge is its `data.object` (charge events) or that object's `charge` (dispute events);
+its day is the charge's `created` day in RECON_TIMEZONE, looked up when the event does not carry
+it (one retrieve per charge).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import stripe
+
+from recon_dagster.sources.stripe_api import PAGE_SIZE, _calling_stripe, _page_of, retrieve_charges
+
+LATE_CHANGE_TYPES = (
+    "charge.refunded", "charge.refund.updated", "charge.captured", "charge.succeeded", "charge.failed", "charge.updated",
+    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed", "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)  # fmt: skip
+RETENTION_DAYS = 30  # Stripe keeps events this long
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event, as far as a day's reconciliation cares."""
+
+    event_id: str
+    type: str
+    created: int  # the event's time, epoch seconds
+    charge_id: str | None
+    charge_created: int | None  # the charge's time, when the event carried the charge
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Events up to `created` are read, and those at `created` itself with these ids (Stripe's
+    `created` has whole seconds, so several events may share the last one)."""
+
+    created: int
+    seen: tuple[str, ...] = ()
+
+    def dumps(self) -> str:
+        return json.dumps({"v": 1, "created": self.created, "seen": list(self.seen)})
+
+    @classmethod
+    def loads(cls, text: str | None) -> Cursor | None:
+        try:
+            data = json.loads(text or "")
+            return cls(int(data["created"]), tuple(data.get("seen", ()))) if data.get("v") == 1 else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def advanced(self, changes: list[Change]) -> Cursor:
+        if not changes:
+            return self
+        newest = max(c.created for c in changes)
+        at_newest = {c.event_id for c in changes if c.created == newest}
+        return Cursor(newest, tuple(sorted(at_newest | (set(self.seen) if newest == self.created else set()))))
+
+
+def read_changes(client: stripe.StripeClient, after: Cursor, *, limit: int = 10_000) -> list[Change]:
+    """Events of `LATE_CHANGE_TYPES` not yet read past `after`, oldest first, at most `limit`
+    (the rest next time: the cursor only moves past what was returned)."""
+    params: dict[str, Any] = {"created": {"gte": after.created}, "types": list(LATE_CHANGE_TYPES), "limit": PAGE_SIZE}
+    events: list[dict] = []
+    cursor = None
+    while True:
+        page = _calling_stripe("listing Stripe events", lambda: client.raw_request(
+            "get", "/v1/events", **params, **({"starting_after": cursor} if cursor else {})))  # noqa: B023
+        data, has_more = _page_of(page.data, "listing Stripe events")
+        events += [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str)]
+        if not has_more or not data:
+            break
+        cursor = data[-1].get("id")
+    changes = sorted((_change(e) for e in events if e["id"] not in after.seen), key=lambda c: (c.created, c.event_id))
+    if len(changes) > limit:  # cut at a whole second, so the cursor's `seen` stays complete for its second
+        changes = [c for c in changes if c.created <= changes[limit - 1].created]
+    return changes
+
+
+def _change(event: dict) -> Change:
+    obj = (event.get("data") or {}).get("object") or {}
+    if obj.get("object") == "charge":
+        charge, created = obj.get("id"), obj.get("created")
+    else:  # a dispute (or a refund): its charge, whose time we look up
+        charge = obj.get("charge")
+        charge = charge.get("id") if isinstance(charge, dict) else charge
+        created = None
+    return Change(event_id=event["id"], type=str(event.get("type")), created=int(event.get("created") or 0),
+                  charge_id=charge if isinstance(charge, str) else None,
+                  charge_created=created if isinstance(created, int) and not isinstance(created, bool) else None)  # fmt: skip
+
+
+def days_of(client: stripe.StripeClient, changes: list[Change], timezone: str) -> dict[date, list[Change]]:
+    """The changes by the day (in `timezone`) their charge was created on."""
+    unknown = sorted({c.charge_id for c in changes if c.charge_created is None and c.charge_id})
+    created = {c.charge_id: c.charge_created for c in changes if c.charge_created is not None}
+    if unknown:
+        found, _ = retrieve_charges(client, unknown)
+        created |= {cid: int(ts.timestamp()) for cid, ts in found.select("id", "created").iter_rows() if cid and ts}
+    zone, out = ZoneInfo(timezone), {}
+    for change in changes:
+        when = created.get(change.charge_id) if change.charge_id else None
+        if when is not None:
+            out.setdefault(datetime.fromtimestamp(when, UTC).astimezone(zone).date(), []).append(change)
+    return out

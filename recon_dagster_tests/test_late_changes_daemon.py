@@ -1,0 +1,67 @@
+"""Late changes as a deployment sees them: dagster-daemon runs `stripe_late_changes` on a default
+SQLite DAGSTER_HOME; a refund Stripe makes on a reconciled day re-opens that day alone, its new
+report version and check say so, and later ticks ask for nothing more."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
+
+import pytest
+
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.testing.deployment import Deployment, build_world, consecutive_days
+
+INTERVAL = 2  # seconds between the sensor's ticks (RECON_LATE_CHANGES_INTERVAL_SECONDS)
+
+
+def wait_for(condition, timeout: float, what: str, deployment: Deployment):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in {timeout}s\n--- daemon log ---\n{deployment.log_tail('daemon')}")
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    world = build_world(tmp_path, consecutive_days(3), per_day=30, extra_env={"RECON_LATE_CHANGES_INTERVAL_SECONDS": str(INTERVAL)})
+    try:
+        with Deployment(world) as dep:
+            yield dep
+    finally:
+        world.stop()
+
+
+def a_paid_charge_of(world, day: date) -> dict:
+    start = int(datetime.combine(day, time_of_day(0), tzinfo=UTC).timestamp())
+    return next(c for c in world.dataset.charges
+                if start <= c["created"] < start + 86_400 and c["status"] == "succeeded" and c["amount_captured"] and not c["amount_refunded"])  # fmt: skip
+
+
+def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once(deployment):
+    world = deployment.world
+    first, second, never = world.days
+    deployment.materialize(first.isoformat())
+    deployment.materialize(second.isoformat())
+    ticks = lambda: deployment.sensor_ticks("stripe_late_changes")  # noqa: E731
+    wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick", deployment)
+
+    refunded = a_paid_charge_of(world, first)
+    world.server.update_charge(refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True)
+    other = a_paid_charge_of(world, never)  # a day nobody reconciled yet
+    world.server.update_charge(other["id"], amount_refunded=other["amount_captured"], refunded=True)
+    store = ReportStore(world.env["RECON_REPORT_STORE_URL"])
+    wait_for(lambda: len(store.versions(first)) == 2, 120, f"a second version of {first}", deployment)
+    settled = time.time()
+    wait_for(lambda: sum(t["timestamp"] > settled for t in ticks()) >= 2, 60, "two more ticks", deployment)
+
+    [latest, earlier] = store.versions(first)
+    assert (latest["trigger"], earlier["version"]) == ("late_change", 1)
+    assert refunded["id"] in [c["payment_id"] for c in latest["changed"]]
+    assert [v["version"] for v in store.versions(second)] == [1] and store.versions(never) == []
+    [evaluation] = [e["evaluation"] for e in deployment.check_executions("reconciliation_report", "discrepancy_within_tolerance",
+                                                                         first.isoformat(), limit=1)]  # fmt: skip
+    assert evaluation["description"].startswith("Late change (")
+    assert not [t for t in ticks() if t["status"] == "FAILURE"]
