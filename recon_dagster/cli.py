@@ -192,7 +192,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from recon_dagster.demo import run_demo
 
-    return run_demo(days=args.days, ui=args.ui, port=args.port, verbose=args.verbose)
+    return run_demo(days=args.days, ui=args.ui, port=args.port, verbose=args.verbose, late_changes=args.late_changes)
 
 
 def cmd_stripe_server(args: argparse.Namespace) -> int:
@@ -246,6 +246,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--ui", action="store_true", help="then keep the demo Stripe server up and run `dagster dev`")
     d.add_argument("--port", type=int, default=12111, help="port of the demo Stripe server")
     d.add_argument("--verbose", action="store_true", help="show Dagster's full log of each run")
+    d.add_argument("--late-changes", action="store_true",
+                   help="then let Stripe refund and lose a dispute on two past days, and show the sensor re-opening them")
     d.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("stripe-server", help="serve a charges file as a local Stripe-compatible API")

@@ -26,7 +26,7 @@ from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import Settings
 from recon_dagster.testing.demo_data import DemoDataset, build_demo_dataset
-from recon_dagster.testing.stripe_server import StripeServer
+from recon_dagster.testing.stripe_server import StripeServer, make_dispute
 
 DEMO_KEY = "sk_test_recon_demo"
 ENV_MARKER = "# Written by `recon-dagster demo`"
@@ -112,6 +112,48 @@ def summary_table(results: list[ReconciliationResult], settings: Settings) -> st
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+def show_late_changes(defs: dg.Definitions, dataset: DemoDataset, server: StripeServer, days: list[date], settings: Settings,
+                      verbose: bool) -> None:  # fmt: skip
+    """Stripe changes two reconciled days afterwards (a refund, a lost dispute); the sensor reads
+    its events and re-opens exactly those days; their reports gain a version."""
+    sensor = defs.resolve_sensor_def("stripe_late_changes")
+    resources = {"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]}
+    with dg.DagsterInstance.get() as instance:
+        def tick(cursor: str | None):
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
+                                              resources=resources)  # fmt: skip
+            return sensor.evaluate_tick(context)
+
+        cursor = tick(None).cursor
+        refunded_day, disputed_day = days[1], days[-3]
+        refunded = _a_paid_charge(dataset, refunded_day, settings.timezone)
+        server.update_charge(refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True)
+        disputed = _a_paid_charge(dataset, disputed_day, settings.timezone)
+        server.open_dispute(make_dispute("dp_demo_late", disputed["id"], disputed["amount_captured"], disputed["currency"],
+                                         status="lost", reason="fraudulent", created=int(datetime.now().timestamp())))  # fmt: skip
+        print(f"[late changes] Stripe refunded {refunded['id']} (made on {refunded_day}) and lost a dispute on "
+              f"{disputed['id']} (made on {disputed_day}), after both days were reconciled.")  # fmt: skip
+        requests = tick(cursor).run_requests
+        print(f"[late changes] stripe_late_changes re-opens {len(requests)} day(s): "
+              f"{', '.join(r.partition_key for r in requests)}")  # fmt: skip
+        job = defs.resolve_job_def("daily_reconciliation")
+        for request in requests:
+            job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags,
+                                   raise_on_error=False, run_config={} if verbose else QUIET_RUN_CONFIG)  # fmt: skip
+    store = ReportStore(settings.report_store_url)
+    for request in requests:
+        for version in store.versions(date.fromisoformat(request.partition_key)):
+            changed = ", ".join(f"{c['payment_id']} ({(c['before'] or {}).get('kind', '-')} -> {(c['after'] or {}).get('kind', '-')})"
+                                for c in version["changed"]) or "-"  # fmt: skip
+            print(f"  {version['date']} v{version['version']} {version['trigger'] or '-':<12} {version['status']:<18} changed: {changed}")
+
+
+def _a_paid_charge(dataset: DemoDataset, day: date, timezone: str) -> dict:
+    start = int(datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(timezone)).timestamp())
+    return next(c for c in dataset.charges if start <= c["created"] < start + 86_400 and c["status"] == "succeeded"
+                and c["amount_captured"] and not c["amount_refunded"] and not c.get("disputed"))  # fmt: skip
+
+
 def failure_cause(run: dg.ExecuteInProcessResult) -> str:
     """The first failed step's error in one line: our message, not Dagster's wrapper around it."""
     for event in run.all_events:
@@ -123,17 +165,18 @@ def failure_cause(run: dg.ExecuteInProcessResult) -> str:
     return "the run failed (run with --verbose for Dagster's log)"
 
 
-def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | None = None, verbose: bool = False) -> int:
+def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | None = None, verbose: bool = False,
+             late_changes: bool = False) -> int:  # fmt: skip
     root = (root or Path.cwd()).resolve()
     os.chdir(root)
     with warnings.catch_warnings():
         if not verbose:  # Dagster's notes that backfill policies and partitioned checks are beta/preview
             warnings.simplefilter("ignore", dg.BetaWarning)
             warnings.simplefilter("ignore", dg.PreviewWarning)
-        return _run_demo(days, ui, port, root, verbose)
+        return _run_demo(days, ui, port, root, verbose, late_changes)
 
 
-def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool) -> int:
+def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool, late_changes: bool = False) -> int:
     from recon_dagster.definitions import build_definitions
 
     tz = os.environ.get("RECON_TIMEZONE") or "UTC"
@@ -185,6 +228,9 @@ def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool) -> int:
             print("  (.env is yours, so it was left alone: export the variables above first, see README)")
         print(f"To materialize more days from the UI, keep the demo Stripe API up: recon-dagster stripe-server --port {port}")
         print("Or do both at once:           recon-dagster demo --ui")
+        if late_changes:
+            print()
+            show_late_changes(defs, dataset, server, day_list, settings, verbose)
         if ui:
             subprocess.run([str(Path(sys.executable).with_name("dagster")), "dev"], cwd=root, env={**os.environ, **env}, check=False)
         return 2 if failures else 0

@@ -90,3 +90,16 @@ def test_a_failed_run_is_reported_by_its_cause(world, instance, monkeypatch):
     cause = failure_cause(result)
     assert cause.startswith("stripe_charges: ") and "Could not read Stripe charges for 2024-03-04" in cause
     assert "\n" not in cause and API_KEY not in cause
+
+
+def test_demo_late_changes_reopens_exactly_the_two_changed_days(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "STRIPE_", "DAGSTER_"))}
+    out = subprocess.run([sys.executable, "-m", "recon_dagster.cli", "demo", "--port", "0", "--days", "5", "--late-changes"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    [reopened] = [line for line in out.stdout.splitlines() if "stripe_late_changes re-opens" in line]
+    days = reopened.rsplit(": ", 1)[1].split(", ")
+    assert len(days) == 2
+    versions = [line.split() for line in out.stdout.splitlines() if line.startswith("  ") and " v2 late_change " in line]
+    assert sorted(v[0] for v in versions) == sorted(days)
+    assert {v[-1].rstrip(")") for v in versions} == {"refund_mismatches", "disputes"}

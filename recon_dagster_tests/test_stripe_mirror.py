@@ -149,3 +149,33 @@ def test_the_daily_job_reads_a_stale_mirror_records_its_sync_time_and_warns(worl
     assert materialization.metadata["stripe_source"].value == "mirror:sync_engine"
     [evaluation] = run.get_asset_check_evaluations()
     assert not evaluation.passed and "the Stripe mirror has not caught up to 2024-05-02T00:00:00+00:00" in evaluation.description
+
+
+def test_a_mirror_row_synced_again_after_the_report_reopens_its_day(world, instance, monkeypatch):
+    mirror(world, "data_pipeline")
+    for name, value in {**world["env"], "RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"],
+                        "RECON_START_DATE": "2024-04-01", "RECON_MIRROR_SPOT_CHECK": "0"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world["root"])
+    import dagster as dg
+
+    from recon_dagster.definitions import build_definitions
+
+    defs = build_definitions(Settings.from_env())
+    assert defs.resolve_job_def("daily_reconciliation").execute_in_process(instance=instance, partition_key=DAY.isoformat()).success
+    sensor = defs.resolve_sensor_def("stripe_late_changes")
+
+    def tick(cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
+                                          resources={"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]})  # fmt: skip
+        result = sensor.evaluate_tick(context)
+        return result.run_requests, result.cursor
+
+    _, cursor = tick(None)
+    with psycopg.connect(world["url"], autocommit=True) as conn:  # Stripe refunded ch_ok; the mirror copies it a moment later
+        conn.execute(f'UPDATE "{world["schema"]}".charges SET amount_refunded = 1000, refunded = true, '
+                     "_updated_at = now() + interval '1 second' WHERE id = 'ch_ok'")  # fmt: skip
+    [request], cursor = tick(cursor)
+    again, _ = tick(cursor)
+
+    assert (request.partition_key, request.tags["recon/trigger"], again) == (DAY.isoformat(), "late_change", [])

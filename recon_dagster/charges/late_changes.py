@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from recon_dagster.resources import StripeResource
-from recon_dagster.sources import stripe_events
+from recon_dagster.resources import StripeMirrorResource, StripeResource
+from recon_dagster.sources import stripe_events, stripe_mirror
 from recon_dagster.sources.stripe_events import Cursor
 
 REPORT_KEY = dg.AssetKey("reconciliation_report")
@@ -32,7 +33,9 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
                default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
                description="Re-materializes reconciled days that Stripe changed afterwards (refunds, disputes, captures), "
                            "from GET /v1/events.")  # fmt: skip
-    def stripe_late_changes(context: dg.SensorEvaluationContext, stripe: StripeResource):
+    def stripe_late_changes(context: dg.SensorEvaluationContext, stripe: StripeResource, stripe_mirror: StripeMirrorResource):
+        if stripe_mirror.enabled:
+            return _mirror_tick(context, stripe_mirror, timezone)
         cursor = Cursor.loads(context.cursor)
         if cursor is None:  # first tick: from now on (history is the safety net's, see recheck_recent_days)
             start = Cursor(int(time.time()))
@@ -68,6 +71,29 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
         return dg.SensorResult(run_requests=requests, cursor=cursor.advanced(changes).dumps(), skip_reason=skip)
 
     return stripe_late_changes
+
+
+def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResource, timezone: str) -> dg.SensorResult:
+    """With a Stripe mirror as the source, a day is re-opened when rows of that day were synced
+    after the cursor (the newest sync time already handled)."""
+    since = datetime.fromisoformat(context.cursor) if context.cursor and context.cursor[:1].isdigit() else None
+    if since is None:
+        now = datetime.now(UTC)
+        return dg.SensorResult(cursor=now.isoformat(), skip_reason=dg.SkipReason(f"Started: reading mirror rows synced after {now.isoformat()}."))
+    rows, newest = stripe_mirror.synced_since(mirror.mirror(), since)
+    if not rows:
+        return dg.SensorResult(cursor=context.cursor, skip_reason=dg.SkipReason("No mirror rows synced since the last tick."))
+    zone = ZoneInfo(timezone)
+    days: dict[str, set[str]] = {}
+    for charge, created in rows:
+        days.setdefault(datetime.fromtimestamp(created, UTC).astimezone(zone).date().isoformat(), set()).add(charge)
+    reconciled = set(context.instance.get_materialized_partitions(REPORT_KEY))
+    requests = [dg.RunRequest(run_key=f"late_change:{day}:mirror:{newest.isoformat()}", partition_key=day,
+                              tags={"recon/trigger": "late_change", EVENTS_TAG: "mirror:" + ",".join(sorted(ids))[:_TAG_LIMIT],
+                                    "recon/late_event_count": str(len(ids)), "recon/late_event_types": "mirror_sync"})
+                for day, ids in sorted(days.items()) if day in reconciled]  # fmt: skip
+    return dg.SensorResult(run_requests=requests, cursor=(newest or since).isoformat(),
+                           skip_reason=None if requests else dg.SkipReason(f"{len(rows)} row(s) synced; none of a reconciled day."))
 
 
 def build_recheck_schedule(job: dg.UnresolvedAssetJobDefinition, timezone: str, days: int) -> dg.ScheduleDefinition:

@@ -141,6 +141,19 @@ def _read_status(mirror: Mirror) -> SyncStatus:
     return SyncStatus(synced_at=synced, newest_created=datetime.fromtimestamp(created, UTC) if created is not None else None)
 
 
+def synced_since(mirror: Mirror, since: datetime) -> tuple[list[tuple[str, int]], datetime | None]:
+    """(charge id, created) of the rows synced after `since`, and the newest sync time among them:
+    a late change in a mirror is a row copied again after the day was reported."""
+    with connect(mirror.url) as conn:
+        query = sql.SQL("SELECT id::text, {created}, {sync} FROM {table} WHERE {sync} > %s").format(
+            created=_created(mirror), sync=sql.Identifier(mirror.sync_column), table=sql.Identifier(mirror.schema, "charges"))
+        rows = conn.execute(query, [since]).fetchall()
+    newest = max((r[2] for r in rows), default=None)
+    if isinstance(newest, datetime) and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    return [(r[0], r[1]) for r in rows], newest
+
+
 def _created(mirror: Mirror) -> sql.Composable:
     """`created` as epoch seconds, whether the column keeps them or a timestamp."""
     if mirror.columns["created"].startswith("timestamp"):
