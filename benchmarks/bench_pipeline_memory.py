@@ -165,7 +165,7 @@ def main() -> int:
             setup = time.perf_counter() - t0
             shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
             env = {**os.environ, "STRIPE_API_KEY": KEY, "STRIPE_API_BASE": f"http://127.0.0.1:{port}",
-                   "STRIPE_REQUESTS_PER_SECOND": "10000", "RECON_DATABASE_URL": db_url,
+                   "STRIPE_REQUESTS_PER_SECOND": "10000", "STRIPE_ENDPOINT_REQUESTS_PER_SECOND": "10000", "RECON_DATABASE_URL": db_url,
                    "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}", "RECON_START_DATE": "2024-06-01",
                    "DAGSTER_HOME": str(root)}  # fmt: skip
             t1 = time.perf_counter()

@@ -12,6 +12,7 @@ from recon_dagster.alerts.sensors import build_alert_sensors
 from recon_dagster.alerts.slack import SlackAlertResource
 from recon_dagster.charges.assets import build_assets
 from recon_dagster.charges.checks import build_check
+from recon_dagster.charges.late_changes import build_late_changes_sensor, build_recheck_schedule
 from recon_dagster.stores.io_managers import DuckDBPolarsIOManager
 from recon_dagster.partitions import daily_partitions
 from recon_dagster.stores.postgres_io import PostgresPolarsIOManager
@@ -89,6 +90,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             api_base=settings.stripe_api_base,
             max_network_retries=settings.stripe_max_network_retries,
             requests_per_second=settings.stripe_requests_per_second,
+            endpoint_requests_per_second=settings.stripe_endpoint_requests_per_second,
             timeout_seconds=settings.stripe_timeout_seconds,
         ),
         "payments_db": PaymentsDatabaseResource(
@@ -125,13 +127,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.start_date, settings.timezone)
     backfills = dg.BackfillPolicy.multi_run(DAYS_PER_RUN)
     job, payouts_job = build_daily_job(partitions), build_payouts_job(partitions)
+    # On by default when a Stripe key is configured: it reads Stripe's events.
+    late_changes = build_late_changes_sensor(job, settings.timezone, enabled=bool(os.environ.get("STRIPE_API_KEY", "").strip()),
+                                             interval_seconds=settings.late_changes_interval_seconds)
     return dg.Definitions(
         assets=[*build_assets(partitions, settings.timezone, backfills), *build_payout_assets(partitions, backfills)],
         asset_checks=[build_check(partitions), build_payout_check(partitions)],
         jobs=[job, payouts_job, sync_missing_payments_job],
-        schedules=[build_daily_schedule(job),
+        schedules=[build_daily_schedule(job), build_recheck_schedule(job, settings.timezone, settings.recheck_days),
                    build_payouts_schedule(payouts_job, settings.timezone, settings.bank_match_days, settings.start_date)],
-        sensors=[build_refresh_sensor(job), *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since)],
+        sensors=[build_refresh_sensor(job), late_changes, *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since)],
         resources={**build_resources(settings), **alert_resources(settings)},
     )
 

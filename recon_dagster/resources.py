@@ -26,7 +26,9 @@ class StripeResource(dg.ConfigurableResource):
     api_key: str
     api_base: str | None = None
     max_network_retries: int = 4
-    requests_per_second: float = 90.0
+    # Stripe's budgets, each aimed at 95%: in all (None: by the key's mode, 100 live or 25 test) and per endpoint.
+    requests_per_second: float | None = None
+    endpoint_requests_per_second: float = 25.0
     timeout_seconds: float = 30.0
     # None: automatic (one request for a small window; a busy day split on demand over 8 workers).
     slices: int | None = None
@@ -37,6 +39,7 @@ class StripeResource(dg.ConfigurableResource):
             api_base=self.api_base,
             max_network_retries=self.max_network_retries,
             requests_per_second=self.requests_per_second,
+            endpoint_requests_per_second=self.endpoint_requests_per_second,
             timeout=self.timeout_seconds,
         )
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.resources import StripeMirrorResource
 from recon_dagster.payouts.gather import gather_and_reconcile
-from recon_dagster.sources import bank, payments_db, stripe_api, stripe_payouts
+from recon_dagster.sources import bank, payments_db, stripe_api, stripe_events, stripe_payouts
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.core.grading import grade
 from recon_dagster.core.reconcile import reconcile as reconcile_frames
@@ -62,7 +62,8 @@ class BillingReconciliationService:
             s = self.settings
             self._client = stripe_api.make_client(
                 s.stripe_api_key(), api_base=s.stripe_api_base, max_network_retries=s.stripe_max_network_retries,
-                requests_per_second=s.stripe_requests_per_second, timeout=s.stripe_timeout_seconds,
+                requests_per_second=s.stripe_requests_per_second,
+                endpoint_requests_per_second=s.stripe_endpoint_requests_per_second, timeout=s.stripe_timeout_seconds,
             )  # fmt: skip
         return self._client
 
@@ -206,6 +207,27 @@ class BillingReconciliationService:
             PayoutStore(self.store()).save(result, source=self.source)
         log.info("Payout reconciliation completed %s", {"status": result.status, **result.counts()})
         return result
+
+    def changes_since(self, since: date | datetime | str) -> dict:
+        """Which stored days Stripe has changed since their last report, without running anything:
+        `{"days": [{"date", "events", "types", "charges", "last_report_at"}], "events_read"}`."""
+        s = self.settings
+        first = as_date(since, "--since")
+        start = datetime.combine(first, datetime.min.time(), tzinfo=ZoneInfo(s.timezone))
+        client = self.stripe()
+        changes = stripe_events.read_changes(client, stripe_events.Cursor(int(start.timestamp())), limit=1_000_000)
+        store, days = self.store(), []
+        for day, day_changes in sorted(stripe_events.days_of(client, changes, s.timezone).items()):
+            versions = store.versions(day)
+            if not versions:
+                continue  # never reconciled: nothing stored to be out of date
+            last = datetime.fromisoformat(versions[0]["generated_at"])
+            newer = [c for c in day_changes if c.created >= int(last.timestamp())]
+            if newer:
+                days.append({"date": day.isoformat(), "events": sorted(c.event_id for c in newer),
+                             "types": sorted({c.type for c in newer}), "charges": sorted({c.charge_id for c in newer if c.charge_id}),
+                             "last_report_at": last.isoformat()})  # fmt: skip
+        return {"days": days, "events_read": len(changes)}
 
     def yesterday(self) -> date:
         return datetime.now(ZoneInfo(self.settings.timezone)).date() - timedelta(days=1)

@@ -8,6 +8,7 @@ them name the variable only.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -39,7 +40,8 @@ DEFAULTS: dict[str, str] = {
     "RECON_TIMING_MARGIN_HOURS": "24",
     "RECON_AUTO_SYNC": "false",
     "STRIPE_MAX_NETWORK_RETRIES": "4",
-    "STRIPE_REQUESTS_PER_SECOND": "90",
+    "STRIPE_REQUESTS_PER_SECOND": "",  # empty: Stripe's limit for the key's mode, 100 live or 25 test
+    "STRIPE_ENDPOINT_REQUESTS_PER_SECOND": "25",  # Stripe's default per endpoint; raise it if Stripe raised yours
     "STRIPE_TIMEOUT_SECONDS": "30",
     "RECON_ALERTS_SINCE": "",
     "RECON_MATCH_ON": "auto",
@@ -57,6 +59,8 @@ DEFAULTS: dict[str, str] = {
     "RECON_STRIPE_MIRROR_SCHEMA": "stripe",
     "RECON_MIRROR_MIN_LAG_MINUTES": "60",
     "RECON_MIRROR_SPOT_CHECK": "50",
+    "RECON_RECHECK_DAYS": "35",
+    "RECON_LATE_CHANGES_INTERVAL_SECONDS": "300",
 }
 
 SECRET_VARIABLES = frozenset(
@@ -171,6 +175,16 @@ def parse_positive(variable: str, value: str, kind: type = float, *, allow_zero:
     return number
 
 
+def parse_rate(variable: str, value: str) -> float | None:
+    """Requests per second: a positive, finite number; None when empty (the default for the key's mode)."""
+    if not value.strip():
+        return None
+    number = parse_positive(variable, value, float)
+    if not math.isfinite(number):
+        raise ConfigError(variable, f"{value!r} is not a finite number of requests per second")
+    return number
+
+
 def parse_database_url(variable: str, value: str, *, base_dir: Path, servers: tuple[str, ...] = ("postgresql",),
                        files: tuple[str, ...] = ("duckdb",)) -> str:  # fmt: skip
     """A server URL (`postgresql://…`, `mysql://…`) as given; a file URL (`duckdb:///relative`,
@@ -259,9 +273,10 @@ class Settings:
     auto_sync: bool
     stripe_api_base: str | None
     stripe_max_network_retries: int
-    stripe_requests_per_second: float
+    stripe_requests_per_second: float | None  # None: by the key's mode (stripe_pacing.account_limit)
     stripe_timeout_seconds: float
     dashboard_url: str | None
+    stripe_endpoint_requests_per_second: float = 25.0  # STRIPE_ENDPOINT_REQUESTS_PER_SECOND
     env: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
     # Alerts (recon_dagster/alerts). The secrets (SLACK_WEBHOOK_URL, SLACK_BOT_TOKEN,
     # PAGERDUTY_ROUTING_KEY) are not kept here: definitions.py passes them as EnvVars.
@@ -277,6 +292,8 @@ class Settings:
     mirror_schema: str = "stripe"  # RECON_STRIPE_MIRROR_SCHEMA
     mirror_min_lag_minutes: int = 60  # RECON_MIRROR_MIN_LAG_MINUTES
     mirror_spot_check: int = 50  # RECON_MIRROR_SPOT_CHECK: charges compared with the API per day (0: off)
+    recheck_days: int = 35  # RECON_RECHECK_DAYS: how far back the weekly recheck_recent_days schedule goes
+    late_changes_interval_seconds: int = 300  # RECON_LATE_CHANGES_INTERVAL_SECONDS: how often Stripe's events are read
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
@@ -357,6 +374,9 @@ class Settings:
             raise ConfigError("RECON_STRIPE_SOURCE", "expected api, or the postgresql://… URL of a Stripe mirror")
         return cls(
             stripe_source=source,
+            recheck_days=parse_positive("RECON_RECHECK_DAYS", get("RECON_RECHECK_DAYS"), int),
+            late_changes_interval_seconds=parse_positive("RECON_LATE_CHANGES_INTERVAL_SECONDS",
+                                                         get("RECON_LATE_CHANGES_INTERVAL_SECONDS"), int),
             mirror_schema=parse_identifier("RECON_STRIPE_MIRROR_SCHEMA", get("RECON_STRIPE_MIRROR_SCHEMA").strip()),
             mirror_min_lag_minutes=parse_positive("RECON_MIRROR_MIN_LAG_MINUTES", get("RECON_MIRROR_MIN_LAG_MINUTES"), int, allow_zero=True),
             mirror_spot_check=parse_positive("RECON_MIRROR_SPOT_CHECK", get("RECON_MIRROR_SPOT_CHECK"), int, allow_zero=True),
@@ -378,7 +398,8 @@ class Settings:
             timing_margin_hours=parse_positive("RECON_TIMING_MARGIN_HOURS", get("RECON_TIMING_MARGIN_HOURS"), float, allow_zero=True),
             stripe_api_base=api_base.rstrip("/") if api_base else None,
             stripe_max_network_retries=parse_positive("STRIPE_MAX_NETWORK_RETRIES", get("STRIPE_MAX_NETWORK_RETRIES"), int, allow_zero=True),
-            stripe_requests_per_second=parse_positive("STRIPE_REQUESTS_PER_SECOND", get("STRIPE_REQUESTS_PER_SECOND"), float),
+            stripe_requests_per_second=parse_rate("STRIPE_REQUESTS_PER_SECOND", get("STRIPE_REQUESTS_PER_SECOND")),
+            stripe_endpoint_requests_per_second=parse_rate("STRIPE_ENDPOINT_REQUESTS_PER_SECOND", get("STRIPE_ENDPOINT_REQUESTS_PER_SECOND")),
             stripe_timeout_seconds=parse_positive("STRIPE_TIMEOUT_SECONDS", get("STRIPE_TIMEOUT_SECONDS"), float),
             dashboard_url=dashboard.rstrip("/") if dashboard else None,
             env=env,

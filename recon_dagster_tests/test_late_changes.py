@@ -21,7 +21,7 @@ def sensor_tick(world, instance, cursor: str | None, monkeypatch):
     defs = build_definitions(world.use(monkeypatch))
     sensor = defs.resolve_sensor_def("stripe_late_changes")
     context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
-                                      resources={"stripe": defs.resources["stripe"]})  # fmt: skip
+                                      resources={"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]})  # fmt: skip
     result = sensor.evaluate_tick(context)
     return result.run_requests, result.cursor
 

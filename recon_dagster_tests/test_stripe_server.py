@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -172,6 +173,34 @@ def test_the_rate_limit_window_rolls_after_a_second(serve):
     assert [get(server, "/v1/charges")[0] for _ in range(2)] == [200, 429]
     time.sleep(1.05)
     assert get(server, "/v1/charges")[0] == 200
+
+
+def test_an_endpoint_over_its_limit_gets_429_with_retry_after_while_another_endpoint_gets_through(serve):
+    server = serve([make_charge("ch_1", 100, created=T0), make_charge("ch_2", 200, created=T0)], endpoint_rate_limit=2,
+                   retry_after=3)  # fmt: skip
+    assert [get(server, "/v1/charges")[0] for _ in range(2)] == [200, 200]
+    status, headers, body = get(server, "/v1/charges")
+    assert (status, headers["Retry-After"], body["error"]["type"], body["error"]["code"]) == (
+        429, "3", "invalid_request_error", "rate_limit")  # fmt: skip
+    # Retrieving by id is another endpoint, one for every id: its third request is over, whichever id it asks.
+    assert [get(server, path)[0] for path in ("/v1/charges/ch_1", "/v1/charges/ch_2", "/v1/charges/ch_1")] == [200, 200, 429]
+    assert get(server, "/v1/disputes")[0] == 200
+    assert (server.count(429), server.rate_limited("endpoint"), server.rate_limited("global")) == (2, 2, 0)
+
+
+def test_requests_over_the_global_limit_get_429_whatever_their_endpoint(serve):
+    server = serve(rate_limit=3, endpoint_rate_limit=2, retry_after=2)
+    assert [get(server, path)[0] for path in ("/v1/charges", "/v1/disputes", "/v1/payouts")] == [200, 200, 200]
+    status, headers, body = get(server, "/v1/balance_transactions")
+    assert (status, headers["Retry-After"], body["error"]["code"]) == (429, "2", "rate_limit")
+    assert (server.count(429), server.rate_limited("global"), server.rate_limited()) == (1, 1, 1)
+
+
+def test_a_refused_request_counts_against_neither_limit(serve):
+    server = serve(rate_limit=2, endpoint_rate_limit=1)
+    assert [get(server, path)[0] for path in ("/v1/charges", "/v1/charges", "/v1/disputes")] == [200, 429, 200]
+    assert get(server, "/v1/payouts")[0] == 429  # the global window holds the two accepted requests only
+    assert (server.rate_limited("endpoint"), server.rate_limited("global")) == (1, 1)
 
 
 def test_injected_failures_answer_the_next_requests_then_stop(serve):
@@ -347,7 +376,7 @@ def test_added_disputes_are_served_at_once(serve):
 def test_an_unrecognized_url_names_every_resource_served(serve):
     status, _, body = get(serve(), "/v1/refunds")
     assert status == 404
-    assert "/v1/charges, /v1/disputes, /v1/payouts and /v1/balance_transactions" in body["error"]["message"]
+    assert "/v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions and /v1/events" in body["error"]["message"]
 
 
 def test_make_dispute_derives_currency_evidence_deadline_and_refundability():
@@ -673,6 +702,19 @@ def test_the_command_line_serves_payouts_and_balance_transactions_found_beside_t
         client = stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": re.search(r"at (http://\S+) ", line)[1]})
         listing = client.v1.balance_transactions.list(params={"payout": "po_1", "expand": ["data.source"]})
         assert [(t.id, getattr(t.source, "object", t.source)) for t in listing] == [("txn_po_1", "po_1"), ("txn_1", "charge")]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_command_line_takes_an_endpoint_rate_limit(tmp_path):
+    (tmp_path / "charges.json").write_text(json.dumps([make_charge("ch_1", 1000, created=T0)]))
+    process = subprocess.Popen([sys.executable, "-m", "recon_dagster.testing.stripe_server", "--data",
+                                str(tmp_path / "charges.json"), "--port", "0", "--endpoint-rate-limit", "1"],
+                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        served = SimpleNamespace(url=re.search(r"at (http://\S+) ", process.stdout.readline())[1])
+        assert [get(served, path)[0] for path in ("/v1/charges", "/v1/charges", "/v1/charges/ch_1")] == [200, 429, 200]
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -10,15 +12,25 @@ import polars as pl
 import pytest
 
 from recon_dagster.core.frames import CHARGES_SCHEMA
+from recon_dagster.settings import ConfigError, Settings
 from recon_dagster.sources.stripe_api import (
     StripeDataError,
     StripeUnavailableError,
+    charges_of_intents,
     fetch_charges,
     make_client,
     mask_secrets,
     retrieve_charges,
 )
-from recon_dagster.testing.stripe_server import DEFAULT_API_KEY, StripeServer, make_charge
+from recon_dagster.sources.stripe_pacing import endpoint
+from recon_dagster.testing.stripe_server import (
+    DEFAULT_API_KEY,
+    StripeServer,
+    make_balance_transaction,
+    make_charge,
+    make_dispute,
+    make_payout,
+)
 
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
 END = START + timedelta(days=1)
@@ -213,13 +225,14 @@ def test_a_charge_without_an_id_is_named_by_its_position(serve):
     assert frame.filter(pl.col("invalid_reason").is_null())["id"].to_list() == ["ch_newer"]
 
 
-def test_the_rate_limiter_spaces_requests_at_the_configured_rate(serve):
+def test_the_rate_limiter_spaces_requests_at_95_percent_of_the_budget(serve):
     server = serve([make_charge(f"ch_{i}", 100, created=T0) for i in range(20)])
     began = time.monotonic()
-    frame, _ = retrieve_charges(client_for(server, requests_per_second=50), [f"ch_{i}" for i in range(20)])
+    client = client_for(server, requests_per_second=50, endpoint_requests_per_second=50)
+    frame, _ = retrieve_charges(client, [f"ch_{i}" for i in range(20)])
     elapsed = time.monotonic() - began
     assert frame.height == 20
-    assert 19 / 50 - 0.02 <= elapsed < 2.0  # 20 evenly spaced requests span 19 intervals of 20 ms
+    assert 19 / 47.5 - 0.02 <= elapsed < 2.0  # 20 evenly spaced requests span 19 intervals of 1/47.5 s
 
 
 def test_mask_secrets_keeps_only_the_prefix_and_last_four_characters():
@@ -235,10 +248,11 @@ def busy_day(count: int) -> list[dict]:
 
 
 def test_automatic_slices_give_the_same_frame_as_sequential_under_a_rate_limit(serve):
-    server = serve(busy_day(3_000), rate_limit=100, latency=0.01)
-    sequential = fetch_charges(client_for(server, requests_per_second=90), START, END)
+    server = serve(busy_day(3_000), rate_limit=100, endpoint_rate_limit=100, latency=0.01)
+    sequential = fetch_charges(client_for(server, requests_per_second=100, endpoint_requests_per_second=100), START, END)
     server.clear_requests()
-    automatic = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=None)
+    automatic = fetch_charges(client_for(server, requests_per_second=100, endpoint_requests_per_second=100), START, END,
+                              slices=None)  # fmt: skip
     assert automatic.equals(sequential) and sequential.height == 3_000
     lists = [r for r in server.requests if r.path == "/v1/charges"]
     assert len({r.query["created[gte]"] for r in lists}) > 1  # it did split the day
@@ -253,35 +267,38 @@ def test_automatic_slices_of_a_small_window_cost_one_request(serve):
 
 
 def test_fixed_slices_under_a_rate_limit_give_the_same_frame_as_sequential(serve):
-    server = serve(busy_day(1_500), rate_limit=100)
-    sequential = fetch_charges(client_for(server, requests_per_second=90), START, END)
-    sliced = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=8)
+    server = serve(busy_day(1_500), rate_limit=100, endpoint_rate_limit=100)
+    client = client_for(server, requests_per_second=100, endpoint_requests_per_second=100)
+    sequential = fetch_charges(client, START, END)
+    sliced = fetch_charges(client, START, END, slices=8)
     assert sliced.equals(sequential) and server.count(429) == 0
 
 
-def test_a_90_rps_client_never_trips_a_100_rps_limit_with_many_threads(serve):
-    server = serve(busy_day(20_000), rate_limit=100, latency=0.02)
+def test_many_threads_never_push_a_client_past_its_budgets(serve):
+    server = serve(busy_day(10_000), rate_limit=100, endpoint_rate_limit=50, latency=0.02)
     began = time.monotonic()
-    frame = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=None, max_workers=16)
+    client = client_for(server, requests_per_second=90, endpoint_requests_per_second=45)
+    frame = fetch_charges(client, START, END, slices=None, max_workers=16)
     elapsed = time.monotonic() - began
     # No 429 reached us; the server (in this process, so sharing our GIL) may have sent one or two.
-    assert frame.height == 20_000 and server.count(429) <= 2
-    assert server.count(200) / elapsed <= 92
+    assert frame.height == 10_000 and server.count(429) <= 2
+    assert server.count(200) / elapsed <= 44  # aimed at 95% of the endpoint's 45/s: 42.75
 
 
 def test_the_pacer_is_shared_by_every_thread_of_a_client(serve):
     server = serve([make_charge(f"ch_{i}", 100, created=T0) for i in range(40)])
-    client = client_for(server, requests_per_second=40)
+    client = client_for(server, requests_per_second=40, endpoint_requests_per_second=40)
     began = time.monotonic()
     frame, _ = retrieve_charges(client, [f"ch_{i}" for i in range(40)], max_workers=16)
-    assert frame.height == 40 and time.monotonic() - began >= 39 / 40 - 0.02
+    assert frame.height == 40 and time.monotonic() - began >= 39 / 38 - 0.02
 
 
 def test_a_burst_lets_a_paced_client_catch_up_but_never_beyond_the_burst(serve):
     server = serve([make_charge(f"ch_{i}", 100, created=T0) for i in range(20)])
     began = time.monotonic()
-    retrieve_charges(client_for(server, requests_per_second=50, burst=5), [f"ch_{i}" for i in range(20)])
-    assert 15 / 50 - 0.02 <= time.monotonic() - began < 19 / 50  # 4 requests early, then 20 ms apart
+    client = client_for(server, requests_per_second=50, endpoint_requests_per_second=50, burst=5)
+    retrieve_charges(client, [f"ch_{i}" for i in range(20)])
+    assert 15 / 47.5 - 0.02 <= time.monotonic() - began < 19 / 47.5  # 4 requests early, then 1/47.5 s apart
     with pytest.raises(ValueError, match="burst"):
         client_for(server, burst=0)
 
@@ -292,7 +309,7 @@ def test_a_429_burst_with_retry_after_is_recovered_by_concurrent_slices(serve):
     server.clear_requests()
     server.fail_next(429, count=6)  # most likely the first request of each of the six slices
     began = time.monotonic()
-    frame = fetch_charges(client_for(server, requests_per_second=90), START, END, slices=6)
+    frame = fetch_charges(client_for(server, requests_per_second=100, endpoint_requests_per_second=100), START, END, slices=6)
     assert frame.equals(expected)
     assert server.count(429) == 6 and time.monotonic() - began >= 1.0  # Retry-After honoured
 
@@ -312,3 +329,93 @@ def test_an_error_in_one_slice_stops_the_others_and_reaches_the_caller(serve):
         fetch_charges(client_for(server, max_network_retries=0), START, END, slices=None)
     with pytest.raises(ValueError, match="slices must be at least 1 or None"):
         fetch_charges(client_for(server), START, END, slices=0)
+
+
+# --- Stripe's two budgets: each endpoint's and the account's -----------------------------------------
+
+LIVE_KEY = "sk_live_recon_local_0000"  # a fake live-mode key: the server accepts whatever key it is given
+
+
+def busiest_second(records) -> int:
+    """The most requests in any one-second window of the server's records."""
+    times = sorted(r.timestamp for r in records)
+    return max((bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
+
+
+def concurrently(*jobs) -> None:
+    """Run each job in its own thread; re-raise the first error."""
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+
+
+def test_an_endpoint_is_its_method_and_path_with_ids_replaced():
+    assert endpoint("get", "https://api.stripe.com/v1/charges/ch_3MmlLrLkdIwHu7ix") == "GET /v1/charges/{id}"
+    assert endpoint("get", "http://127.0.0.1:1/v1/payment_intents/pi_1?expand[]=x") == "GET /v1/payment_intents/{id}"
+    assert endpoint("get", "https://api.stripe.com/v1/charges?created[gte]=1&limit=100") == "GET /v1/charges"
+    assert endpoint("GET", "https://api.stripe.com/v1/balance_transactions?payout=po_1") == "GET /v1/balance_transactions"
+    assert endpoint("get", "https://api.stripe.com/v1/charges/search?query=x") == "GET /v1/charges/search"
+    assert endpoint("post", "https://api.stripe.com/v1/customers/cus_9/sources/card_1") == "POST /v1/customers/{id}/sources/{id}"
+
+
+def test_two_endpoints_go_at_their_own_pace_while_the_account_budget_caps_their_sum(serve):
+    server = serve([make_charge(f"ch_{i:02d}", 100, created=T0, payment_intent=f"pi_{i:02d}") for i in range(30)])
+    client = client_for(server, requests_per_second=30, endpoint_requests_per_second=20)
+    ids = [f"ch_{i:02d}" for i in range(30)]
+    concurrently(lambda: retrieve_charges(client, ids, max_workers=3),  # GET /v1/charges/{id}
+                 lambda: charges_of_intents(client, [f"pi_{i:02d}" for i in range(30)], max_workers=3))  # GET /v1/charges
+    records = server.requests
+    by_endpoint = {name: [r for r in records if endpoint(r.method, r.path) == name]
+                   for name in ("GET /v1/charges/{id}", "GET /v1/charges")}  # fmt: skip
+    assert [len(found) for found in by_endpoint.values()] == [30, 30] and server.count(200) == 60
+    # Records are stamped once answered, so threads under load may bunch two or so: hence + 2. Sharing one
+    # budget, the two would stay under 20 in all; without the account's, they would reach 2 × 19 = 38.
+    assert all(busiest_second(found) <= 20 + 2 for found in by_endpoint.values())
+    assert 20 < busiest_second(records) <= 30 + 2
+
+
+def test_a_test_key_gets_25_requests_per_second_in_all_and_a_live_key_100(serve):
+    """Four requests to each of eight endpoints: no endpoint's budget binds, only the account's."""
+    ledger = {"disputes": [make_dispute("dp_1", "ch_1", 100)], "payouts": [make_payout("po_1", 100, arrival_date=T0)],
+              "balance_transactions": [make_balance_transaction("txn_1", 100, payout="po_1", created=T0)]}  # fmt: skip
+    ones = {"charges": "ch_1", "disputes": "dp_1", "payouts": "po_1", "balance_transactions": "txn_1"}
+    paths = [f"/v1/{kind}{rest}" for kind, one in ones.items() for rest in ("", f"/{one}")] * 4
+    seconds, busiest = {}, {}
+    for key in (DEFAULT_API_KEY, LIVE_KEY):
+        server = serve([make_charge("ch_1", 100, created=T0)], api_key=key, **ledger)
+        client = client_for(server, api_key=key)  # no budgets given: the key's mode decides
+        began = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda path: client.raw_request("get", path), paths))  # noqa: B023
+        seconds[key], busiest[key] = time.monotonic() - began, busiest_second(server.requests)
+        assert server.count(200) == 32
+    assert seconds[DEFAULT_API_KEY] >= 31 / 23.75 - 0.05  # 32 requests 1/23.75 s apart: 95% of 25/s
+    assert busiest[LIVE_KEY] > 25  # 95/s: all 32 within a second
+
+
+def test_two_clients_made_for_the_same_key_share_one_budget(serve):
+    server = serve([make_charge(f"ch_{i:02d}", 100, created=T0) for i in range(24)])
+    first, second = (client_for(server, requests_per_second=100, endpoint_requests_per_second=20) for _ in range(2))
+    concurrently(lambda: retrieve_charges(first, [f"ch_{i:02d}" for i in range(12)], max_workers=4),
+                 lambda: retrieve_charges(second, [f"ch_{i:02d}" for i in range(12, 24)], max_workers=4))
+    # Alone, each could send its 12 at once: 24 in one second. (+ 1: records are stamped once answered.)
+    assert server.count(200) == 24 and busiest_second(server.requests) <= 20 + 1
+
+
+def test_the_rate_settings_default_to_the_key_mode_and_25_per_endpoint(tmp_path):
+    settings = Settings.from_env({"STRIPE_REQUESTS_PER_SECOND": "", "STRIPE_ENDPOINT_REQUESTS_PER_SECOND": ""}, base_dir=tmp_path)
+    assert (settings.stripe_requests_per_second, settings.stripe_endpoint_requests_per_second) == (None, 25.0)
+
+
+def test_the_rate_settings_take_raised_limits(tmp_path):
+    env = {"STRIPE_REQUESTS_PER_SECOND": "250", "STRIPE_ENDPOINT_REQUESTS_PER_SECOND": " 62.5 "}
+    settings = Settings.from_env(env, base_dir=tmp_path)
+    assert (settings.stripe_requests_per_second, settings.stripe_endpoint_requests_per_second) == (250.0, 62.5)
+
+
+@pytest.mark.parametrize("variable", ["STRIPE_REQUESTS_PER_SECOND", "STRIPE_ENDPOINT_REQUESTS_PER_SECOND"])
+@pytest.mark.parametrize("value", ["0", "-25", "fast", "inf", "nan"])
+def test_a_bad_rate_setting_is_refused_naming_the_variable(tmp_path, variable, value):
+    with pytest.raises(ConfigError, match=f"^{variable}: ") as raised:
+        Settings.from_env({variable: value}, base_dir=tmp_path)
+    assert raised.value.variable == variable

@@ -10,8 +10,6 @@ from __future__ import annotations
 import gc
 import re
 import threading
-from collections import deque
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +23,7 @@ import stripe
 from recon_dagster.core.frames import CHARGES_SCHEMA, empty_charges
 from recon_dagster.money import CurrencyError, is_iso_currency, normalize_currency
 from recon_dagster.retry_after import parse_retry_after
+from recon_dagster.sources.stripe_pacing import ENDPOINT_LIMIT, Pacer, pacer_for
 
 PAGE_SIZE = 100  # Stripe's maximum page size: fewest requests
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is capped so a run fails in minutes, not hours
@@ -58,60 +57,23 @@ def mask_secrets(text: str) -> str:
 # (unless Stripe sends `Stripe-Should-Retry: true`), and it has no client-side rate limiter. We keep
 # the SDK's retry loop and backoff and add only those two things.
 class _RetryingRequestsClient(stripe.RequestsClient):
-    """`RequestsClient` that also retries 429 (honouring Retry-After) and paces requests."""
+    """`RequestsClient` that also retries 429 (honouring Retry-After) and waits for its pacer before each request."""
 
-    def __init__(self, *, timeout: float, requests_per_second: float | None, burst: int = 1):
+    def __init__(self, *, timeout: float, pacer: Pacer):
         super().__init__(timeout=timeout)
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst}")
-        self._interval = 1.0 / requests_per_second if requests_per_second else 0.0
-        self._tolerance = (burst - 1) * self._interval
-        self._pace_lock = threading.Lock()  # one pacer per client, shared by all its threads
-        self._next_slot = 0.0  # the "theoretical arrival time" of the next request (GCRA)
-        # Send times of the last `requests_per_second` requests: after a stall (GC, a busy GIL)
-        # threads whose slots have passed would all go at once; this keeps any one-second window
-        # of actual sends within the limit too.
-        self._window = max(int(requests_per_second), 1) if requests_per_second else 0
-        self._sent: deque[float] = deque()
+        self._pacer = pacer  # shared with every client of the same account (`pacer_for`)
 
-    def _pace(self) -> None:
-        """At most `requests_per_second`, evenly spaced, with up to `burst` slots' catch-up.
-
-        A generic cell rate algorithm: each request takes the next slot, `interval` after the last;
-        a request may go up to `burst - 1` intervals early, so slots lost while every thread was
-        busy (waiting on the network) are partly made up. `burst=1` is strict even spacing. Any
-        one-second window then holds at most `requests_per_second + burst - 1` requests, which is
-        what a rolling-window limit like Stripe's counts.
-        """
-        if not self._interval:
-            return
-        with self._pace_lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
-            go = slot - self._tolerance
-        if go > now:
-            time.sleep(go - now)
-        with self._pace_lock:
-            now = time.monotonic()
-            while len(self._sent) >= self._window and now - self._sent[0] < 1.0:
-                time.sleep(1.0 - (now - self._sent[0]))  # rare: only right after a stall
-                now = time.monotonic()
-            self._sent.append(now)
-            while len(self._sent) > self._window:
-                self._sent.popleft()
-
-    def _before(self, url: str) -> None:
-        self._pace()  # every attempt, retries included, counts against the limit
+    def _before(self, method: str, url: str) -> None:
+        self._pacer.wait(method, url)  # every attempt, retries included, counts against both budgets
         parts = urlsplit(url)
         _last_request.api_base = f"{parts.scheme}://{parts.netloc}"
 
     def request(self, method, url, headers, post_data=None):
-        self._before(url)
+        self._before(method, url)
         return super().request(method, url, headers, post_data)
 
     def request_stream(self, method, url, headers, post_data=None):
-        self._before(url)
+        self._before(method, url)
         return super().request_stream(method, url, headers, post_data)
 
     def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
@@ -145,20 +107,23 @@ def make_client(
     api_base: str | None = None,
     max_network_retries: int = 4,
     requests_per_second: float | None = None,
+    endpoint_requests_per_second: float = ENDPOINT_LIMIT,
     timeout: float = 30,
     burst: int = 1,
 ) -> stripe.StripeClient:
     """A `StripeClient` that retries 429s as well as network errors and 5xx, and paces itself.
 
-    All threads using the client share one pacer: `requests_per_second` (None: unpaced), with up to
-    `burst` requests' catch-up after an idle moment (1: strictly even spacing).
+    Every client of one account in this process shares its budgets: `requests_per_second` in all (None:
+    Stripe's default for the key, 100 live or 25 test) and `endpoint_requests_per_second` per endpoint, each
+    aimed at 95%, with up to `burst` requests' catch-up after an idle moment (1: strictly even spacing).
     """
-    http = _RetryingRequestsClient(timeout=timeout, requests_per_second=requests_per_second, burst=burst)
+    pacer = pacer_for(api_key, api_base, requests_per_second=requests_per_second,
+                      endpoint_requests_per_second=endpoint_requests_per_second, burst=burst)  # fmt: skip
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base.rstrip("/")} if api_base else None,
         max_network_retries=max_network_retries,
-        http_client=http,
+        http_client=_RetryingRequestsClient(timeout=timeout, pacer=pacer),
     )
 
 
@@ -420,7 +385,8 @@ def _describe(context: str, exc: stripe.StripeError) -> str:
     elif isinstance(exc, stripe.PermissionError):
         kind, hint = f"permission denied ({status})", "The key needs read access to charges."
     elif isinstance(exc, stripe.RateLimitError):
-        kind, hint = f"rate limited ({status}){after}", "Lower STRIPE_REQUESTS_PER_SECOND or retry later."
+        kind = f"rate limited ({status}){after}"
+        hint = "Lower STRIPE_REQUESTS_PER_SECOND or STRIPE_ENDPOINT_REQUESTS_PER_SECOND, or retry later."
     elif isinstance(exc, stripe.APIConnectionError):
         kind = f"unreachable at {getattr(_last_request, 'api_base', None) or 'the Stripe API'}{after}"
     elif isinstance(exc, stripe.APIError):

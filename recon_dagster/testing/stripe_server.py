@@ -89,6 +89,10 @@ _BALANCE_TRANSACTIONS = _Kind(
 )
 
 
+# Events: `type` is indexed; `types[]` (several types) is served from a filtered snapshot (events are few).
+_EVENTS = _Kind("event", "/v1/events", ("type",))
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     """One request as the server saw it; `status` is `DROPPED` (0) for a dropped connection."""
@@ -292,11 +296,22 @@ def _expand_charge(field: str, charges: _DataSet, body: bytes) -> bytes:
     return _dumps(obj)
 
 
+def _endpoint(method: str, path: str) -> str:
+    """What Stripe counts as one endpoint: `GET /v1/charges` (a list) or `GET /v1/charges/{id}` (any retrieve)."""
+    parts = path.split("/")  # "", "v1", the resource, its id: every URL served has this shape
+    if len(parts) == 4 and parts[3]:
+        parts[3] = "{id}"
+    return f"{method} {'/'.join(parts)}"
+
+
 class StripeServer:
     """Serves charges, disputes, payouts and balance transactions like Stripe's API on a local port.
 
-    `latency`, `rate_limit`, `retry_after` and `api_key` are plain attributes that may be set while
-    it runs (handler threads read each once per request); the data and logs are lock-protected.
+    `latency`, `rate_limit`, `endpoint_rate_limit`, `retry_after` and `api_key` are plain attributes that
+    may be set while it runs (handler threads read each once per request); the data and logs are
+    lock-protected. Like Stripe, two rolling one-second limits apply at once: `rate_limit` over every
+    request and `endpoint_rate_limit` per endpoint (`GET /v1/charges` and `GET /v1/charges/{id}` are two);
+    None is no limit.
     """
 
     def __init__(
@@ -309,6 +324,7 @@ class StripeServer:
         latency: float = 0.0,
         rate_limit: float | None = None,
         retry_after: int = 1,
+        endpoint_rate_limit: float | None = None,
         disputes: Iterable[dict] = (),
         payouts: Iterable[dict] = (),
         balance_transactions: Iterable[dict] = (),
@@ -318,10 +334,15 @@ class StripeServer:
         self._disputes = _DataSet.of(_DISPUTES, disputes)
         self._payouts = _DataSet.of(_PAYOUTS, payouts)
         self._balance_transactions = _DataSet.of(_BALANCE_TRANSACTIONS, balance_transactions)
+        self._events = _DataSet.of(_EVENTS, ())
+        self._event_count = 0
         self._host, self._port = host, port
         self.api_key, self.latency, self.rate_limit, self.retry_after = api_key, latency, rate_limit, retry_after
+        self.endpoint_rate_limit = endpoint_rate_limit
         self._faults: deque[int] = deque()
         self._recent: deque[float] = deque()  # accepted request times, for the rolling rate window
+        self._recent_by: dict[str, deque[float]] = {}  # the same per endpoint
+        self._refused = {"endpoint": 0, "global": 0}  # 429s answered by each limiter
         self._log: list[RequestRecord] = []
         self._connections: set[socket.socket] = set()
         self._httpd: ThreadingHTTPServer | None = None
@@ -411,6 +432,51 @@ class StripeServer:
         with self._lock:
             self._balance_transactions = new
 
+    # --- changes after the fact, each recorded as Stripe's event --------------------------------------
+
+    def record_event(self, type_: str, obj: dict, *, at: int | None = None) -> dict:
+        """Record `GET /v1/events`' event of `type_` about `obj` (as it is now), at `at` (default now)."""
+        with self._lock:
+            self._event_count += 1
+            event = {"id": f"evt_local{self._event_count:09d}", "object": "event", "api_version": "2024-06-20",
+                     "created": int(time.time()) if at is None else at, "data": {"object": obj}, "livemode": False,
+                     "pending_webhooks": 0, "request": {"id": None, "idempotency_key": None}, "type": type_}  # fmt: skip
+            self._events = self._events.adding([event])
+        return event
+
+    def update_charge(self, charge_id: str, *, at: int | None = None, **changes: Any) -> dict:
+        """Change a charge as Stripe would after the fact (a refund, a capture, ...) and record its
+        event: `charge.refunded` when `amount_refunded` grows, `charge.captured` when it becomes
+        captured, `charge.failed` when it fails, else `charge.updated`."""
+        with self._lock:
+            entry = self._charges.entries.get(charge_id)
+        if entry is None:
+            raise KeyError(f"no charge {charge_id!r} on this server")
+        before = json.loads(entry[1])
+        after = {**before, **changes}
+        self.add_charges([after])
+        if after.get("amount_refunded", 0) > before.get("amount_refunded", 0):
+            kind = "charge.refunded"
+        elif after.get("captured") and not before.get("captured"):
+            kind = "charge.captured"
+        elif after.get("status") == "failed" and before.get("status") != "failed":
+            kind = "charge.failed"
+        else:
+            kind = "charge.updated"
+        return self.record_event(kind, after, at=at)
+
+    def open_dispute(self, dispute: dict, *, at: int | None = None) -> dict:
+        """A dispute opened (or changed) on one of the charges: the charge becomes `disputed`, and
+        `charge.dispute.created` is recorded (`charge.dispute.closed` for a won or lost one)."""
+        charge = _ref_id(dispute.get("charge"))
+        with self._lock:
+            entry = self._charges.entries.get(charge or "")
+        if entry is not None:
+            self.add_charges([{**json.loads(entry[1]), "disputed": True}])
+        self.add_disputes([dispute])
+        closed = dispute.get("status") in ("won", "lost")
+        return self.record_event("charge.dispute.closed" if closed else "charge.dispute.created", dispute, at=at)
+
     def __len__(self) -> int:
         """The number of charges (the other kinds are extra)."""
         return len(self._charges.entries)
@@ -448,18 +514,26 @@ class StripeServer:
         with self._lock:
             return self._faults.popleft() if self._faults else None
 
-    def _admit(self) -> bool:
-        """Rolling one-second window: True if this request is within `rate_limit`."""
+    def rate_limited(self, limiter: str | None = None) -> int:
+        """How many 429s the limiters answered: `endpoint`'s, `global`'s, or both (None); injected ones not."""
+        with self._lock:
+            return self._refused[limiter] if limiter else sum(self._refused.values())
+
+    def _admit(self, method: str, path: str) -> str | None:
+        """Rolling one-second windows: None if this request is within both limits, else the limiter refusing it."""
         now = time.monotonic()
         with self._lock:
-            if self.rate_limit is None:
-                return True
-            while self._recent and self._recent[0] <= now - 1.0:
-                self._recent.popleft()
-            if len(self._recent) >= self.rate_limit:
-                return False  # a refused request does not count: clients that back off get back in
-            self._recent.append(now)
-            return True
+            limits = (("endpoint", self.endpoint_rate_limit, self._recent_by.setdefault(_endpoint(method, path), deque())),
+                      ("global", self.rate_limit, self._recent))  # fmt: skip
+            for name, limit, recent in limits:
+                while recent and recent[0] <= now - 1.0:
+                    recent.popleft()
+                if limit is not None and len(recent) >= limit:
+                    self._refused[name] += 1
+                    return name  # a refused request counts in neither window: clients that back off get back in
+            for _name, _limit, recent in limits:
+                recent.append(now)
+            return None
 
     def _record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
         with self._lock:
@@ -487,10 +561,15 @@ class StripeServer:
         given = authorization[len("Bearer "):].strip()
         if not secrets.compare_digest(given.encode(), self.api_key.encode()):
             raise _ApiError(401, "invalid_request_error", f"Invalid API Key provided: {mask_key(given)}")
-        if not self._admit():
+        if self._admit(method, path) is not None:
             raise self._rate_limited()
         charges = self._charges  # each snapshot read once: a concurrent add cannot tear a page
-        for data in (charges, self._disputes, self._payouts, self._balance_transactions):
+        events = self._events
+        types = {value for name, value in params.items() if name == "types[]" or re.fullmatch(r"types\[\d+\]", name)}
+        if types and path == _EVENTS.url:  # several types at once: list a snapshot of just those
+            params = {k: v for k, v in params.items() if not k.startswith("types[")}
+            events = _DataSet(_EVENTS, {i: e for i, e in events.entries.items() if e[2][0] in types})
+        for data in (charges, self._disputes, self._payouts, self._balance_transactions, events):
             url = data.kind.url
             rest = path[len(url) + 1:] if path.startswith(url + "/") else None
             if path != url and (rest is None or "/" in rest):
@@ -504,7 +583,7 @@ class StripeServer:
                 return _list_page(data, params, expander)
             return _retrieve(data, unquote(rest), params, expander)
         raise _ApiError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}). This local server "
-                        "serves /v1/charges, /v1/disputes, /v1/payouts and /v1/balance_transactions only.")  # fmt: skip
+                        "serves /v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions and /v1/events only.")  # fmt: skip
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -872,7 +951,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
-    parser.add_argument("--rate-limit", type=float, default=None, help="requests per second before 429s")
+    parser.add_argument("--rate-limit", type=float, default=None, help="requests per second in all before 429s")
+    parser.add_argument("--endpoint-rate-limit", type=float, default=None,
+                        help="requests per second to each endpoint (GET /v1/charges, GET /v1/charges/{id}, ...) before 429s")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--disputes", default=None,
                         help="JSON array or JSON-lines file of dispute objects (default: stripe_disputes.json beside --data)")
@@ -893,7 +974,8 @@ def main(argv: list[str] | None = None) -> int:
     payouts = beside_data(args.payouts, "stripe_payouts.json")
     transactions = beside_data(args.balance_transactions, "stripe_balance_transactions.json")
     server = StripeServer(load_charges(args.data), api_key=args.api_key, host=args.host, port=args.port,
-                          latency=args.latency, rate_limit=args.rate_limit, disputes=disputes, payouts=payouts,
+                          latency=args.latency, rate_limit=args.rate_limit, endpoint_rate_limit=args.endpoint_rate_limit,
+                          disputes=disputes, payouts=payouts,
                           balance_transactions=transactions).start()  # fmt: skip
     # The key is masked even here: logs never carry secrets.
     print(f"Serving {len(server)} charges, {len(disputes)} disputes, {len(payouts)} payouts and "
