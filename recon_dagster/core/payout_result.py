@@ -180,11 +180,11 @@ class PayoutResult:
         def day(value: str | date) -> date:
             return value if isinstance(value, date) else date.fromisoformat(value)
 
+        lists = ("charges_missing_in_database", "charges_amount_mismatch", "problems")
         lines = tuple(
-            PayoutLine(**{**p, "arrival_date": day(p["arrival_date"]),
-                          **{k: tuple(p[k]) for k in ("charges_missing_in_database", "charges_amount_mismatch", "problems")}})
+            PayoutLine(**{**p, "arrival_date": day(p["arrival_date"]), **{k: tuple(p[k]) for k in lists}})
             for p in record["payouts"]
-        )  # fmt: skip
+        )
         deposits = tuple(Deposit(**{**d, "date": day(d["date"])}) for d in record["deposits_without_payout"])
         return cls(first=day(record["first"]), last=day(record["last"]), as_of=day(record["as_of"]),
                    match_days=record["match_days"], bank_checked=record["bank_checked"], payouts=lines,

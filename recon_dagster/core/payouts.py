@@ -6,7 +6,8 @@ For every payout arriving in [first, last]:
    `payout` transaction left out, must equal its amount. The net is split into charges, refunds,
    disputes, fees and adjustments, which add up to it (one group_by over the transactions).
 2. Charges: each charge it paid out must be in the payments table, under its charge id or its
-   PaymentIntent id, and for the same amount when the rows are in the transaction's currency.
+   PaymentIntent id, and for the same amount when the rows are in the transaction's currency
+   (merge joins on sorted id hashes, every match checked on the id text: `_Payments`).
 3. Bank: one deposit of the same amount and currency, dated arrival_date .. arrival_date + match_days.
 
 Bank matching rule. Every (payout, deposit) pair that fits is ranked: a deposit whose reference
@@ -15,8 +16,9 @@ smallest deposit id (then the payout id, so that the order is total). Pairs are 
 that order, each payout and each deposit at most once, over every payout given: the earlier
 context payouts too, so that their late deposits are not taken for the window's own nor reported
 as deposits without payout. Greedy, not a maximum matching: a payout whose only deposit is the
-better fit of another payout is reported missing; with distinct amounts that never happens. The
-pass runs in vectorised rounds (`_greedy`), with the same answer as one pair at a time.
+better fit of another payout is reported missing, which needs two payouts of one amount and
+currency within match_days of each other. The pass runs in vectorised rounds (`_greedy`), with
+the same answer as one pair at a time.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "fee_category": ("fee",),
 }
 KNOWN_CATEGORIES = tuple(c for cats in COMPONENTS.values() for c in cats)
+# Row numbers packed under the id hashes' high half (`_sorted_keys`): frames up to 4G rows.
+ROW_SPAN = 1 << 32
 ITEMIZED = ("itemized_net", "difference", "charges", "refunds", "disputes", "fees", "adjustments")
 
 
@@ -65,14 +69,17 @@ def reconcile_payouts(
     """Reconcile the payouts arriving in [first, last] (see the module docstring).
 
     `payouts` may also hold payouts arriving up to `match_days` before `first`: they are not
-    reported, but claim their deposits. `bank` is ignored unless `bank_configured`; with
-    `reference_configured`, only deposits whose reference says "stripe" can be reported as
-    deposits without payout (other deposits are the business's other income).
+    reported, but claim their deposits. `bank` is ignored (and may be None) unless
+    `bank_configured`. With `reference_configured`, only deposits whose reference says "stripe"
+    can be reported as deposits without payout (the others are the business's other income).
+    Raises ValueError on frames that lack a column or have other types, or repeat a payout id.
     """
     if last < first:
         raise ValueError(f"last ({last}) is before first ({first})")
     if match_days < 0:
         raise ValueError(f"match_days must be >= 0, got {match_days}")
+    if bank_configured and bank is None:
+        raise ValueError("bank_configured, but no bank frame given")
     payouts = conform(payouts, PAYOUTS_SCHEMA, "payouts").sort("id")
     if payouts.get_column("id").is_duplicated().any():
         raise ValueError("payouts frame has duplicate ids")
@@ -80,7 +87,9 @@ def reconcile_payouts(
     itemized_ids = reported.filter("automatic").get_column("id").implode()
     lines = reported.lazy()
     own = _own(transactions, itemized_ids)
-    lines = lines.join(_itemize(own), on="id", how="left").join(_charge_checks(own, payments), on="id", how="left")
+    itemized = _itemize(own).collect(background=True)  # on Polars' threads, while the charges are checked
+    checks = _charge_checks(own, payments)
+    lines = lines.join(itemized.fetch_blocking().lazy(), on="id", how="left").join(checks, on="id", how="left")
     deposits = _deposits(bank if bank_configured and bank is not None else empty_bank())
     claims = _greedy(_pairs(payouts, deposits, match_days))
     lines = lines.join(claims.lazy().select("id", bank_deposit_id="deposit_id"), on="id", how="left")
@@ -137,18 +146,17 @@ def _charge_checks(own: pl.LazyFrame, payments: pl.DataFrame) -> pl.LazyFrame:
         .filter(pl.col("charge").is_not_null())
         .with_columns(h_charge=id_hash(pl.col("charge")), h_intent=id_hash(pl.col("intent")))
         .collect()
-        .rechunk()  # gathers from one chunk are ~10x faster
     )
+    # Random gathers from one chunk are ~10x faster; `payout` is only gathered for a few rows.
+    charges = charges.with_columns(charges.get_column(c).rechunk() for c in ("amount", "charge", "intent", "h_intent"))
     charges = charges.with_columns(cur=_codes(charges.get_column("currency")))
     table = _Payments(payments)
-    by_charge = table.lookup(charges, "charge", pl.int_range(charges.height, dtype=pl.UInt64, eager=True))
-    rest = by_charge.filter(~pl.col("found")).get_column("c")
+    rest, differs = table.lookup(charges, "charge")
     has_intent = charges.get_column("intent").gather(rest).is_not_null()
-    by_intent = table.lookup(charges, "intent", rest.filter(has_intent))
-    differs = pl.col("found") & (pl.col("total") != pl.col("amount")).fill_null(False)
+    unknown, differs_by_intent = table.lookup(charges, "intent", rest.filter(has_intent))
     flagged = pl.concat([
-        pl.concat([rest.filter(~has_intent), by_intent.filter(~pl.col("found")).get_column("c")]).to_frame().with_columns(missing=pl.lit(True)),
-        pl.concat([by_charge.filter(differs), by_intent.filter(differs)]).select("c", missing=pl.lit(False)),
+        pl.select(c=pl.concat([rest.filter(~has_intent), unknown]), missing=pl.lit(True)),
+        pl.select(c=pl.concat([differs, differs_by_intent]), missing=pl.lit(False)),
     ])  # fmt: skip
     flagged = flagged.with_columns(pl.lit(charges.get_column(name)).gather("c") for name in ("payout", "charge"))
     return (
@@ -160,25 +168,34 @@ def _charge_checks(own: pl.LazyFrame, payments: pl.DataFrame) -> pl.LazyFrame:
 
 
 def _codes(currencies: pl.Series) -> pl.Series:
-    """Currencies as integers, equal exactly when the (alphanumeric, case-insensitive) codes are:
-    the code read as a base-36 number; null for anything else. A column of one currency, the
+    """Currencies as integers to compare: the code read as a base-36 number, one to one for
+    three-letter codes (null for text that is no such number). A column of one currency, the
     usual case, costs one comparison instead of a parse per row."""
     if currencies.len() and not currencies.has_nulls() and (currencies == currencies[0]).all():
-        return pl.repeat(currencies[:1].str.to_integer(base=36, strict=False)[0], currencies.len(), dtype=pl.Int64, eager=True)
+        code = currencies[:1].str.to_integer(base=36, strict=False)[0]
+        return pl.repeat(code, currencies.len(), dtype=pl.Int64, eager=True)
     return currencies.str.to_integer(base=36, strict=False)
 
 
-def _sorted_keys(hashes: pl.Series, rows: pl.Series) -> pl.DataFrame:
-    """(`h`: a key of each id hash, ascending; `row`: its row), by sorting one u64 column.
+def _only(codes: pl.Series) -> int | None:
+    """The one value of `codes` when they all have it (no nulls), else None: one account, one
+    currency is the usual case, and then no row's currency needs a look."""
+    if codes.is_empty() or codes.has_nulls() or codes.min() != codes.max():
+        return None
+    return codes.min()  # type: ignore[return-value]
 
-    The row number is packed into the hash's low bits, so one plain sort of u64 values (about
-    three times faster than sorting a frame by a column) orders the keys and carries the rows;
-    the key is the hash's remaining high bits. Fewer bits make more collisions, which cost time
-    only: every pair a key matches is checked on the text.
+
+def _sorted_keys(hashes: pl.Series, rows: pl.Series) -> pl.DataFrame:
+    """(`h`: the high half of each id hash, ascending; `row`: its row, < 2**32), by sorting one
+    u64 column.
+
+    The row number is packed into the hash's low half, so one plain sort of u64 values (about
+    three times faster than sorting a frame by a column) orders the keys and carries the rows.
+    A 32-bit key collides more often than the full hash; that costs time only (a few thousand
+    pairs at millions of rows), since every pair a key matches is checked on the text.
     """
-    low = 1 << max(int(rows.max() or 0).bit_length(), 1)  # type: ignore[arg-type]
-    packed = ((hashes // low) * low + rows.cast(pl.UInt64)).sort()
-    return pl.select(h=(packed // low).set_sorted(), row=packed % low)
+    packed = ((hashes // ROW_SPAN) * ROW_SPAN + rows.cast(pl.UInt64)).sort()
+    return pl.select(h=(packed // ROW_SPAN).set_sorted(), row=packed % ROW_SPAN)
 
 
 class _Payments:
@@ -195,7 +212,9 @@ class _Payments:
         rows = rows.select("id", "amount", "currency", h=id_hash(pl.col("id"))).rechunk()
         rows = rows.with_columns(cur=_codes(rows.get_column("currency")))
         self.ids, self.amounts, self.curs = rows.get_column("id"), rows.get_column("amount"), rows.get_column("cur")
-        keyed = _sorted_keys(rows.get_column("h"), pl.int_range(rows.height, dtype=pl.UInt64, eager=True)).rename({"row": "p"})
+        self.one_currency = _only(self.curs)
+        keyed = _sorted_keys(rows.get_column("h"), pl.int_range(rows.height, dtype=pl.UInt64, eager=True))
+        keyed = keyed.rename({"row": "p"})
         h = pl.col("h")
         repeated = ((h == h.shift(1)) | (h == h.shift(-1))).fill_null(False)
         self.unique = keyed.filter(~repeated)
@@ -207,15 +226,21 @@ class _Payments:
             .agg(pl.col("p_amount").sum())
         )
 
-    def lookup(self, charges: pl.DataFrame, column: str, rows: pl.Series) -> pl.DataFrame:
-        """Look up `charges[column]` at `rows`: (`c`: the row, `amount`: the charge's, `found`:
-        some payment row has that id, `total`: those rows' total in the charge's currency, or null)."""
-        if self.ids.is_empty():
-            return pl.select(c=rows, amount=charges.get_column("amount").gather(rows), found=pl.lit(False), total=pl.lit(None, pl.Int64))
+    def lookup(self, charges: pl.DataFrame, column: str, rows: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+        """Look up `charges[column]` at `rows` (indices into `charges`, which has `amount`, `cur`
+        and `h_<column>`; None: every row): (the rows whose id no payment row has, the rows whose
+        payment rows' total in the charge's currency differs from the charge's amount)."""
         hashes = charges.get_column(f"h_{column}")
-        keys = _sorted_keys(hashes if rows.len() == hashes.len() else hashes.gather(rows), rows).rename({"row": "c"})
-        # A gather by an index with nulls is ~3x slower: rows without a hit gather row 0, masked out.
-        joined = keys.join(self.unique, on="h", how="left").with_columns(hit=pl.col("p").is_not_null(), p=pl.col("p").fill_null(0))
+        if rows is None:
+            rows = pl.int_range(charges.height, dtype=pl.UInt64, eager=True)
+        else:
+            hashes = hashes.gather(rows)
+        if self.ids.is_empty():
+            return rows.alias("c"), rows.clear().alias("c")
+        keys = _sorted_keys(hashes, rows).rename({"row": "c"})
+        joined = keys.join(self.unique, on="h", how="left")
+        hit = pl.col("p").is_not_null()
+        missed, joined = joined.filter(~hit), joined.filter(hit)
 
         def of_charge(name: str) -> pl.Expr:
             return pl.lit(charges.get_column(name)).gather("c")
@@ -223,21 +248,28 @@ class _Payments:
         def of_payment(values: pl.Series) -> pl.Expr:
             return pl.lit(values).gather("p")
 
-        joined = joined.with_columns(found=pl.col("hit") & (of_charge(column) == of_payment(self.ids)))
-        same_currency = of_payment(self.curs) == of_charge("cur")
-        out = joined.select("c", "h", amount=of_charge("amount"), found="found",
-                            total=pl.when(pl.col("found") & same_currency).then(of_payment(self.amounts)))  # fmt: skip
+        one = _only(charges.get_column("cur"))
+        same = of_payment(self.curs) == of_charge("cur")
+        if one is not None and one == self.one_currency:
+            same = pl.lit(True)
+        # One select, so that the text check (the costly part) and the amounts can run in parallel.
+        joined = joined.select("c", "h", same_id=of_charge(column) == of_payment(self.ids),
+                               differs=(same & (of_payment(self.amounts) != of_charge("amount"))).fill_null(False))
+        unfound = pl.concat([missed.select("c", "h"), joined.filter(~pl.col("same_id")).select("c", "h")])
+        differ = joined.filter(pl.col("same_id") & pl.col("differs")).get_column("c")
         if self.repeated.is_empty():
-            return out.drop("h")
-        # Keys in `repeated` are not in `unique`, so these rows are the ones left unfound above.
+            return unfound.get_column("c"), differ
+        # Keys in `repeated` are never in `unique`, so their rows are among the unfound ones.
+        # (Gathers stay out of `agg`: a literal there would be copied into every group.)
         hits = (
-            out.select("c", "h").join(self.repeated, on="h")
-            .filter(of_charge(column) == pl.col("id"))
+            unfound.select("c", "h").join(self.repeated, on="h")
+            .with_columns(text=of_charge(column), amount=of_charge("amount"), cur=of_charge("cur"))
+            .filter(pl.col("text") == pl.col("id"))
             .group_by("c")
-            .agg(amount=of_charge("amount").first(), found=pl.lit(True),
-                 total=pl.col("p_amount").filter(pl.col("p_cur") == of_charge("cur")).first())
+            .agg(pl.col("amount").first(), total=pl.col("p_amount").filter(pl.col("p_cur") == pl.col("cur")).first())
         )  # fmt: skip
-        return pl.concat([out.drop("h").filter(~pl.col("c").is_in(hits.get_column("c").implode())), hits], how="vertical_relaxed")
+        unfound = unfound.get_column("c").filter(~unfound.get_column("c").is_in(hits.get_column("c").implode()))
+        return unfound, pl.concat([differ, hits.filter(pl.col("total") != pl.col("amount")).get_column("c")])
 
 
 # -- the bank ------------------------------------------------------------------------------------
@@ -253,14 +285,15 @@ def _pairs(payouts: pl.DataFrame, deposits: pl.LazyFrame, match_days: int) -> pl
     pairs = payouts.select("id", "amount", "currency", "arrival_date", "trace_id").join(
         deposits.select("d", "amount", "currency", "date", "reference", deposit_id="id"), on=["amount", "currency"]
     )
-    pairs = pairs.filter(pl.col("date").is_between(pl.col("arrival_date"), pl.col("arrival_date") + timedelta(days=match_days)))
+    arrival = pl.col("arrival_date")
+    pairs = pairs.filter(pl.col("date").is_between(arrival, arrival + timedelta(days=match_days)))
     reference = pl.col("reference").str.to_lowercase()
 
     def named(what: pl.Expr) -> pl.Expr:
         return (what.str.len_chars() > 0) & reference.str.contains(what.str.to_lowercase(), literal=True)
 
     by_reference = (named(pl.col("id")) | named(pl.col("trace_id"))).fill_null(False)
-    distance = (pl.col("date") - pl.col("arrival_date")).dt.total_days()
+    distance = (pl.col("date") - arrival).dt.total_days()
     return pairs.sort(~by_reference, distance, "deposit_id", "d", "id").with_row_index("rank")
 
 
@@ -281,7 +314,8 @@ def _greedy(pairs: pl.LazyFrame) -> pl.DataFrame:
         rank = pl.col("rank")
         best = left.filter((rank == rank.min().over("id")) & (rank == rank.min().over("d")))
         taken.append(best)
-        left = left.filter(~pl.col("id").is_in(best.get_column("id").implode()) & ~pl.col("d").is_in(best.get_column("d").implode()))
+        done = pl.col("id").is_in(best.get_column("id").implode()) | pl.col("d").is_in(best.get_column("d").implode())
+        left = left.filter(~done)
     return pl.concat(taken).drop("rank") if taken else left.drop("rank")
 
 
