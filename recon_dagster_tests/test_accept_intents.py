@@ -17,6 +17,10 @@ import pytest
 from recon_dagster.testing.stripe_server import StripeServer, make_charge, make_dispute
 from recon_dagster_tests.scenario import API_KEY, at
 
+# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one xdist worker.
+pytestmark = pytest.mark.xdist_group("test_accept_intents")
+
+
 TZ = "America/New_York"
 SPRING = date(2024, 3, 10)  # 23 hours long in New York
 LEDGER_DDL = """

@@ -12,6 +12,10 @@ from recon_dagster.alerts.slack import ORANGE, RED
 from recon_dagster.testing.deployment import Deployment, build_world, consecutive_days
 from recon_dagster_tests.receivers import pagerduty_receiver, slack_receiver
 
+# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one xdist worker.
+pytestmark = pytest.mark.xdist_group("test_alerts_daemon")
+
+
 INTERVAL = 2  # seconds between sensor ticks (RECON_ALERTS_INTERVAL_SECONDS)
 SENSORS = ("slack_discrepancy_alerts", "pagerduty_critical_alerts")
 ROUTING_KEY = "R0UT1NGKEYdaemon00000000000000000"

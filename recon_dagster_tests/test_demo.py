@@ -16,6 +16,10 @@ from recon_dagster.charges.checks import CHECK_NAME, REPORT_KEY
 from recon_dagster.demo import failure_cause
 from recon_dagster_tests.scenario import API_KEY
 
+# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one xdist worker.
+pytestmark = pytest.mark.xdist_group("test_demo")
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

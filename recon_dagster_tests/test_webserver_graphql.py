@@ -18,6 +18,10 @@ from recon_dagster.testing.deployment import (
     consecutive_days,
 )
 
+# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one xdist worker.
+pytestmark = pytest.mark.xdist_group("test_webserver_graphql")
+
+
 BACKFILL_TIMEOUT = 240
 
 
