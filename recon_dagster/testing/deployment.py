@@ -114,6 +114,11 @@ class Deployment:
 
     def start(self, timeout: float = 120.0) -> Deployment:
         ws = str(self.workspace)
+        # Create the instance's SQLite storage once, before two processes race to create it (which
+        # can leave alembic_version with two heads, and neither process able to load).
+        exe = str(Path(sys.executable).with_name("dagster"))
+        subprocess.run([exe, "instance", "migrate"], cwd=self.world.root, env=self.world.env, check=True,
+                       capture_output=True, timeout=timeout)  # fmt: skip
         self._spawn("webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", ws])
         if self.daemon:
             self._spawn("daemon", ["dagster-daemon", "run", "-w", ws])
