@@ -61,7 +61,10 @@ def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once
     assert (latest["trigger"], earlier["version"]) == ("late_change", 1)
     assert refunded["id"] in [c["payment_id"] for c in latest["changed"]]
     assert [v["version"] for v in store.versions(second)] == [1] and store.versions(never) == []
-    [evaluation] = [e["evaluation"] for e in deployment.check_executions("reconciliation_report", "discrepancy_within_tolerance",
-                                                                         first.isoformat(), limit=1)]  # fmt: skip
-    assert evaluation["description"].startswith("Late change (")
+    def latest_evaluation() -> dict | None:  # the report is saved before the check step evaluates it
+        [execution] = deployment.check_executions("reconciliation_report", "discrepancy_within_tolerance", first.isoformat(), limit=1)
+        return execution["evaluation"]
+
+    wait_for(lambda: latest_evaluation() is not None, 120, f"the check of {first}'s new version", deployment)
+    assert latest_evaluation()["description"].startswith("Late change (")
     assert not [t for t in ticks() if t["status"] == "FAILURE"]
