@@ -129,7 +129,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     job, payouts_job = build_daily_job(partitions), build_payouts_job(partitions)
     # On by default when a Stripe key is configured: it reads Stripe's events.
     late_changes = build_late_changes_sensor(job, settings.timezone, enabled=bool(os.environ.get("STRIPE_API_KEY", "").strip()),
-                                             interval_seconds=settings.late_changes_interval_seconds)
+                                             interval_seconds=settings.late_changes_interval_seconds, payouts_job=payouts_job)
     return dg.Definitions(
         assets=[*build_assets(partitions, settings.timezone, backfills), *build_payout_assets(partitions, backfills)],
         asset_checks=[build_check(partitions), build_payout_check(partitions)],

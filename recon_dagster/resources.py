@@ -7,17 +7,36 @@ the launchpad fails with the same message as a wrong environment variable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import polars as pl
 from pydantic import field_validator
 
-from recon_dagster.sources import bank, mirror_check, payments_db, stripe_api, stripe_mirror, stripe_payouts
+from recon_dagster.sources import bank, mirror_check, payments_db, stripe_api, stripe_mirror, stripe_mirror_payouts, stripe_payouts
 from recon_dagster.sources.stripe_disputes import with_disputes
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import BankTable, ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
+
+
+def _amount_unit(variable: str, value: str) -> str:
+    if value not in ("minor", "major"):
+        raise ConfigError(variable, f"{value!r} is not a unit: expected minor or major")
+    return value
+
+
+def _column_names(prefix: str, resource: dg.ConfigurableResource, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """Each `<name>_column` is a plain identifier (an `optional` one may be unset); a wrong one
+    names its variable, `<prefix>_<NAME>_COLUMN`."""
+    for name in (*names, *optional):
+        value = getattr(resource, f"{name}_column")
+        if value or name not in optional:
+            parse_identifier(f"{prefix}_{name.upper()}_COLUMN", value)
+
+
+PayoutsReader = Callable[[date, date], pl.DataFrame]
+TransactionsReader = Callable[[list[str]], pl.DataFrame]
 
 
 class StripeResource(dg.ConfigurableResource):
@@ -94,22 +113,10 @@ class PaymentsDatabaseResource(dg.ConfigurableResource):
     @field_validator("amount_unit")
     @classmethod
     def _unit(cls, value: str) -> str:
-        if value not in ("minor", "major"):
-            raise ConfigError("RECON_PAYMENTS_AMOUNT_UNIT", f"{value!r} is not a unit: expected minor or major")
-        return value
+        return _amount_unit("RECON_PAYMENTS_AMOUNT_UNIT", value)
 
     def mapping(self) -> PaymentsTable:
-        columns = {
-            "RECON_PAYMENTS_ID_COLUMN": self.id_column,
-            "RECON_PAYMENTS_AMOUNT_COLUMN": self.amount_column,
-            "RECON_PAYMENTS_CURRENCY_COLUMN": self.currency_column,
-            "RECON_PAYMENTS_STATUS_COLUMN": self.status_column,
-            "RECON_PAYMENTS_CREATED_AT_COLUMN": self.created_at_column,
-        }
-        for variable, name in columns.items():
-            parse_identifier(variable, name)
-        if self.refunded_column:
-            parse_identifier("RECON_PAYMENTS_REFUNDED_COLUMN", self.refunded_column)
+        _column_names("RECON_PAYMENTS", self, ("id", "amount", "currency", "status", "created_at"), optional=("refunded",))
         return PaymentsTable(
             url=self.url, table=self.table, id_column=self.id_column, amount_column=self.amount_column,
             amount_unit=self.amount_unit, currency_column=self.currency_column, status_column=self.status_column,
@@ -146,15 +153,22 @@ class BankResource(dg.ConfigurableResource):
             raise ConfigError("RECON_BANK_MATCH_DAYS", f"{value!r} must be zero or more")
         return value
 
+    @field_validator("amount_unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        return _amount_unit("RECON_BANK_AMOUNT_UNIT", value)
+
+    @field_validator("db_timezone")
+    @classmethod
+    def _db_tz(cls, value: str) -> str:
+        return parse_timezone("RECON_DB_TIMEZONE", value)
+
     @property
     def enabled(self) -> bool:
         return bool(self.table)
 
     def mapping(self) -> BankTable:
-        for variable, name in (("RECON_BANK_ID_COLUMN", self.id_column), ("RECON_BANK_AMOUNT_COLUMN", self.amount_column),
-                               ("RECON_BANK_CURRENCY_COLUMN", self.currency_column), ("RECON_BANK_DATE_COLUMN", self.date_column),
-                               *((("RECON_BANK_REFERENCE_COLUMN", self.reference_column),) if self.reference_column else ())):  # fmt: skip
-            parse_identifier(variable, name)
+        _column_names("RECON_BANK", self, ("id", "amount", "currency", "date"), optional=("reference",))
         if not self.url or not self.table:
             raise ConfigError("RECON_BANK_TABLE", "is not set: the bank step needs the table of bank statement lines")
         return BankTable(url=self.url, table=parse_identifier("RECON_BANK_TABLE", self.table, qualified=True),
@@ -250,6 +264,29 @@ class StripeMirrorResource(dg.ConfigurableResource):
 
     def status(self) -> stripe_mirror.SyncStatus:
         return stripe_mirror.sync_status(self.mirror())
+
+    def payout_readers(self, api_payouts: PayoutsReader, api_transactions: TransactionsReader) -> tuple[PayoutsReader, TransactionsReader, str]:
+        """(read payouts, read their balance transactions, source label): from the mirror's tables
+        where it keeps them, else through the API readers given."""
+        if not self.enabled:
+            return api_payouts, api_transactions, "api"
+        mirror = self.mirror()
+        tables = stripe_mirror_payouts.describe(mirror)
+        if tables.payouts is None:  # a mirror of charges only: payouts come from the API, as without a mirror
+            return api_payouts, api_transactions, "api (the Stripe mirror keeps no payouts)"
+        payouts = lambda a, b: stripe_mirror_payouts.fetch_payouts(mirror, tables, a, b)  # noqa: E731
+        if tables.transactions_table:
+            return payouts, lambda ids: stripe_mirror_payouts.fetch_payout_transactions(mirror, tables, ids), f"mirror:{mirror.layout}"
+        # stripe-sync-engine keeps no balance transactions: those alone come from the API.
+        return payouts, api_transactions, f"mirror:{mirror.layout} (balance transactions from the API)"
+
+    def payout_catch_up_note(self, last: date, source: str) -> str | None:
+        """The catch-up note for payouts read from `source` (a `payout_readers` label) arriving up
+        to `last` (a UTC date): its end must be RECON_MIRROR_MIN_LAG_MINUTES behind the mirror's newest sync."""
+        if not self.enabled or not source.startswith("mirror:"):
+            return None
+        day_end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        return mirror_check.catch_up_note(self.status(), day_end, timedelta(minutes=self.min_lag_minutes), what="payouts")
 
     def verdict(self, charges: pl.DataFrame, day_end: datetime, seed: str,
                 retrieve: Callable[[list[str]], tuple[pl.DataFrame, list[str]]]) -> tuple[str, str | None, tuple[str, ...]]:  # fmt: skip

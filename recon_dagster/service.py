@@ -189,17 +189,20 @@ class BillingReconciliationService:
         bank_table = s.bank
         if bank_table is not None:
             bank.validate(bank_table)
-        client = self.stripe()
         today = datetime.now(ZoneInfo(s.timezone)).date()
+        mirror = self.mirror() or StripeMirrorResource()
         try:
+            fetch_payouts, fetch_transactions, label = mirror.payout_readers(
+                lambda a, b: stripe_payouts.fetch_payouts(self.stripe(), a, b),
+                lambda ids: stripe_payouts.fetch_payout_transactions(self.stripe(), ids))  # fmt: skip
             result = gather_and_reconcile(
-                first, last, fetch_payouts=lambda a, b: stripe_payouts.fetch_payouts(client, a, b),
-                fetch_transactions=lambda ids: stripe_payouts.fetch_payout_transactions(client, ids),
+                first, last, fetch_payouts=fetch_payouts, fetch_transactions=fetch_transactions,
                 find_payments=lambda ids: payments_db.find_ids(s.payments, ids),
                 read_deposits=(lambda a, b: bank.read_deposits(bank_table, a, b, s.timezone)) if bank_table else None,
                 match_days=s.bank_match_days, reference_configured=bool(bank_table and bank_table.reference_column),
                 as_of=today,
             )  # fmt: skip
+            result = replace(result, stripe_source=label, source_note=mirror.payout_catch_up_note(last, label))
         except RUNTIME_ERRORS as exc:
             log.error("Payout reconciliation failed: %s", exc)
             result = PayoutResult.failed(first, last, today, str(exc), match_days=s.bank_match_days)

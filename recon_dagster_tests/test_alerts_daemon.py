@@ -21,13 +21,6 @@ SENSORS = ("slack_discrepancy_alerts", "pagerduty_critical_alerts")
 ROUTING_KEY = "R0UT1NGKEYdaemon00000000000000000"
 
 
-def wait_for(condition, timeout: float, what: str, deployment: Deployment):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen in {timeout}s\n--- daemon log ---\n{deployment.log_tail('daemon')}")
-        time.sleep(0.5)
-
 
 @pytest.fixture(scope="module")
 def receivers():
@@ -60,7 +53,7 @@ def test_the_daemon_sends_each_alert_once_and_a_restart_sends_nothing_again(depl
     deployment.materialize(warn_day)
     deployment.materialize(critical_day)
 
-    wait_for(lambda: len(slack.bodies) >= 2 and len(pagerduty.bodies) >= 1, 60, "two Slack messages and a trigger", deployment)
+    deployment.wait_for(lambda: len(slack.bodies) >= 2 and len(pagerduty.bodies) >= 1, 60, "two Slack messages and a trigger")
     colours = {b["attachments"][0]["fields"][0]["value"]: b["attachments"][0]["color"] for b in slack.bodies}
     assert colours == {warn_day: ORANGE, critical_day: RED}
     assert [(b["event_action"], b["dedup_key"]) for b in pagerduty.bodies] == [("trigger", f"billing-reconciliation-{critical_day}")]
@@ -71,7 +64,7 @@ def test_the_daemon_sends_each_alert_once_and_a_restart_sends_nothing_again(depl
     def two_more_ticks() -> bool:
         return all(sum(t["timestamp"] > restarted for t in deployment.sensor_ticks(s)) >= 2 for s in SENSORS)
 
-    wait_for(two_more_ticks, 90, "two sensor ticks after the restart", deployment)
+    deployment.wait_for(two_more_ticks, 90, "two sensor ticks after the restart")
     for sensor in SENSORS:
         assert not [t for t in deployment.sensor_ticks(sensor) if t["status"] == "FAILURE"], sensor
     print(f"daemon test: {len(slack.bodies)} Slack message(s) "

@@ -3,13 +3,16 @@ that have a report; the new report version and the check say what changed."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
+from recon_dagster.alerts.figures import Evaluation
+from recon_dagster.alerts.payout_messages import build_payout_message
 from recon_dagster.definitions import build_definitions
 from recon_dagster.sources.stripe_events import Cursor
 from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.testing.stripe_server import make_balance_transaction, make_payout, payout_transactions
 from recon_dagster_tests.scenario import at
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
@@ -102,3 +105,78 @@ def test_the_reopened_day_has_a_late_change_version_and_its_check_says_what_chan
     late = evaluation.metadata["late_change"].value
     assert (late["previous_grade"], late["grade"], late["events"]) == ("pass", "critical", [request.tags["recon/late_events"]])
     assert evaluation.description.startswith("Late change (pass -> critical)")
+
+
+# --- payouts: a payout that fails or moves after its day was reconciled ---------------------------
+
+
+def payout_day(world, monkeypatch, instance, day: date) -> None:
+    """`day`'s payouts reconciled through the payouts job, as its schedule would."""
+    job = build_definitions(world.use(monkeypatch)).resolve_job_def("payout_reconciliation_job")
+    assert job.execute_in_process(instance=instance, partition_key=day.isoformat()).success
+
+
+def with_payout(world, pid: str, day: date) -> None:
+    """A paid automatic payout of one charge, arriving on `day`."""
+    world.sale(f"ch_{pid}", 10_000, at(day - timedelta(days=2)))
+    sold = int(at(day - timedelta(days=2)).timestamp())
+    txn = make_balance_transaction(f"txn_ch_{pid}", 10_000, fee=320, source=f"ch_{pid}", payout=pid, created=sold)
+    payout = make_payout(pid, txn["net"], arrival_date=int(at(day, 0).timestamp()))
+    world.server.add_payouts([payout])
+    world.server.add_balance_transactions([txn, payout_transactions(payout)])
+
+
+def test_a_payout_failing_after_its_day_was_reconciled_reopens_its_arrival_date_in_the_payouts_job(world, monkeypatch, instance):
+    with_payout(world, "po_1", D2)
+    payout_day(world, monkeypatch, instance, D2)
+    cursor = started(world, instance, monkeypatch)
+
+    event = world.server.update_payout("po_1", status="failed", failure_code="account_closed")
+    [request], cursor = sensor_tick(world, instance, cursor, monkeypatch)
+    again, _ = sensor_tick(world, instance, cursor, monkeypatch)
+
+    assert (request.job_name, request.partition_key) == ("payout_reconciliation_job", D2.isoformat())
+    assert (request.tags["recon/late_events"], request.tags["recon/late_event_types"]) == (event["id"], "payout.failed")
+    assert again == []
+
+
+def test_a_payout_moved_to_another_arrival_date_reopens_both_dates_that_were_reconciled(world, monkeypatch, instance):
+    with_payout(world, "po_1", D2)
+    payout_day(world, monkeypatch, instance, D2)
+    payout_day(world, monkeypatch, instance, D3)
+    cursor = started(world, instance, monkeypatch)
+
+    world.server.update_payout("po_1", arrival_date=int(at(D3, 0).timestamp()))
+    requests, _ = sensor_tick(world, instance, cursor, monkeypatch)
+
+    assert sorted(r.partition_key for r in requests) == [D2.isoformat(), D3.isoformat()]
+
+
+def test_a_payout_event_for_an_arrival_date_never_reconciled_requests_nothing(world, monkeypatch, instance):
+    with_payout(world, "po_1", D2)
+    cursor = started(world, instance, monkeypatch)
+
+    world.server.update_payout("po_1", status="failed", failure_code="account_closed")
+    requests, _ = sensor_tick(world, instance, cursor, monkeypatch)
+
+    assert requests == []
+
+
+def test_the_reopened_payout_day_fails_its_check_and_says_it_is_a_late_change(world, monkeypatch, instance):
+    with_payout(world, "po_1", D2)
+    payout_day(world, monkeypatch, instance, D2)
+    cursor = started(world, instance, monkeypatch)
+    world.server.update_payout("po_1", status="failed", failure_code="account_closed")
+    [request], _ = sensor_tick(world, instance, cursor, monkeypatch)
+
+    job = build_definitions(world.use(monkeypatch)).resolve_job_def("payout_reconciliation_job")
+    run = job.execute_in_process(instance=instance, partition_key=D2.isoformat(), tags=request.tags)
+
+    [evaluation] = run.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.description.startswith("Late change (payout.failed): 1 payout(s); failed: 1")
+    assert evaluation.metadata["late_change"].value["events"] == [request.tags["recon/late_events"]]
+    message = build_payout_message(Evaluation.from_check(1, evaluation))
+    assert message["text"].startswith(":rotating_light: Late change: Payout reconciliation CRITICAL")
+    [late] = [f for f in message["attachments"][0]["fields"] if f["title"] == "Late change"]
+    assert request.tags["recon/late_events"] in late["value"] and "payout.failed" in late["value"]

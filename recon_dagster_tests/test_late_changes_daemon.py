@@ -10,18 +10,12 @@ from datetime import time as time_of_day
 
 import pytest
 
+from recon_dagster.sources.stripe_events import Cursor
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.testing.deployment import Deployment, build_world, consecutive_days
 
 INTERVAL = 2  # seconds between the sensor's ticks (RECON_LATE_CHANGES_INTERVAL_SECONDS)
 
-
-def wait_for(condition, timeout: float, what: str, deployment: Deployment):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen in {timeout}s\n--- daemon log ---\n{deployment.log_tail('daemon')}")
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -46,16 +40,16 @@ def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once
     deployment.materialize(first.isoformat())
     deployment.materialize(second.isoformat())
     ticks = lambda: deployment.sensor_ticks("stripe_late_changes")  # noqa: E731
-    wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick", deployment)
+    deployment.wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick")
 
     refunded = a_paid_charge_of(world, first)
     world.server.update_charge(refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True)
     other = a_paid_charge_of(world, never)  # a day nobody reconciled yet
     world.server.update_charge(other["id"], amount_refunded=other["amount_captured"], refunded=True)
     store = ReportStore(world.env["RECON_REPORT_STORE_URL"])
-    wait_for(lambda: len(store.versions(first)) == 2, 120, f"a second version of {first}", deployment)
+    deployment.wait_for(lambda: len(store.versions(first)) == 2, 120, f"a second version of {first}")
     settled = time.time()
-    wait_for(lambda: sum(t["timestamp"] > settled for t in ticks()) >= 2, 60, "two more ticks", deployment)
+    deployment.wait_for(lambda: sum(t["timestamp"] > settled for t in ticks()) >= 2, 60, "two more ticks")
 
     [latest, earlier] = store.versions(first)
     assert (latest["trigger"], earlier["version"]) == ("late_change", 1)
@@ -65,6 +59,29 @@ def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once
         [execution] = deployment.check_executions("reconciliation_report", "discrepancy_within_tolerance", first.isoformat(), limit=1)
         return execution["evaluation"]
 
-    wait_for(lambda: latest_evaluation() is not None, 120, f"the check of {first}'s new version", deployment)
+    deployment.wait_for(lambda: latest_evaluation() is not None, 120, f"the check of {first}'s new version")
     assert latest_evaluation()["description"].startswith("Late change (")
     assert not [t for t in ticks() if t["status"] == "FAILURE"]
+
+
+def test_the_same_event_read_twice_by_the_daemon_reopens_the_day_once(deployment):
+    world = deployment.world
+    day = world.days[0]
+    deployment.materialize(day.isoformat())
+    ticks = lambda: deployment.sensor_ticks("stripe_late_changes")  # noqa: E731
+    deployment.wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick")
+    before_refund = Cursor(int(time.time()) - 1).dumps()
+    refunded = a_paid_charge_of(world, day)
+    world.server.update_charge(refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True)
+    store = ReportStore(world.env["RECON_REPORT_STORE_URL"])
+    deployment.wait_for(lambda: len(store.versions(day)) == 2, 120, f"a second version of {day}")
+    [launched] = [t for t in ticks() if t["runIds"]]
+
+    deployment.set_sensor_cursor("stripe_late_changes", before_refund)  # as if the cursor were lost: the event is read again
+    reset = time.time()
+    deployment.wait_for(lambda: any(t["timestamp"] > reset and t["runKeys"] for t in ticks()), 60, "a tick that re-reads the event")
+    deployment.wait_for(lambda: sum(t["timestamp"] > reset for t in ticks()) >= 2, 60, "one more tick")
+
+    [reread] = [t for t in ticks() if t["timestamp"] > reset and t["runKeys"]]
+    assert reread["runKeys"] == launched["runKeys"] and reread["runIds"] == []  # the same run key, not launched again
+    assert len(store.versions(day)) == 2

@@ -40,6 +40,14 @@ def build_payout_message(evaluation: Evaluation, dashboard_url: str | None = Non
                                           for d in deposits[:IDS_SHOWN])})  # fmt: skip
     if not f.get("bank_checked", True):
         fields.append({"title": "Bank", "value": "not checked (RECON_BANK_TABLE is not set)", "short": False})
+    late = f.get("late_change") if isinstance(f.get("late_change"), dict) else None
+    if late:
+        events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
+        fields.append({"title": "Late change", "short": False,
+                       "value": f"Stripe changed these payouts after the day was reconciled: {int(late.get('event_count') or 0)} "
+                                f"event(s) ({escape(late.get('event_types') or '')}): {events}"})  # fmt: skip
+    if f.get("source_note"):
+        fields.append({"title": "Stripe mirror", "value": escape(f["source_note"]), "short": False})
     if f.get("error"):
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
     if link:
@@ -52,7 +60,8 @@ def build_payout_message(evaluation: Evaluation, dashboard_url: str | None = Non
     if link:
         attachment["title_link"] = link
     headline = f"Payout reconciliation {level}: {escape_mrkdwn(evaluation.date)}"
-    return {"text": f"{':rotating_light:' if evaluation.critical else ':warning:'} {headline}", "attachments": [attachment]}
+    icon = ":rotating_light:" if evaluation.critical else ":warning:"
+    return {"text": f"{icon} {'Late change: ' if late else ''}{headline}", "attachments": [attachment]}
 
 
 def build_payout_trigger(evaluation: Evaluation, routing_key: str, dashboard_url: str | None, source: str,

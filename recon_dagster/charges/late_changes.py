@@ -5,7 +5,8 @@ charge's day no longer matches the money. The sensor reads Stripe's events after
 requests one re-materialization per affected day that has a report already (never-materialized
 days stay the user's to backfill), tagged `recon/trigger=late_change` with the events behind it.
 At least once: the cursor moves only with the requests it returns, and a run key per (day, events)
-keeps a re-read event from re-opening a day twice. `recheck_recent_days` is the weekly safety
+keeps a re-read event from re-opening a day twice. Given the payouts job, `payout.*` events
+re-open their payout's arrival date the same way. `recheck_recent_days` is the weekly safety
 net for the gap Stripe's 30-day event retention leaves when the sensor was off.
 """
 
@@ -23,19 +24,22 @@ from recon_dagster.sources import stripe_events, stripe_mirror
 from recon_dagster.sources.stripe_events import Cursor
 
 REPORT_KEY = dg.AssetKey("reconciliation_report")
+PAYOUT_REPORT_KEY = dg.AssetKey("payout_reconciliation")
 EVENTS_TAG = "recon/late_events"
 _TAG_LIMIT = 4000  # Dagster tag values are bounded: the first event ids, and how many in all
 
 
-def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: str, *, enabled: bool,
-                              interval_seconds: int = 300) -> dg.SensorDefinition:  # fmt: skip
-    @dg.sensor(name="stripe_late_changes", job=job, minimum_interval_seconds=interval_seconds,
+def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: str, *, enabled: bool, interval_seconds: int = 300,
+                              payouts_job: dg.UnresolvedAssetJobDefinition | None = None) -> dg.SensorDefinition:  # fmt: skip
+    """`payouts_job`: also re-open the arrival dates of payouts that `payout.*` events changed."""
+
+    @dg.sensor(name="stripe_late_changes", jobs=[job, *([payouts_job] if payouts_job else [])], minimum_interval_seconds=interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
-               description="Re-materializes reconciled days that Stripe changed afterwards (refunds, disputes, captures), "
-                           "from GET /v1/events.")  # fmt: skip
+               description="Re-materializes reconciled days that Stripe changed afterwards (refunds, disputes, captures; "
+                           "payouts that failed or moved), from GET /v1/events.")  # fmt: skip
     def stripe_late_changes(context: dg.SensorEvaluationContext, stripe: StripeResource, stripe_mirror: StripeMirrorResource):
         if stripe_mirror.enabled:
-            return _mirror_tick(context, stripe_mirror, timezone)
+            return _mirror_tick(context, stripe_mirror, timezone, job.name)
         cursor = Cursor.loads(context.cursor)
         if cursor is None:  # first tick: from now on (history is the safety net's, see recheck_recent_days)
             start = Cursor(int(time.time()))
@@ -50,20 +54,17 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
                    "may be lost; run recheck_recent_days.")  # fmt: skip
         if not changes:
             return dg.SensorResult(cursor=cursor.dumps(), skip_reason=dg.SkipReason(f"No new Stripe events.{gap}"))
-        reconciled = set(context.instance.get_materialized_partitions(REPORT_KEY))
+        domains = [(REPORT_KEY, job.name, "late_change", stripe_events.days_of(client, changes, timezone))]
+        if payouts_job is not None:
+            domains.append((PAYOUT_REPORT_KEY, payouts_job.name, "late_change:payouts", stripe_events.payout_days_of(changes)))
         requests, untouched = [], 0
-        for day, day_changes in sorted(stripe_events.days_of(client, changes, timezone).items()):
-            key = day.isoformat()
-            if key not in reconciled:
-                untouched += 1
-                continue
-            ids = sorted(c.event_id for c in day_changes)
-            digest = hashlib.sha1(",".join(ids).encode()).hexdigest()[:16]
-            shown = ",".join(ids)[:_TAG_LIMIT]
-            requests.append(dg.RunRequest(run_key=f"late_change:{key}:{digest}", partition_key=key,
-                                          tags={"recon/trigger": "late_change", EVENTS_TAG: shown,
-                                                "recon/late_event_count": str(len(ids)),
-                                                "recon/late_event_types": ",".join(sorted({c.type for c in day_changes}))[:_TAG_LIMIT]}))  # fmt: skip
+        for report_key, job_name, prefix, by_day in domains:
+            reconciled = set(context.instance.get_materialized_partitions(report_key))
+            for day, day_changes in sorted(by_day.items()):
+                if day.isoformat() not in reconciled:
+                    untouched += 1
+                    continue
+                requests.append(_request(job_name, prefix, day.isoformat(), day_changes))
         skip = None
         if not requests:
             skip = dg.SkipReason(f"{len(changes)} event(s) read; none for a reconciled day ({untouched} day(s) never materialized).{gap}")
@@ -73,7 +74,17 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
     return stripe_late_changes
 
 
-def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResource, timezone: str) -> dg.SensorResult:
+def _request(job_name: str, prefix: str, key: str, changes: list[stripe_events.Change]) -> dg.RunRequest:
+    """One re-materialization of a day, keyed by the events behind it (the same events never twice)."""
+    ids = sorted(c.event_id for c in changes)
+    digest = hashlib.sha1(",".join(ids).encode()).hexdigest()[:16]
+    return dg.RunRequest(job_name=job_name, run_key=f"{prefix}:{key}:{digest}", partition_key=key,
+                         tags={"recon/trigger": "late_change", EVENTS_TAG: ",".join(ids)[:_TAG_LIMIT],
+                               "recon/late_event_count": str(len(ids)),
+                               "recon/late_event_types": ",".join(sorted({c.type for c in changes}))[:_TAG_LIMIT]})  # fmt: skip
+
+
+def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResource, timezone: str, job_name: str) -> dg.SensorResult:
     """With a Stripe mirror as the source, a day is re-opened when rows of that day were synced
     after the cursor (the newest sync time already handled)."""
     since = datetime.fromisoformat(context.cursor) if context.cursor and context.cursor[:1].isdigit() else None
@@ -88,7 +99,7 @@ def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResour
     for charge, created in rows:
         days.setdefault(datetime.fromtimestamp(created, UTC).astimezone(zone).date().isoformat(), set()).add(charge)
     reconciled = set(context.instance.get_materialized_partitions(REPORT_KEY))
-    requests = [dg.RunRequest(run_key=f"late_change:{day}:mirror:{newest.isoformat()}", partition_key=day,
+    requests = [dg.RunRequest(job_name=job_name, run_key=f"late_change:{day}:mirror:{newest.isoformat()}", partition_key=day,
                               tags={"recon/trigger": "late_change", EVENTS_TAG: "mirror:" + ",".join(sorted(ids))[:_TAG_LIMIT],
                                     "recon/late_event_count": str(len(ids)), "recon/late_event_types": "mirror_sync"})
                 for day, ids in sorted(days.items()) if day in reconciled]  # fmt: skip

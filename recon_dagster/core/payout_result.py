@@ -98,6 +98,10 @@ class PayoutResult:
     payouts: tuple[PayoutLine, ...] = ()
     deposits_without_payout: tuple[Deposit, ...] = ()
     error: str | None = None
+    # Where the payouts were read: `api`, or `mirror:<layout>` (a Stripe mirror in PostgreSQL), and,
+    # for a mirror that has not caught up to the window's end, what to say (a WARN at least).
+    stripe_source: str = "api"
+    source_note: str | None = None
 
     @classmethod
     def failed(cls, first: date, last: date, as_of: date, error: str, *, match_days: int = 3) -> PayoutResult:
@@ -118,7 +122,7 @@ class PayoutResult:
         counts = self.counts()
         if self.error is not None or any(counts[p] for p in ERRORS):
             return "error"
-        return "warn" if any(counts[p] for p in WARNINGS) else "pass"
+        return "warn" if self.source_note or any(counts[p] for p in WARNINGS) else "pass"
 
     def counts(self) -> dict[str, int]:
         """Payouts per problem (deposits for `deposits_without_payout`), and `payouts` in all."""
@@ -155,6 +159,8 @@ class PayoutResult:
                 for d in self.deposits_without_payout
             ],
             "counts": self.counts(),
+            "stripe_source": self.stripe_source,
+            "source_note": self.source_note,
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -188,4 +194,5 @@ class PayoutResult:
         deposits = tuple(Deposit(**{**d, "date": day(d["date"])}) for d in record["deposits_without_payout"])
         return cls(first=day(record["first"]), last=day(record["last"]), as_of=day(record["as_of"]),
                    match_days=record["match_days"], bank_checked=record["bank_checked"], payouts=lines,
-                   deposits_without_payout=deposits, error=record.get("error"))  # fmt: skip
+                   deposits_without_payout=deposits, error=record.get("error"), stripe_source=record.get("stripe_source", "api"),
+                   source_note=record.get("source_note"))  # fmt: skip

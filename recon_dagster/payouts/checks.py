@@ -11,6 +11,7 @@ from datetime import date
 import dagster as dg
 from dagster import AssetCheckEvaluation, AssetCheckSeverity
 
+from recon_dagster.charges.late_changes import EVENTS_TAG
 from recon_dagster.check_targets import materialization_target
 from recon_dagster.payouts.metadata import payout_figures
 from recon_dagster.resources import ReportStoreResource
@@ -20,7 +21,29 @@ CHECK_NAME = "payouts_reconciled"
 REPORT_KEY = dg.AssetKey("payout_reconciliation")
 
 
-def evaluate_payout_day(store: PayoutStore, partition: str, target=None) -> AssetCheckEvaluation:
+def late_change_figures(tags: dict[str, str]) -> dict:
+    """For a run that `stripe_late_changes` started: the Stripe events behind it (from its tags)."""
+    if tags.get("recon/trigger") != "late_change":
+        return {}
+    return {"events": [e for e in tags.get(EVENTS_TAG, "").split(",") if e], "event_types": tags.get("recon/late_event_types", ""),
+            "event_count": int(tags.get("recon/late_event_count", "0") or 0)}  # fmt: skip
+
+
+def evaluate_payout_day(store: PayoutStore, partition: str, target=None, run_tags: dict[str, str] | None = None) -> AssetCheckEvaluation:
+    """The day's verdict; a run re-opened by a late change says so first, with the events behind it."""
+    evaluation = _evaluate_payout_day(store, partition, target)
+    late = late_change_figures(run_tags or {})
+    if not late:
+        return evaluation
+    return AssetCheckEvaluation(
+        asset_key=evaluation.asset_key, check_name=evaluation.check_name, passed=evaluation.passed, severity=evaluation.severity,
+        partition=evaluation.partition, target_materialization_data=evaluation.target_materialization_data,
+        metadata={**(evaluation.metadata or {}), "late_change": dg.MetadataValue.json(late)},
+        description=f"Late change ({late['event_types']}): {evaluation.description}",
+    )  # fmt: skip
+
+
+def _evaluate_payout_day(store: PayoutStore, partition: str, target=None) -> AssetCheckEvaluation:
     result = store.latest(date.fromisoformat(partition))
     common = dict(asset_key=REPORT_KEY, check_name=CHECK_NAME, partition=partition, target_materialization_data=target)
     if result is None:
@@ -35,13 +58,14 @@ def evaluate_payout_day(store: PayoutStore, partition: str, target=None) -> Asse
     found = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items() if k not in ("payouts", "awaiting_bank") and v)
     waiting = f" {counts['awaiting_bank']} awaiting their bank deposit." if counts.get("awaiting_bank") else ""
     bank = "" if result.bank_checked else " The bank step is off (RECON_BANK_TABLE is not set)."
+    bank += f" And {result.source_note}." if result.source_note else ""
     severity = result.severity()
     if severity == "pass":
         return AssetCheckEvaluation(passed=True, metadata=figures, **common,
                                     description=f"{counts['payouts']} payout(s) reconciled.{waiting}{bank}")  # fmt: skip
     return AssetCheckEvaluation(passed=False, metadata=figures, **common,
                                 severity=AssetCheckSeverity.ERROR if severity == "error" else AssetCheckSeverity.WARN,
-                                description=f"{counts['payouts']} payout(s); {found}.{waiting}{bank}")  # fmt: skip
+                                description=f"{counts['payouts']} payout(s); {found or 'no problem found'}.{waiting}{bank}")  # fmt: skip
 
 
 def build_payout_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
@@ -51,7 +75,8 @@ def build_payout_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetCheck
     def payouts_reconciled(context: dg.AssetCheckExecutionContext, report_store: ReportStoreResource):
         store = PayoutStore(report_store.store())
         for partition in context.partition_keys:
-            yield evaluate_payout_day(store, partition, materialization_target(context.instance, REPORT_KEY, partition))
+            yield evaluate_payout_day(store, partition, materialization_target(context.instance, REPORT_KEY, partition),
+                                      run_tags=context.run.tags)  # fmt: skip
         yield dg.Output(None)  # the step's own output; the per-day evaluations above are the results
 
     return payouts_reconciled

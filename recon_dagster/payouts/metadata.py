@@ -27,6 +27,8 @@ def payout_figures(result: PayoutResult) -> dict[str, Any]:
                             for p in problems[:SHOWN]],  # fmt: skip
         "deposits_without_payout": data["deposits_without_payout"][:SHOWN],
         "error": result.error,
+        "stripe_source": result.stripe_source,
+        "source_note": result.source_note,
     }
 
 
@@ -40,4 +42,5 @@ def payout_metadata(result: PayoutResult, report_id: str) -> dict[str, dg.Metada
         "problem_payouts": dg.MetadataValue.json(figures["problem_payouts"]),
         "deposits_without_payout": dg.MetadataValue.json(figures["deposits_without_payout"]),
         "bank_checked": dg.MetadataValue.bool(result.bank_checked),
+        "stripe_source": dg.MetadataValue.text(result.stripe_source),
     }

@@ -15,7 +15,7 @@ from recon_dagster.sources.stripe_mirror import SyncStatus
 COMPARED = ("amount", "amount_captured", "amount_refunded", "currency", "status", "captured", "refunded", "disputed")
 
 
-def catch_up_note(status: SyncStatus, day_end: datetime, min_lag: timedelta) -> str | None:
+def catch_up_note(status: SyncStatus, day_end: datetime, min_lag: timedelta, what: str = "charges") -> str | None:
     """None when the mirror's newest sync is at least `min_lag` past `day_end`; else what to say.
     Charges created near the sync time may not be copied yet, hence the lag."""
     caught_up_to = status.synced_at - min_lag if status.synced_at is not None else None
@@ -23,7 +23,7 @@ def catch_up_note(status: SyncStatus, day_end: datetime, min_lag: timedelta) -> 
         return None
     newest = status.synced_at.isoformat() if status.synced_at is not None else "never"
     return (f"the Stripe mirror has not caught up to {day_end.isoformat()}: its newest sync is {newest} "
-            f"(RECON_MIRROR_MIN_LAG_MINUTES {int(min_lag.total_seconds() // 60)}); charges of the day may be missing, "
+            f"(RECON_MIRROR_MIN_LAG_MINUTES {int(min_lag.total_seconds() // 60)}); {what} of the day may be missing, "
             "re-run the day once it has")  # fmt: skip
 
 

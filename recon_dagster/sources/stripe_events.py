@@ -1,4 +1,5 @@
-"""Stripe events that change a closed day's money: which charges changed, and the day each was made.
+"""Stripe events that change a closed day's money: which charges changed, and the day each was made;
+which payouts changed, and their arrival dates.
 
 `GET /v1/events` through the paced SDK client, after a cursor. Stripe keeps events 30 days. An
 event's charge is its `data.object` (charge events) or that object's `charge` (dispute events);
@@ -23,6 +24,8 @@ LATE_CHANGE_TYPES = (
     "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed", "charge.dispute.funds_withdrawn",
     "charge.dispute.funds_reinstated",
 )  # fmt: skip
+# A payout's changes re-open its arrival date in the payouts domain (Stripe's `types[]` takes up to 20).
+PAYOUT_CHANGE_TYPES = ("payout.updated", "payout.paid", "payout.failed", "payout.canceled", "payout.reconciliation_completed")
 RETENTION_DAYS = 30  # Stripe keeps events this long
 
 
@@ -35,6 +38,8 @@ class Change:
     created: int  # the event's time, epoch seconds
     charge_id: str | None
     charge_created: int | None  # the charge's time, when the event carried the charge
+    # A payout event: the arrival dates it touches (now, and before when the event moved it), as UTC dates.
+    payout_days: tuple[date, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class Cursor:
 def read_changes(client: stripe.StripeClient, after: Cursor, *, limit: int = 10_000) -> list[Change]:
     """Events of `LATE_CHANGE_TYPES` not yet read past `after`, oldest first, at most `limit`
     (the rest next time: the cursor only moves past what was returned)."""
-    params: dict[str, Any] = {"created": {"gte": after.created}, "types": list(LATE_CHANGE_TYPES), "limit": PAGE_SIZE}
+    params: dict[str, Any] = {"created": {"gte": after.created}, "types": [*LATE_CHANGE_TYPES, *PAYOUT_CHANGE_TYPES], "limit": PAGE_SIZE}
     events: list[dict] = []
     cursor = None
     while True:
@@ -86,6 +91,12 @@ def read_changes(client: stripe.StripeClient, after: Cursor, *, limit: int = 10_
 
 def _change(event: dict) -> Change:
     obj = (event.get("data") or {}).get("object") or {}
+    if obj.get("object") == "payout":
+        previous = (event.get("data") or {}).get("previous_attributes") or {}
+        arrivals = [obj.get("arrival_date"), previous.get("arrival_date") if isinstance(previous, dict) else None]
+        days = tuple(sorted({datetime.fromtimestamp(a, UTC).date() for a in arrivals if isinstance(a, int) and not isinstance(a, bool)}))
+        return Change(event_id=event["id"], type=str(event.get("type")), created=int(event.get("created") or 0), charge_id=None,
+                      charge_created=None, payout_days=days)  # fmt: skip
     if obj.get("object") == "charge":
         charge, created = obj.get("id"), obj.get("created")
     else:  # a dispute (or a refund): its charge, whose time we look up
@@ -95,6 +106,15 @@ def _change(event: dict) -> Change:
     return Change(event_id=event["id"], type=str(event.get("type")), created=int(event.get("created") or 0),
                   charge_id=charge if isinstance(charge, str) else None,
                   charge_created=created if isinstance(created, int) and not isinstance(created, bool) else None)  # fmt: skip
+
+
+def payout_days_of(changes: list[Change]) -> dict[date, list[Change]]:
+    """The payout changes by the arrival date they touch (a payout partition is its arrival date)."""
+    out: dict[date, list[Change]] = {}
+    for change in changes:
+        for day in change.payout_days:
+            out.setdefault(day, []).append(change)
+    return out
 
 
 def days_of(client: stripe.StripeClient, changes: list[Change], timezone: str) -> dict[date, list[Change]]:

@@ -69,8 +69,23 @@ def connect(url: str) -> psycopg.Connection:
         raise ConfigError(SOURCE_VARIABLE, f"cannot connect to the Stripe mirror at {redact_url(url)} ({scrub(exc, url)})") from None
 
 
+# A run asks for the mirror's layout in every step; one look per half minute serves them all
+# (a layout found is cached, an error never is).
+_LAYOUT_TTL_SECONDS = 30.0
+_layout_cache: dict[tuple[str, str], tuple[float, Mirror]] = {}
+
+
 def detect(url: str, schema: str) -> Mirror:
     """The mirror's layout, from its `charges` table's columns; a clear error when it is neither."""
+    cached = _layout_cache.get((url, schema))
+    if cached is not None and time.monotonic() - cached[0] < _LAYOUT_TTL_SECONDS:
+        return cached[1]
+    mirror = _detect(url, schema)
+    _layout_cache[(url, schema)] = (time.monotonic(), mirror)
+    return mirror
+
+
+def _detect(url: str, schema: str) -> Mirror:
     with connect(url) as conn:
         rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
                             "WHERE table_schema = %s AND table_name = 'charges'", [schema]).fetchall()  # fmt: skip

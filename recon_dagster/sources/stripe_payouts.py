@@ -28,7 +28,7 @@ def fetch_payouts(client: stripe.StripeClient, first: date, last: date) -> pl.Da
     low = int(datetime.combine(first, time(0), tzinfo=UTC).timestamp())
     high = int(datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC).timestamp())
     context = f"listing payouts arriving {first.isoformat()} to {last.isoformat()}"
-    rows = [_payout_row(p) for p in _list(client, "/v1/payouts", {"arrival_date": {"gte": low, "lt": high}}, context)]
+    rows = [payout_row(p) for p in _list(client, "/v1/payouts", {"arrival_date": {"gte": low, "lt": high}}, context)]
     return pl.DataFrame(rows, schema=PAYOUTS_SCHEMA, orient="row")
 
 
@@ -37,7 +37,7 @@ def fetch_payout_transactions(client: stripe.StripeClient, payout_ids: list[str]
 
     def one(payout: str) -> list[tuple]:
         params = {"payout": payout, "expand": ["data.source"]}
-        return [_transaction_row(t, payout) for t in _list(client, "/v1/balance_transactions", params,
+        return [transaction_row(t, payout) for t in _list(client, "/v1/balance_transactions", params,
                                                              f"listing the balance transactions of payout {payout}")]  # fmt: skip
 
     rows = [row for rows in _run_all(one, list(dict.fromkeys(payout_ids)), max_workers) for row in rows]
@@ -75,7 +75,7 @@ def _currency(obj: dict, what: str) -> str:
         raise StripeDataError(f"{what} {obj.get('id')!r} has currency {obj.get('currency')!r}", field="currency") from None
 
 
-def _payout_row(payout: dict) -> tuple:
+def payout_row(payout: dict) -> tuple:
     trace = payout.get("trace_id")
     trace_value = trace.get("value") if isinstance(trace, dict) else trace if isinstance(trace, str) else None
     arrival = datetime.fromtimestamp(_integer(payout, "arrival_date", "Payout"), UTC).date()
@@ -84,7 +84,7 @@ def _payout_row(payout: dict) -> tuple:
             bool(payout.get("automatic")), payout.get("failure_code"), trace_value, created)  # fmt: skip
 
 
-def _transaction_row(txn: dict, payout: str) -> tuple:
+def transaction_row(txn: dict, payout: str) -> tuple:
     source = txn.get("source")
     intent = None
     if isinstance(source, dict):  # expanded: the charge object (or another source object)

@@ -186,14 +186,30 @@ class Deployment:
         if out.returncode != 0:
             raise RuntimeError(f"materializing {partition} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}")
 
+    def wait_for(self, condition, timeout: float, what: str, poll: float = 0.5) -> None:
+        """Poll `condition` until it holds; on timeout fail saying what did not happen, with the daemon's log."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not happen in {timeout}s\n--- daemon log ---\n{self.log_tail('daemon')}")
+            time.sleep(poll)
+
+    def _sensor_selector(self, sensor: str) -> dict[str, str]:
+        repo = self.repository()
+        return {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"], "sensorName": sensor}
+
     def sensor_ticks(self, sensor: str, limit: int = 50) -> list[dict[str, Any]]:
         """The sensor's latest ticks, newest first, as the UI's sensor page reads them."""
-        repo = self.repository()
-        selector = {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"], "sensorName": sensor}
-        result = self.graphql(SENSOR_TICKS, {"selector": selector, "limit": limit})["sensorOrError"]
+        result = self.graphql(SENSOR_TICKS, {"selector": self._sensor_selector(sensor), "limit": limit})["sensorOrError"]
         if result["__typename"] != "Sensor":
             raise GraphQLError(json.dumps(result)[:4000])
         return result["sensorState"]["ticks"]
+
+    def set_sensor_cursor(self, sensor: str, cursor: str | None) -> None:
+        """Set the sensor's cursor, as the UI's "Edit cursor" does."""
+        result = self.graphql(SET_SENSOR_CURSOR, {"selector": self._sensor_selector(sensor), "cursor": cursor})["setSensorCursor"]
+        if result["__typename"] != "Sensor":
+            raise GraphQLError(json.dumps(result)[:4000])
 
     def __enter__(self) -> Deployment:
         return self.start()
@@ -312,7 +328,17 @@ SENSOR_TICKS = """
 query SensorTicks($selector: SensorSelector!, $limit: Int!) {
   sensorOrError(sensorSelector: $selector) {
     __typename
-    ... on Sensor { sensorState { status ticks(limit: $limit) { id status timestamp skipReason error { message } } } }
+    ... on Sensor { sensorState { status ticks(limit: $limit) { id status timestamp skipReason runKeys runIds error { message } } } }
+    ... on PythonError { message }
+    ... on Error { message }
+  }
+}
+"""
+
+SET_SENSOR_CURSOR = """
+mutation SetSensorCursor($selector: SensorSelector!, $cursor: String) {
+  setSensorCursor(sensorSelector: $selector, cursor: $cursor) {
+    __typename
     ... on PythonError { message }
     ... on Error { message }
   }

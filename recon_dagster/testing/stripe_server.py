@@ -434,12 +434,13 @@ class StripeServer:
 
     # --- changes after the fact, each recorded as Stripe's event --------------------------------------
 
-    def record_event(self, type_: str, obj: dict, *, at: int | None = None) -> dict:
+    def record_event(self, type_: str, obj: dict, *, at: int | None = None, previous_attributes: dict | None = None) -> dict:
         """Record `GET /v1/events`' event of `type_` about `obj` (as it is now), at `at` (default now)."""
+        data = {"object": obj, **({"previous_attributes": previous_attributes} if previous_attributes else {})}
         with self._lock:
             self._event_count += 1
             event = {"id": f"evt_local{self._event_count:09d}", "object": "event", "api_version": "2024-06-20",
-                     "created": int(time.time()) if at is None else at, "data": {"object": obj}, "livemode": False,
+                     "created": int(time.time()) if at is None else at, "data": data, "livemode": False,
                      "pending_webhooks": 0, "request": {"id": None, "idempotency_key": None}, "type": type_}  # fmt: skip
             self._events = self._events.adding([event])
         return event
@@ -476,6 +477,22 @@ class StripeServer:
         self.add_disputes([dispute])
         closed = dispute.get("status") in ("won", "lost")
         return self.record_event("charge.dispute.closed" if closed else "charge.dispute.created", dispute, at=at)
+
+    def update_payout(self, payout_id: str, *, at: int | None = None, **changes: Any) -> dict:
+        """Change a payout as Stripe would after the fact and record its event: `payout.failed`,
+        `payout.canceled` or `payout.paid` when the status becomes one, else `payout.updated`
+        (with `previous_attributes`, as Stripe sends for a moved `arrival_date`)."""
+        with self._lock:
+            entry = self._payouts.entries.get(payout_id)
+        if entry is None:
+            raise KeyError(f"no payout {payout_id!r} on this server")
+        before = json.loads(entry[1])
+        after = {**before, **changes}
+        self.add_payouts([after])
+        status = after.get("status")
+        kind = f"payout.{status}" if status in ("failed", "canceled", "paid") and status != before.get("status") else "payout.updated"
+        previous = {k: before.get(k) for k in changes if before.get(k) != after.get(k)}
+        return self.record_event(kind, after, at=at, previous_attributes=previous)
 
     def __len__(self) -> int:
         """The number of charges (the other kinds are extra)."""
