@@ -3,6 +3,7 @@ that have a report; the new report version and the check say what changed."""
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 
 import dagster as dg
@@ -18,14 +19,19 @@ from recon_dagster_tests.scenario import at
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
 
 
-def sensor_tick(world, instance, cursor: str | None, monkeypatch):
+def evaluate(world, instance, cursor: str | None, monkeypatch):
     """One evaluation of `stripe_late_changes` as the daemon runs it, from the code location's own
-    definitions and resources; returns (run requests, cursor)."""
+    definitions and resources."""
     defs = build_definitions(world.use(monkeypatch))
     sensor = defs.resolve_sensor_def("stripe_late_changes")
     context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
                                       resources={"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]})  # fmt: skip
-    result = sensor.evaluate_tick(context)
+    return sensor.evaluate_tick(context)
+
+
+def sensor_tick(world, instance, cursor: str | None, monkeypatch):
+    """(run requests, cursor) of one evaluation."""
+    result = evaluate(world, instance, cursor, monkeypatch)
     return result.run_requests, result.cursor
 
 
@@ -85,6 +91,24 @@ def test_events_at_the_cursors_second_already_seen_are_skipped():
     cursor = Cursor(100, ("evt_a",))
     assert Cursor.loads(cursor.dumps()) == cursor
     assert cursor.advanced([]).seen == ("evt_a",)
+
+
+def test_a_quiet_account_read_every_tick_has_no_gap_however_old_its_last_event(world, monkeypatch, instance):
+    now = int(time.time())
+    quiet = Cursor(now - 40 * 86_400, read_at=now - 300)  # the last event 40 days ago, read 5 minutes ago
+
+    result = evaluate(world, instance, quiet.dumps(), monkeypatch)
+
+    assert result.skip_message == "No new Stripe events."
+    assert Cursor.loads(result.cursor).read_at >= now and Cursor.loads(result.cursor).created == quiet.created
+
+
+def test_a_sensor_off_longer_than_stripes_retention_says_changes_may_be_lost(world, monkeypatch, instance):
+    off = Cursor(int(time.time()) - 40 * 86_400)  # last read 40 days ago
+
+    result = evaluate(world, instance, off.dumps(), monkeypatch)
+
+    assert "more than Stripe's 30-day event retention ago" in result.skip_message and "recheck_recent_days" in result.skip_message
 
 
 def test_the_reopened_day_has_a_late_change_version_and_its_check_says_what_changed(world, monkeypatch, instance):

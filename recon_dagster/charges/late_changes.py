@@ -47,13 +47,14 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
                 f"Started: reading Stripe events from {start.created} on. Stripe keeps events {stripe_events.RETENTION_DAYS} days; "
                 "if this sensor is off longer, days may change unseen: run recheck_recent_days."))  # fmt: skip
         client = stripe.client()
+        now = int(time.time())
         changes = stripe_events.read_changes(client, cursor)
         gap = ""
-        if time.time() - cursor.created > stripe_events.RETENTION_DAYS * 86_400:
-            gap = (f" The cursor is older than Stripe's {stripe_events.RETENTION_DAYS}-day event retention: changes in the gap "
-                   "may be lost; run recheck_recent_days.")  # fmt: skip
+        if now - cursor.last_read > stripe_events.RETENTION_DAYS * 86_400:
+            gap = (f" Stripe's events were last read more than Stripe's {stripe_events.RETENTION_DAYS}-day event retention ago: "
+                   "changes in the gap may be lost; run recheck_recent_days.")  # fmt: skip
         if not changes:
-            return dg.SensorResult(cursor=cursor.dumps(), skip_reason=dg.SkipReason(f"No new Stripe events.{gap}"))
+            return dg.SensorResult(cursor=cursor.advanced([], read_at=now).dumps(), skip_reason=dg.SkipReason(f"No new Stripe events.{gap}"))
         domains = [(REPORT_KEY, job.name, "late_change", stripe_events.days_of(client, changes, timezone))]
         if payouts_job is not None:
             domains.append((PAYOUT_REPORT_KEY, payouts_job.name, "late_change:payouts", stripe_events.payout_days_of(changes)))
@@ -69,7 +70,7 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
         if not requests:
             skip = dg.SkipReason(f"{len(changes)} event(s) read; none for a reconciled day ({untouched} day(s) never materialized).{gap}")
         context.log.info(f"{len(changes)} Stripe event(s) read; re-opening {len(requests)} day(s)")
-        return dg.SensorResult(run_requests=requests, cursor=cursor.advanced(changes).dumps(), skip_reason=skip)
+        return dg.SensorResult(run_requests=requests, cursor=cursor.advanced(changes, read_at=now).dumps(), skip_reason=skip)
 
     return stripe_late_changes
 

@@ -45,28 +45,41 @@ class Change:
 @dataclass(frozen=True)
 class Cursor:
     """Events up to `created` are read, and those at `created` itself with these ids (Stripe's
-    `created` has whole seconds, so several events may share the last one)."""
+    `created` has whole seconds, so several events may share the last one). `read_at`: when
+    events were last read (None: at `created`); a quiet account's cursor stays at its last event
+    while it is read every tick, so only `read_at` tells whether Stripe's retention left a gap."""
 
     created: int
     seen: tuple[str, ...] = ()
+    read_at: int | None = None
 
     def dumps(self) -> str:
-        return json.dumps({"v": 1, "created": self.created, "seen": list(self.seen)})
+        return json.dumps({"v": 1, "created": self.created, "seen": list(self.seen),
+                           **({"read_at": self.read_at} if self.read_at is not None else {})})  # fmt: skip
 
     @classmethod
     def loads(cls, text: str | None) -> Cursor | None:
         try:
             data = json.loads(text or "")
-            return cls(int(data["created"]), tuple(data.get("seen", ()))) if data.get("v") == 1 else None
+            if data.get("v") != 1:
+                return None
+            read_at = data.get("read_at")
+            return cls(int(data["created"]), tuple(data.get("seen", ())), int(read_at) if read_at is not None else None)
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
-    def advanced(self, changes: list[Change]) -> Cursor:
+    @property
+    def last_read(self) -> int:
+        return self.created if self.read_at is None else self.read_at
+
+    def advanced(self, changes: list[Change], read_at: int | None = None) -> Cursor:
+        """Past `changes` (the events just read), read at `read_at`."""
+        read_at = self.read_at if read_at is None else read_at
         if not changes:
-            return self
+            return Cursor(self.created, self.seen, read_at)
         newest = max(c.created for c in changes)
         at_newest = {c.event_id for c in changes if c.created == newest}
-        return Cursor(newest, tuple(sorted(at_newest | (set(self.seen) if newest == self.created else set()))))
+        return Cursor(newest, tuple(sorted(at_newest | (set(self.seen) if newest == self.created else set()))), read_at)
 
 
 def read_changes(client: stripe.StripeClient, after: Cursor, *, limit: int = 10_000) -> list[Change]:
