@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,17 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 import psycopg
+from daily_job_child import run_daily_job
 
 API_CHARGES_PER_SECOND = 25 * 100
-CHILD = """
-import dagster as dg
-from recon_dagster.definitions import build_definitions
-from recon_dagster.settings import Settings
-job = build_definitions(Settings.from_env()).resolve_job_def("daily_reconciliation")
-with dg.DagsterInstance.get() as instance:
-    result = job.execute_in_process(instance=instance, partition_key="{day}")
-print("OK" if result.success else "FAILED")
-"""
 
 
 def build_mirror(url: str, first: date, days: int, per_day: int) -> None:
@@ -100,25 +89,18 @@ def main(argv: list[str] | None = None) -> int:
             build_mirror(url, first, args.days, args.per_day)
             build_payments(root / "app.duckdb", url, day)
             setup = time.perf_counter() - t0
-            shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
-            env = {"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(root), "RECON_STRIPE_SOURCE": url, "RECON_MIRROR_SPOT_CHECK": "0",
+            env = {"PATH": "/usr/bin:/bin", "RECON_STRIPE_SOURCE": url, "RECON_MIRROR_SPOT_CHECK": "0",
                    "RECON_DATABASE_URL": f"duckdb:///{root / 'app.duckdb'}", "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}",
                    "RECON_START_DATE": first.isoformat()}  # fmt: skip
-            t1 = time.perf_counter()
-            child = subprocess.run([sys.executable, "-c", CHILD.format(day=day.isoformat())], cwd=root, env=env, capture_output=True, text=True)
-            seconds = time.perf_counter() - t1
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            run = run_daily_job(root, day, env)
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    ok = child.stdout.strip().endswith("OK")
-    out = {"rows_in_mirror": args.days * args.per_day, "day_charges": args.per_day, "seconds": round(seconds, 2),
-           "peak_mib": round(peak, 1), "success": ok, "api_projected_seconds": round(args.per_day / API_CHARGES_PER_SECOND, 1),
-           "setup_seconds": round(setup, 1), "target_seconds": 20, "target_mib": 2048}  # fmt: skip
-    if not ok:
-        out["error"] = child.stderr[-2000:]
+    out = {"rows_in_mirror": args.days * args.per_day, "day_charges": args.per_day, "seconds": run["seconds"],
+           "peak_mib": run["peak_mib"], "success": run["success"], "api_projected_seconds": round(args.per_day / API_CHARGES_PER_SECOND, 1),
+           "setup_seconds": round(setup, 1), "target_seconds": 20, "target_mib": 2048, **({"error": run["error"]} if "error" in run else {})}  # fmt: skip
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
-    return 0 if ok else 1
+    return 0 if run["success"] else 1
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -31,19 +29,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 import polars as pl
+from daily_job_child import run_daily_job
 
 DAY = date(2024, 6, 3)
 KEY = "sk_test_bench_memory"
-CHILD = """
-import dagster as dg
-from recon_dagster.definitions import build_definitions
-from recon_dagster.settings import Settings
-defs = build_definitions(Settings.from_env())
-job = defs.resolve_job_def("daily_reconciliation")
-with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME with the repository's dagster.yaml
-    result = job.execute_in_process(instance=instance, partition_key="{day}")
-print("OK" if result.success else "FAILED")
-"""
 
 
 def _free_port() -> int:
@@ -163,27 +152,19 @@ def main() -> int:
                 except OSError:
                     time.sleep(0.5)
             setup = time.perf_counter() - t0
-            shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
             env = {**os.environ, "STRIPE_API_KEY": KEY, "STRIPE_API_BASE": f"http://127.0.0.1:{port}",
                    "STRIPE_REQUESTS_PER_SECOND": "10000", "STRIPE_ENDPOINT_REQUESTS_PER_SECOND": "10000", "RECON_DATABASE_URL": db_url,
-                   "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}", "RECON_START_DATE": "2024-06-01",
-                   "DAGSTER_HOME": str(root)}  # fmt: skip
-            t1 = time.perf_counter()
-            child = subprocess.run([sys.executable, "-c", CHILD.format(day=DAY.isoformat())], cwd=root, env=env,
-                                   capture_output=True, text=True)  # fmt: skip
-            seconds = time.perf_counter() - t1
-            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the child, the larger of our children
+                   "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}", "RECON_START_DATE": "2024-06-01"}  # fmt: skip
+            run = run_daily_job(root, DAY, env)  # before the server is waited on: the peak is the job's
         finally:
             server.terminate()
             server.wait()
             drop()  # type: ignore[operator]
-    ok = child.stdout.strip().endswith("OK")
-    out = {"charges": args.charges, "peak_mib": round(peak_kib / 1024, 1), "seconds": round(seconds, 2),
-           "database": args.database, "store": "duckdb", "success": ok, "setup_seconds": round(setup, 1), "target_mib": 2048}  # fmt: skip
-    if not ok:
-        out["error"] = child.stderr[-2000:]
+    out = {"charges": args.charges, "peak_mib": run["peak_mib"], "seconds": run["seconds"], "database": args.database,
+           "store": "duckdb", "success": run["success"], "setup_seconds": round(setup, 1), "target_mib": 2048,
+           **({"error": run["error"]} if "error" in run else {})}  # fmt: skip
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
-    return 0 if ok else 1
+    return 0 if run["success"] else 1
 
 
 if __name__ == "__main__":

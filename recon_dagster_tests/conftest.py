@@ -29,33 +29,32 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A reachable PostgreSQL URL, or the test is skipped (failed under RECON_REQUIRE_POSTGRES=1)."""
-    url = os.environ.get("RECON_TEST_POSTGRES_URL", "").strip() or DEFAULT_POSTGRES_URL
+def reachable(name: str, url_variable: str, default: str, require_variable: str, connect, errors) -> str:
+    """The server's test URL when `connect(url)` works; else skip the test, or fail it when
+    `require_variable` is 1 (as CI sets it)."""
+    url = os.environ.get(url_variable, "").strip() or default
     try:
-        with psycopg.connect(url, connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        message = f"PostgreSQL unreachable at {redact_url(url)}: {' '.join(str(exc).split())}"
-        if os.environ.get("RECON_REQUIRE_POSTGRES", "").strip() == "1":
+        connect(url)
+    except errors as exc:
+        message = f"{name} unreachable at {redact_url(url)}: {' '.join(str(exc).split())}"
+        if os.environ.get(require_variable, "").strip() == "1":
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A reachable PostgreSQL URL, or the test is skipped (failed under RECON_REQUIRE_POSTGRES=1)."""
+    return reachable("PostgreSQL", "RECON_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL, "RECON_REQUIRE_POSTGRES",
+                     lambda url: psycopg.connect(url, connect_timeout=3).close(), psycopg.Error)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def mysql_url() -> str:
     """A reachable MySQL/MariaDB URL, or the test is skipped (failed under RECON_REQUIRE_MYSQL=1)."""
-    url = os.environ.get("RECON_TEST_MYSQL_URL", "").strip() or DEFAULT_MYSQL_URL
-    try:
-        mysql_connect(url).close()
-    except pymysql.MySQLError as exc:
-        message = f"MySQL/MariaDB unreachable at {redact_url(url)}: {' '.join(str(exc).split())}"
-        if os.environ.get("RECON_REQUIRE_MYSQL", "").strip() == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
+    return reachable("MySQL/MariaDB", "RECON_TEST_MYSQL_URL", DEFAULT_MYSQL_URL, "RECON_REQUIRE_MYSQL",
+                     lambda url: mysql_connect(url).close(), pymysql.MySQLError)  # fmt: skip
 
 
 def mysql_connect(url: str, database: str | None = None) -> pymysql.connections.Connection:

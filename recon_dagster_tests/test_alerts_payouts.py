@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 
-import dagster as dg
 import duckdb
 import pytest
 
 from recon_dagster.alerts.sensors import pagerduty_critical_alerts, slack_discrepancy_alerts
 from recon_dagster.alerts.slack import RED
 from recon_dagster.definitions import build_definitions
-from recon_dagster.testing.stripe_server import make_balance_transaction, make_charge, make_payout, payout_transactions
+from recon_dagster.testing.stripe_server import make_balance_transaction, make_payout, payout_transactions
 from recon_dagster_tests.test_alerts import pd_res, slack_res, tick  # noqa: F401 - the same resources and ticks
 from recon_dagster_tests.test_alerts import pd_rx, slack_rx  # noqa: F401 - fixtures
 

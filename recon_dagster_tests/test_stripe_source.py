@@ -14,7 +14,6 @@ import pytest
 from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.settings import ConfigError, Settings
 from recon_dagster.sources.stripe_api import (
-    StripeDataError,
     StripeUnavailableError,
     charges_of_intents,
     fetch_charges,

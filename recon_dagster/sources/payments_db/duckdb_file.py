@@ -17,7 +17,7 @@ from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
-from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
+from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, quoted_table, write_error
 
 EXACT_WINDOW = True
 SCHEMES = ("duckdb:///",)
@@ -110,7 +110,7 @@ def _select(table: PaymentsTable) -> str:
     def text(column: str | None) -> str:
         return f"CAST({double_quote(column) if column else 'NULL'} AS VARCHAR)"
 
-    tables = ".".join(double_quote(part) for part in table.table.split("."))
+    tables = quoted_table(table.table)
     return (
         f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, "
         f"{text(table.currency_column)} AS currency, {text(table.status_column)} AS status, "

@@ -29,7 +29,7 @@ from recon_dagster.settings import PaymentsTable, redact_url
 from recon_dagster.sources.payments_db.connections import cannot_connect, scrub
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
-from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, write_error
+from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, quoted_table, write_error
 
 EXACT_WINDOW = False  # TIMESTAMP windows are read with a margin (see the module)
 SCHEMES = ("mysql://", "mariadb://")
@@ -156,7 +156,7 @@ def _select(table: PaymentsTable, info: TableInfo) -> str:
         if info.created_at_has_timezone
         else f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {created})"
     )
-    tables = ".".join(q(part) for part in table.table.split("."))
+    tables = quoted_table(table.table, q)
     return (
         f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, {text(table.currency_column)} AS currency, "
         f"{text(table.status_column)} AS status, {created_us} AS created_us, {text(table.refunded_column)} AS refunded FROM {tables}"

@@ -27,7 +27,7 @@ from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect, scrub
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
-from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
+from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, quoted_table, write_error
 
 EXACT_WINDOW = False  # every window is read with a margin (see the module)
 SCHEMES = ("sqlite:///",)
@@ -140,7 +140,7 @@ def _select(table: PaymentsTable) -> str:
         return f"ifnull(CAST({double_quote(column) if column else 'NULL'} AS TEXT), char(0))"
 
     created = double_quote(table.created_at_column)
-    tables = ".".join(double_quote(part) for part in table.table.split("."))
+    tables = quoted_table(table.table)
     return (
         f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, {text(table.currency_column)} AS currency, "
         f"{text(table.status_column)} AS status, typeof({created}) AS created_type, {text(table.created_at_column)} AS created_text, "
@@ -194,7 +194,7 @@ def _as_stored(conn: sqlite3.Connection, table: PaymentsTable, instant: datetime
     """The created_at value in the form the table's existing rows use (see the module), so the
     application reads our rows like its own; 'YYYY-MM-DD HH:MM:SS' wall time in an empty table."""
     ts = double_quote(table.created_at_column)
-    tables = ".".join(double_quote(part) for part in table.table.split("."))
+    tables = quoted_table(table.table)
     sample = conn.execute(f"SELECT typeof({ts}), CAST({ts} AS TEXT) FROM {tables} WHERE {ts} IS NOT NULL LIMIT 1").fetchone()
     utc = instant.astimezone(UTC)
     if sample and sample[0] == "integer":

@@ -64,12 +64,17 @@ class Dialect:
     returning: bool  # INSERT ... RETURNING (MySQL has none: the row is read back instead)
 
     def table(self, table: PaymentsTable) -> str:
-        return ".".join(self.quote(part) for part in table.table.split("."))
+        return quoted_table(table.table, self.quote)
 
 
 def double_quote(identifier: str) -> str:
     """The SQL standard's quoting (PostgreSQL, DuckDB, SQLite)."""
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def quoted_table(name: str, quote: Callable[[str], str] | None = None) -> str:
+    """`table` or `schema.table` (`database.table` on MySQL), each part quoted (default: `double_quote`)."""
+    return ".".join((quote or double_quote)(part) for part in name.split("."))
 
 
 def require_aware(value: Any, what: str) -> None:
