@@ -280,6 +280,11 @@ class StripeMirrorResource(dg.ConfigurableResource):
         # stripe-sync-engine keeps no balance transactions: those alone come from the API.
         return payouts, api_transactions, f"mirror:{mirror.layout} (balance transactions from the API)"
 
+    def payouts_synced_since(self, since: datetime) -> tuple[list[tuple[str, date]], datetime | None]:
+        """(payout id, arrival date) of the mirror's payouts synced after `since`, and the newest sync time."""
+        mirror = self.mirror()
+        return stripe_mirror_payouts.synced_since(mirror, stripe_mirror_payouts.describe(mirror), since)
+
     def payout_catch_up_note(self, last: date, source: str) -> str | None:
         """The catch-up note for payouts read from `source` (a `payout_readers` label) arriving up
         to `last` (a UTC date): its end must be RECON_MIRROR_MIN_LAG_MINUTES behind the mirror's newest sync."""

@@ -160,3 +160,34 @@ def test_the_payouts_job_reads_a_stale_mirror_and_its_check_warns(world, instanc
     [evaluation] = run.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.severity.value == "WARN"
     assert "the Stripe mirror has not caught up to 2024-07-11T00:00:00+00:00" in evaluation.description
+
+
+def test_a_payout_synced_again_after_its_day_was_reconciled_reopens_that_arrival_date(world, instance, monkeypatch):
+    mirror(world, "data_pipeline")
+    for name, value in {**world["env"], "RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"],
+                        "RECON_START_DATE": "2024-07-01"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world["root"])
+    import dagster as dg
+
+    from recon_dagster.definitions import build_definitions
+
+    defs = build_definitions(Settings.from_env())
+    assert defs.resolve_job_def("payout_reconciliation_job").execute_in_process(instance=instance, partition_key=DAY.isoformat()).success
+    sensor = defs.resolve_sensor_def("stripe_late_changes")
+
+    def tick(cursor):
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
+                                          resources={"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]})  # fmt: skip
+        result = sensor.evaluate_tick(context)
+        return result.run_requests, result.cursor
+
+    _, cursor = tick(None)
+    with psycopg.connect(world["url"], autocommit=True) as conn:  # the bank returned po_ok; the mirror copies it a moment later
+        conn.execute(f'UPDATE "{world["schema"]}".payouts SET status = \'failed\', failure_code = \'account_closed\', '
+                     "_updated_at = now() + interval '1 second' WHERE id = 'po_ok'")  # fmt: skip
+    [request], cursor = tick(cursor)
+    again, _ = tick(cursor)
+
+    assert (request.job_name, request.partition_key, request.tags["recon/trigger"]) == ("payout_reconciliation_job", DAY.isoformat(), "late_change")
+    assert request.tags["recon/late_events"] == "mirror:po_ok" and again == []

@@ -18,7 +18,8 @@ import pytest
 
 from recon_dagster.core.result import CurrencyTotals, Finding, ReconciliationResult
 from recon_dagster.money import to_major
-from recon_dagster.stores.report_store import MIGRATIONS, ReportStore, _jsonable
+from recon_dagster.stores.migrations import MIGRATIONS
+from recon_dagster.stores.report_store import ReportStore, _jsonable
 from recon_dagster.stores.report_versions import VERSION_KEYS, trigger_of_run
 
 DAY = date(2024, 3, 10)

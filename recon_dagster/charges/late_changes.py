@@ -39,7 +39,7 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
                            "payouts that failed or moved), from GET /v1/events.")  # fmt: skip
     def stripe_late_changes(context: dg.SensorEvaluationContext, stripe: StripeResource, stripe_mirror: StripeMirrorResource):
         if stripe_mirror.enabled:
-            return _mirror_tick(context, stripe_mirror, timezone, job.name)
+            return _mirror_tick(context, stripe_mirror, timezone, job.name, payouts_job.name if payouts_job else None)
         cursor = Cursor.loads(context.cursor)
         if cursor is None:  # first tick: from now on (history is the safety net's, see recheck_recent_days)
             start = Cursor(int(time.time()))
@@ -85,26 +85,39 @@ def _request(job_name: str, prefix: str, key: str, changes: list[stripe_events.C
                                "recon/late_event_types": ",".join(sorted({c.type for c in changes}))[:_TAG_LIMIT]})  # fmt: skip
 
 
-def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResource, timezone: str, job_name: str) -> dg.SensorResult:
+def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResource, timezone: str, job_name: str,
+                 payouts_job_name: str | None) -> dg.SensorResult:  # fmt: skip
     """With a Stripe mirror as the source, a day is re-opened when rows of that day were synced
-    after the cursor (the newest sync time already handled)."""
+    after the cursor (the newest sync time already handled): charges by their created day, and
+    payouts (given the payouts job) by their arrival date."""
     since = datetime.fromisoformat(context.cursor) if context.cursor and context.cursor[:1].isdigit() else None
     if since is None:
         now = datetime.now(UTC)
         return dg.SensorResult(cursor=now.isoformat(), skip_reason=dg.SkipReason(f"Started: reading mirror rows synced after {now.isoformat()}."))
     rows, newest = stripe_mirror.synced_since(mirror.mirror(), since)
-    if not rows:
-        return dg.SensorResult(cursor=context.cursor, skip_reason=dg.SkipReason("No mirror rows synced since the last tick."))
     zone = ZoneInfo(timezone)
-    days: dict[str, set[str]] = {}
+    charge_days: dict[str, set[str]] = {}
     for charge, created in rows:
-        days.setdefault(datetime.fromtimestamp(created, UTC).astimezone(zone).date().isoformat(), set()).add(charge)
-    reconciled = set(context.instance.get_materialized_partitions(REPORT_KEY))
-    requests = [dg.RunRequest(job_name=job_name, run_key=f"late_change:{day}:mirror:{newest.isoformat()}", partition_key=day,
-                              tags={"recon/trigger": "late_change", EVENTS_TAG: "mirror:" + ",".join(sorted(ids))[:_TAG_LIMIT],
-                                    "recon/late_event_count": str(len(ids)), "recon/late_event_types": "mirror_sync"})
-                for day, ids in sorted(days.items()) if day in reconciled]  # fmt: skip
-    return dg.SensorResult(run_requests=requests, cursor=(newest or since).isoformat(),
+        charge_days.setdefault(datetime.fromtimestamp(created, UTC).astimezone(zone).date().isoformat(), set()).add(charge)
+    domains = [(REPORT_KEY, job_name, "late_change", charge_days)]
+    if payouts_job_name is not None:
+        payouts, payouts_newest = mirror.payouts_synced_since(since)
+        payout_days: dict[str, set[str]] = {}
+        for payout, arrival in payouts:
+            payout_days.setdefault(arrival.isoformat(), set()).add(payout)
+        domains.append((PAYOUT_REPORT_KEY, payouts_job_name, "late_change:payouts", payout_days))
+        rows = [*rows, *payouts]
+        newest = max((t for t in (newest, payouts_newest) if t is not None), default=None)
+    if not rows or newest is None:
+        return dg.SensorResult(cursor=context.cursor, skip_reason=dg.SkipReason("No mirror rows synced since the last tick."))
+    requests = []
+    for report_key, job, prefix, days in domains:
+        reconciled = set(context.instance.get_materialized_partitions(report_key))
+        requests += [dg.RunRequest(job_name=job, run_key=f"{prefix}:{day}:mirror:{newest.isoformat()}", partition_key=day,
+                                   tags={"recon/trigger": "late_change", EVENTS_TAG: "mirror:" + ",".join(sorted(ids))[:_TAG_LIMIT],
+                                         "recon/late_event_count": str(len(ids)), "recon/late_event_types": "mirror_sync"})
+                     for day, ids in sorted(days.items()) if day in reconciled]  # fmt: skip
+    return dg.SensorResult(run_requests=requests, cursor=newest.isoformat(),
                            skip_reason=None if requests else dg.SkipReason(f"{len(rows)} row(s) synced; none of a reconciled day."))
 
 

@@ -51,7 +51,13 @@ class Mirror:
 
     @property
     def sync_column(self) -> str:
-        return next(c for c in _SYNC_COLUMNS[self.layout] if c in self.columns)
+        column = self.sync_column_of(self.columns)
+        assert column is not None  # detect() found the layout by this very column
+        return column
+
+    def sync_column_of(self, columns: dict[str, str]) -> str | None:
+        """The column of a table of this mirror that says when a row was last synced, if it has one."""
+        return next((c for c in _SYNC_COLUMNS[self.layout] if c in columns), None)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,22 @@ def fetch_payout_transactions(mirror: Mirror, tables: PayoutTables, payout_ids: 
     return pl.DataFrame(out, schema=PAYOUT_TRANSACTIONS_SCHEMA, orient="row")
 
 
+def synced_since(mirror: Mirror, tables: PayoutTables, since: datetime) -> tuple[list[tuple[str, date]], datetime | None]:
+    """(payout id, arrival date) of the payouts synced after `since`, and the newest sync time
+    among them; nothing without a payouts table that records its sync time."""
+    have = tables.payouts or {}
+    sync = mirror.sync_column_of(have)
+    if sync is None:
+        return [], None
+    query = sql.SQL("SELECT id::text, {arrival}, {sync} FROM {table} WHERE {sync} > %s").format(
+        arrival=_epoch("arrival_date", have), sync=sql.Identifier(sync), table=sql.Identifier(mirror.schema, "payouts"))
+    rows = _rows(mirror, query, [since], "synced payouts")
+    newest = max((r[2] for r in rows), default=None)
+    if isinstance(newest, datetime) and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    return [(pid, datetime.fromtimestamp(arrival, UTC).date()) for pid, arrival, _ in rows if arrival is not None], newest
+
+
 def _rows(mirror: Mirror, query: sql.Composable, params: list, what: str) -> list[tuple]:
     """The query's rows; a database failure becomes an unavailable source naming the mirror (no password)."""
     with connect(mirror.url) as conn:
