@@ -16,6 +16,7 @@ from pydantic import field_validator
 
 from recon_dagster.sources import bank, mirror_check, payments_db, stripe_api, stripe_mirror, stripe_mirror_payouts, stripe_payouts
 from recon_dagster.sources.stripe_disputes import with_disputes
+from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import BankTable, ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
 
@@ -83,6 +84,9 @@ class StripeResource(dg.ConfigurableResource):
 
     def fetch_payout_transactions(self, payout_ids: list[str]) -> pl.DataFrame:
         return stripe_payouts.fetch_payout_transactions(self.client(), payout_ids)
+
+    def retrieve_payouts(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
+        return stripe_payouts.retrieve_payouts(self.client(), ids)
 
 
 class PaymentsDatabaseResource(dg.ConfigurableResource):
@@ -284,6 +288,18 @@ class StripeMirrorResource(dg.ConfigurableResource):
         """(payout id, arrival date) of the mirror's payouts synced after `since`, and the newest sync time."""
         mirror = self.mirror()
         return stripe_mirror_payouts.synced_since(mirror, stripe_mirror_payouts.describe(mirror), since)
+
+    def payout_mismatches(self, result: PayoutResult, source: str,
+                          retrieve: Callable[[list[str]], tuple[pl.DataFrame, list[str]]]) -> tuple[str, ...]:  # fmt: skip
+        """The spot check for payouts read from the mirror (`source`, a `payout_readers` label): up
+        to RECON_MIRROR_SPOT_CHECK of `result`'s payouts retrieved through the API (`retrieve`) and
+        compared; the ids that differ or that the API does not know."""
+        if not self.enabled or not self.spot_check or not source.startswith("mirror:") or not result.payouts:
+            return ()
+        mirror_rows = pl.DataFrame([{c: getattr(p, c) for c in ("id", *mirror_check.PAYOUT_COMPARED)} for p in result.payouts])
+        asked = mirror_check.sample_ids(mirror_rows, self.spot_check, f"payouts:{result.first}:{result.last}")
+        found, _ = retrieve(asked)
+        return tuple(mirror_check.disagreements(mirror_rows, found, asked, mirror_check.PAYOUT_COMPARED))
 
     def payout_catch_up_note(self, last: date, source: str) -> str | None:
         """The catch-up note for payouts read from `source` (a `payout_readers` label) arriving up

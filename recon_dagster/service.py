@@ -202,7 +202,9 @@ class BillingReconciliationService:
                 match_days=s.bank_match_days, reference_configured=bool(bank_table and bank_table.reference_column),
                 as_of=today,
             )  # fmt: skip
-            result = replace(result, stripe_source=label, source_note=mirror.payout_catch_up_note(last, label))
+            result = replace(result, stripe_source=label, source_note=mirror.payout_catch_up_note(last, label),
+                             source_mismatches=mirror.payout_mismatches(
+                                 result, label, lambda ids: stripe_payouts.retrieve_payouts(self.stripe(), ids)))  # fmt: skip
         except RUNTIME_ERRORS as exc:
             log.error("Payout reconciliation failed: %s", exc)
             result = PayoutResult.failed(first, last, today, str(exc), match_days=s.bank_match_days)

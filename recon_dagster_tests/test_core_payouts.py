@@ -377,7 +377,7 @@ def test_json_money_is_major_units_as_exact_strings():
 def test_json_has_the_documented_shape():
     out = multi_currency().to_json_dict()
     assert list(out) == ["status", "error", "bank_checked", "first", "last", "payouts", "deposits_without_payout", "counts",
-                         "stripe_source", "source_note"]
+                         "stripe_source", "source_note", "source_mismatches"]
     assert list(out["payouts"][0]) == ["id", "amount", "currency", "arrival_date", "status", "automatic", "failure_code",
                                        "trace_id", "itemized_net", "difference", "charges", "refunds", "disputes", "fees",
                                        "adjustments", "transaction_count", "charges_missing_in_database",

@@ -121,6 +121,26 @@ def test_a_caught_up_mirror_with_reconciled_payouts_passes(world):
     assert (result.status, result.severity(), result.source_note) == ("reconciled", "pass", None)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_mirror_payout_that_disagrees_with_the_api_is_named_and_an_error(world, layout):
+    stale = [dict(p, status="in_transit") if p["id"] == "po_failed" else p for p in world["payouts"]]  # missed the failure
+    mirror(world, layout, payouts=stale)
+
+    result = reconcile_payouts(world, from_mirror=True, RECON_MIRROR_SPOT_CHECK="50")
+
+    assert result.source_mismatches == ("po_failed",)
+    assert (result.status, result.severity()) == ("problems", "error")
+    assert result.to_json_dict()["source_mismatches"] == ["po_failed"]
+
+
+def test_a_mirror_that_agrees_with_the_api_passes_the_spot_check(world):
+    mirror(world, "data_pipeline", payouts=[p for p in world["payouts"] if p["id"] == "po_ok"])
+
+    result = reconcile_payouts(world, from_mirror=True, RECON_MIRROR_SPOT_CHECK="50")
+
+    assert (result.source_mismatches, result.severity()) == ((), "pass")
+
+
 def test_a_mirror_payout_with_a_null_amount_is_an_error_naming_the_row_and_field(world):
     broken = [dict(p, amount=None) if p["id"] == "po_off" else p for p in world["payouts"]]
     mirror(world, "sync_engine", payouts=broken)
@@ -160,6 +180,24 @@ def test_the_payouts_job_reads_a_stale_mirror_and_its_check_warns(world, instanc
     [evaluation] = run.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.severity.value == "WARN"
     assert "the Stripe mirror has not caught up to 2024-07-11T00:00:00+00:00" in evaluation.description
+
+
+def test_the_payouts_check_names_the_payouts_the_mirror_gets_wrong(world, instance, monkeypatch):
+    wrong = [dict(p, amount=p["amount"] + 1) if p["id"] == "po_ok" else p for p in world["payouts"] if p["id"] == "po_ok"]
+    mirror(world, "data_pipeline", payouts=wrong)
+    for name, value in {**world["env"], "RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"],
+                        "RECON_START_DATE": "2024-07-01", "RECON_MIRROR_SPOT_CHECK": "50"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world["root"])
+    from recon_dagster.definitions import build_definitions
+
+    run = build_definitions(Settings.from_env()).resolve_job_def("payout_reconciliation_job").execute_in_process(
+        instance=instance, partition_key=DAY.isoformat())
+
+    [evaluation] = run.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity.value == "ERROR"
+    assert "The Stripe mirror disagrees with the Stripe API on 1 payout(s): po_ok." in evaluation.description
+    assert evaluation.metadata["source_mismatches"].value == ["po_ok"]
 
 
 def test_a_payout_synced_again_after_its_day_was_reconciled_reopens_that_arrival_date(world, instance, monkeypatch):

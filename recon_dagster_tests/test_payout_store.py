@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -28,6 +29,16 @@ def test_a_saved_day_reads_back_as_the_same_result(store):  # noqa: F811
     payouts.save(a_result())
 
     assert payouts.latest(DAY) == a_result()
+
+
+def test_a_day_read_from_a_stripe_mirror_reads_back_with_its_source_and_findings(store):  # noqa: F811
+    payouts = PayoutStore(store)
+    from_mirror = replace(a_result(), stripe_source="mirror:data_pipeline", source_note="the Stripe mirror has not caught up",
+                          source_mismatches=("po_1",))  # fmt: skip
+
+    payouts.save(from_mirror)
+
+    assert payouts.latest(DAY) == from_mirror
 
 
 def test_saving_a_day_again_replaces_its_report_and_line_items(store):  # noqa: F811

@@ -48,6 +48,9 @@ def build_payout_message(evaluation: Evaluation, dashboard_url: str | None = Non
                                 f"event(s) ({escape(late.get('event_types') or '')}): {events}"})  # fmt: skip
     if f.get("source_note"):
         fields.append({"title": "Stripe mirror", "value": escape(f["source_note"]), "short": False})
+    if f.get("source_mismatches"):
+        fields.append({"title": "Mirror disagrees with the API", "short": False,
+                       "value": ", ".join(escape(i) for i in f["source_mismatches"][:IDS_SHOWN])})  # fmt: skip
     if f.get("error"):
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
     if link:

@@ -102,6 +102,8 @@ class PayoutResult:
     # for a mirror that has not caught up to the window's end, what to say (a WARN at least).
     stripe_source: str = "api"
     source_note: str | None = None
+    # Payouts on which the mirror and the Stripe API disagree (RECON_MIRROR_SPOT_CHECK): an ERROR.
+    source_mismatches: tuple[str, ...] = ()
 
     @classmethod
     def failed(cls, first: date, last: date, as_of: date, error: str, *, match_days: int = 3) -> PayoutResult:
@@ -113,14 +115,14 @@ class PayoutResult:
         if self.error is not None:
             return "error"
         counts = self.counts()
-        if counts["deposits_without_payout"] or any(counts[p] for p in PROBLEMS if p not in REPORT_ONLY):
+        if self.source_mismatches or counts["deposits_without_payout"] or any(counts[p] for p in PROBLEMS if p not in REPORT_ONLY):
             return "problems"
         return "reconciled"
 
     def severity(self) -> Severity:
         """`error` when money is missing or wrong (or the run failed), `warn` for bookkeeping."""
         counts = self.counts()
-        if self.error is not None or any(counts[p] for p in ERRORS):
+        if self.error is not None or self.source_mismatches or any(counts[p] for p in ERRORS):
             return "error"
         return "warn" if self.source_note or any(counts[p] for p in WARNINGS) else "pass"
 
@@ -161,6 +163,7 @@ class PayoutResult:
             "counts": self.counts(),
             "stripe_source": self.stripe_source,
             "source_note": self.source_note,
+            "source_mismatches": list(self.source_mismatches),
         }
 
     def to_record(self) -> dict[str, Any]:
@@ -176,6 +179,7 @@ class PayoutResult:
         for d in record["deposits_without_payout"]:
             d["date"] = d["date"].isoformat()
         record["payouts"] = list(record["payouts"])
+        record["source_mismatches"] = list(record["source_mismatches"])
         record["deposits_without_payout"] = list(record["deposits_without_payout"])
         return record
 
@@ -195,4 +199,4 @@ class PayoutResult:
         return cls(first=day(record["first"]), last=day(record["last"]), as_of=day(record["as_of"]),
                    match_days=record["match_days"], bank_checked=record["bank_checked"], payouts=lines,
                    deposits_without_payout=deposits, error=record.get("error"), stripe_source=record.get("stripe_source", "api"),
-                   source_note=record.get("source_note"))  # fmt: skip
+                   source_note=record.get("source_note"), source_mismatches=tuple(record.get("source_mismatches", ())))  # fmt: skip

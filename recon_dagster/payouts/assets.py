@@ -118,4 +118,5 @@ def reconcile_day(day: date, payouts: pl.DataFrame, transactions: pl.DataFrame, 
         read_deposits=(lambda a, b: bank.read_deposits(a, b, timezone_name)) if bank.enabled else None,
         match_days=bank.match_days, reference_configured=bool(bank.reference_column), as_of=today(timezone_name),
     )  # fmt: skip
-    return replace(result, stripe_source=label, source_note=stripe_mirror.payout_catch_up_note(day, label))
+    return replace(result, stripe_source=label, source_note=stripe_mirror.payout_catch_up_note(day, label),
+                   source_mismatches=stripe_mirror.payout_mismatches(result, label, stripe.retrieve_payouts))

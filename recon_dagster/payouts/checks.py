@@ -59,6 +59,9 @@ def _evaluate_payout_day(store: PayoutStore, partition: str, target=None) -> Ass
     waiting = f" {counts['awaiting_bank']} awaiting their bank deposit." if counts.get("awaiting_bank") else ""
     bank = "" if result.bank_checked else " The bank step is off (RECON_BANK_TABLE is not set)."
     bank += f" And {result.source_note}." if result.source_note else ""
+    if result.source_mismatches:
+        shown = ", ".join(result.source_mismatches[:10]) + (" ..." if len(result.source_mismatches) > 10 else "")
+        bank += f" The Stripe mirror disagrees with the Stripe API on {len(result.source_mismatches)} payout(s): {shown}."
     severity = result.severity()
     if severity == "pass":
         return AssetCheckEvaluation(passed=True, metadata=figures, **common,

@@ -29,6 +29,7 @@ def payout_figures(result: PayoutResult) -> dict[str, Any]:
         "error": result.error,
         "stripe_source": result.stripe_source,
         "source_note": result.source_note,
+        "source_mismatches": list(result.source_mismatches[:SHOWN]),
     }
 
 

@@ -11,8 +11,9 @@ import polars as pl
 
 from recon_dagster.sources.stripe_mirror import SyncStatus
 
-# What a mirror row must agree on with the API's charge.
+# What a mirror row must agree on with the API's charge, and with the API's payout.
 COMPARED = ("amount", "amount_captured", "amount_refunded", "currency", "status", "captured", "refunded", "disputed")
+PAYOUT_COMPARED = ("amount", "currency", "arrival_date", "status", "automatic")
 
 
 def catch_up_note(status: SyncStatus, day_end: datetime, min_lag: timedelta, what: str = "charges") -> str | None:
@@ -28,16 +29,18 @@ def catch_up_note(status: SyncStatus, day_end: datetime, min_lag: timedelta, wha
 
 
 def sample_ids(charges: pl.DataFrame, n: int, seed: str) -> list[str]:
-    """Up to `n` ids of the day's valid charges, drawn at random (seeded by `seed`, so a re-run of
-    the day checks the same charges)."""
-    ids = sorted(charges.filter(pl.col("invalid_reason").is_null()).get_column("id").drop_nulls().to_list())
+    """Up to `n` ids of the day's valid charges (or of any frame without `invalid_reason`), drawn at
+    random (seeded by `seed`, so a re-run of the day checks the same rows)."""
+    valid = charges.filter(pl.col("invalid_reason").is_null()) if "invalid_reason" in charges.columns else charges
+    ids = sorted(valid.get_column("id").drop_nulls().to_list())
     return ids if len(ids) <= n else random.Random(seed).sample(ids, n)
 
 
-def disagreements(mirror_rows: pl.DataFrame, api_rows: pl.DataFrame, asked: list[str]) -> list[str]:
-    """Ids whose mirror row differs from the API's charge in any of `COMPARED`, or that the API
+def disagreements(mirror_rows: pl.DataFrame, api_rows: pl.DataFrame, asked: list[str],
+                  compared: tuple[str, ...] = COMPARED) -> list[str]:  # fmt: skip
+    """Ids whose mirror row differs from the API's object in any of `compared`, or that the API
     does not know at all."""
-    api = api_rows.select("id", *COMPARED)
-    joined = mirror_rows.filter(pl.col("id").is_in(asked)).select("id", *COMPARED).join(api, on="id", how="left", suffix="_api")
-    differs = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}_api")) for c in COMPARED])
+    api = api_rows.select("id", *compared)
+    joined = mirror_rows.filter(pl.col("id").is_in(asked)).select("id", *compared).join(api, on="id", how="left", suffix="_api")
+    differs = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}_api")) for c in compared])
     return sorted(set(joined.filter(differs).get_column("id").to_list()) | (set(asked) - set(api.get_column("id").to_list())))

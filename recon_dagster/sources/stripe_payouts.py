@@ -44,6 +44,19 @@ def fetch_payout_transactions(client: stripe.StripeClient, payout_ids: list[str]
     return pl.DataFrame(rows, schema=PAYOUT_TRANSACTIONS_SCHEMA, orient="row")
 
 
+def retrieve_payouts(client: stripe.StripeClient, ids: list[str], *, max_workers: int = 8) -> tuple[pl.DataFrame, list[str]]:
+    """The payouts with these ids, as `PAYOUTS_SCHEMA`, and the ids Stripe does not know (404)."""
+    wanted = list(dict.fromkeys(ids))
+
+    def one(pid: str) -> dict | None:
+        found = _calling_stripe(f"retrieving payout {pid}", lambda: client.raw_request("get", f"/v1/payouts/{pid}"), missing_ok=True)
+        return None if found is None else found.data
+
+    found = _run_all(one, wanted, max_workers)
+    rows = [payout_row(p) for p in found if p is not None]
+    return pl.DataFrame(rows, schema=PAYOUTS_SCHEMA, orient="row"), [pid for pid, p in zip(wanted, found, strict=True) if p is None]
+
+
 def _list(client: stripe.StripeClient, path: str, params: dict[str, Any], context: str) -> list[dict]:
     """Every object of a list endpoint, page by page (newest first, `starting_after` the last id)."""
     out: list[dict] = []
