@@ -7,6 +7,7 @@ the launchpad fails with the same message as a wrong environment variable.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -19,21 +20,6 @@ from recon_dagster.sources.stripe_disputes import with_disputes
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import BankTable, ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
-
-
-def _amount_unit(variable: str, value: str) -> str:
-    if value not in ("minor", "major"):
-        raise ConfigError(variable, f"{value!r} is not a unit: expected minor or major")
-    return value
-
-
-def _column_names(prefix: str, resource: dg.ConfigurableResource, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    """Each `<name>_column` is a plain identifier (an `optional` one may be unset); a wrong one
-    names its variable, `<prefix>_<NAME>_COLUMN`."""
-    for name in (*names, *optional):
-        value = getattr(resource, f"{name}_column")
-        if value or name not in optional:
-            parse_identifier(f"{prefix}_{name.upper()}_COLUMN", value)
 
 
 PayoutsReader = Callable[[date, date], pl.DataFrame]
@@ -89,38 +75,56 @@ class StripeResource(dg.ConfigurableResource):
         return stripe_payouts.retrieve_payouts(self.client(), ids)
 
 
-class PaymentsDatabaseResource(dg.ConfigurableResource):
-    """The application's payments table and how its columns map onto a payment."""
+class _MappedTable(dg.ConfigurableResource):
+    """A table of the team's whose columns are mapped onto ours (payments, bank lines): the unit of
+    its amounts and the zone of its timestamps without one, validated like their variables."""
 
-    url: str
-    table: str = "payments"
-    id_column: str = "stripe_charge_id"
-    amount_column: str = "amount"
+    _prefix: ClassVar[str]  # RECON_PAYMENTS or RECON_BANK: the variables' names
     amount_unit: str = "minor"
-    currency_column: str = "currency"
-    status_column: str = "status"
-    created_at_column: str = "created_at"
-    refunded_column: str | None = None
-    paid_statuses: list[str] = ["succeeded", "paid", "completed"]
-    db_timezone: str = "UTC"  # the zone of a created_at column without one (RECON_DB_TIMEZONE)
+    db_timezone: str = "UTC"  # RECON_DB_TIMEZONE
 
-    @field_validator("table")
+    @field_validator("amount_unit")
     @classmethod
-    def _table(cls, value: str) -> str:
-        return parse_identifier("RECON_PAYMENTS_TABLE", value, qualified=True)
+    def _unit(cls, value: str) -> str:
+        if value not in ("minor", "major"):
+            raise ConfigError(f"{cls._prefix}_AMOUNT_UNIT", f"{value!r} is not a unit: expected minor or major")
+        return value
 
     @field_validator("db_timezone")
     @classmethod
     def _db_tz(cls, value: str) -> str:
         return parse_timezone("RECON_DB_TIMEZONE", value)
 
-    @field_validator("amount_unit")
+    def _check_columns(self, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+        """Each `<name>_column` is a plain identifier (an `optional` one may be unset); a wrong one
+        names its variable, `<prefix>_<NAME>_COLUMN`."""
+        for name in (*names, *optional):
+            value = getattr(self, f"{name}_column")
+            if value or name not in optional:
+                parse_identifier(f"{self._prefix}_{name.upper()}_COLUMN", value)
+
+
+class PaymentsDatabaseResource(_MappedTable):
+    """The application's payments table and how its columns map onto a payment."""
+
+    _prefix: ClassVar[str] = "RECON_PAYMENTS"
+    url: str
+    table: str = "payments"
+    id_column: str = "stripe_charge_id"
+    amount_column: str = "amount"
+    currency_column: str = "currency"
+    status_column: str = "status"
+    created_at_column: str = "created_at"
+    refunded_column: str | None = None
+    paid_statuses: list[str] = ["succeeded", "paid", "completed"]
+
+    @field_validator("table")
     @classmethod
-    def _unit(cls, value: str) -> str:
-        return _amount_unit("RECON_PAYMENTS_AMOUNT_UNIT", value)
+    def _table(cls, value: str) -> str:
+        return parse_identifier("RECON_PAYMENTS_TABLE", value, qualified=True)
 
     def mapping(self) -> PaymentsTable:
-        _column_names("RECON_PAYMENTS", self, ("id", "amount", "currency", "status", "created_at"), optional=("refunded",))
+        self._check_columns(("id", "amount", "currency", "status", "created_at"), optional=("refunded",))
         return PaymentsTable(
             url=self.url, table=self.table, id_column=self.id_column, amount_column=self.amount_column,
             amount_unit=self.amount_unit, currency_column=self.currency_column, status_column=self.status_column,
@@ -136,19 +140,18 @@ class PaymentsDatabaseResource(dg.ConfigurableResource):
         return payments_db.find_ids(self.mapping(), ids, start=start, end=end)
 
 
-class BankResource(dg.ConfigurableResource):
+class BankResource(_MappedTable):
     """The bank statement table (RECON_BANK_*); without `table` the payouts' bank step is skipped."""
 
+    _prefix: ClassVar[str] = "RECON_BANK"
     url: str | None = None
     table: str | None = None
     id_column: str = "id"
     amount_column: str = "amount"
-    amount_unit: str = "minor"
     currency_column: str = "currency"
     date_column: str = "booked_on"
     reference_column: str | None = None
     match_days: int = 3
-    db_timezone: str = "UTC"
 
     @field_validator("match_days")
     @classmethod
@@ -157,22 +160,12 @@ class BankResource(dg.ConfigurableResource):
             raise ConfigError("RECON_BANK_MATCH_DAYS", f"{value!r} must be zero or more")
         return value
 
-    @field_validator("amount_unit")
-    @classmethod
-    def _unit(cls, value: str) -> str:
-        return _amount_unit("RECON_BANK_AMOUNT_UNIT", value)
-
-    @field_validator("db_timezone")
-    @classmethod
-    def _db_tz(cls, value: str) -> str:
-        return parse_timezone("RECON_DB_TIMEZONE", value)
-
     @property
     def enabled(self) -> bool:
         return bool(self.table)
 
     def mapping(self) -> BankTable:
-        _column_names("RECON_BANK", self, ("id", "amount", "currency", "date"), optional=("reference",))
+        self._check_columns(("id", "amount", "currency", "date"), optional=("reference",))
         if not self.url or not self.table:
             raise ConfigError("RECON_BANK_TABLE", "is not set: the bank step needs the table of bank statement lines")
         return BankTable(url=self.url, table=parse_identifier("RECON_BANK_TABLE", self.table, qualified=True),

@@ -15,18 +15,14 @@ from recon_dagster.sources.stripe_events import Cursor
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.testing.stripe_server import make_balance_transaction, make_payout, payout_transactions
 from recon_dagster_tests.scenario import at
+from recon_dagster_tests.sensors import evaluate_tick
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
 
 
 def evaluate(world, instance, cursor: str | None, monkeypatch):
-    """One evaluation of `stripe_late_changes` as the daemon runs it, from the code location's own
-    definitions and resources."""
-    defs = build_definitions(world.use(monkeypatch))
-    sensor = defs.resolve_sensor_def("stripe_late_changes")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
-                                      resources={"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]})  # fmt: skip
-    return sensor.evaluate_tick(context)
+    """One evaluation of `stripe_late_changes` in this world, as the daemon runs it."""
+    return evaluate_tick(build_definitions(world.use(monkeypatch)), "stripe_late_changes", instance, cursor)
 
 
 def sensor_tick(world, instance, cursor: str | None, monkeypatch):

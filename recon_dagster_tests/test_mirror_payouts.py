@@ -14,6 +14,7 @@ from recon_dagster import Settings, create_billing_reconciliation_service
 from recon_dagster.testing.mirror import LAYOUTS, create_mirror, load_balance_transactions, load_charges, load_payouts
 from recon_dagster.testing.stripe_server import PAYOUT_FIELD, make_balance_transaction, make_charge, make_payout, payout_transactions
 from recon_dagster_tests.scenario import API_KEY
+from recon_dagster_tests.sensors import late_changes_tick
 
 DAY = date(2024, 7, 10)
 SOLD = int(datetime(2024, 7, 8, 12, tzinfo=UTC).timestamp())
@@ -67,6 +68,18 @@ def reconcile_payouts(world, *, from_mirror: bool, **env):
     source = {"RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"]} if from_mirror else {}
     settings = Settings.from_env({**world["env"], **source, **env}, base_dir=world["root"])
     return create_billing_reconciliation_service(settings).reconcile_payouts(DAY)
+
+
+def deployed(world, monkeypatch, **env):
+    """The code location's definitions, as a deployment reading the mirror (this world's settings in
+    the process environment, the project folder as the working directory) builds them."""
+    from recon_dagster.definitions import build_definitions
+
+    for name, value in {**world["env"], "RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"],
+                        "RECON_START_DATE": "2024-07-01", **env}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world["root"])
+    return build_definitions(Settings.from_env())
 
 
 def report(result, *, without_trace_ids: bool = False) -> dict:
@@ -165,14 +178,9 @@ def test_a_mirror_without_a_payouts_table_reads_payouts_from_the_api(world):
 def test_the_payouts_job_reads_a_stale_mirror_and_its_check_warns(world, instance, monkeypatch):
     mirror(world, "data_pipeline", payouts=[p for p in world["payouts"] if p["id"] == "po_ok"],
            synced_at=datetime(2024, 7, 11, 0, 30, tzinfo=UTC))  # fmt: skip
-    for name, value in {**world["env"], "RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"],
-                        "RECON_START_DATE": "2024-07-01", "STRIPE_API_BASE": "http://127.0.0.1:1"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world["root"])
-    from recon_dagster.definitions import build_definitions
+    defs = deployed(world, monkeypatch, STRIPE_API_BASE="http://127.0.0.1:1")
 
-    run = build_definitions(Settings.from_env()).resolve_job_def("payout_reconciliation_job").execute_in_process(
-        instance=instance, partition_key=DAY.isoformat())
+    run = defs.resolve_job_def("payout_reconciliation_job").execute_in_process(instance=instance, partition_key=DAY.isoformat())
 
     assert run.success
     [materialization] = run.asset_materializations_for_node("stripe_payouts")
@@ -185,14 +193,9 @@ def test_the_payouts_job_reads_a_stale_mirror_and_its_check_warns(world, instanc
 def test_the_payouts_check_names_the_payouts_the_mirror_gets_wrong(world, instance, monkeypatch):
     wrong = [dict(p, amount=p["amount"] + 1) if p["id"] == "po_ok" else p for p in world["payouts"] if p["id"] == "po_ok"]
     mirror(world, "data_pipeline", payouts=wrong)
-    for name, value in {**world["env"], "RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"],
-                        "RECON_START_DATE": "2024-07-01", "RECON_MIRROR_SPOT_CHECK": "50"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world["root"])
-    from recon_dagster.definitions import build_definitions
+    defs = deployed(world, monkeypatch, RECON_MIRROR_SPOT_CHECK="50")
 
-    run = build_definitions(Settings.from_env()).resolve_job_def("payout_reconciliation_job").execute_in_process(
-        instance=instance, partition_key=DAY.isoformat())
+    run = defs.resolve_job_def("payout_reconciliation_job").execute_in_process(instance=instance, partition_key=DAY.isoformat())
 
     [evaluation] = run.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.severity.value == "ERROR"
@@ -202,23 +205,11 @@ def test_the_payouts_check_names_the_payouts_the_mirror_gets_wrong(world, instan
 
 def test_a_payout_synced_again_after_its_day_was_reconciled_reopens_that_arrival_date(world, instance, monkeypatch):
     mirror(world, "data_pipeline")
-    for name, value in {**world["env"], "RECON_STRIPE_SOURCE": world["url"], "RECON_STRIPE_MIRROR_SCHEMA": world["schema"],
-                        "RECON_START_DATE": "2024-07-01"}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world["root"])
-    import dagster as dg
-
-    from recon_dagster.definitions import build_definitions
-
-    defs = build_definitions(Settings.from_env())
+    defs = deployed(world, monkeypatch)
     assert defs.resolve_job_def("payout_reconciliation_job").execute_in_process(instance=instance, partition_key=DAY.isoformat()).success
-    sensor = defs.resolve_sensor_def("stripe_late_changes")
 
     def tick(cursor):
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
-                                          resources={"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]})  # fmt: skip
-        result = sensor.evaluate_tick(context)
-        return result.run_requests, result.cursor
+        return late_changes_tick(defs, instance, cursor)
 
     _, cursor = tick(None)
     with psycopg.connect(world["url"], autocommit=True) as conn:  # the bank returned po_ok; the mirror copies it a moment later

@@ -16,6 +16,7 @@ from recon_dagster.settings import ConfigError
 from recon_dagster.testing.mirror import LAYOUTS, create_mirror, load_charges, load_disputes
 from recon_dagster.testing.stripe_server import make_charge, make_dispute
 from recon_dagster_tests.scenario import API_KEY, at
+from recon_dagster_tests.sensors import late_changes_tick
 
 DAY = date(2024, 5, 1)
 FRESH = datetime(2024, 5, 3, tzinfo=UTC)  # two days after DAY ended: the mirror has caught up
@@ -157,19 +158,13 @@ def test_a_mirror_row_synced_again_after_the_report_reopens_its_day(world, insta
                         "RECON_START_DATE": "2024-04-01", "RECON_MIRROR_SPOT_CHECK": "0"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(world["root"])
-    import dagster as dg
-
     from recon_dagster.definitions import build_definitions
 
     defs = build_definitions(Settings.from_env())
     assert defs.resolve_job_def("daily_reconciliation").execute_in_process(instance=instance, partition_key=DAY.isoformat()).success
-    sensor = defs.resolve_sensor_def("stripe_late_changes")
 
     def tick(cursor):
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
-                                          resources={"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]})  # fmt: skip
-        result = sensor.evaluate_tick(context)
-        return result.run_requests, result.cursor
+        return late_changes_tick(defs, instance, cursor)
 
     _, cursor = tick(None)
     with psycopg.connect(world["url"], autocommit=True) as conn:  # Stripe refunded ch_ok; the mirror copies it a moment later

@@ -11,7 +11,7 @@ from datetime import date
 import dagster as dg
 from dagster import AssetCheckEvaluation, AssetCheckSeverity
 
-from recon_dagster.check_targets import materialization_target
+from recon_dagster.check_targets import materialization_target, with_late_change
 from recon_dagster.core.grading import exceeds, grade
 from recon_dagster.charges.report_metadata import alert_figures
 from recon_dagster.charges.late_changes import EVENTS_TAG
@@ -28,14 +28,7 @@ def evaluate_day(
     carries what changed (`late_change` in the metadata), for the alerts."""
     evaluation = _evaluate_day(store, policy, partition, target)
     late = late_change_figures(store, policy, partition, instance)
-    if not late:
-        return evaluation
-    return AssetCheckEvaluation(
-        asset_key=evaluation.asset_key, check_name=evaluation.check_name, passed=evaluation.passed, severity=evaluation.severity,
-        partition=evaluation.partition, target_materialization_data=evaluation.target_materialization_data,
-        metadata={**(evaluation.metadata or {}), "late_change": dg.MetadataValue.json(late)},
-        description=f"Late change ({late['previous_grade']} -> {late['grade']}): {evaluation.description}",
-    )  # fmt: skip
+    return with_late_change(evaluation, late, f"{late['previous_grade']} -> {late['grade']}") if late else evaluation
 
 
 def late_change_figures(store, policy: ReconciliationPolicy, partition: str, instance: dg.DagsterInstance | None) -> dict:

@@ -12,7 +12,7 @@ import dagster as dg
 from dagster import AssetCheckEvaluation, AssetCheckSeverity
 
 from recon_dagster.charges.late_changes import EVENTS_TAG
-from recon_dagster.check_targets import materialization_target
+from recon_dagster.check_targets import materialization_target, with_late_change
 from recon_dagster.payouts.metadata import payout_figures
 from recon_dagster.resources import ReportStoreResource
 from recon_dagster.stores.payout_store import PayoutStore
@@ -33,14 +33,7 @@ def evaluate_payout_day(store: PayoutStore, partition: str, target=None, run_tag
     """The day's verdict; a run re-opened by a late change says so first, with the events behind it."""
     evaluation = _evaluate_payout_day(store, partition, target)
     late = late_change_figures(run_tags or {})
-    if not late:
-        return evaluation
-    return AssetCheckEvaluation(
-        asset_key=evaluation.asset_key, check_name=evaluation.check_name, passed=evaluation.passed, severity=evaluation.severity,
-        partition=evaluation.partition, target_materialization_data=evaluation.target_materialization_data,
-        metadata={**(evaluation.metadata or {}), "late_change": dg.MetadataValue.json(late)},
-        description=f"Late change ({late['event_types']}): {evaluation.description}",
-    )  # fmt: skip
+    return with_late_change(evaluation, late, late["event_types"]) if late else evaluation
 
 
 def _evaluate_payout_day(store: PayoutStore, partition: str, target=None) -> AssetCheckEvaluation:

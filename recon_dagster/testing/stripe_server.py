@@ -451,16 +451,20 @@ class StripeServer:
             self._events = self._events.adding([event])
         return event
 
+    def _changed(self, data: _DataSet, oid: str, changes: dict[str, Any]) -> tuple[dict, dict]:
+        """(the object as served now, the object with `changes`); KeyError for an unknown id."""
+        with self._lock:
+            entry = data.entries.get(oid)
+        if entry is None:
+            raise KeyError(f"no {data.kind.noun} {oid!r} on this server")
+        before = json.loads(entry[1])
+        return before, {**before, **changes}
+
     def update_charge(self, charge_id: str, *, at: int | None = None, **changes: Any) -> dict:
         """Change a charge as Stripe would after the fact (a refund, a capture, ...) and record its
         event: `charge.refunded` when `amount_refunded` grows, `charge.captured` when it becomes
         captured, `charge.failed` when it fails, else `charge.updated`."""
-        with self._lock:
-            entry = self._charges.entries.get(charge_id)
-        if entry is None:
-            raise KeyError(f"no charge {charge_id!r} on this server")
-        before = json.loads(entry[1])
-        after = {**before, **changes}
+        before, after = self._changed(self._charges, charge_id, changes)
         self.add_charges([after])
         if after.get("amount_refunded", 0) > before.get("amount_refunded", 0):
             kind = "charge.refunded"
@@ -488,12 +492,7 @@ class StripeServer:
         """Change a payout as Stripe would after the fact and record its event: `payout.failed`,
         `payout.canceled` or `payout.paid` when the status becomes one, else `payout.updated`
         (with `previous_attributes`, as Stripe sends for a moved `arrival_date`)."""
-        with self._lock:
-            entry = self._payouts.entries.get(payout_id)
-        if entry is None:
-            raise KeyError(f"no payout {payout_id!r} on this server")
-        before = json.loads(entry[1])
-        after = {**before, **changes}
+        before, after = self._changed(self._payouts, payout_id, changes)
         self.add_payouts([after])
         status = after.get("status")
         kind = f"payout.{status}" if status in ("failed", "canceled", "paid") and status != before.get("status") else "payout.updated"
