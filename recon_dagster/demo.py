@@ -26,6 +26,7 @@ from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import Settings
 from recon_dagster.testing.demo_data import DemoDataset, build_demo_dataset
+from recon_dagster.testing.sensor_ticks import evaluate_tick
 from recon_dagster.testing.stripe_server import StripeServer, make_dispute
 
 DEMO_KEY = "sk_test_recon_demo"
@@ -116,13 +117,9 @@ def show_late_changes(defs: dg.Definitions, dataset: DemoDataset, server: Stripe
                       verbose: bool) -> None:  # fmt: skip
     """Stripe changes two reconciled days afterwards (a refund, a lost dispute); the sensor reads
     its events and re-opens exactly those days; their reports gain a version."""
-    sensor = defs.resolve_sensor_def("stripe_late_changes")
-    resources = {"stripe": defs.resources["stripe"], "stripe_mirror": defs.resources["stripe_mirror"]}
     with dg.DagsterInstance.get() as instance:
         def tick(cursor: str | None):
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=defs.get_repository_def(),
-                                              resources=resources)  # fmt: skip
-            return sensor.evaluate_tick(context)
+            return evaluate_tick(defs, "stripe_late_changes", instance, cursor)
 
         cursor = tick(None).cursor
         refunded_day, disputed_day = days[1], days[-3]

@@ -107,3 +107,4 @@ def test_demo_late_changes_reopens_exactly_the_two_changed_days(tmp_path):
     versions = [line.split() for line in out.stdout.splitlines() if line.startswith("  ") and " v2 late_change " in line]
     assert sorted(v[0] for v in versions) == sorted(days)
     assert {v[-1].rstrip(")") for v in versions} == {"refund_mismatches", "disputes"}
+    assert " - dagster - " not in out.stdout + out.stderr  # the demo's own lines only, as without --late-changes

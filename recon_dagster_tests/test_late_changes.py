@@ -15,7 +15,7 @@ from recon_dagster.sources.stripe_events import Cursor
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.testing.stripe_server import make_balance_transaction, make_payout, payout_transactions
 from recon_dagster_tests.scenario import at
-from recon_dagster_tests.sensors import evaluate_tick
+from recon_dagster.testing.sensor_ticks import evaluate_tick
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
 

@@ -14,7 +14,7 @@ from recon_dagster import Settings, create_billing_reconciliation_service
 from recon_dagster.testing.mirror import LAYOUTS, create_mirror, load_balance_transactions, load_charges, load_payouts
 from recon_dagster.testing.stripe_server import PAYOUT_FIELD, make_balance_transaction, make_charge, make_payout, payout_transactions
 from recon_dagster_tests.scenario import API_KEY
-from recon_dagster_tests.sensors import late_changes_tick
+from recon_dagster.testing.sensor_ticks import late_changes_tick
 
 DAY = date(2024, 7, 10)
 SOLD = int(datetime(2024, 7, 8, 12, tzinfo=UTC).timestamp())

@@ -16,7 +16,7 @@ from recon_dagster.settings import ConfigError
 from recon_dagster.testing.mirror import LAYOUTS, create_mirror, load_charges, load_disputes
 from recon_dagster.testing.stripe_server import make_charge, make_dispute
 from recon_dagster_tests.scenario import API_KEY, at
-from recon_dagster_tests.sensors import late_changes_tick
+from recon_dagster.testing.sensor_ticks import late_changes_tick
 
 DAY = date(2024, 5, 1)
 FRESH = datetime(2024, 5, 3, tzinfo=UTC)  # two days after DAY ended: the mirror has caught up

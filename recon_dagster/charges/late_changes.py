@@ -69,7 +69,8 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
         skip = None
         if not requests:
             skip = dg.SkipReason(f"{len(changes)} event(s) read; none for a reconciled day ({untouched} day(s) never materialized).{gap}")
-        context.log.info(f"{len(changes)} Stripe event(s) read; re-opening {len(requests)} day(s)")
+        # Debug: the tick's own log (in the UI) keeps it; a console (the daemon's, the demo's) stays quiet.
+        context.log.debug(f"{len(changes)} Stripe event(s) read; re-opening {len(requests)} day(s)")
         return dg.SensorResult(run_requests=requests, cursor=cursor.advanced(changes, read_at=now).dumps(), skip_reason=skip)
 
     return stripe_late_changes

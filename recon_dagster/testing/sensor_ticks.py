@@ -1,5 +1,5 @@
 """Sensor ticks as dagster-daemon evaluates them: from the code location's own definitions and
-resources, on a test's instance."""
+resources, on a given instance (tests, and the demo's late-changes story)."""
 
 from __future__ import annotations
 
