@@ -90,6 +90,50 @@ def test_a_lost_dispute_is_money_against_the_tolerance_and_an_open_one_money_at_
     assert body["totals_by_currency"][0]["disputes_lost"] == "20.00" and body["totals_by_currency"][0]["disputes_open"] == "30.00"
 
 
+def test_a_lost_dispute_the_table_records_as_a_refund_is_listed_but_no_longer_counted():
+    c = charges(charge("ch_ok", 100_000), charge("ch_lost", 2_000, refunded=500, dispute=("dp_1", "lost", 1_500)))
+    p = payments(payment("ch_ok", 100_000, refunded=0), payment("ch_lost", 2_000, refunded=2_000))  # the refund and the chargeback
+
+    r = reconcile(c, p, params(refunds_tracked=True))
+
+    assert kinds(r) == {"disputes": ["ch_lost"]}  # no refund or amount mismatch: both sides say the money is gone
+    [lost] = r.of("disputes")
+    assert (lost.difference, lost.detail) == (0, "lost: fraudulent; the chargeback is recorded in the payments table")
+    [usd] = r.totals
+    assert (usd.stripe_total, usd.database_total, usd.gross_discrepancy, usd.disputes_lost) == (100_000, 100_000, 0, 1_500)
+    assert r.status == "success" and not any("record the chargeback" in x.lower() for x in r.recommendations)
+
+
+def test_a_refunded_status_records_a_whole_lost_dispute_without_a_refunded_column():
+    c = charges(charge("ch_ok", 100_000), charge("ch_lost", 2_000, dispute=("dp_1", "lost", 2_000)))
+    p = payments(payment("ch_ok", 100_000), payment("ch_lost", 2_000, status="refunded"))
+
+    r = reconcile(c, p, params())
+
+    assert kinds(r) == {"disputes": ["ch_lost"]} and r.of("disputes")[0].difference == 0
+
+
+def test_a_refund_that_is_not_the_lost_dispute_is_still_a_refund_mismatch_and_the_dispute_still_counts():
+    c = charges(charge("ch_ok", 100_000), charge("ch_lost", 2_000, dispute=("dp_1", "lost", 1_500)))
+    p = payments(payment("ch_ok", 100_000, refunded=0), payment("ch_lost", 2_000, refunded=700))
+
+    r = reconcile(c, p, params(refunds_tracked=True))
+
+    assert kinds(r) == {"refund_mismatches": ["ch_lost"], "disputes": ["ch_lost"]}
+    assert r.of("disputes")[0].difference == 1_500
+
+
+def test_a_chargeback_on_a_charge_recorded_twice_is_not_taken_as_recorded():
+    c = charges(charge("ch_ok", 100_000), charge("ch_lost", 2_000, dispute=("dp_1", "lost", 2_000)))
+    p = payments(payment("ch_ok", 100_000, refunded=0), payment("ch_lost", 2_000, refunded=2_000), payment("ch_lost", 2_000, refunded=2_000))
+
+    r = reconcile(c, p, params(refunds_tracked=True))
+
+    # Which row speaks for the charge is the duplicate's question: until it is answered, nothing is settled.
+    assert kinds(r) == {"refund_mismatches": ["ch_lost"], "duplicates_in_database": ["ch_lost"], "disputes": ["ch_lost"]}
+    assert r.of("disputes")[0].difference == 2_000
+
+
 @pytest.mark.parametrize("bad_id", ["cs_test_1", "in_1", "", "order 42"])
 def test_an_id_of_no_payment_kind_is_an_invalid_row_not_a_missing_payment(bad_id):
     r = reconcile(charges(charge("ch_1", 1000)), payments(payment("ch_1", 1000), payment(bad_id, 70)), params())

@@ -102,6 +102,11 @@ def inject(ds: DataSet, pid: str, kind: str, amount: int, currency: str, k: int,
         status = ("lost", "needs_response", "won")[k % 3]
         ds.charges.append(charge(pid, amount, currency, created=when, intent=intent_of(pid), dispute=(f"dp_{pid}", status, amount)))
         ds.payments.append(row)
+    elif kind == "chargeback_recorded":  # a lost dispute the table records in its refunded column: listed, not counted
+        refunded, lost = k % amount, amount - k % amount
+        ds.charges.append(charge(pid, amount, currency, refunded=refunded, created=when, intent=intent_of(pid),
+                                 dispute=(f"dp_{pid}", "lost", lost)))  # fmt: skip
+        ds.payments.append({**row, "refunded": refunded + lost})
     elif kind == "invalid_rows":  # a row the source could not read, or an id of no payment kind
         if k % 2:
             ds.payments.append({**row, "amount": None, "invalid_column": "amount", "invalid_reason": "NULL in amount column"})
@@ -138,7 +143,7 @@ def inject(ds: DataSet, pid: str, kind: str, amount: int, currency: str, k: int,
         assert kind == "ok", kind
         ds.charges.append(ch)
         ds.payments.append(row)
-    cls = "timing_differences" if kind.startswith("timing_") else kind
+    cls = "timing_differences" if kind.startswith("timing_") else "disputes" if kind == "chargeback_recorded" else kind
     if cls in ds.injected:
         ds.injected[cls].add(recorded)
 
@@ -150,7 +155,7 @@ def items(kinds: tuple[str, ...], max_size: int) -> st.SearchStrategy[list[tuple
 
 
 @st.composite
-def data_sets(draw, kinds: tuple[str, ...] = QUIET + INJECTED) -> DataSet:
+def data_sets(draw, kinds: tuple[str, ...] = QUIET + INJECTED + ("chargeback_recorded",)) -> DataSet:
     items_ = draw(items(kinds, 40))
     ds = DataSet()
     for i, (kind, amount, currency, k) in enumerate(items_):
@@ -173,6 +178,9 @@ def test_every_injected_discrepancy_is_found_in_exactly_its_class(ds: DataSet):
     assert len(r.findings) == len({f.payment_id for f in r.findings})
     lost = sum(f.stripe_amount for f in r.of("disputes") if f.dispute_status == "lost")
     assert sum(t.disputes_lost for t in r.totals) == lost
+    # A recorded chargeback is listed and counts nothing; an unrecorded lost dispute counts its amount.
+    for f in r.of("disputes"):
+        assert f.difference == (f.stripe_amount if f.dispute_status == "lost" and "recorded" not in f.detail else 0)
 
 
 def _as_intents(ds: DataSet, chosen: list[bool]) -> DataSet:

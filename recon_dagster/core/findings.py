@@ -122,13 +122,18 @@ def _across(frame: pl.DataFrame | None, schema: dict, ids: pl.Series, prefix: st
                                 f"{prefix}_status": pl.col("status"), f"{prefix}_found": pl.lit(True)})  # fmt: skip
 
 
-def _disputes(charges: pl.DataFrame) -> pl.LazyFrame:
+def _disputes(charges: pl.DataFrame, recorded: list[str]) -> pl.LazyFrame:
     """One finding per disputed charge of the window. A lost dispute took its amount back: that is
-    money at stake; an open one is money at risk (see `dispute_totals`); a won one is listed only."""
+    money at stake, unless the payments table recorded the chargeback (`recorded`, see
+    `sides.with_recorded_chargebacks`); an open one is money at risk (see `dispute_totals`); a won
+    one is listed only."""
     status = pl.col("dispute_status")
     amount = pl.coalesce("dispute_amount", "amount_captured")
+    is_recorded = pl.col("id").is_in(recorded)
     reason = pl.coalesce(pl.format("{}: {}", status, pl.col("dispute_reason")), status,
                          pl.lit("Stripe marks the charge disputed; the Disputes API returned no dispute"))  # fmt: skip
+    reason = pl.when(is_recorded).then(pl.format("{}; the chargeback is recorded in the payments table", reason)).otherwise(reason)
+    counted = (status == "lost") & ~is_recorded
     # Filtered eagerly and made one chunk before any string function runs: Polars 2.1's streaming
     # engine can panic ("i < self.len()") on string expressions over multi-chunk input, such as a
     # range's days concatenated.
@@ -137,7 +142,7 @@ def _disputes(charges: pl.DataFrame) -> pl.LazyFrame:
         .rechunk()
         .lazy()
         .select(_columns({"kind": pl.lit("disputes"), "payment_id": pl.col("id"), "currency": pl.col("currency"),
-                          "stripe_amount": amount, "difference": pl.when(status == "lost").then(amount).otherwise(0),
+                          "stripe_amount": amount, "difference": pl.when(counted).then(amount).otherwise(0),
                           "stripe_status": pl.col("status"), "stripe_created": pl.col("created"), "detail": reason,
                           "dispute_id": pl.col("dispute_id"), "dispute_status": status}, {}))  # fmt: skip
     )
@@ -162,6 +167,7 @@ def build_findings(
     *,
     charges: pl.DataFrame | None = None,
     invalid: pl.DataFrame | None = None,
+    recorded_chargebacks: list[str] | None = None,
 ) -> pl.DataFrame:
     """The findings of the flagged rows (and of the window's disputes and invalid rows) as a frame
     in `FINDING_SCHEMA`, in report order.
@@ -179,7 +185,7 @@ def build_findings(
     # One query for every class: Polars runs the per-class selects together.
     parts = [rows.filter(which).select(columns) for which, columns in _per_class(params)]
     if charges is not None:
-        parts.append(_disputes(charges))
+        parts.append(_disputes(charges, recorded_chargebacks or []))
     if invalid is not None:
         parts.append(_invalid_rows(invalid))
     findings = pl.concat(parts)

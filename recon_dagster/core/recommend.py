@@ -99,7 +99,7 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             "Likely cause: the application stores a display currency. Correct the rows, then re-run the day."
         )
     if kind == "disputes":
-        lost = [f for f in items if f.dispute_status == "lost"]
+        lost = [f for f in items if f.dispute_status == "lost" and f.difference]  # a recorded chargeback has none
         open_ = [f for f in items if f.dispute_status in OPEN_DISPUTES]
         parts = []
         if lost:
@@ -157,8 +157,12 @@ def recommend(result: ReconciliationResult) -> list[str]:
     ranked = sorted(by_kind.items(), key=lambda kv: (-stake(kv[1]), -len(kv[1]), kv[0]))
     out = [_text(kind, items, result) for kind, items in ranked]
 
-    # Lost disputes add to the gross figure without being an offset: leave them out of this test.
-    offset = [t for t in result.totals if t.gross_discrepancy - t.disputes_lost > t.discrepancy]
+    # Lost disputes add to the gross figure without being an offset: leave the ones it counts out of this test.
+    counted_lost: dict[str, int] = defaultdict(int)
+    for f in result.findings:
+        if f.kind == "disputes":
+            counted_lost[f.currency] += f.difference
+    offset = [t for t in result.totals if t.gross_discrepancy - counted_lost[t.currency] > t.discrepancy]
     if offset and any(t.gross_discrepancy_percentage > result.tolerance_percentage >= t.discrepancy_percentage for t in offset):
         t = offset[0]
         out.insert(

@@ -22,7 +22,7 @@ from recon_dagster.core.grading import exceeds
 from recon_dagster.core.keys import keyed
 from recon_dagster.core.recommend import recommend
 from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconcileParams, ReconciliationResult
-from recon_dagster.core.sides import DATABASE_DETAILS, collapse_duplicates, database_side, stripe_side, with_details
+from recon_dagster.core.sides import DATABASE_DETAILS, collapse_duplicates, database_side, stripe_side, with_details, with_recorded_chargebacks
 
 # The classes the join decides (the others come from neighbours, disputes and invalid rows).
 JOIN_CLASSES = CLASSES[:7]
@@ -105,6 +105,7 @@ def reconcile(
     stripe = stripe_side(charges, params.include_refunds)
     database = database_side(payments, params)
     collapsed, foreign_extras = collapse_duplicates(database)
+    stripe, recorded_chargebacks = with_recorded_chargebacks(stripe, database, params.include_refunds)
     flagged = with_details(flag_rows(stripe, collapsed, params), charges, database)
     s_totals, d_totals = pl.collect_all(
         [
@@ -121,7 +122,8 @@ def reconcile(
         if stripe_only or db_only:
             neighbour_charges, neighbour_payments = find_neighbours(stripe_only, db_only)
     invalid = pl.concat([_invalid(bad_charges, "stripe", "created"), _invalid(pl.concat([bad_payments, bad_ids]), "database", "created_at")])
-    findings = build_findings(flagged, params, neighbour_charges, neighbour_payments, charges=charges, invalid=invalid)
+    findings = build_findings(flagged, params, neighbour_charges, neighbour_payments, charges=charges, invalid=invalid,
+                              recorded_chargebacks=recorded_chargebacks)  # fmt: skip
     totals = _totals(s_totals, d_totals, gross_by_currency(findings, foreign_extras), dispute_totals(findings))
     result = _result(params, charges.height, payments.height, totals, to_objects(findings))
     return result.with_recommendations(recommend(result))
