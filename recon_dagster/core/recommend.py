@@ -105,8 +105,9 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
         if lost:
             parts.append(
                 f"{_plural(len(lost), 'dispute')} lost: Stripe took back {_money(lost, field='stripe_amount')} "
-                f"({_ids(lost)}). Record the chargeback{'s' if len(lost) > 1 else ''} in the payments table (a refund "
-                "or chargeback row, or the status your application uses), so that the books show the money as gone."
+                f"({_ids(lost)}). Record the chargeback{'s' if len(lost) > 1 else ''} in the payments table (add the "
+                "dispute's amount to the row's refunded amount, or mark a whole-amount chargeback refunded), so that the "
+                "books show the money as gone; a recorded chargeback no longer counts."
             )
         if open_:
             parts.append(
