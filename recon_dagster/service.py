@@ -220,7 +220,9 @@ class BillingReconciliationService:
         first = as_date(since, "--since")
         start = datetime.combine(first, datetime.min.time(), tzinfo=ZoneInfo(s.timezone))
         client = self.stripe()
-        changes = stripe_events.read_changes(client, stripe_events.Cursor(int(start.timestamp())), limit=1_000_000)
+        # The stored days are the charges' reports: only the events that change a charge count here.
+        changes = stripe_events.read_changes(client, stripe_events.Cursor(int(start.timestamp())), limit=1_000_000,
+                                             types=stripe_events.LATE_CHANGE_TYPES)  # fmt: skip
         store, days = self.store(), []
         for day, day_changes in sorted(stripe_events.days_of(client, changes, s.timezone).items()):
             versions = store.versions(day)

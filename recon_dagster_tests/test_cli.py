@@ -13,6 +13,7 @@ import pytest
 
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.report_versions import VERSION_KEYS
+from recon_dagster.testing.stripe_server import make_payout
 from recon_dagster_tests.scenario import API_KEY, at
 
 DAY, NEXT = date(2024, 5, 6), date(2024, 5, 7)
@@ -150,3 +151,28 @@ def test_history_end_without_start_exits_two_naming_the_flag(world):
     out = history(world, "--end", DAY.isoformat(), "--json")
     assert out.returncode == 2
     assert "--end" in json.loads(out.stdout)["error"]
+
+
+def changes(world, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "recon_dagster.cli", "changes", *args], cwd=world.root,
+                          env={**os.environ, **world.environment()}, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_changes_lists_the_stored_days_stripe_changed_since_their_report_and_runs_nothing(world):
+    world.sale("ch_1", 10_000, at(DAY))
+    world.sale("ch_2", 5_000, at(NEXT))
+    world.sale("ch_3", 7_000, at(date(2024, 5, 8)))  # its day is never reconciled
+    assert run(world, "--start", DAY.isoformat(), "--end", NEXT.isoformat()).returncode == 0
+    refund = world.server.update_charge("ch_1", amount_refunded=10_000, refunded=True)
+    world.server.update_charge("ch_3", amount_refunded=7_000, refunded=True)
+    world.server.add_payouts([make_payout("po_1", 15_000, arrival_date=int(at(NEXT, 0).timestamp()))])
+    world.server.update_payout("po_1", status="failed")  # a payout's change is the payouts domain's, not a stored charges day's
+
+    out = changes(world, "--since", DAY.isoformat(), "--json")
+
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    [day] = body["days"]
+    assert (day["date"], day["events"], day["types"], day["charges"]) == (DAY.isoformat(), [refund["id"]], ["charge.refunded"], ["ch_1"])
+    assert body["events_read"] == 2
+    assert [v["version"] for v in ReportStore(world.environment()["RECON_REPORT_STORE_URL"]).versions(DAY)] == [1]  # nothing re-run

@@ -82,10 +82,11 @@ class Cursor:
         return Cursor(newest, tuple(sorted(at_newest | (set(self.seen) if newest == self.created else set()))), read_at)
 
 
-def read_changes(client: stripe.StripeClient, after: Cursor, *, limit: int = 10_000) -> list[Change]:
-    """Events of `LATE_CHANGE_TYPES` not yet read past `after`, oldest first, at most `limit`
-    (the rest next time: the cursor only moves past what was returned)."""
-    params: dict[str, Any] = {"created": {"gte": after.created}, "types": [*LATE_CHANGE_TYPES, *PAYOUT_CHANGE_TYPES], "limit": PAGE_SIZE}
+def read_changes(client: stripe.StripeClient, after: Cursor, *, limit: int = 10_000,
+                 types: tuple[str, ...] = LATE_CHANGE_TYPES + PAYOUT_CHANGE_TYPES) -> list[Change]:  # fmt: skip
+    """Events of `types` (default: the charges' and the payouts') not yet read past `after`, oldest
+    first, at most `limit` (the rest next time: the cursor only moves past what was returned)."""
+    params: dict[str, Any] = {"created": {"gte": after.created}, "types": list(types), "limit": PAGE_SIZE}
     events: list[dict] = []
     cursor = None
     while True:
