@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=1, help="our pacer's catch-up allowance in requests (1: even spacing)")
     # 3: at 23.75 requests/s and ~60 ms a request, three in flight keep the endpoint's budget busy; more only
     # cut the day into more sub-windows, each ending on a part-filled page (8: ~5% more requests).
-    parser.add_argument("--max-workers", type=int, default=3, help="concurrent paginations of the charges (ours)")
+    parser.add_argument("--max-workers", type=int, default=8,
+                        help="concurrent paginations of the charges at most (ours; fetch_charges' default, sized down to the latency)")
     parser.add_argument("--skip-sequential", action="store_true", help="only ours (quick runs)")
     parser.add_argument("--parallel-balance-transactions", action="store_true",
                         help="also list the charges and, in parallel, the balance transactions of --payouts payouts")

@@ -119,6 +119,10 @@ class Pacer:
             for budget in self._endpoints.values():
                 budget.configure(endpoint_limit, burst)
 
+    def endpoint_rate(self) -> float:
+        """The requests/s one endpoint gets: 95% of the tighter of its budget and the account's."""
+        return TARGET * min(self.limit, self.endpoint_limit)
+
     def wait(self, method: str, url: str) -> str:
         """Block until a request may go under both its endpoint's budget and the account's; its endpoint."""
         name = endpoint(method, url)
