@@ -289,8 +289,9 @@ class _Lister:
             sent = time.monotonic()
             page = _calling_stripe(self._context, lambda: self._client.raw_request("get", "/v1/charges", **params))
             took = time.monotonic() - sent
-            if self._latency is None or took < self._latency:
-                self._latency = took
+            with self._lock:
+                if self._latency is None or took < self._latency:
+                    self._latency = took
             data, has_more = _page_of(page.data, self._context)
             for charge in data:
                 rows.append(_row(charge, len(rows)))

@@ -3,8 +3,8 @@
 Both layouts keep a `payouts` table with API-named columns (stripe-sync-engine keeps
 `arrival_date` as epoch text and has no `trace_id`). Only Stripe Data Pipeline keeps balance
 transactions (`balance_transactions`, the automatic payout that paid each one out named by
-`automatic_transfer_id`, Sigma's name, or `payout`); with no such table `transactions_table` is
-None and the caller lists them through the API. Rows are shaped as the API's objects and go
+`automatic_transfer_id`, Sigma's name, or `payout`); without one, `PayoutTables.transactions_table`
+is False and the caller lists them through the API. Rows are shaped as the API's objects and go
 through the API source's own row checks, so a broken mirror row fails exactly as a broken API
 object would, naming the row and the field.
 """
