@@ -105,7 +105,7 @@ def reconcile(
     stripe = stripe_side(charges, params.include_refunds)
     database = database_side(payments, params)
     collapsed, foreign_extras = collapse_duplicates(database)
-    stripe, recorded_chargebacks = with_recorded_chargebacks(stripe, database, params.include_refunds)
+    stripe, recorded_chargebacks = with_recorded_chargebacks(stripe, charges, database, params.include_refunds)
     flagged = with_details(flag_rows(stripe, collapsed, params), charges, database)
     s_totals, d_totals = pl.collect_all(
         [

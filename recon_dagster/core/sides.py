@@ -26,7 +26,6 @@ def stripe_side(charges: pl.DataFrame, include_refunds: bool) -> pl.DataFrame:
     # Money was collected only by a succeeded, captured charge; an authorisation is not money.
     collected = (pl.col("status") == "succeeded") & pl.col("paid") & pl.col("captured")
     net = pl.col("amount_captured") - (pl.col("amount_refunded") if include_refunds else pl.lit(0))
-    lost = pl.when(collected & (pl.col("dispute_status") == "lost")).then(pl.coalesce("dispute_amount", "amount_captured"))
     return charges.select(
         h=id_hash(pl.col("id")),
         s_row=pl.int_range(pl.len(), dtype=pl.UInt32),
@@ -36,36 +35,44 @@ def stripe_side(charges: pl.DataFrame, include_refunds: bool) -> pl.DataFrame:
         s_gross=pl.col("amount_captured"),
         s_refunded=pl.col("amount_refunded"),
         s_amt=pl.when(collected).then(net).otherwise(0),
-        s_lost=lost.otherwise(0),  # what a lost dispute took back
     )
 
 
-def with_recorded_chargebacks(stripe: pl.DataFrame, database: pl.DataFrame, include_refunds: bool) -> tuple[pl.DataFrame, list[str]]:
+def with_recorded_chargebacks(stripe: pl.DataFrame, charges: pl.DataFrame, database: pl.DataFrame,
+                              include_refunds: bool) -> tuple[pl.DataFrame, list[str]]:  # fmt: skip
     """Lost disputes the payments table has recorded: its one row for the charge has Stripe's
     refunds plus the dispute as its refunded amount (or a `refunded` status). Both sides then agree
-    the money is gone, so Stripe's side takes it back as well (refunded, and the net when refunds
-    are compared) and the dispute is listed, not counted again. A charge recorded twice is left
-    as it is (its duplicate is a finding anyway). Returns the side and those charges' ids.
+    the money is gone, so Stripe's side (`stripe`, made from `charges`) takes it back as well
+    (refunded, and the net when refunds are compared) and the dispute is listed, not counted
+    again. A charge recorded twice is left as it is (its duplicate is a finding anyway). Returns
+    the side and those charges' ids.
 
-    Lost disputes are few: only the rows with their hashes are looked at, never the whole table."""
-    lost = stripe.filter(pl.col("s_lost") > 0)
-    if lost.is_empty():
+    Lost disputes are few, and so are refunded rows: only those are looked at, never a table joined."""
+    at = charges.select(pl.arg_where(pl.col("dispute_status") == "lost")).to_series()
+    if at.is_empty():
         return stripe, []
-    rows = database.filter(pl.col("h").is_in(lost.get_column("h").implode())).select("h", "d_id", "d_paid", "d_currency", "d_refunded")
+    lost = stripe.select("s_row", "h", "s_id", "s_currency", "s_paid", "s_refunded")[at].with_columns(
+        s_lost=charges[at].select(pl.coalesce("dispute_amount", "amount_captured")).to_series()).filter("s_paid")
+    # A recorded chargeback has a refunded amount; the cheap test first, the hashes on what is left.
+    refunded = database.filter(pl.col("d_refunded") > 0).filter(pl.col("h").is_in(lost.get_column("h").implode()))
+    if refunded.is_empty():
+        return stripe, []
+    # Every row of those charges, refunded or not: a charge recorded twice is not settled by one row.
+    rows = database.filter(pl.col("h").is_in(refunded.get_column("h").implode())).select("h", "d_id", "d_paid", "d_currency", "d_refunded")
     rows = rows.filter(pl.len().over("d_id") == 1)
-    ids = (
+    recorded = (
         lost.join(rows, on="h")
         .filter((pl.col("s_id") == pl.col("d_id")) & pl.col("d_paid") & (pl.col("s_currency") == pl.col("d_currency"))
                 & (pl.col("d_refunded") == pl.col("s_refunded") + pl.col("s_lost")))
-        .get_column("s_id").to_list()
+        .select("s_row", "s_id", "s_lost")
     )  # fmt: skip
-    if not ids:
+    if recorded.is_empty():
         return stripe, []
-    recorded = pl.col("s_id").is_in(ids)
+    taken = stripe.select("s_row").join(recorded.select("s_row", "s_lost"), on="s_row", how="left").get_column("s_lost").fill_null(0)
     return stripe.with_columns(
-        s_refunded=pl.when(recorded).then(pl.col("s_refunded") + pl.col("s_lost")).otherwise(pl.col("s_refunded")),
-        s_amt=pl.when(recorded & pl.col("s_paid") & pl.lit(include_refunds)).then(pl.col("s_amt") - pl.col("s_lost")).otherwise(pl.col("s_amt")),
-    ), ids
+        s_refunded=pl.col("s_refunded") + taken,
+        s_amt=pl.when(pl.col("s_paid") & pl.lit(include_refunds)).then(pl.col("s_amt") - taken).otherwise(pl.col("s_amt")),
+    ), recorded.get_column("s_id").to_list()
 
 
 def _spellings(statuses: pl.Series, wanted: tuple[str, ...]) -> list[str]:
