@@ -1,4 +1,4 @@
-"""Re-take the README's pictures of the Dagster UI: run the demo, serve it, photograph two pages.
+"""Re-take the README's pictures of the Dagster UI: run the demo, serve it, photograph three pages.
 
     .venv/bin/python docs/take_screenshots.py            # writes docs/*.png
 
@@ -59,6 +59,21 @@ def shoot(page, url: str, out: Path, click: str | None = None) -> None:
     print(f"wrote {out.relative_to(REPO)}")
 
 
+def payout_day_with(env: dict[str, str], root: Path, problem: str) -> str:
+    """The demo's arrival date whose stored payout report counts `problem` (the demo has one failed payout)."""
+    from recon_dagster.settings import Settings
+    from recon_dagster.stores.payout_store import PayoutStore
+    from recon_dagster.stores.report_store import ReportStore
+
+    store = PayoutStore(ReportStore(Settings.from_env(env, base_dir=root).report_store_url))
+    for back in range(1, 15):
+        day = date.today() - timedelta(days=back)
+        result = store.latest(day)
+        if result is not None and result.counts().get(problem):
+            return day.isoformat()
+    raise LookupError(f"no payout report of the demo counts {problem}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--browser", default=shutil.which("chromium") or "chromium")
@@ -83,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_for(f"{base}/server_info")
             time.sleep(5)  # the code location loads after the server answers
             critical_day = (date.today() - timedelta(days=4)).isoformat()  # the demo's critical profile
+            failed_payout_day = payout_day_with(env, root, "failed")
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as pw:
@@ -92,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                       DOCS / "ui-reconciliation-report.png")  # fmt: skip
                 shoot(page, f"{base}/assets/reconciliation_report?view=checks&checkDetail=discrepancy_within_tolerance",
                       DOCS / "ui-check-per-day.png", click="Execution history")  # fmt: skip
+                shoot(page, f"{base}/assets/payout_reconciliation?view=partitions&partition={failed_payout_day}",
+                      DOCS / "ui-payout-reconciliation.png")  # fmt: skip
                 browser.close()
         finally:
             web.terminate()
