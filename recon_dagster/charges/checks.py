@@ -14,7 +14,7 @@ from dagster import AssetCheckEvaluation, AssetCheckSeverity
 from recon_dagster.check_targets import materialization_target, with_late_change
 from recon_dagster.core.grading import exceeds, grade
 from recon_dagster.charges.report_metadata import alert_figures
-from recon_dagster.charges.late_changes import EVENTS_TAG
+from recon_dagster.charges.late_changes import late_events
 from recon_dagster.resources import ReconciliationPolicy, ReportStoreResource
 
 CHECK_NAME = "discrepancy_within_tolerance"
@@ -40,16 +40,15 @@ def late_change_figures(store, policy: ReconciliationPolicy, partition: str, ins
     current, _, run_id = versions[0]
     previous = versions[1][0] if len(versions) > 1 else None
     run = instance.get_run_by_id(run_id) if instance is not None and run_id else None
-    tags = run.tags if run is not None else {}
+    # The events come from the run's tags; a version saved as late_change by other means has none.
+    events = late_events(run.tags if run is not None else {}) or {"events": [], "event_types": "", "event_count": 0}
 
     def graded(result) -> str:
         return "error" if result.status == "error" else grade(result, policy.tolerance, policy.critical)
 
     return {
         "previous_grade": graded(previous) if previous is not None else "none", "grade": graded(current),
-        "previous_status": previous.status if previous is not None else None, "status": current.status,
-        "events": [e for e in tags.get(EVENTS_TAG, "").split(",") if e], "event_types": tags.get("recon/late_event_types", ""),
-        "event_count": int(tags.get("recon/late_event_count", "0") or 0),
+        "previous_status": previous.status if previous is not None else None, "status": current.status, **events,
     }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from recon_dagster.sources.stripe_events import Cursor
 REPORT_KEY = dg.AssetKey("reconciliation_report")
 PAYOUT_REPORT_KEY = dg.AssetKey("payout_reconciliation")
 EVENTS_TAG = "recon/late_events"
+COUNT_TAG, TYPES_TAG = "recon/late_event_count", "recon/late_event_types"
 _TAG_LIMIT = 4000  # Dagster tag values are bounded: the first event ids, and how many in all
 
 
@@ -65,7 +67,10 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
                 if day.isoformat() not in reconciled:
                     untouched += 1
                     continue
-                requests.append(_request(job_name, prefix, day.isoformat(), day_changes))
+                ids = sorted(c.event_id for c in day_changes)
+                digest = hashlib.sha1(",".join(ids).encode()).hexdigest()[:16]  # the same events never twice
+                requests.append(_request(job_name, f"{prefix}:{day.isoformat()}:{digest}", day.isoformat(), ",".join(ids),
+                                         len(ids), ",".join(sorted({c.type for c in day_changes}))))  # fmt: skip
         skip = None
         if not requests:
             skip = dg.SkipReason(f"{len(changes)} event(s) read; none for a reconciled day ({untouched} day(s) never materialized).{gap}")
@@ -76,14 +81,20 @@ def build_late_changes_sensor(job: dg.UnresolvedAssetJobDefinition, timezone: st
     return stripe_late_changes
 
 
-def _request(job_name: str, prefix: str, key: str, changes: list[stripe_events.Change]) -> dg.RunRequest:
-    """One re-materialization of a day, keyed by the events behind it (the same events never twice)."""
-    ids = sorted(c.event_id for c in changes)
-    digest = hashlib.sha1(",".join(ids).encode()).hexdigest()[:16]
-    return dg.RunRequest(job_name=job_name, run_key=f"{prefix}:{key}:{digest}", partition_key=key,
-                         tags={"recon/trigger": "late_change", EVENTS_TAG: ",".join(ids)[:_TAG_LIMIT],
-                               "recon/late_event_count": str(len(ids)),
-                               "recon/late_event_types": ",".join(sorted({c.type for c in changes}))[:_TAG_LIMIT]})  # fmt: skip
+def _request(job_name: str, run_key: str, partition: str, events: str, count: int, types: str) -> dg.RunRequest:
+    """One re-materialization of a day, tagged with what re-opened it (read back by `late_events`)."""
+    return dg.RunRequest(job_name=job_name, run_key=run_key, partition_key=partition,
+                         tags={"recon/trigger": "late_change", EVENTS_TAG: events[:_TAG_LIMIT], COUNT_TAG: str(count),
+                               TYPES_TAG: types[:_TAG_LIMIT]})  # fmt: skip
+
+
+def late_events(tags: Mapping[str, str]) -> dict:
+    """What re-opened a run's day, from its tags: the events (ids, or `mirror:` and the rows' ids),
+    their types and how many; empty for a run no late change started."""
+    if tags.get("recon/trigger") != "late_change":
+        return {}
+    return {"events": [e for e in tags.get(EVENTS_TAG, "").split(",") if e], "event_types": tags.get(TYPES_TAG, ""),
+            "event_count": int(tags.get(COUNT_TAG, "0") or 0)}  # fmt: skip
 
 
 def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResource, timezone: str, job_name: str,
@@ -114,9 +125,8 @@ def _mirror_tick(context: dg.SensorEvaluationContext, mirror: StripeMirrorResour
     requests = []
     for report_key, job, prefix, days in domains:
         reconciled = set(context.instance.get_materialized_partitions(report_key))
-        requests += [dg.RunRequest(job_name=job, run_key=f"{prefix}:{day}:mirror:{newest.isoformat()}", partition_key=day,
-                                   tags={"recon/trigger": "late_change", EVENTS_TAG: "mirror:" + ",".join(sorted(ids))[:_TAG_LIMIT],
-                                         "recon/late_event_count": str(len(ids)), "recon/late_event_types": "mirror_sync"})
+        requests += [_request(job, f"{prefix}:{day}:mirror:{newest.isoformat()}", day, "mirror:" + ",".join(sorted(ids)),
+                              len(ids), "mirror_sync")
                      for day, ids in sorted(days.items()) if day in reconciled]  # fmt: skip
     return dg.SensorResult(run_requests=requests, cursor=newest.isoformat(),
                            skip_reason=None if requests else dg.SkipReason(f"{len(rows)} row(s) synced; none of a reconciled day."))

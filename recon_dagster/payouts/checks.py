@@ -11,7 +11,7 @@ from datetime import date
 import dagster as dg
 from dagster import AssetCheckEvaluation, AssetCheckSeverity
 
-from recon_dagster.charges.late_changes import EVENTS_TAG
+from recon_dagster.charges.late_changes import late_events
 from recon_dagster.check_targets import materialization_target, with_late_change
 from recon_dagster.payouts.metadata import payout_figures
 from recon_dagster.resources import ReportStoreResource
@@ -21,18 +21,10 @@ CHECK_NAME = "payouts_reconciled"
 REPORT_KEY = dg.AssetKey("payout_reconciliation")
 
 
-def late_change_figures(tags: dict[str, str]) -> dict:
-    """For a run that `stripe_late_changes` started: the Stripe events behind it (from its tags)."""
-    if tags.get("recon/trigger") != "late_change":
-        return {}
-    return {"events": [e for e in tags.get(EVENTS_TAG, "").split(",") if e], "event_types": tags.get("recon/late_event_types", ""),
-            "event_count": int(tags.get("recon/late_event_count", "0") or 0)}  # fmt: skip
-
-
 def evaluate_payout_day(store: PayoutStore, partition: str, target=None, run_tags: dict[str, str] | None = None) -> AssetCheckEvaluation:
     """The day's verdict; a run re-opened by a late change says so first, with the events behind it."""
     evaluation = _evaluate_payout_day(store, partition, target)
-    late = late_change_figures(run_tags or {})
+    late = late_events(run_tags or {})
     return with_late_change(evaluation, late, late["event_types"]) if late else evaluation
 
 

@@ -318,7 +318,6 @@ class _Lister:
                 self._submit(cuts[i], cuts[i + 1], None)
             return cuts[-1]
 
-
     def _useful_workers(self) -> int:
         """Paginations worth running at once: enough to keep the paced rate busy through the
         network's latency (rate × latency, with half again for jitter, plus one), at most

@@ -4,7 +4,10 @@ payout reports) in one place, applied in order by `ReportStore.migrate`."""
 
 from __future__ import annotations
 
-_R, _L, _C, _S = "reconciliation_reports", "reconciliation_line_items", "reconciliation_currency_totals", "sync_audit"
+# The charges' tables, as the store names them (report_store.py reads these names).
+REPORTS, LINE_ITEMS, CURRENCY_TOTALS, SYNC_AUDIT = (
+    "reconciliation_reports", "reconciliation_line_items", "reconciliation_currency_totals", "sync_audit")
+_R, _L, _C, _S = REPORTS, LINE_ITEMS, CURRENCY_TOTALS, SYNC_AUDIT  # short, for the statements below
 _DOUBLE = "{double}"
 
 # (version, statements). Append new versions; never edit an applied one. `{s}` is the schema

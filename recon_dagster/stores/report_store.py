@@ -45,10 +45,8 @@ from urllib.parse import parse_qs, urlsplit
 from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconciliationResult
 from recon_dagster.money import exponent, to_major
 from recon_dagster.settings import redact_url
-from recon_dagster.stores.migrations import MIGRATIONS
+from recon_dagster.stores.migrations import CURRENCY_TOTALS as _C, LINE_ITEMS as _L, MIGRATIONS, REPORTS as _R, SYNC_AUDIT as _S
 from recon_dagster.stores.report_versions import changes, describe, trigger_for_save
-
-_R, _L, _C, _S = "reconciliation_reports", "reconciliation_line_items", "reconciliation_currency_totals", "sync_audit"
 
 _LINE_COLUMNS = ("report_id", "position", "date", "end_date", "kind", "payment_id", "currency", "stripe_amount",
                  "database_amount", "difference", "stripe_amount_major", "database_amount_major",
