@@ -1,7 +1,8 @@
 """Read a day's window of a 1M-row PostgreSQL payments table three ways, for issue 12's choice.
 
     pip install -e ".[bench]"   # the ADBC PostgreSQL driver (connectorx is a dependency)
-    python benchmarks/bench_db_read.py [--rows 1000000] [--url postgresql://postgres@127.0.0.1:5432/postgres] [--json]
+    python benchmarks/bench_db_read.py [--rows 1000000] [--url
+    postgresql://postgres@127.0.0.1:5432/postgres] [--json]
 
 Each reader runs the same query (`payments_db`'s SELECT: every column as text, `created_at` as
 epoch microseconds, so amounts never pass through a float) in a fresh process, and must return
@@ -40,12 +41,18 @@ QUERY = (
 
 def make_table(url: str, rows: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE payments (id bigserial primary key, stripe_charge_id text not null, amount numeric(12, 2),"
-                     " currency char(3), status text, created_at timestamptz, amount_refunded numeric(12, 2))")  # fmt: skip
         conn.execute(
-            "INSERT INTO payments (stripe_charge_id, amount, currency, status, created_at, amount_refunded) "
+            "CREATE TABLE payments (id bigserial primary key, stripe_charge_id text not null, "
+            "amount numeric(12, 2),"
+            " currency char(3), status text, created_at timestamptz, amount_refunded numeric(12, "
+            "2))"
+        )
+        conn.execute(
+            "INSERT INTO payments (stripe_charge_id, amount, currency, status, created_at, "
+            "amount_refunded) "
             "SELECT 'ch_' || i, (i %% 100000 + 50) / 100.0, 'USD', 'succeeded', "
-            "'2024-06-03 00:00:00+00'::timestamptz + (i %% 86400) * interval '1 second', 0 FROM generate_series(1, %s) AS i",
+            "'2024-06-03 00:00:00+00'::timestamptz + (i %% 86400) * interval '1 second', 0 FROM "
+            "generate_series(1, %s) AS i",
             [rows],
         )
         conn.execute("ANALYZE payments")
@@ -85,8 +92,18 @@ def child(reader: str, url: str) -> None:
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     frame = frame.rename(dict(zip(frame.columns, _RAW_SCHEMA))).cast(_RAW_SCHEMA)  # type: ignore[union-attr]
     digest = frame.sort("id").hash_rows().sum()
-    print(json.dumps({"seconds": round(min(runs), 3), "runs": [round(r, 3) for r in runs], "peak_mib": round(peak, 1),
-                      "rows": frame.height, "digest": int(digest), "types": [str(t) for t in frame.dtypes]}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": round(min(runs), 3),
+                "runs": [round(r, 3) for r in runs],
+                "peak_mib": round(peak, 1),
+                "rows": frame.height,
+                "digest": int(digest),
+                "types": [str(t) for t in frame.dtypes],
+            }
+        )
+    )
     del pl
 
 
@@ -109,25 +126,47 @@ def main(argv: list[str] | None = None) -> int:
         make_table(url, args.rows)
         out: dict = {"rows": args.rows}
         for reader in READERS:
-            done = subprocess.run([sys.executable, __file__, "--child", reader, "--url", url], capture_output=True, text=True)
-            out[reader] = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr.strip().splitlines()[-1:]}
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", reader, "--url", url],
+                capture_output=True,
+                text=True,
+            )
+            out[reader] = (
+                json.loads(done.stdout)
+                if done.returncode == 0
+                else {"error": done.stderr.strip().splitlines()[-1:]}
+            )
         digests = {r: out[r].get("digest") for r in READERS}
         out["same_frame"] = len(set(digests.values())) == 1
-        # The reader payments_db uses on PostgreSQL, against the fastest of all (issue 12: <= 1.5x, < 1 GiB).
+        # The reader payments_db uses on PostgreSQL, against the fastest of all (issue 12: <= 1.5x,
+        # < 1 GiB).
         fastest = min(out[r]["seconds"] for r in READERS if "seconds" in out[r])
         out["chosen"] = CHOSEN
-        out["chosen_vs_fastest"] = round(out[CHOSEN]["seconds"] / fastest, 3) if "seconds" in out[CHOSEN] else None
+        out["chosen_vs_fastest"] = (
+            round(out[CHOSEN]["seconds"] / fastest, 3) if "seconds" in out[CHOSEN] else None
+        )
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{args.rows:,} rows; same frame from every reader: {out['same_frame']}; "
-          f"{CHOSEN} (ours) takes {out['chosen_vs_fastest']}x the fastest")
+    print(
+        f"{args.rows:,} rows; same frame from every reader: {out['same_frame']}; "
+        f"{CHOSEN} (ours) takes {out['chosen_vs_fastest']}x the fastest"
+    )
     for reader in READERS:
         r = out[reader]
-        print(f"{reader:<12}" + (f"{r['seconds']:>8} s {r['peak_mib']:>9} MiB" if "seconds" in r else f"  failed: {r['error']}"))
+        print(
+            f"{reader:<12}"
+            + (
+                f"{r['seconds']:>8} s {r['peak_mib']:>9} MiB"
+                if "seconds" in r
+                else f"  failed: {r['error']}"
+            )
+        )
     return 0
 
 

@@ -1,6 +1,8 @@
-"""A 1M-charge day read from a Stripe mirror in PostgreSQL, through the daily job, in a fresh process.
+"""A 1M-charge day read from a Stripe mirror in PostgreSQL, through the daily job, in a fresh
+process.
 
-    python benchmarks/bench_mirror.py [--days 10] [--per-day 1000000] [--url postgresql://postgres@127.0.0.1:5432/postgres] [--json]
+    python benchmarks/bench_mirror.py [--days 10] [--per-day 1000000] [--url
+    postgresql://postgres@127.0.0.1:5432/postgres] [--json]
 
 Builds a throwaway database holding a Stripe Data Pipeline-layout mirror (`stripe.charges`) of
 `days` days of `per-day` charges each (10M rows by default, an index on `created`, `_raw_data`
@@ -36,15 +38,22 @@ def build_mirror(url: str, first: date, days: int, per_day: int) -> None:
     start = int(datetime.combine(first, datetime.min.time(), tzinfo=UTC).timestamp())
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA stripe")
-        conn.execute("CREATE TABLE stripe.charges (id text PRIMARY KEY, amount bigint, amount_captured bigint, amount_refunded bigint, "
-                     "captured boolean, created bigint, currency text, status text, payment_intent text, disputed boolean, paid boolean, "
-                     "refunded boolean, customer text, _account_id text, _updated_at timestamptz, _raw_data jsonb)")  # fmt: skip
         conn.execute(
-            "INSERT INTO stripe.charges SELECT 'ch_m' || lpad(i::text, 9, '0'), 500 + (i * 7919) %% 20000, 500 + (i * 7919) %% 20000, 0, "
-            "true, %s + (i::bigint * 86400 * %s) / %s, 'usd', 'succeeded', 'pi_m' || i, false, true, false, 'cus_' || (i %% 50000), "
+            "CREATE TABLE stripe.charges (id text PRIMARY KEY, amount bigint, amount_captured "
+            "bigint, amount_refunded bigint, "
+            "captured boolean, created bigint, currency text, status text, payment_intent text, "
+            "disputed boolean, paid boolean, "
+            "refunded boolean, customer text, _account_id text, _updated_at timestamptz, _raw_data "
+            "jsonb)"
+        )
+        conn.execute(
+            "INSERT INTO stripe.charges SELECT 'ch_m' || lpad(i::text, 9, '0'), 500 + (i * 7919) "
+            "%% 20000, 500 + (i * 7919) %% 20000, 0, "
+            "true, %s + (i::bigint * 86400 * %s) / %s, 'usd', 'succeeded', 'pi_m' || i, false, "
+            "true, false, 'cus_' || (i %% 50000), "
             "'acct_bench', now(), NULL FROM generate_series(0::bigint, %s - 1) AS i",
             [start, days, days * per_day, days * per_day],
-        )  # fmt: skip
+        )
         conn.execute("CREATE INDEX ON stripe.charges (created)")
         conn.execute("ANALYZE stripe.charges")
 
@@ -53,19 +62,37 @@ def build_payments(path: Path, url: str, day: date) -> None:
     """The day's charges as the application recorded them (DuckDB, read straight from the mirror)."""
     start = int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
     with psycopg.connect(url) as conn, conn.cursor() as cur:
-        rows = cur.execute("SELECT id, amount, created FROM stripe.charges WHERE created >= %s AND created < %s",
-                           [start, start + 86_400]).fetchall()  # fmt: skip
+        rows = cur.execute(
+            "SELECT id, amount, created FROM stripe.charges WHERE created >= %s AND created < %s",
+            [start, start + 86_400],
+        ).fetchall()
     with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE payments (stripe_charge_id VARCHAR, amount BIGINT, currency VARCHAR, status VARCHAR, created_at TIMESTAMPTZ)")
-        kept = [(cid, amount + (100 if i % 100 == 1 else 0), "USD", "succeeded", datetime.fromtimestamp(created + 2, UTC))
-                for i, (cid, amount, created) in enumerate(rows) if i % 100 != 0]  # fmt: skip
+        con.execute(
+            "CREATE TABLE payments (stripe_charge_id VARCHAR, amount BIGINT, currency VARCHAR, "
+            "status VARCHAR, created_at TIMESTAMPTZ)"
+        )
+        kept = [
+            (
+                cid,
+                amount + (100 if i % 100 == 1 else 0),
+                "USD",
+                "succeeded",
+                datetime.fromtimestamp(created + 2, UTC),
+            )
+            for i, (cid, amount, created) in enumerate(rows)
+            if i % 100 != 0
+        ]
         _bulk(con, kept)
 
 
 def _bulk(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     import polars as pl
 
-    frame = pl.DataFrame(rows, schema=["stripe_charge_id", "amount", "currency", "status", "created_at"], orient="row")  # noqa: F841
+    frame = pl.DataFrame(
+        rows,
+        schema=["stripe_charge_id", "amount", "currency", "status", "created_at"],
+        orient="row",
+    )  # noqa: F841
     con.execute("INSERT INTO payments SELECT * FROM frame")
 
 
@@ -89,16 +116,30 @@ def main(argv: list[str] | None = None) -> int:
             build_mirror(url, first, args.days, args.per_day)
             build_payments(root / "app.duckdb", url, day)
             setup = time.perf_counter() - t0
-            env = {"PATH": "/usr/bin:/bin", "RECON_STRIPE_SOURCE": url, "RECON_MIRROR_SPOT_CHECK": "0",
-                   "RECON_DATABASE_URL": f"duckdb:///{root / 'app.duckdb'}", "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}",
-                   "RECON_START_DATE": first.isoformat()}  # fmt: skip
+            env = {
+                "PATH": "/usr/bin:/bin",
+                "RECON_STRIPE_SOURCE": url,
+                "RECON_MIRROR_SPOT_CHECK": "0",
+                "RECON_DATABASE_URL": f"duckdb:///{root / 'app.duckdb'}",
+                "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}",
+                "RECON_START_DATE": first.isoformat(),
+            }
             run = run_daily_job(root, day, env)
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    out = {"rows_in_mirror": args.days * args.per_day, "day_charges": args.per_day, "seconds": run["seconds"],
-           "peak_mib": run["peak_mib"], "success": run["success"], "api_projected_seconds": round(args.per_day / API_CHARGES_PER_SECOND, 1),
-           "setup_seconds": round(setup, 1), "target_seconds": 20, "target_mib": 2048, **({"error": run["error"]} if "error" in run else {})}  # fmt: skip
+    out = {
+        "rows_in_mirror": args.days * args.per_day,
+        "day_charges": args.per_day,
+        "seconds": run["seconds"],
+        "peak_mib": run["peak_mib"],
+        "success": run["success"],
+        "api_projected_seconds": round(args.per_day / API_CHARGES_PER_SECOND, 1),
+        "setup_seconds": round(setup, 1),
+        "target_seconds": 20,
+        "target_mib": 2048,
+        **({"error": run["error"]} if "error" in run else {}),
+    }
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0 if run["success"] else 1
 

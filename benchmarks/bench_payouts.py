@@ -1,6 +1,7 @@
 """Time payout reconciliation over a month of daily automatic payouts of a busy account.
 
-    python benchmarks/bench_payouts.py [--days 30] [--charges-per-day 100000] [--json] [--seed 7] [--short-ids]
+    python benchmarks/bench_payouts.py [--days 30] [--charges-per-day 100000] [--json] [--seed 7]
+    [--short-ids]
 
 The frames are generated in Polars, in the core's schemas: one automatic payout a day, each paying
 out that day's charges (with Stripe's fee on each), ~1% refunds and a few disputes, plus its own
@@ -40,7 +41,12 @@ from pathlib import Path
 
 import polars as pl
 
-from recon_dagster.core.payout_frames import BANK_SCHEMA, PAYMENT_ROWS_SCHEMA, PAYOUT_TRANSACTIONS_SCHEMA, PAYOUTS_SCHEMA
+from recon_dagster.core.payout_frames import (
+    BANK_SCHEMA,
+    PAYMENT_ROWS_SCHEMA,
+    PAYOUT_TRANSACTIONS_SCHEMA,
+    PAYOUTS_SCHEMA,
+)
 from recon_dagster.core.payouts import reconcile_payouts
 
 FIRST = date(2024, 1, 1)
@@ -69,7 +75,9 @@ def transactions(days: int, per_day: int, seed: int) -> pl.DataFrame:
     i = pl.int_range(0, n, dtype=pl.Int64)
     base = pl.select(i=i).with_columns(h=pl.col("i").hash(seed), day=pl.col("i") // per_day)
     amount = (pl.col("h") % 100_000 + 50).cast(pl.Int64)
-    created = pl.lit(START) + pl.duration(days=pl.col("day") - 2, microseconds=(pl.col("h") % 86_400_000_000).cast(pl.Int64))
+    created = pl.lit(START) + pl.duration(
+        days=pl.col("day") - 2, microseconds=(pl.col("h") % 86_400_000_000).cast(pl.Int64)
+    )
     charges = base.select(
         id=_stripe_id("txn", pl.col("i") * 3),
         payout=_day_payout(pl.col("day")),
@@ -122,33 +130,68 @@ def generate(days: int, per_day: int, seed: int) -> dict[str, pl.DataFrame]:
     nets = tx.group_by("payout").agg(amount=pl.col("net").sum()).sort("payout")
     day = pl.col("payout").str.strip_prefix("po_").cast(pl.Int64)
     payouts = nets.select(
-        id="payout", amount="amount", currency=pl.lit("USD"),
+        id="payout",
+        amount="amount",
+        currency=pl.lit("USD"),
         arrival_date=pl.lit(FIRST) + pl.duration(days=day),
-        status=pl.lit("paid"), automatic=pl.lit(True), failure_code=pl.lit(None, pl.String),
+        status=pl.lit("paid"),
+        automatic=pl.lit(True),
+        failure_code=pl.lit(None, pl.String),
         trace_id=pl.concat_str(pl.lit("TRACE"), day.cast(pl.String)),
         created=pl.lit(START) + pl.duration(days=day - 2),
-    ).cast(PAYOUTS_SCHEMA)  # type: ignore[arg-type]  # fmt: skip
+    ).cast(PAYOUTS_SCHEMA)  # type: ignore[arg-type]
     own = payouts.select(
-        id=pl.concat_str(pl.lit("txn_"), "id"), payout="id", amount=-pl.col("amount"), fee=pl.lit(0, pl.Int64),
-        net=-pl.col("amount"), currency="currency", type=pl.lit("payout"), reporting_category=pl.lit("payout"),
-        source="id", charge=pl.lit(None, pl.String), payment_intent=pl.lit(None, pl.String), created="created",
-    ).cast(PAYOUT_TRANSACTIONS_SCHEMA)  # type: ignore[arg-type]  # fmt: skip
-    charges = tx.filter(pl.col("reporting_category") == "charge").with_columns(h=pl.col("charge").hash(seed + 1))
-    payments = charges.filter(pl.col("h") % 200 != 0).select(  # ~0.5% missing
-        id=pl.when(pl.col("h") % 2 == 0).then("charge").otherwise("payment_intent"),
-        amount=pl.when(pl.col("h") % 100_003 == 1).then(pl.col("amount") + 1).otherwise("amount"),  # a few mismatches
+        id=pl.concat_str(pl.lit("txn_"), "id"),
+        payout="id",
+        amount=-pl.col("amount"),
+        fee=pl.lit(0, pl.Int64),
+        net=-pl.col("amount"),
         currency="currency",
-    ).cast(PAYMENT_ROWS_SCHEMA)  # type: ignore[arg-type]
+        type=pl.lit("payout"),
+        reporting_category=pl.lit("payout"),
+        source="id",
+        charge=pl.lit(None, pl.String),
+        payment_intent=pl.lit(None, pl.String),
+        created="created",
+    ).cast(PAYOUT_TRANSACTIONS_SCHEMA)  # type: ignore[arg-type]
+    charges = tx.filter(pl.col("reporting_category") == "charge").with_columns(
+        h=pl.col("charge").hash(seed + 1)
+    )
+    payments = (
+        charges.filter(pl.col("h") % 200 != 0)
+        .select(  # ~0.5% missing
+            id=pl.when(pl.col("h") % 2 == 0).then("charge").otherwise("payment_intent"),
+            amount=pl.when(pl.col("h") % 100_003 == 1)
+            .then(pl.col("amount") + 1)
+            .otherwise("amount"),  # a few mismatches
+            currency="currency",
+        )
+        .cast(PAYMENT_ROWS_SCHEMA)
+    )  # type: ignore[arg-type]
     missing = [f"po_{days // 4}", f"po_{3 * days // 4}"]
     bank = payouts.filter(~pl.col("id").is_in(missing)).select(  # two missing
-        id=pl.concat_str(pl.lit("bank_"), "id"), amount="amount", currency="currency",
+        id=pl.concat_str(pl.lit("bank_"), "id"),
+        amount="amount",
+        currency="currency",
         date=pl.col("arrival_date") + pl.duration(days=pl.col("amount") % 3),
         reference=pl.concat_str(pl.lit("STRIPE PAYOUT "), "trace_id"),
     )
-    extra = pl.DataFrame({"id": ["bank_extra"], "amount": [123_456], "currency": ["USD"],
-                          "date": [FIRST + timedelta(days=days // 2)], "reference": ["STRIPE TRANSFER"]})  # fmt: skip
+    extra = pl.DataFrame(
+        {
+            "id": ["bank_extra"],
+            "amount": [123_456],
+            "currency": ["USD"],
+            "date": [FIRST + timedelta(days=days // 2)],
+            "reference": ["STRIPE TRANSFER"],
+        }
+    )
     bank = pl.concat([bank.cast(BANK_SCHEMA), extra.cast(BANK_SCHEMA)])  # type: ignore[arg-type]
-    return {"payouts": payouts, "transactions": pl.concat([tx, own]), "payments": payments, "bank": bank}
+    return {
+        "payouts": payouts,
+        "transactions": pl.concat([tx, own]),
+        "payments": payments,
+        "bank": bank,
+    }
 
 
 def rss_kib() -> int:
@@ -171,16 +214,33 @@ def child(folder: Path, days: int) -> None:
         result = None
         gc.collect()
         t0, c0 = time.perf_counter(), time.process_time()
-        result = reconcile_payouts(frames["payouts"], frames["transactions"], frames["payments"], frames["bank"],
-                                   first=FIRST, last=last, as_of=last + timedelta(days=10))  # fmt: skip
+        result = reconcile_payouts(
+            frames["payouts"],
+            frames["transactions"],
+            frames["payments"],
+            frames["bank"],
+            first=FIRST,
+            last=last,
+            as_of=last + timedelta(days=10),
+        )
         runs.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert result is not None
-    print(json.dumps({"seconds": round(min(runs), 3), "runs": [round(r, 3) for r in runs], "peak_mib": round(peak, 1),
-                      "cpu_seconds": [round(c, 3) for c in cpu], "load": [round(x, 2) for x in os.getloadavg()],
-                      "input_mib": round(sum(f.estimated_size() for f in frames.values()) / 2**20, 1),
-                      "status": result.status, "counts": result.counts()}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": round(min(runs), 3),
+                "runs": [round(r, 3) for r in runs],
+                "peak_mib": round(peak, 1),
+                "cpu_seconds": [round(c, 3) for c in cpu],
+                "load": [round(x, 2) for x in os.getloadavg()],
+                "input_mib": round(sum(f.estimated_size() for f in frames.values()) / 2**20, 1),
+                "status": result.status,
+                "counts": result.counts(),
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--charges-per-day", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--short-ids", action="store_true", help="ids of at most 12 bytes instead of Stripe's 27")
+    parser.add_argument(
+        "--short-ids", action="store_true", help="ids of at most 12 bytes instead of Stripe's 27"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -212,16 +274,28 @@ def main(argv: list[str] | None = None) -> int:
         print(done.stderr, file=sys.stderr)
         return 1
     measured = json.loads(done.stdout)
-    out = {"days": args.days, **sizes, "seconds": measured["seconds"], "peak_mib": measured["peak_mib"]}
+    out = {
+        "days": args.days,
+        **sizes,
+        "seconds": measured["seconds"],
+        "peak_mib": measured["peak_mib"],
+    }
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"{args.days} days, {sizes['payouts']} payouts, {sizes['transactions']:,} balance transactions "
-          f"(generated in {generate_seconds:.1f}s; inputs {measured['input_mib']} MiB; {pl.thread_pool_size()} Polars threads)")  # fmt: skip
+    print(
+        f"{args.days} days, {sizes['payouts']} payouts, {sizes['transactions']:,} balance "
+        "transactions "
+        f"(generated in {generate_seconds:.1f}s; inputs {measured['input_mib']} MiB; "
+        f"{pl.thread_pool_size()} Polars threads)"
+    )
     for key, target in (("seconds", "< 2"), ("peak_mib", "< 1024")):
         mark = "ok" if measured[key] < TARGETS[key] else "MISSED"
         print(f"{key:<10}{measured[key]:>10}  target {target}: {mark}")
-    print(f"runs {measured['runs']} s; CPU {measured['cpu_seconds']} s; load average {measured['load']}")
+    print(
+        f"runs {measured['runs']} s; CPU {measured['cpu_seconds']} s; load average "
+        f"{measured['load']}"
+    )
     print(f"status {measured['status']}; counts {measured['counts']}")
     return 0
 

@@ -45,26 +45,40 @@ DAY = date(2024, 1, 1)
 START = datetime(2024, 1, 1, tzinfo=UTC)
 CURRENCIES = ["USD", "EUR", "JPY", "KWD"]
 # Injected classes; timing is done with a neighbour frame. Status comes in two directions.
-(MISSING_IN_DATABASE, MISSING_IN_STRIPE, AMOUNT, STATUS_FAILED_CHARGE, STATUS_FAILED_ROW, REFUND,
- DUPLICATE, CURRENCY, TIMING) = range(9)  # fmt: skip
+(
+    MISSING_IN_DATABASE,
+    MISSING_IN_STRIPE,
+    AMOUNT,
+    STATUS_FAILED_CHARGE,
+    STATUS_FAILED_ROW,
+    REFUND,
+    DUPLICATE,
+    CURRENCY,
+    TIMING,
+) = range(9)
 N_KINDS = 9
 PAID = frozenset(("succeeded", "paid", "completed"))
 TARGETS = {"seconds": 1.0, "peak_mib": 1024, "ratio_to_join": 2.0, "speedup_vs_baseline": 5.0}
 
 
-def generate(n: int, seed: int, intents: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def generate(
+    n: int, seed: int, intents: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(charges, payments, neighbour payments), vectorised; pseudo-randomness from `hash(seed)`."""
     i = pl.int_range(0, n, dtype=pl.UInt64)
     base = pl.select(i=i).with_columns(h=pl.col("i").hash(seed), h2=pl.col("i").hash(seed + 1))
     base = base.with_columns(
         id=pl.concat_str(pl.lit("ch_"), pl.col("i").cast(pl.String)),
         amount=(pl.col("h") % 100_000 + 50).cast(pl.Int64),
-        currency=(pl.col("h2") % len(CURRENCIES)).cast(pl.UInt32).replace_strict(
-            dict(enumerate(CURRENCIES)), return_dtype=pl.String
-        ),
-        created=pl.lit(START) + pl.duration(microseconds=(pl.col("h2") % 86_400_000_000).cast(pl.Int64)),
+        currency=(pl.col("h2") % len(CURRENCIES))
+        .cast(pl.UInt32)
+        .replace_strict(dict(enumerate(CURRENCIES)), return_dtype=pl.String),
+        created=pl.lit(START)
+        + pl.duration(microseconds=(pl.col("h2") % 86_400_000_000).cast(pl.Int64)),
         # 1 in 100 rows carries a discrepancy; which one is spread evenly over the kinds.
-        kind=pl.when(pl.col("h") // 100_000 % 100 == 0).then((pl.col("h2") // 7 % N_KINDS).cast(pl.Int8)),
+        kind=pl.when(pl.col("h") // 100_000 % 100 == 0).then(
+            (pl.col("h2") // 7 % N_KINDS).cast(pl.Int8)
+        ),
     )
     kind = pl.col("kind")
     failed_charge = kind == STATUS_FAILED_CHARGE
@@ -79,33 +93,51 @@ def generate(n: int, seed: int, intents: bool = False) -> tuple[pl.DataFrame, pl
         captured=pl.lit(True),
         refunded=pl.lit(False),
         created="created",
-        payment_intent=pl.concat_str(pl.lit("pi_"), pl.col("i").cast(pl.String)) if intents else pl.lit(None, pl.String),
+        payment_intent=pl.concat_str(pl.lit("pi_"), pl.col("i").cast(pl.String))
+        if intents
+        else pl.lit(None, pl.String),
         customer=pl.lit(None, pl.String),
         **_disputes(intents),
     )
     rows = base.with_columns(
-        amount=pl.when(kind == AMOUNT).then(pl.col("amount") + 1 + pl.col("h2") % 500).otherwise("amount"),
+        amount=pl.when(kind == AMOUNT)
+        .then(pl.col("amount") + 1 + pl.col("h2") % 500)
+        .otherwise("amount"),
         currency=pl.when(kind == CURRENCY).then(pl.lit("GBP")).otherwise("currency"),
-        status=pl.when(kind == STATUS_FAILED_ROW).then(pl.lit("failed"))
-        .when(failed_charge).then(pl.lit("paid")).otherwise(pl.lit("succeeded")),
+        status=pl.when(kind == STATUS_FAILED_ROW)
+        .then(pl.lit("failed"))
+        .when(failed_charge)
+        .then(pl.lit("paid"))
+        .otherwise(pl.lit("succeeded")),
         created_at=pl.col("created") + pl.duration(seconds=2),
         refunded=pl.lit(0, pl.Int64),
     )
     if intents:  # half the table keeps the PaymentIntent id
-        rows = rows.with_columns(id=pl.when(pl.col("i") % 2 == 0).then(pl.concat_str(pl.lit("pi_"), pl.col("i").cast(pl.String)))
-                                 .otherwise("id"))  # fmt: skip
+        rows = rows.with_columns(
+            id=pl.when(pl.col("i") % 2 == 0)
+            .then(pl.concat_str(pl.lit("pi_"), pl.col("i").cast(pl.String)))
+            .otherwise("id")
+        )
     in_window = (~kind.is_in([MISSING_IN_DATABASE, TIMING])).fill_null(True)
     payments = pl.concat([rows.filter(in_window), rows.filter(kind == DUPLICATE)])
     neighbour = rows.filter(kind == TIMING).with_columns(
         created_at=pl.lit(START + timedelta(days=1)) + pl.duration(seconds=pl.col("h2") % 60)
     )
-    return typed(charges, CHARGES_SCHEMA), typed(payments, PAYMENTS_SCHEMA), typed(neighbour, PAYMENTS_SCHEMA)
+    return (
+        typed(charges, CHARGES_SCHEMA),
+        typed(payments, PAYMENTS_SCHEMA),
+        typed(neighbour, PAYMENTS_SCHEMA),
+    )
 
 
 def typed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """The frame in `schema`'s types; `conform` adds the columns a source sets only now and then
     (disputes, invalid rows), as it does for frames stored before them."""
-    return conform(frame.cast({name: dtype for name, dtype in schema.items() if name in frame.columns}), schema, "generated")
+    return conform(
+        frame.cast({name: dtype for name, dtype in schema.items() if name in frame.columns}),
+        schema,
+        "generated",
+    )
 
 
 def _disputes(intents: bool) -> dict[str, pl.Expr]:
@@ -113,10 +145,16 @@ def _disputes(intents: bool) -> dict[str, pl.Expr]:
     if not intents:
         return {}
     disputed = pl.col("h") % 100 == 37
-    status = (pl.col("h2") // 11 % 3).cast(pl.UInt32).replace_strict({0: "lost", 1: "needs_response", 2: "won"}, return_dtype=pl.String)
+    status = (
+        (pl.col("h2") // 11 % 3)
+        .cast(pl.UInt32)
+        .replace_strict({0: "lost", 1: "needs_response", 2: "won"}, return_dtype=pl.String)
+    )
     return {
         "disputed": disputed,
-        "dispute_id": pl.when(disputed).then(pl.concat_str(pl.lit("dp_"), pl.col("i").cast(pl.String))),
+        "dispute_id": pl.when(disputed).then(
+            pl.concat_str(pl.lit("dp_"), pl.col("i").cast(pl.String))
+        ),
         "dispute_status": pl.when(disputed).then(status),
         "dispute_reason": pl.when(disputed).then(pl.lit("fraudulent")),
         "dispute_amount": pl.when(disputed).then(pl.col("amount")),
@@ -168,7 +206,10 @@ def baseline(charges: list[dict], payments: list[dict]) -> dict:
     """The seed's algorithm in plain Python: payments by id, one pass over the charges (a `pi_` id
     first mapped to its charge, so that PaymentIntent rows match as the core matches them)."""
     intent = {c["payment_intent"]: c["id"] for c in charges if c["payment_intent"]}
-    payments = [{**p, "id": intent.get(p["id"], p["id"])} if p["id"].startswith("pi_") else p for p in payments]
+    payments = [
+        {**p, "id": intent.get(p["id"], p["id"])} if p["id"].startswith("pi_") else p
+        for p in payments
+    ]
     by_id = {p["id"]: p for p in payments}
     missing_in_database, amount_mismatches, seen = [], [], set()
     stripe_total = database_total = 0
@@ -182,16 +223,27 @@ def baseline(charges: list[dict], payments: list[dict]) -> dict:
             continue
         seen.add(c["id"])
         if p["amount"] != c["amount"]:
-            amount_mismatches.append({"payment_id": c["id"], "stripe_amount": c["amount"], "database_amount": p["amount"]})
+            amount_mismatches.append(
+                {
+                    "payment_id": c["id"],
+                    "stripe_amount": c["amount"],
+                    "database_amount": p["amount"],
+                }
+            )
     missing_in_stripe = []
     for p in payments:
         if p["status"] in PAID:
             database_total += p["amount"]
             if p["id"] not in seen:
                 missing_in_stripe.append(p["id"])
-    return {"missing_in_database": missing_in_database, "missing_in_stripe": missing_in_stripe,
-            "amount_mismatches": amount_mismatches, "stripe_total": stripe_total, "database_total": database_total,
-            "discrepancy": abs(stripe_total - database_total)}  # fmt: skip
+    return {
+        "missing_in_database": missing_in_database,
+        "missing_in_stripe": missing_in_stripe,
+        "amount_mismatches": amount_mismatches,
+        "stripe_total": stripe_total,
+        "database_total": database_total,
+        "discrepancy": abs(stripe_total - database_total),
+    }
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, list[float], object]:
@@ -209,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="charges (and payment rows)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    parser.add_argument("--intents", action="store_true", help="half the rows keyed by PaymentIntent ids, 1%% disputed")
+    parser.add_argument(
+        "--intents",
+        action="store_true",
+        help="half the rows keyed by PaymentIntent ids, 1%% disputed",
+    )
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -231,12 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     expected = [c for c in CLASSES if c != "invalid_rows" and (args.intents or c != "disputes")]
     assert all(counts[c] > 0 for c in expected) or args.n < 100_000, counts
 
-    join_seconds, join_runs, joined = timed(lambda: charges.join(payments, on="id", how="full", coalesce=True), 3)
+    join_seconds, join_runs, joined = timed(
+        lambda: charges.join(payments, on="id", how="full", coalesce=True), 3
+    )
     del joined
 
     slim_c = charges.select("id", "amount", "currency", "status", "payment_intent").to_dicts()
     slim_p = payments.select("id", "amount", "currency", "status").to_dicts()
-    baseline_seconds, baseline_runs, _ = timed(lambda: baseline(slim_c, slim_p), 1 if args.n > 1_000_000 else 3)
+    baseline_seconds, baseline_runs, _ = timed(
+        lambda: baseline(slim_c, slim_p), 1 if args.n > 1_000_000 else 3
+    )
 
     seconds = min(runs)
     out = {
@@ -252,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         "peak_mib_runs": [round(p, 1) for p in peaks],
         "join_runs": [round(r, 4) for r in join_runs],
         "baseline_runs": [round(r, 4) for r in baseline_runs],
-        "rows": {"charges": charges.height, "payments": payments.height, "neighbour_payments": neighbour.height},
+        "rows": {
+            "charges": charges.height,
+            "payments": payments.height,
+            "neighbour_payments": neighbour.height,
+        },
         "findings": sum(counts.values()),
         "generate_seconds": round(generate_seconds, 3),
         "polars": pl.__version__,
@@ -261,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"N = {args.n:,} charges; {payments.height:,} payment rows; {out['findings']:,} findings "
-          f"(generated in {generate_seconds:.2f}s, {out['threads']} Polars threads)")  # fmt: skip
+    print(
+        f"N = {args.n:,} charges; {payments.height:,} payment rows; {out['findings']:,} findings "
+        f"(generated in {generate_seconds:.2f}s, {out['threads']} Polars threads)"
+    )
     meets = {
         "seconds": out["seconds"] < TARGETS["seconds"],
         "peak_mib": out["peak_mib"] < TARGETS["peak_mib"],
@@ -270,9 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_vs_baseline": out["speedup_vs_baseline"] >= TARGETS["speedup_vs_baseline"],
     }
     print(f"{'figure':<22}{'value':>12}  {'target (at 1M)':<16}runs")
-    for key, target, runs_key in (("seconds", "< 1", "runs"), ("peak_mib", "< 1024", "peak_mib_runs"),
-                                  ("join_seconds", "", "join_runs"), ("baseline_seconds", "", "baseline_runs"),
-                                  ("ratio_to_join", "<= 2", None), ("speedup_vs_baseline", ">= 5", None)):  # fmt: skip
+    for key, target, runs_key in (
+        ("seconds", "< 1", "runs"),
+        ("peak_mib", "< 1024", "peak_mib_runs"),
+        ("join_seconds", "", "join_runs"),
+        ("baseline_seconds", "", "baseline_runs"),
+        ("ratio_to_join", "<= 2", None),
+        ("speedup_vs_baseline", ">= 5", None),
+    ):
         mark = "" if key not in meets else ("  ok" if meets[key] else "  MISSED")
         runs_s = " ".join(str(r) for r in out[runs_key]) if runs_key else ""
         print(f"{key:<22}{out[key]:>12}  {target + mark:<16}{runs_s}")

@@ -28,10 +28,19 @@ def run_daily_job(root: Path, day: date, env: dict[str, str]) -> dict:
     and `error` (the end of its stderr) when it failed."""
     shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
     t0 = time.perf_counter()
-    child = subprocess.run([sys.executable, "-c", CHILD.format(day=day.isoformat())], cwd=root,
-                           env={**env, "DAGSTER_HOME": str(root)}, capture_output=True, text=True)  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.format(day=day.isoformat())],
+        cwd=root,
+        env={**env, "DAGSTER_HOME": str(root)},
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     ok = child.stdout.strip().endswith("OK")
-    return {"seconds": round(seconds, 2), "peak_mib": round(peak_kib / 1024, 1), "success": ok,
-            **({} if ok else {"error": child.stderr[-2000:]})}  # fmt: skip
+    return {
+        "seconds": round(seconds, 2),
+        "peak_mib": round(peak_kib / 1024, 1),
+        "success": ok,
+        **({} if ok else {"error": child.stderr[-2000:]}),
+    }

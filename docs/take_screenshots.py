@@ -34,7 +34,11 @@ def free_port() -> int:
 
 
 def read_env(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
 
 
 def wait_for(url: str, timeout: float = 120.0) -> None:
@@ -60,7 +64,8 @@ def shoot(page, url: str, out: Path, click: str | None = None) -> None:
 
 
 def payout_day_with(env: dict[str, str], root: Path, problem: str) -> str:
-    """The demo's arrival date whose stored payout report counts `problem` (the demo has one failed payout)."""
+    """The demo's arrival date whose stored payout report counts `problem` (the demo has one failed
+    payout)."""
     from recon_dagster.settings import Settings
     from recon_dagster.stores.payout_store import PayoutStore
     from recon_dagster.stores.report_store import ReportStore
@@ -83,33 +88,65 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="recon-shots-") as tmp:
         root = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "STRIPE_", "DAGSTER_"))}
-        subprocess.run([str(BIN / "recon-dagster"), "demo", "--port", "0"], cwd=root, env=env, check=True)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("RECON_", "STRIPE_", "DAGSTER_"))
+        }
+        subprocess.run(
+            [str(BIN / "recon-dagster"), "demo", "--port", "0"], cwd=root, env=env, check=True
+        )
         env |= read_env(root / ".env")
-        # The UI's one-time welcome dialog would cover the page: mark it seen, as its Skip button does.
+        # The UI's one-time welcome dialog would cover the page: mark it seen, as its Skip button
+        # does.
         (root / ".nux").mkdir(exist_ok=True)
         (root / ".nux" / "nux.yaml").write_text("seen: 1\n")
         # The demo's Stripe server stopped with the demo; the pages shown need only the instance.
         port = free_port()
-        web = subprocess.Popen([str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
-                               cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        web = subprocess.Popen(
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                str(REPO / "workspace.yaml"),
+            ],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             wait_for(f"{base}/server_info")
             time.sleep(5)  # the code location loads after the server answers
-            critical_day = (date.today() - timedelta(days=4)).isoformat()  # the demo's critical profile
+            critical_day = (
+                date.today() - timedelta(days=4)
+            ).isoformat()  # the demo's critical profile
             failed_payout_day = payout_day_with(env, root, "failed")
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.browser, args=["--no-sandbox"])
                 page = browser.new_page(viewport={"width": args.width, "height": args.height})
-                shoot(page, f"{base}/assets/reconciliation_report?view=partitions&partition={critical_day}",
-                      DOCS / "ui-reconciliation-report.png")  # fmt: skip
-                shoot(page, f"{base}/assets/reconciliation_report?view=checks&checkDetail=discrepancy_within_tolerance",
-                      DOCS / "ui-check-per-day.png", click="Execution history")  # fmt: skip
-                shoot(page, f"{base}/assets/payout_reconciliation?view=partitions&partition={failed_payout_day}",
-                      DOCS / "ui-payout-reconciliation.png")  # fmt: skip
+                shoot(
+                    page,
+                    f"{base}/assets/reconciliation_report?view=partitions&partition={critical_day}",
+                    DOCS / "ui-reconciliation-report.png",
+                )
+                shoot(
+                    page,
+                    f"{base}/assets/reconciliation_report?view=checks&checkDetail=discrepancy_within_tolerance",
+                    DOCS / "ui-check-per-day.png",
+                    click="Execution history",
+                )
+                shoot(
+                    page,
+                    f"{base}/assets/payout_reconciliation?view=partitions&partition={failed_payout_day}",
+                    DOCS / "ui-payout-reconciliation.png",
+                )
                 browser.close()
         finally:
             web.terminate()

@@ -1,7 +1,10 @@
 """recon_dagster: prove every day that what Stripe collected and what your database recorded agree."""
 
 from recon_dagster.core.result import CurrencyTotals, Finding, ReconciliationResult
-from recon_dagster.service import BillingReconciliationService, create_billing_reconciliation_service
+from recon_dagster.service import (
+    BillingReconciliationService,
+    create_billing_reconciliation_service,
+)
 from recon_dagster.settings import ConfigError, Settings
 
 __all__ = [

@@ -34,14 +34,17 @@ def _error(args: argparse.Namespace, message: str, **extra) -> int:
 
 def render(result: ReconciliationResult) -> str:
     """A human summary: totals per currency, counts per class, recommendations."""
-    span = result.date.isoformat() + ("" if result.end_date == result.date else f" to {result.end_date.isoformat()}")
+    span = result.date.isoformat() + (
+        "" if result.end_date == result.date else f" to {result.end_date.isoformat()}"
+    )
     lines = [f"Reconciliation {span} ({result.timezone}): {result.status}"]
     if result.error:
         lines.append(f"  error: {result.error}")
     for t in result.totals:
         lines.append(
             f"  {t.currency}: Stripe {format_major(t.stripe_total, t.currency)} | database "
-            f"{format_major(t.database_total, t.currency)} | discrepancy {format_major(t.discrepancy, t.currency)} "
+            f"{format_major(t.database_total, t.currency)} | discrepancy "
+            f"{format_major(t.discrepancy, t.currency)} "
             f"({t.discrepancy_percentage:.2f}%, gross {t.gross_discrepancy_percentage:.2f}%)"
         )
     counts = {k: n for k, n in result.counts().items() if n}
@@ -55,11 +58,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from recon_dagster.service import as_date, create_billing_reconciliation_service
 
     try:
-        tolerance = parse_percent("--tolerance", args.tolerance) if args.tolerance is not None else None
+        tolerance = (
+            parse_percent("--tolerance", args.tolerance) if args.tolerance is not None else None
+        )
         start = as_date(args.start, "--start")
         end = as_date(args.end, "--end") if args.end else None
         service = create_billing_reconciliation_service(source="cli")
-        result = service.reconcile(start, end, tolerance_percentage=tolerance, include_refunds=args.include_refunds)
+        result = service.reconcile(
+            start, end, tolerance_percentage=tolerance, include_refunds=args.include_refunds
+        )
     except ConfigError as exc:
         return _error(args, str(exc), date=args.start, end_date=args.end or args.start)
     if args.json:
@@ -85,14 +92,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
     else:
         verb = "would sync" if args.dry_run else "synced"
         count = len(body["would_sync"]) if args.dry_run else body["synced"]
-        print(f"{verb} {count}, failed {len(body['failed'])}, already present {len(body['skipped'])}")
+        print(
+            f"{verb} {count}, failed {len(body['failed'])}, already present {len(body['skipped'])}"
+        )
         for f in body["failed"]:
             print(f"  failed {f['payment_id']}: {f['reason']}")
     return 1 if result.failed else 0
 
 
 def render_payouts(data: dict) -> str:
-    """A human summary of `PayoutResult.to_json_dict()`: one line per payout, then the loose deposits."""
+    """A human summary of `PayoutResult.to_json_dict()`: one line per payout, then the loose
+    deposits."""
     span = data["first"] + ("" if data["last"] == data["first"] else f" to {data['last']}")
     lines = [f"Payouts arriving {span}: {data['status']}"]
     if data.get("error"):
@@ -100,12 +110,21 @@ def render_payouts(data: dict) -> str:
     if not data.get("bank_checked", True):
         lines.append("  bank: not checked (RECON_BANK_TABLE is not set)")
     for p in data["payouts"]:
-        net = f"itemized {p['itemized_net']}" if p["itemized_net"] is not None else "manual (bank only)"
+        net = (
+            f"itemized {p['itemized_net']}"
+            if p["itemized_net"] is not None
+            else "manual (bank only)"
+        )
         bank = f"bank {p['bank_deposit_id']}" if p["bank_deposit_id"] else "no deposit"
         problems = ", ".join(p["problems"]) or "ok"
-        lines.append(f"  {p['arrival_date']} {p['id']} {p['amount']} {p['currency']} {p['status']}: {net}, {bank}: {problems}")
+        lines.append(
+            f"  {p['arrival_date']} {p['id']} {p['amount']} {p['currency']} {p['status']}: {net}, "
+            f"{bank}: {problems}"
+        )
     for d in data["deposits_without_payout"]:
-        lines.append(f"  deposit without payout: {d['id']} {d['amount']} {d['currency']} on {d['date']}")
+        lines.append(
+            f"  deposit without payout: {d['id']} {d['amount']} {d['currency']} on {d['date']}"
+        )
     return "\n".join(lines)
 
 
@@ -127,7 +146,8 @@ def cmd_payouts(args: argparse.Namespace) -> int:
 
 
 def _finding_text(side: dict | None) -> str:
-    """One side of a version change: 'amount_mismatches 25.00/20.00 USD' (Stripe/database), or 'absent'."""
+    """One side of a version change: 'amount_mismatches 25.00/20.00 USD' (Stripe/database), or
+    'absent'."""
     if side is None:
         return "absent"
     return f"{side['kind']} {side['stripe_amount'] or '-'}/{side['database_amount'] or '-'} {side['currency']}".rstrip()
@@ -144,10 +164,16 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(found)
         return 0
-    print(f"{found['events_read']} Stripe event(s) read; {len(found['days'])} stored day(s) changed since their last report")
+    print(
+        f"{found['events_read']} Stripe event(s) read; {len(found['days'])} stored day(s) changed "
+        "since their last report"
+    )
     for day in found["days"]:
-        print(f"  {day['date']}: {len(day['events'])} event(s) ({', '.join(day['types'])}) on {', '.join(day['charges'])}; "
-              f"last report {day['last_report_at']}")  # fmt: skip
+        print(
+            f"  {day['date']}: {len(day['events'])} event(s) ({', '.join(day['types'])}) on "
+            f"{', '.join(day['charges'])}; "
+            f"last report {day['last_report_at']}"
+        )
     return 0
 
 
@@ -175,24 +201,40 @@ def cmd_history(args: argparse.Namespace) -> int:
             _print_json({"versions": versions})
             return 0
         for v in versions[: args.limit]:
-            print(f"{v['date']} v{v['version']:<3} {v['generated_at']}  {v['trigger'] or '-':<11} {v['status']:<17} "
-                  f"{v['currency'] or '-':<4} {v['discrepancy_percentage']:>8.3f}%  changed {len(v['changed'])}")  # fmt: skip
+            print(
+                f"{v['date']} v{v['version']:<3} {v['generated_at']}  {v['trigger'] or '-':<11} "
+                f"{v['status']:<17} "
+                f"{v['currency'] or '-':<4} {v['discrepancy_percentage']:>8.3f}%  changed "
+                f"{len(v['changed'])}"
+            )
             for c in v["changed"]:
-                print(f"    {c['payment_id'] or '(no id)'}: {_finding_text(c['before'])} -> {_finding_text(c['after'])}")
+                print(
+                    f"    {c['payment_id'] or '(no id)'}: {_finding_text(c['before'])} -> "
+                    f"{_finding_text(c['after'])}"
+                )
         return 0
     if args.json:
         _print_json({"reports": rows})
         return 0
     for r in rows[: args.limit]:
         counts = ", ".join(f"{k}={r['counts'].get(k, 0)}" for k in CLASSES if r["counts"].get(k))
-        print(f"{r['date']}  {r['status']:<17} {r.get('currency') or '-':<4} {r['discrepancy_percentage']:>8.3f}%  {counts}")
+        print(
+            f"{r['date']}  {r['status']:<17} {r.get('currency') or '-':<4} "
+            f"{r['discrepancy_percentage']:>8.3f}%  {counts}"
+        )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from recon_dagster.demo import run_demo
 
-    return run_demo(days=args.days, ui=args.ui, port=args.port, verbose=args.verbose, late_changes=args.late_changes)
+    return run_demo(
+        days=args.days,
+        ui=args.ui,
+        port=args.port,
+        verbose=args.verbose,
+        late_changes=args.late_changes,
+    )
 
 
 def cmd_stripe_server(args: argparse.Namespace) -> int:
@@ -210,50 +252,89 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--start", required=True, help="first day, YYYY-MM-DD, in RECON_TIMEZONE")
     r.add_argument("--end", help="last day, inclusive (default: --start)")
     r.add_argument("--tolerance", help="percent above which the status is discrepancy_found")
-    r.add_argument("--include-refunds", action=argparse.BooleanOptionalAction, default=None,
-                   help="compare amounts net of refunds (default: BILLING_RECONCILIATION_INCLUDE_REFUNDS)")  # fmt: skip
+    r.add_argument(
+        "--include-refunds",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compare amounts net of refunds (default: BILLING_RECONCILIATION_INCLUDE_REFUNDS)",
+    )
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(func=cmd_reconcile)
 
-    y = sub.add_parser("sync", help="insert payments Stripe collected but the table lacks, then refresh the days")
+    y = sub.add_parser(
+        "sync", help="insert payments Stripe collected but the table lacks, then refresh the days"
+    )
     y.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     y.add_argument("--end", help="last day, inclusive (default: --start)")
-    y.add_argument("--ids", nargs="+", help="these charge ids instead of the days' missing payments")
-    y.add_argument("--dry-run", action="store_true", help="write nothing; report what would be done")
+    y.add_argument(
+        "--ids", nargs="+", help="these charge ids instead of the days' missing payments"
+    )
+    y.add_argument(
+        "--dry-run", action="store_true", help="write nothing; report what would be done"
+    )
     y.add_argument("--json", action="store_true", help="print one JSON object")
     y.set_defaults(func=cmd_sync)
 
-    o = sub.add_parser("payouts", help="reconcile the payouts arriving on these days: itemized, against the table and the bank")
+    o = sub.add_parser(
+        "payouts",
+        help="reconcile the payouts arriving on these days: itemized, against the table and the "
+        "bank",
+    )
     o.add_argument("--start", required=True, help="first arrival date, YYYY-MM-DD")
     o.add_argument("--end", help="last arrival date, inclusive (default: --start)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=cmd_payouts)
 
-    c = sub.add_parser("changes", help="which stored days Stripe has changed since their last report (runs nothing)")
-    c.add_argument("--since", required=True, help="read Stripe's events from this day, YYYY-MM-DD (Stripe keeps 30 days)")
+    c = sub.add_parser(
+        "changes",
+        help="which stored days Stripe has changed since their last report (runs nothing)",
+    )
+    c.add_argument(
+        "--since",
+        required=True,
+        help="read Stripe's events from this day, YYYY-MM-DD (Stripe keeps 30 days)",
+    )
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_changes)
 
-    h = sub.add_parser("history", help="stored reports, newest first; with --start, every version of those days")
+    h = sub.add_parser(
+        "history", help="stored reports, newest first; with --start, every version of those days"
+    )
     h.add_argument("--start", help="list every version of the reports from this day, YYYY-MM-DD")
     h.add_argument("--end", help="last day, inclusive (default: --start)")
     h.add_argument("--limit", type=int, default=30, help="lines shown without --json")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_history)
 
-    d = sub.add_parser("demo", help="build demo data, reconcile the last days through Dagster, print a summary")
+    d = sub.add_parser(
+        "demo", help="build demo data, reconcile the last days through Dagster, print a summary"
+    )
     d.add_argument("--days", type=int, default=7)
-    d.add_argument("--ui", action="store_true", help="then keep the demo Stripe server up and run `dagster dev`")
+    d.add_argument(
+        "--ui",
+        action="store_true",
+        help="then keep the demo Stripe server up and run `dagster dev`",
+    )
     d.add_argument("--port", type=int, default=12111, help="port of the demo Stripe server")
     d.add_argument("--verbose", action="store_true", help="show Dagster's full log of each run")
-    d.add_argument("--late-changes", action="store_true",
-                   help="then let Stripe refund and lose a dispute on two past days, and show the sensor re-opening them")
+    d.add_argument(
+        "--late-changes",
+        action="store_true",
+        help="then let Stripe refund and lose a dispute on two past days, and show the sensor "
+        "re-opening them",
+    )
     d.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("stripe-server", help="serve a charges file as a local Stripe-compatible API")
+    s = sub.add_parser(
+        "stripe-server", help="serve a charges file as a local Stripe-compatible API"
+    )
     s.add_argument("--data", default="data/demo/stripe_charges.json")
     s.add_argument("--port", type=int, default=12111)
-    s.add_argument("--api-key", default="sk_test_recon_demo", help="the key clients must send (the demo's by default)")
+    s.add_argument(
+        "--api-key",
+        default="sk_test_recon_demo",
+        help="the key clients must send (the demo's by default)",
+    )
     s.set_defaults(func=cmd_stripe_server)
     return p
 

@@ -22,9 +22,9 @@ from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.result import ReconciliationResult
 from recon_dagster.money import format_major
 from recon_dagster.payouts.schedules import PAYOUTS_JOB
+from recon_dagster.settings import Settings
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
-from recon_dagster.settings import Settings
 from recon_dagster.testing.demo_data import DemoDataset, build_demo_dataset
 from recon_dagster.testing.sensor_ticks import evaluate_tick
 from recon_dagster.testing.stripe_server import StripeServer, make_dispute
@@ -42,7 +42,8 @@ def demo_environment(stripe_url: str, root: Path) -> dict[str, str]:
         "RECON_PAYMENTS_REFUNDED_COLUMN": "amount_refunded",
         "RECON_BANK_TABLE": "bank_lines",
         "RECON_BANK_REFERENCE_COLUMN": "memo",
-        "RECON_REPORT_STORE_URL": os.environ.get("RECON_REPORT_STORE_URL") or "duckdb:///data/recon.duckdb",
+        "RECON_REPORT_STORE_URL": os.environ.get("RECON_REPORT_STORE_URL")
+        or "duckdb:///data/recon.duckdb",
         "RECON_DASHBOARD_URL": os.environ.get("RECON_DASHBOARD_URL") or "http://127.0.0.1:3000",
     }
 
@@ -52,7 +53,9 @@ def _write_env_file(root: Path, env: dict[str, str]) -> bool:
     path = root / ".env"
     if path.exists() and not path.read_text().startswith(ENV_MARKER):
         return False
-    lines = [ENV_MARKER + ": the demo's settings. Delete this file to use your own (see .env.example)."]
+    lines = [
+        ENV_MARKER + ": the demo's settings. Delete this file to use your own (see .env.example)."
+    ]
     lines += [f"{k}={v}" for k, v in env.items()]
     path.write_text("\n".join(lines) + "\n")
     return True
@@ -67,12 +70,19 @@ def _ensure_instance_yaml(home: Path) -> None:
     path = home / "dagster.yaml"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        path.write_text("# Written by `recon-dagster demo`: the embedded default instance (SQLite under this folder).\n" + INSTANCE_YAML)
+        path.write_text(
+            "# Written by `recon-dagster demo`: the embedded default instance (SQLite under this "
+            "folder).\n" + INSTANCE_YAML
+        )
 
 
 def _serve(dataset: DemoDataset, port: int) -> StripeServer:
-    data = dict(api_key=DEMO_KEY, disputes=dataset.disputes, payouts=dataset.payouts.payouts,
-                balance_transactions=dataset.payouts.transactions)  # fmt: skip
+    data = dict(
+        api_key=DEMO_KEY,
+        disputes=dataset.disputes,
+        payouts=dataset.payouts.payouts,
+        balance_transactions=dataset.payouts.transactions,
+    )
     try:
         return StripeServer(dataset.charges, port=port, **data).start()
     except OSError:  # the port is taken: any free one will do for this run
@@ -85,12 +95,20 @@ def payouts_table(results: list[PayoutResult]) -> str:
     lines = [head, "-" * len(head)]
     for result in results:
         for p in result.payouts:
-            itemized = format_major(p.itemized_net, p.currency) if p.itemized_net is not None else "manual"
-            lines.append(f"{p.arrival_date.isoformat():<11} {p.id:<20} {p.status:<7} {format_major(p.amount, p.currency):>14} "
-                         f"{itemized:>14} {p.bank_deposit_id or '-':<22} {', '.join(p.problems) or 'ok'}")  # fmt: skip
+            itemized = (
+                format_major(p.itemized_net, p.currency) if p.itemized_net is not None else "manual"
+            )
+            lines.append(
+                f"{p.arrival_date.isoformat():<11} {p.id:<20} {p.status:<7} "
+                f"{format_major(p.amount, p.currency):>14} "
+                f"{itemized:>14} {p.bank_deposit_id or '-':<22} {', '.join(p.problems) or 'ok'}"
+            )
         for d in result.deposits_without_payout:
-            lines.append(f"{d.date.isoformat():<11} {'(no payout)':<20} {'':<7} {format_major(d.amount, d.currency):>14} "
-                         f"{'':>14} {d.id:<22} deposit without payout: {d.reference or ''}")  # fmt: skip
+            lines.append(
+                f"{d.date.isoformat():<11} {'(no payout)':<20} {'':<7} "
+                f"{format_major(d.amount, d.currency):>14} "
+                f"{'':>14} {d.id:<22} deposit without payout: {d.reference or ''}"
+            )
     return "\n".join(lines)
 
 
@@ -98,12 +116,18 @@ def summary_table(results: list[ReconciliationResult], settings: Settings) -> st
     head = f"{'day':<11} {'status':<18} {'check':<9} {'Stripe':>16} {'database':>16} {'disc. %':>8} {'gross %':>8}  findings"
     lines = [head, "-" * len(head)]
     for r in results:
-        verdict = grade(r, settings.tolerance_percent, settings.critical_percent) if r.status != "error" else "error"
+        verdict = (
+            grade(r, settings.tolerance_percent, settings.critical_percent)
+            if r.status != "error"
+            else "error"
+        )
         cur = r.currency or "USD"
         found = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in r.counts().items() if n) or "-"
         lines.append(
-            f"{r.date.isoformat():<11} {r.status:<18} {verdict.upper():<9} {format_major(r.stripe_total, cur):>16} "
-            f"{format_major(r.database_total, cur):>16} {r.discrepancy_percentage:>8.2f} {r.gross_discrepancy_percentage:>8.2f}  {found}"
+            f"{r.date.isoformat():<11} {r.status:<18} {verdict.upper():<9} "
+            f"{format_major(r.stripe_total, cur):>16} "
+            f"{format_major(r.database_total, cur):>16} {r.discrepancy_percentage:>8.2f} "
+            f"{r.gross_discrepancy_percentage:>8.2f}  {found}"
         )
     return "\n".join(lines)
 
@@ -113,67 +137,125 @@ def summary_table(results: list[ReconciliationResult], settings: Settings) -> st
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def show_late_changes(defs: dg.Definitions, dataset: DemoDataset, server: StripeServer, days: list[date], settings: Settings,
-                      verbose: bool) -> None:  # fmt: skip
+def show_late_changes(
+    defs: dg.Definitions,
+    dataset: DemoDataset,
+    server: StripeServer,
+    days: list[date],
+    settings: Settings,
+    verbose: bool,
+) -> None:
     """Stripe changes two reconciled days afterwards (a refund, a lost dispute); the sensor reads
     its events and re-opens exactly those days; their reports gain a version."""
     with dg.DagsterInstance.get() as instance:
+
         def tick(cursor: str | None):
             return evaluate_tick(defs, "stripe_late_changes", instance, cursor)
 
         cursor = tick(None).cursor
         refunded_day, disputed_day = days[1], days[-3]
         refunded = _a_paid_charge(dataset, refunded_day, settings.timezone)
-        server.update_charge(refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True)
+        server.update_charge(
+            refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True
+        )
         disputed = _a_paid_charge(dataset, disputed_day, settings.timezone)
-        server.open_dispute(make_dispute("dp_demo_late", disputed["id"], disputed["amount_captured"], disputed["currency"],
-                                         status="lost", reason="fraudulent", created=int(datetime.now().timestamp())))  # fmt: skip
-        print(f"[late changes] Stripe refunded {refunded['id']} (made on {refunded_day}) and lost a dispute on "
-              f"{disputed['id']} (made on {disputed_day}), after both days were reconciled.")  # fmt: skip
+        server.open_dispute(
+            make_dispute(
+                "dp_demo_late",
+                disputed["id"],
+                disputed["amount_captured"],
+                disputed["currency"],
+                status="lost",
+                reason="fraudulent",
+                created=int(datetime.now().timestamp()),
+            )
+        )
+        print(
+            f"[late changes] Stripe refunded {refunded['id']} (made on {refunded_day}) and lost a "
+            "dispute on "
+            f"{disputed['id']} (made on {disputed_day}), after both days were reconciled."
+        )
         requests = tick(cursor).run_requests
-        print(f"[late changes] stripe_late_changes re-opens {len(requests)} day(s): "
-              f"{', '.join(r.partition_key for r in requests)}")  # fmt: skip
+        print(
+            f"[late changes] stripe_late_changes re-opens {len(requests)} day(s): "
+            f"{', '.join(r.partition_key for r in requests)}"
+        )
         job = defs.resolve_job_def("daily_reconciliation")
         for request in requests:
-            job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags,
-                                   raise_on_error=False, run_config={} if verbose else QUIET_RUN_CONFIG)  # fmt: skip
+            job.execute_in_process(
+                instance=instance,
+                partition_key=request.partition_key,
+                tags=request.tags,
+                raise_on_error=False,
+                run_config={} if verbose else QUIET_RUN_CONFIG,
+            )
     store = ReportStore(settings.report_store_url)
     for request in requests:
         for version in store.versions(date.fromisoformat(request.partition_key)):
-            changed = ", ".join(f"{c['payment_id']} ({(c['before'] or {}).get('kind', '-')} -> {(c['after'] or {}).get('kind', '-')})"
-                                for c in version["changed"]) or "-"  # fmt: skip
-            print(f"  {version['date']} v{version['version']} {version['trigger'] or '-':<12} {version['status']:<18} changed: {changed}")
+            changed = (
+                ", ".join(
+                    f"{c['payment_id']} ({(c['before'] or {}).get('kind', '-')} -> "
+                    f"{(c['after'] or {}).get('kind', '-')})"
+                    for c in version["changed"]
+                )
+                or "-"
+            )
+            print(
+                f"  {version['date']} v{version['version']} {version['trigger'] or '-':<12} "
+                f"{version['status']:<18} changed: {changed}"
+            )
 
 
 def _a_paid_charge(dataset: DemoDataset, day: date, timezone: str) -> dict:
     start = int(datetime.combine(day, datetime.min.time(), tzinfo=ZoneInfo(timezone)).timestamp())
-    return next(c for c in dataset.charges if start <= c["created"] < start + 86_400 and c["status"] == "succeeded"
-                and c["amount_captured"] and not c["amount_refunded"] and not c.get("disputed"))  # fmt: skip
+    return next(
+        c
+        for c in dataset.charges
+        if start <= c["created"] < start + 86_400
+        and c["status"] == "succeeded"
+        and c["amount_captured"]
+        and not c["amount_refunded"]
+        and not c.get("disputed")
+    )
 
 
 def failure_cause(run: dg.ExecuteInProcessResult) -> str:
     """The first failed step's error in one line: our message, not Dagster's wrapper around it."""
     for event in run.all_events:
         error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
-        while error is not None and error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        while (
+            error is not None
+            and error.cause is not None
+            and (error.cls_name or "").startswith("Dagster")
+        ):
             error = error.cause
         if error is not None:
             return f"{event.step_key or 'run'}: {' '.join(error.message.split())[:500]}"
     return "the run failed (run with --verbose for Dagster's log)"
 
 
-def run_demo(days: int = 7, ui: bool = False, port: int = 12111, root: Path | None = None, verbose: bool = False,
-             late_changes: bool = False) -> int:  # fmt: skip
+def run_demo(
+    days: int = 7,
+    ui: bool = False,
+    port: int = 12111,
+    root: Path | None = None,
+    verbose: bool = False,
+    late_changes: bool = False,
+) -> int:
     root = (root or Path.cwd()).resolve()
     os.chdir(root)
     with warnings.catch_warnings():
-        if not verbose:  # Dagster's notes that backfill policies and partitioned checks are beta/preview
+        if (
+            not verbose
+        ):  # Dagster's notes that backfill policies and partitioned checks are beta/preview
             warnings.simplefilter("ignore", dg.BetaWarning)
             warnings.simplefilter("ignore", dg.PreviewWarning)
         return _run_demo(days, ui, port, root, verbose, late_changes)
 
 
-def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool, late_changes: bool = False) -> int:
+def _run_demo(
+    days: int, ui: bool, port: int, root: Path, verbose: bool, late_changes: bool = False
+) -> int:
     from recon_dagster.definitions import build_definitions
 
     tz = os.environ.get("RECON_TIMEZONE") or "UTC"
@@ -181,9 +263,14 @@ def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool, late_ch
     day_list: list[date] = [today - timedelta(days=n) for n in range(days, 0, -1)]
     dataset = build_demo_dataset(day_list, tz)
     dataset.write(root / "data" / "demo")
-    print(f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.disputes)} disputes, "
-          f"{len(dataset.payouts.payouts)} payouts, {len(dataset.payments)} payment rows, "
-          f"{len(dataset.payouts.bank_lines)} bank lines, {day_list[0]} to {day_list[-1]} ({tz}) in data/demo/", flush=True)  # fmt: skip
+    print(
+        f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.disputes)} "
+        "disputes, "
+        f"{len(dataset.payouts.payouts)} payouts, {len(dataset.payments)} payment rows, "
+        f"{len(dataset.payouts.bank_lines)} bank lines, {day_list[0]} to {day_list[-1]} ({tz}) in "
+        "data/demo/",
+        flush=True,
+    )
 
     server = _serve(dataset, port)
     try:
@@ -193,19 +280,32 @@ def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool, late_ch
         _ensure_instance_yaml(Path(env["DAGSTER_HOME"]))
         settings = Settings.from_env()
         defs = build_definitions(settings)
-        # Charges for every day; payouts for the days they arrive on (a day's sales pay out the next day).
+        # Charges for every day; payouts for the days they arrive on (a day's sales pay out the next
+        # day).
         runs = [(defs.resolve_job_def("daily_reconciliation"), day) for day in day_list]
         runs += [(defs.resolve_job_def(PAYOUTS_JOB), day) for day in day_list[1:]]
         failures: list[str] = []
         with dg.DagsterInstance.get() as instance:
             for n, (job, day) in enumerate(runs, 1):
-                run = job.execute_in_process(instance=instance, partition_key=day.isoformat(), raise_on_error=False,
-                                             tags={"recon/source": "demo"}, run_config={} if verbose else QUIET_RUN_CONFIG)  # fmt: skip
+                run = job.execute_in_process(
+                    instance=instance,
+                    partition_key=day.isoformat(),
+                    raise_on_error=False,
+                    tags={"recon/source": "demo"},
+                    run_config={} if verbose else QUIET_RUN_CONFIG,
+                )
                 if not run.success:
                     failures.append(f"{job.name} {day}: {failure_cause(run)}")
-                if n == len(runs) or sys.stdout.isatty():  # a terminal redraws the line; a log gets the last
-                    print(f"\r[3/4] Materializing through Dagster: {n}/{len(runs)} runs done (charges, then payouts)"
-                          f"{f', {len(failures)} failed' if failures else ''}", end="", flush=True)  # fmt: skip
+                if (
+                    n == len(runs) or sys.stdout.isatty()
+                ):  # a terminal redraws the line; a log gets the last
+                    print(
+                        f"\r[3/4] Materializing through Dagster: {n}/{len(runs)} runs done "
+                        "(charges, then payouts)"
+                        f"{f', {len(failures)} failed' if failures else ''}",
+                        end="",
+                        flush=True,
+                    )
         print(flush=True)
         for failure in failures:
             print(f"      FAILED {failure}", flush=True)
@@ -216,20 +316,39 @@ def _run_demo(days: int, ui: bool, port: int, root: Path, verbose: bool, late_ch
         print(summary_table(results, settings))
         print()
         payouts = PayoutStore(store)
-        print(payouts_table([r for r in (payouts.latest(d) for d in day_list[1:]) if r is not None]))
+        print(
+            payouts_table([r for r in (payouts.latest(d) for d in day_list[1:]) if r is not None])
+        )
         print()
         wrote = _write_env_file(root, env)
-        print(f"{len(runs) - len(failures)} of {len(runs)} Dagster runs succeeded; instance in {env['DAGSTER_HOME']}")
-        print("Open the UI:  dagster dev   then http://127.0.0.1:3000  (assets, a check result per day, the schedule)")
+        print(
+            f"{len(runs) - len(failures)} of {len(runs)} Dagster runs succeeded; instance in "
+            f"{env['DAGSTER_HOME']}"
+        )
+        print(
+            "Open the UI:  dagster dev   then http://127.0.0.1:3000  (assets, a check result per "
+            "day, the schedule)"
+        )
         if not wrote:
-            print("  (.env is yours, so it was left alone: export the variables above first, see README)")
-        print(f"To materialize more days from the UI, keep the demo Stripe API up: recon-dagster stripe-server --port {port}")
+            print(
+                "  (.env is yours, so it was left alone: export the variables above first, see "
+                "README)"
+            )
+        print(
+            "To materialize more days from the UI, keep the demo Stripe API up: recon-dagster "
+            f"stripe-server --port {port}"
+        )
         print("Or do both at once:           recon-dagster demo --ui")
         if late_changes:
             print()
             show_late_changes(defs, dataset, server, day_list, settings, verbose)
         if ui:
-            subprocess.run([str(Path(sys.executable).with_name("dagster")), "dev"], cwd=root, env={**os.environ, **env}, check=False)
+            subprocess.run(
+                [str(Path(sys.executable).with_name("dagster")), "dev"],
+                cwd=root,
+                env={**os.environ, **env},
+                check=False,
+            )
         return 2 if failures else 0
     finally:
         server.stop()

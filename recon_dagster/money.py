@@ -14,14 +14,35 @@ import pycountry
 # Source: ISO 4217 list one (current currencies and funds), 2024 edition.
 _ISO_EXPONENTS: dict[str, int] = {
     # zero-decimal
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
-    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
+    "BIF": 0,
+    "CLP": 0,
+    "DJF": 0,
+    "GNF": 0,
+    "ISK": 0,
+    "JPY": 0,
+    "KMF": 0,
+    "KRW": 0,
+    "PYG": 0,
+    "RWF": 0,
+    "UGX": 0,
+    "UYI": 0,
+    "VND": 0,
+    "VUV": 0,
+    "XAF": 0,
+    "XOF": 0,
     "XPF": 0,
     # three-decimal
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "BHD": 3,
+    "IQD": 3,
+    "JOD": 3,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "TND": 3,
     # four-decimal
-    "CLF": 4, "UYW": 4,
-}  # fmt: skip
+    "CLF": 4,
+    "UYW": 4,
+}
 
 # Where Stripe's smallest unit is not the ISO minor unit. Stripe takes ISK amounts in hundredths
 # ("special cases" in Stripe's currency docs): 1 ISK is amount=100 in the API, so a table that
@@ -30,7 +51,9 @@ _STRIPE_OVERRIDES: dict[str, int] = {"ISK": 2}
 
 
 # Every ISO 4217 code (pycountry keeps the list current), and those listed above.
-ISO_CODES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies) | frozenset(_ISO_EXPONENTS)
+ISO_CODES: frozenset[str] = frozenset(c.alpha_3 for c in pycountry.currencies) | frozenset(
+    _ISO_EXPONENTS
+)
 
 
 def is_iso_currency(code: str) -> bool:

@@ -7,20 +7,35 @@ the launchpad fails with the same message as a wrong environment variable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
 from pydantic import field_validator
 
-from recon_dagster.sources import bank, mirror_check, payments_db, stripe_api, stripe_mirror, stripe_mirror_payouts, stripe_payouts
-from recon_dagster.sources.stripe_disputes import with_disputes
 from recon_dagster.core.payout_result import PayoutResult
+from recon_dagster.settings import (
+    BankTable,
+    ConfigError,
+    PaymentsTable,
+    parse_identifier,
+    parse_match_on,
+    parse_percent,
+    parse_timezone,
+)
+from recon_dagster.sources import (
+    bank,
+    mirror_check,
+    payments_db,
+    stripe_api,
+    stripe_mirror,
+    stripe_mirror_payouts,
+    stripe_payouts,
+)
+from recon_dagster.sources.stripe_disputes import with_disputes
 from recon_dagster.stores.report_store import ReportStore
-from recon_dagster.settings import BankTable, ConfigError, PaymentsTable, parse_identifier, parse_match_on, parse_percent, parse_timezone
-
 
 PayoutsReader = Callable[[date, date], pl.DataFrame]
 TransactionsReader = Callable[[list[str]], pl.DataFrame]
@@ -32,7 +47,8 @@ class StripeResource(dg.ConfigurableResource):
     api_key: str
     api_base: str | None = None
     max_network_retries: int = 4
-    # Stripe's budgets, each aimed at 95%: in all (None: by the key's mode, 100 live or 25 test) and per endpoint.
+    # Stripe's budgets, each aimed at 95%: in all (None: by the key's mode, 100 live or 25 test) and
+    # per endpoint.
     requests_per_second: float | None = None
     endpoint_requests_per_second: float = 25.0
     timeout_seconds: float = 30.0
@@ -52,7 +68,9 @@ class StripeResource(dg.ConfigurableResource):
     def fetch_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The window's charges, each disputed one with its dispute (status, reason, amount)."""
         client = self.client()
-        return with_disputes(client, stripe_api.fetch_charges(client, start, end, slices=self.slices), start)
+        return with_disputes(
+            client, stripe_api.fetch_charges(client, start, end, slices=self.slices), start
+        )
 
     def list_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The window's charges alone (neighbour look-ups need no disputes)."""
@@ -87,7 +105,9 @@ class _MappedTable(dg.ConfigurableResource):
     @classmethod
     def _unit(cls, value: str) -> str:
         if value not in ("minor", "major"):
-            raise ConfigError(f"{cls._prefix}_AMOUNT_UNIT", f"{value!r} is not a unit: expected minor or major")
+            raise ConfigError(
+                f"{cls._prefix}_AMOUNT_UNIT", f"{value!r} is not a unit: expected minor or major"
+            )
         return value
 
     @field_validator("db_timezone")
@@ -124,19 +144,30 @@ class PaymentsDatabaseResource(_MappedTable):
         return parse_identifier("RECON_PAYMENTS_TABLE", value, qualified=True)
 
     def mapping(self) -> PaymentsTable:
-        self._check_columns(("id", "amount", "currency", "status", "created_at"), optional=("refunded",))
+        self._check_columns(
+            ("id", "amount", "currency", "status", "created_at"), optional=("refunded",)
+        )
         return PaymentsTable(
-            url=self.url, table=self.table, id_column=self.id_column, amount_column=self.amount_column,
-            amount_unit=self.amount_unit, currency_column=self.currency_column, status_column=self.status_column,
-            created_at_column=self.created_at_column, refunded_column=self.refunded_column or None,
-            paid_statuses=tuple(self.paid_statuses), db_timezone=self.db_timezone,
-        )  # fmt: skip
+            url=self.url,
+            table=self.table,
+            id_column=self.id_column,
+            amount_column=self.amount_column,
+            amount_unit=self.amount_unit,
+            currency_column=self.currency_column,
+            status_column=self.status_column,
+            created_at_column=self.created_at_column,
+            refunded_column=self.refunded_column or None,
+            paid_statuses=tuple(self.paid_statuses),
+            db_timezone=self.db_timezone,
+        )
 
     def read_window(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The window's rows; a missing table or column raises `ConfigError` naming its variable."""
         return payments_db.read_window(self.mapping(), start, end)
 
-    def find_ids(self, ids: list[str], start: datetime | None = None, end: datetime | None = None) -> pl.DataFrame:
+    def find_ids(
+        self, ids: list[str], start: datetime | None = None, end: datetime | None = None
+    ) -> pl.DataFrame:
         return payments_db.find_ids(self.mapping(), ids, start=start, end=end)
 
 
@@ -167,12 +198,22 @@ class BankResource(_MappedTable):
     def mapping(self) -> BankTable:
         self._check_columns(("id", "amount", "currency", "date"), optional=("reference",))
         if not self.url or not self.table:
-            raise ConfigError("RECON_BANK_TABLE", "is not set: the bank step needs the table of bank statement lines")
-        return BankTable(url=self.url, table=parse_identifier("RECON_BANK_TABLE", self.table, qualified=True),
-                         id_column=self.id_column, amount_column=self.amount_column, amount_unit=self.amount_unit,
-                         currency_column=self.currency_column, date_column=self.date_column,
-                         reference_column=self.reference_column or None, match_days=self.match_days,
-                         db_timezone=self.db_timezone)  # fmt: skip
+            raise ConfigError(
+                "RECON_BANK_TABLE",
+                "is not set: the bank step needs the table of bank statement lines",
+            )
+        return BankTable(
+            url=self.url,
+            table=parse_identifier("RECON_BANK_TABLE", self.table, qualified=True),
+            id_column=self.id_column,
+            amount_column=self.amount_column,
+            amount_unit=self.amount_unit,
+            currency_column=self.currency_column,
+            date_column=self.date_column,
+            reference_column=self.reference_column or None,
+            match_days=self.match_days,
+            db_timezone=self.db_timezone,
+        )
 
     def read_deposits(self, first: date, last: date, timezone: str) -> pl.DataFrame:
         return bank.read_deposits(self.mapping(), first, last, timezone)
@@ -262,52 +303,97 @@ class StripeMirrorResource(dg.ConfigurableResource):
     def status(self) -> stripe_mirror.SyncStatus:
         return stripe_mirror.sync_status(self.mirror())
 
-    def payout_readers(self, api_payouts: PayoutsReader, api_transactions: TransactionsReader) -> tuple[PayoutsReader, TransactionsReader, str]:
+    def payout_readers(
+        self, api_payouts: PayoutsReader, api_transactions: TransactionsReader
+    ) -> tuple[PayoutsReader, TransactionsReader, str]:
         """(read payouts, read their balance transactions, source label): from the mirror's tables
         where it keeps them, else through the API readers given."""
         if not self.enabled:
             return api_payouts, api_transactions, "api"
         mirror = self.mirror()
         tables = stripe_mirror_payouts.describe(mirror)
-        if tables.payouts is None:  # a mirror of charges only: payouts come from the API, as without a mirror
+        if (
+            tables.payouts is None
+        ):  # a mirror of charges only: payouts come from the API, as without a mirror
             return api_payouts, api_transactions, "api (the Stripe mirror keeps no payouts)"
         payouts = lambda a, b: stripe_mirror_payouts.fetch_payouts(mirror, tables, a, b)  # noqa: E731
         if tables.transactions_table:
-            return payouts, lambda ids: stripe_mirror_payouts.fetch_payout_transactions(mirror, tables, ids), f"mirror:{mirror.layout}"
+            return (
+                payouts,
+                lambda ids: stripe_mirror_payouts.fetch_payout_transactions(mirror, tables, ids),
+                f"mirror:{mirror.layout}",
+            )
         # stripe-sync-engine keeps no balance transactions: those alone come from the API.
-        return payouts, api_transactions, f"mirror:{mirror.layout} (balance transactions from the API)"
+        return (
+            payouts,
+            api_transactions,
+            f"mirror:{mirror.layout} (balance transactions from the API)",
+        )
 
-    def payouts_synced_since(self, since: datetime) -> tuple[list[tuple[str, date]], datetime | None]:
-        """(payout id, arrival date) of the mirror's payouts synced after `since`, and the newest sync time."""
+    def payouts_synced_since(
+        self, since: datetime
+    ) -> tuple[list[tuple[str, date]], datetime | None]:
+        """(payout id, arrival date) of the mirror's payouts synced after `since`, and the newest
+        sync time."""
         mirror = self.mirror()
-        return stripe_mirror_payouts.synced_since(mirror, stripe_mirror_payouts.describe(mirror), since)
+        return stripe_mirror_payouts.synced_since(
+            mirror, stripe_mirror_payouts.describe(mirror), since
+        )
 
-    def payout_mismatches(self, result: PayoutResult, source: str,
-                          retrieve: Callable[[list[str]], tuple[pl.DataFrame, list[str]]]) -> tuple[str, ...]:  # fmt: skip
+    def payout_mismatches(
+        self,
+        result: PayoutResult,
+        source: str,
+        retrieve: Callable[[list[str]], tuple[pl.DataFrame, list[str]]],
+    ) -> tuple[str, ...]:
         """The spot check for payouts read from the mirror (`source`, a `payout_readers` label): up
         to RECON_MIRROR_SPOT_CHECK of `result`'s payouts retrieved through the API (`retrieve`) and
         compared; the ids that differ or that the API does not know."""
-        if not self.enabled or not self.spot_check or not source.startswith("mirror:") or not result.payouts:
+        if (
+            not self.enabled
+            or not self.spot_check
+            or not source.startswith("mirror:")
+            or not result.payouts
+        ):
             return ()
-        mirror_rows = pl.DataFrame([{c: getattr(p, c) for c in ("id", *mirror_check.PAYOUT_COMPARED)} for p in result.payouts])
-        asked = mirror_check.sample_ids(mirror_rows, self.spot_check, f"payouts:{result.first}:{result.last}")
+        mirror_rows = pl.DataFrame(
+            [
+                {c: getattr(p, c) for c in ("id", *mirror_check.PAYOUT_COMPARED)}
+                for p in result.payouts
+            ]
+        )
+        asked = mirror_check.sample_ids(
+            mirror_rows, self.spot_check, f"payouts:{result.first}:{result.last}"
+        )
         found, _ = retrieve(asked)
-        return tuple(mirror_check.disagreements(mirror_rows, found, asked, mirror_check.PAYOUT_COMPARED))
+        return tuple(
+            mirror_check.disagreements(mirror_rows, found, asked, mirror_check.PAYOUT_COMPARED)
+        )
 
     def payout_catch_up_note(self, last: date, source: str) -> str | None:
         """The catch-up note for payouts read from `source` (a `payout_readers` label) arriving up
-        to `last` (a UTC date): its end must be RECON_MIRROR_MIN_LAG_MINUTES behind the mirror's newest sync."""
+        to `last` (a UTC date): its end must be RECON_MIRROR_MIN_LAG_MINUTES behind the mirror's
+        newest sync."""
         if not self.enabled or not source.startswith("mirror:"):
             return None
         day_end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-        return mirror_check.catch_up_note(self.status(), day_end, timedelta(minutes=self.min_lag_minutes), what="payouts")
+        return mirror_check.catch_up_note(
+            self.status(), day_end, timedelta(minutes=self.min_lag_minutes), what="payouts"
+        )
 
-    def verdict(self, charges: pl.DataFrame, day_end: datetime, seed: str,
-                retrieve: Callable[[list[str]], tuple[pl.DataFrame, list[str]]]) -> tuple[str, str | None, tuple[str, ...]]:  # fmt: skip
+    def verdict(
+        self,
+        charges: pl.DataFrame,
+        day_end: datetime,
+        seed: str,
+        retrieve: Callable[[list[str]], tuple[pl.DataFrame, list[str]]],
+    ) -> tuple[str, str | None, tuple[str, ...]]:
         """(source label, catch-up note, ids on which the mirror and the API disagree) for a day;
         `retrieve` gets charges by id from the Stripe API."""
         mirror = self.mirror()
-        note = mirror_check.catch_up_note(stripe_mirror.sync_status(mirror), day_end, timedelta(minutes=self.min_lag_minutes))
+        note = mirror_check.catch_up_note(
+            stripe_mirror.sync_status(mirror), day_end, timedelta(minutes=self.min_lag_minutes)
+        )
         mismatches: tuple[str, ...] = ()
         if self.spot_check:
             asked = mirror_check.sample_ids(charges, self.spot_check, seed)

@@ -11,7 +11,8 @@ from email.utils import parsedate_to_datetime
 
 
 def parse_retry_after(value: object, now: datetime | None = None) -> float | None:
-    """Delta-seconds or an HTTP date as seconds from `now` (never negative); None when absent or unreadable."""
+    """Delta-seconds or an HTTP date as seconds from `now` (never negative); None when absent or
+    unreadable."""
     if isinstance(value, list):  # some clients give a header's values as a list
         value = value[0] if value else None
     text = str(value).strip() if value is not None else ""

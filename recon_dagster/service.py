@@ -13,21 +13,21 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from recon_dagster.core.payout_result import PayoutResult
-from recon_dagster.resources import StripeMirrorResource
-from recon_dagster.payouts.gather import gather_and_reconcile
-from recon_dagster.sources import bank, payments_db, stripe_api, stripe_events, stripe_payouts
-from recon_dagster.stores.payout_store import PayoutStore
+from recon_dagster.charges.neighbours import lookup_across_midnight
 from recon_dagster.core.grading import grade
+from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.reconcile import reconcile as reconcile_frames
 from recon_dagster.core.result import ReconcileParams, ReconciliationResult
-from recon_dagster.charges.neighbours import lookup_across_midnight
 from recon_dagster.partitions import day_window, days_between
-from recon_dagster.sources.payments_db import PaymentsDataError
-from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.payouts.gather import gather_and_reconcile
+from recon_dagster.resources import StripeMirrorResource
 from recon_dagster.settings import ConfigError, Settings, parse_percent
-from recon_dagster.sources.stripe_disputes import with_disputes
+from recon_dagster.sources import bank, payments_db, stripe_api, stripe_events, stripe_payouts
+from recon_dagster.sources.payments_db import PaymentsDataError
 from recon_dagster.sources.stripe_api import StripeDataError, StripeUnavailableError
+from recon_dagster.sources.stripe_disputes import with_disputes
+from recon_dagster.stores.payout_store import PayoutStore
+from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.sync.repair import SyncResult, sync_payments
 
 log = logging.getLogger("recon_dagster")
@@ -61,10 +61,13 @@ class BillingReconciliationService:
         if self._client is None:
             s = self.settings
             self._client = stripe_api.make_client(
-                s.stripe_api_key(), api_base=s.stripe_api_base, max_network_retries=s.stripe_max_network_retries,
+                s.stripe_api_key(),
+                api_base=s.stripe_api_base,
+                max_network_retries=s.stripe_max_network_retries,
                 requests_per_second=s.stripe_requests_per_second,
-                endpoint_requests_per_second=s.stripe_endpoint_requests_per_second, timeout=s.stripe_timeout_seconds,
-            )  # fmt: skip
+                endpoint_requests_per_second=s.stripe_endpoint_requests_per_second,
+                timeout=s.stripe_timeout_seconds,
+            )
         return self._client
 
     def mirror(self) -> StripeMirrorResource | None:
@@ -72,9 +75,15 @@ class BillingReconciliationService:
         s = self.settings
         if s.stripe_source == "api":
             return None
-        spot = s.mirror_spot_check if s.env.get("STRIPE_API_KEY", "").strip() else 0  # comparing needs a real key
-        return StripeMirrorResource(url=s.stripe_source, mirror_schema=s.mirror_schema,
-                                    min_lag_minutes=s.mirror_min_lag_minutes, spot_check=spot)  # fmt: skip
+        spot = (
+            s.mirror_spot_check if s.env.get("STRIPE_API_KEY", "").strip() else 0
+        )  # comparing needs a real key
+        return StripeMirrorResource(
+            url=s.stripe_source,
+            mirror_schema=s.mirror_schema,
+            min_lag_minutes=s.mirror_min_lag_minutes,
+            spot_check=spot,
+        )
 
     def store(self) -> ReportStore:
         return ReportStore(self.settings.report_store_url)
@@ -98,69 +107,131 @@ class BillingReconciliationService:
         last = as_date(end_date, "end_date") if end_date is not None else first
         if last < first:
             raise ConfigError("end_date", f"{last} is before start_date {first}")
-        tolerance = s.tolerance_percent if tolerance_percentage is None else parse_percent("tolerance_percentage", str(tolerance_percentage))
+        tolerance = (
+            s.tolerance_percent
+            if tolerance_percentage is None
+            else parse_percent("tolerance_percentage", str(tolerance_percentage))
+        )
         refunds = s.include_refunds if include_refunds is None else bool(include_refunds)
         table = s.payments
         payments_db.validate(table)  # a missing table or column stops here, nothing written
         mirror = self.mirror()
         if mirror is not None:
-            mirror.mirror()  # an unreachable mirror or an unknown layout stops here, nothing written
+            # an unreachable mirror or an unknown layout stops here, nothing written
+            mirror.mirror()
         # A mirror needs the API only for its spot check.
         client = self.stripe() if mirror is None or mirror.spot_check else None
 
         started = time.monotonic()
         log.info("Starting billing reconciliation for %s to %s (%s)", first, last, s.timezone)
         start, end = day_window(first, last, s.timezone)
-        params = ReconcileParams(start=first, end=last, timezone=s.timezone, tolerance_percentage=float(tolerance),
-                                 include_refunds=refunds, paid_statuses=table.paid_statuses,
-                                 refunds_tracked=table.refunded_column is not None, match_on=s.match_on)  # fmt: skip
+        params = ReconcileParams(
+            start=first,
+            end=last,
+            timezone=s.timezone,
+            tolerance_percentage=float(tolerance),
+            include_refunds=refunds,
+            paid_statuses=table.paid_statuses,
+            refunds_tracked=table.refunded_column is not None,
+            match_on=s.match_on,
+        )
         lookup = lookup_across_midnight(
-            start, end, timedelta(hours=s.timing_margin_hours),
+            start,
+            end,
+            timedelta(hours=s.timing_margin_hours),
             retrieve_charges=lambda ids: stripe_api.retrieve_charges(client, ids),
             charges_of_intents=lambda intents: stripe_api.charges_of_intents(client, intents),
             find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
             fetch_charges=lambda a, b: stripe_api.fetch_charges(client, a, b),
-        )  # fmt: skip
+        )
         if mirror is not None:  # the Stripe side, and its neighbours, from the mirror
             lookup = lookup_across_midnight(
-                start, end, timedelta(hours=s.timing_margin_hours), retrieve_charges=mirror.retrieve_charges,
-                charges_of_intents=mirror.fetch_intents, find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
+                start,
+                end,
+                timedelta(hours=s.timing_margin_hours),
+                retrieve_charges=mirror.retrieve_charges,
+                charges_of_intents=mirror.fetch_intents,
+                find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
                 fetch_charges=mirror.fetch_charges,
-            )  # fmt: skip
+            )
         try:
-            charges = (mirror.fetch_charges(start, end) if mirror is not None
-                       else with_disputes(client, stripe_api.fetch_charges(client, start, end, slices=None), start))  # fmt: skip
-            result = reconcile_frames(charges, payments_db.read_window(table, start, end), params, find_neighbours=lookup)
+            charges = (
+                mirror.fetch_charges(start, end)
+                if mirror is not None
+                else with_disputes(
+                    client, stripe_api.fetch_charges(client, start, end, slices=None), start
+                )
+            )
+            result = reconcile_frames(
+                charges, payments_db.read_window(table, start, end), params, find_neighbours=lookup
+            )
             if mirror is not None:
-                label, note, mismatches = mirror.verdict(charges, end, f"{first}:{last}", lambda ids: stripe_api.retrieve_charges(client, ids))
-                result = replace(result, stripe_source=label, source_note=note, source_mismatches=mismatches)
+                label, note, mismatches = mirror.verdict(
+                    charges,
+                    end,
+                    f"{first}:{last}",
+                    lambda ids: stripe_api.retrieve_charges(client, ids),
+                )
+                result = replace(
+                    result, stripe_source=label, source_note=note, source_mismatches=mismatches
+                )
         except RUNTIME_ERRORS as exc:
             log.error("Reconciliation failed: %s", exc)
-            result = ReconciliationResult.failed(first, last, s.timezone, str(exc), tolerance=float(tolerance), include_refunds=refunds)
+            result = ReconciliationResult.failed(
+                first,
+                last,
+                s.timezone,
+                str(exc),
+                tolerance=float(tolerance),
+                include_refunds=refunds,
+            )
         if store:
             self.store().save(result, source=self.source)
         log.info(
             "Reconciliation completed %s",
-            {"status": result.status, "discrepancy": f"{result.discrepancy_percentage:.4f}%",
-             "duration": f"{time.monotonic() - started:.2f}s"},
-        )  # fmt: skip
+            {
+                "status": result.status,
+                "discrepancy": f"{result.discrepancy_percentage:.4f}%",
+                "duration": f"{time.monotonic() - started:.2f}s",
+            },
+        )
         if result.status == "discrepancy_found":
-            log.warning("Billing discrepancy detected %s", {"discrepancy": f"{result.gross_discrepancy_percentage:.4f}%",
-                                                           "severity": self.severity(result)})  # fmt: skip
+            log.warning(
+                "Billing discrepancy detected %s",
+                {
+                    "discrepancy": f"{result.gross_discrepancy_percentage:.4f}%",
+                    "severity": self.severity(result),
+                },
+            )
         return result
 
     def severity(self, result: ReconciliationResult) -> str:
         return grade(result, self.settings.tolerance_percent, self.settings.critical_percent)
 
-    def sync_missing_payments(self, ids: list[str], *, dry_run: bool = False, day: date | None = None) -> SyncResult:
+    def sync_missing_payments(
+        self, ids: list[str], *, dry_run: bool = False, day: date | None = None
+    ) -> SyncResult:
         """The seed's call: insert these Stripe charges into the payments table where missing."""
         payments_db.validate(self.settings.payments)
         window = day_window(day, day, self.settings.timezone) if day is not None else None
-        return sync_payments(list(ids), client=self.stripe(), table=self.settings.payments, store=self.store(),
-                             dry_run=dry_run, day=day, match_on=self.settings.match_on, window=window)  # fmt: skip
+        return sync_payments(
+            list(ids),
+            client=self.stripe(),
+            table=self.settings.payments,
+            store=self.store(),
+            dry_run=dry_run,
+            day=day,
+            match_on=self.settings.match_on,
+            window=window,
+        )
 
     def sync_days(
-        self, start_date: date | str, end_date: date | str | None = None, *, ids: list[str] | None = None, dry_run: bool = False
+        self,
+        start_date: date | str,
+        end_date: date | str | None = None,
+        *,
+        ids: list[str] | None = None,
+        dry_run: bool = False,
     ) -> SyncResult:
         """Sync what is missing on these days (or the given ids), then refresh each day's report."""
         first = as_date(start_date, "--start")
@@ -176,8 +247,13 @@ class BillingReconciliationService:
                 self.reconcile(day)  # the stored report now shows what is left
         return result
 
-    def reconcile_payouts(self, start_date: date | datetime | str, end_date: date | datetime | str | None = None, *,
-                          store: bool = True) -> PayoutResult:  # fmt: skip
+    def reconcile_payouts(
+        self,
+        start_date: date | datetime | str,
+        end_date: date | datetime | str | None = None,
+        *,
+        store: bool = True,
+    ) -> PayoutResult:
         """Payouts arriving `start_date`..`end_date` (inclusive): itemized, matched to the payments
         table and (with RECON_BANK_TABLE) to the bank. A failure is returned as status `error`."""
         s = self.settings
@@ -194,17 +270,29 @@ class BillingReconciliationService:
         try:
             fetch_payouts, fetch_transactions, label = mirror.payout_readers(
                 lambda a, b: stripe_payouts.fetch_payouts(self.stripe(), a, b),
-                lambda ids: stripe_payouts.fetch_payout_transactions(self.stripe(), ids))  # fmt: skip
+                lambda ids: stripe_payouts.fetch_payout_transactions(self.stripe(), ids),
+            )
             result = gather_and_reconcile(
-                first, last, fetch_payouts=fetch_payouts, fetch_transactions=fetch_transactions,
+                first,
+                last,
+                fetch_payouts=fetch_payouts,
+                fetch_transactions=fetch_transactions,
                 find_payments=lambda ids: payments_db.find_ids(s.payments, ids),
-                read_deposits=(lambda a, b: bank.read_deposits(bank_table, a, b, s.timezone)) if bank_table else None,
-                match_days=s.bank_match_days, reference_configured=bool(bank_table and bank_table.reference_column),
+                read_deposits=(lambda a, b: bank.read_deposits(bank_table, a, b, s.timezone))
+                if bank_table
+                else None,
+                match_days=s.bank_match_days,
+                reference_configured=bool(bank_table and bank_table.reference_column),
                 as_of=today,
-            )  # fmt: skip
-            result = replace(result, stripe_source=label, source_note=mirror.payout_catch_up_note(last, label),
-                             source_mismatches=mirror.payout_mismatches(
-                                 result, label, lambda ids: stripe_payouts.retrieve_payouts(self.stripe(), ids)))  # fmt: skip
+            )
+            result = replace(
+                result,
+                stripe_source=label,
+                source_note=mirror.payout_catch_up_note(last, label),
+                source_mismatches=mirror.payout_mismatches(
+                    result, label, lambda ids: stripe_payouts.retrieve_payouts(self.stripe(), ids)
+                ),
+            )
         except RUNTIME_ERRORS as exc:
             log.error("Payout reconciliation failed: %s", exc)
             result = PayoutResult.failed(first, last, today, str(exc), match_days=s.bank_match_days)
@@ -221,8 +309,12 @@ class BillingReconciliationService:
         start = datetime.combine(first, datetime.min.time(), tzinfo=ZoneInfo(s.timezone))
         client = self.stripe()
         # The stored days are the charges' reports: only the events that change a charge count here.
-        changes = stripe_events.read_changes(client, stripe_events.Cursor(int(start.timestamp())), limit=1_000_000,
-                                             types=stripe_events.LATE_CHANGE_TYPES)  # fmt: skip
+        changes = stripe_events.read_changes(
+            client,
+            stripe_events.Cursor(int(start.timestamp())),
+            limit=1_000_000,
+            types=stripe_events.LATE_CHANGE_TYPES,
+        )
         store, days = self.store(), []
         for day, day_changes in sorted(stripe_events.days_of(client, changes, s.timezone).items()):
             versions = store.versions(day)
@@ -231,9 +323,15 @@ class BillingReconciliationService:
             last = datetime.fromisoformat(versions[0]["generated_at"])
             newer = [c for c in day_changes if c.created >= int(last.timestamp())]
             if newer:
-                days.append({"date": day.isoformat(), "events": sorted(c.event_id for c in newer),
-                             "types": sorted({c.type for c in newer}), "charges": sorted({c.charge_id for c in newer if c.charge_id}),
-                             "last_report_at": last.isoformat()})  # fmt: skip
+                days.append(
+                    {
+                        "date": day.isoformat(),
+                        "events": sorted(c.event_id for c in newer),
+                        "types": sorted({c.type for c in newer}),
+                        "charges": sorted({c.charge_id for c in newer if c.charge_id}),
+                        "last_report_at": last.isoformat(),
+                    }
+                )
         return {"days": days, "events_read": len(changes)}
 
     def yesterday(self) -> date:
@@ -244,6 +342,8 @@ class BillingReconciliationService:
         return self.reconcile(self.yesterday())
 
 
-def create_billing_reconciliation_service(settings: Settings | None = None, *, source: str = "api") -> BillingReconciliationService:
+def create_billing_reconciliation_service(
+    settings: Settings | None = None, *, source: str = "api"
+) -> BillingReconciliationService:
     """The seed's factory: settings from the environment unless given; validated now."""
     return BillingReconciliationService(settings=settings or Settings.from_env(), source=source)

@@ -40,8 +40,10 @@ DEFAULTS: dict[str, str] = {
     "RECON_TIMING_MARGIN_HOURS": "24",
     "RECON_AUTO_SYNC": "false",
     "STRIPE_MAX_NETWORK_RETRIES": "4",
-    "STRIPE_REQUESTS_PER_SECOND": "",  # empty: Stripe's limit for the key's mode, 100 live or 25 test
-    "STRIPE_ENDPOINT_REQUESTS_PER_SECOND": "25",  # Stripe's default per endpoint; raise it if Stripe raised yours
+    # empty: Stripe's limit for the key's mode, 100 live or 25 test
+    "STRIPE_REQUESTS_PER_SECOND": "",
+    # Stripe's default per endpoint; raise it if Stripe raised yours
+    "STRIPE_ENDPOINT_REQUESTS_PER_SECOND": "25",
     "STRIPE_TIMEOUT_SECONDS": "30",
     "RECON_ALERTS_SINCE": "",
     "RECON_MATCH_ON": "auto",
@@ -112,9 +114,13 @@ def parse_percent(variable: str, value: str) -> Decimal:
     try:
         number = Decimal(value.strip())
     except (InvalidOperation, AttributeError):
-        raise ConfigError(variable, f"{value!r} is not a number: expected a percentage such as 1 or 0.5") from None
+        raise ConfigError(
+            variable, f"{value!r} is not a number: expected a percentage such as 1 or 0.5"
+        ) from None
     if not number.is_finite() or number < 0 or number > 100:
-        raise ConfigError(variable, f"{value!r} is out of range: expected a percentage from 0 to 100")
+        raise ConfigError(
+            variable, f"{value!r} is out of range: expected a percentage from 0 to 100"
+        )
     return number
 
 
@@ -131,7 +137,10 @@ def parse_timezone(variable: str, value: str) -> str:
     try:
         ZoneInfo(value.strip())
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(variable, f"{value!r} is not a known IANA time zone (for example UTC or America/New_York)") from None
+        raise ConfigError(
+            variable,
+            f"{value!r} is not a known IANA time zone (for example UTC or America/New_York)",
+        ) from None
     return value.strip()
 
 
@@ -143,15 +152,23 @@ def parse_date(variable: str, value: str) -> date:
 
 
 def parse_instant(variable: str, value: str, tz: str) -> datetime | None:
-    """A date (midnight in `tz`) or an ISO timestamp (in `tz` when it has no offset); None when empty."""
+    """A date (midnight in `tz`) or an ISO timestamp (in `tz` when it has no offset); None when
+    empty."""
     text = value.strip()
     if not text:
         return None
     try:
-        moment = datetime.combine(date.fromisoformat(text), time(0)) if len(text) <= 10 else datetime.fromisoformat(text)
+        moment = (
+            datetime.combine(date.fromisoformat(text), time(0))
+            if len(text) <= 10
+            else datetime.fromisoformat(text)
+        )
     except ValueError:
-        raise ConfigError(variable, f"{value!r} is not a date or timestamp: expected YYYY-MM-DD or "
-                                    "YYYY-MM-DDTHH:MM:SS with an optional offset such as +00:00") from None  # fmt: skip
+        raise ConfigError(
+            variable,
+            f"{value!r} is not a date or timestamp: expected YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM:SS with an optional offset such as +00:00",
+        ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(tz))
 
 
@@ -161,7 +178,9 @@ MATCH_ON = ("auto", "charge", "payment_intent")
 def parse_match_on(variable: str, value: str) -> str:
     text = value.strip().lower()
     if text not in MATCH_ON:
-        raise ConfigError(variable, f"{value!r} is not a matching mode: expected auto, charge or payment_intent")
+        raise ConfigError(
+            variable, f"{value!r} is not a matching mode: expected auto, charge or payment_intent"
+        )
     return text
 
 
@@ -169,14 +188,19 @@ def parse_positive(variable: str, value: str, kind: type = float, *, allow_zero:
     try:
         number = kind(value.strip())
     except ValueError:
-        raise ConfigError(variable, f"{value!r} is not a {'whole ' if kind is int else ''}number") from None
+        raise ConfigError(
+            variable, f"{value!r} is not a {'whole ' if kind is int else ''}number"
+        ) from None
     if number < 0 or (number == 0 and not allow_zero):
-        raise ConfigError(variable, f"{value!r} must be {'zero or more' if allow_zero else 'greater than zero'}")
+        raise ConfigError(
+            variable, f"{value!r} must be {'zero or more' if allow_zero else 'greater than zero'}"
+        )
     return number
 
 
 def parse_rate(variable: str, value: str) -> float | None:
-    """Requests per second: a positive, finite number; None when empty (the default for the key's mode)."""
+    """Requests per second: a positive, finite number; None when empty (the default for the key's
+    mode)."""
     if not value.strip():
         return None
     number = parse_positive(variable, value, float)
@@ -185,8 +209,14 @@ def parse_rate(variable: str, value: str) -> float | None:
     return number
 
 
-def parse_database_url(variable: str, value: str, *, base_dir: Path, servers: tuple[str, ...] = ("postgresql",),
-                       files: tuple[str, ...] = ("duckdb",)) -> str:  # fmt: skip
+def parse_database_url(
+    variable: str,
+    value: str,
+    *,
+    base_dir: Path,
+    servers: tuple[str, ...] = ("postgresql",),
+    files: tuple[str, ...] = ("duckdb",),
+) -> str:
     """A server URL (`postgresql://…`, `mysql://…`) as given; a file URL (`duckdb:///relative`,
     `sqlite:////absolute`) made absolute. `servers` and `files` are the kinds `variable` takes."""
     text = value.strip()
@@ -199,20 +229,27 @@ def parse_database_url(variable: str, value: str, *, base_dir: Path, servers: tu
         return text
     for kind in files:
         if text.startswith(f"{kind}:///"):
-            raw = text[len(f"{kind}:///"):]
+            raw = text[len(f"{kind}:///") :]
             if not raw:
-                raise ConfigError(variable, f"a {kind} URL needs a file path: {kind}:///data/app.{kind}")
+                raise ConfigError(
+                    variable, f"a {kind} URL needs a file path: {kind}:///data/app.{kind}"
+                )
             path = Path(raw) if raw.startswith("/") else (base_dir / raw)
             if not raw.startswith("/") and not path.exists() and Path("/" + raw).is_file():
-                path = Path("/" + raw)  # `sqlite:///tmp/app.db` meant the absolute path (connectorx's form)
+                path = Path(
+                    "/" + raw
+                )  # `sqlite:///tmp/app.db` meant the absolute path (connectorx's form)
             return f"{kind}:///{path.resolve()}"
     examples = {
-        "postgresql": "postgresql://user@host:5432/dbname", "mysql": "mysql://user:password@host:3306/dbname",
-        "duckdb": "duckdb:///path/to/file.duckdb", "sqlite": "sqlite:///path/to/file.db (sqlite:////abs/path.db)",
-    }  # fmt: skip
+        "postgresql": "postgresql://user@host:5432/dbname",
+        "mysql": "mysql://user:password@host:3306/dbname",
+        "duckdb": "duckdb:///path/to/file.duckdb",
+        "sqlite": "sqlite:///path/to/file.db (sqlite:////abs/path.db)",
+    }
     raise ConfigError(
         variable,
-        "expected " + " or ".join(examples[kind] for kind in (*servers, *files))
+        "expected "
+        + " or ".join(examples[kind] for kind in (*servers, *files))
         + ("" if variable in SECRET_VARIABLES else f", got {value!r}"),
     )
 
@@ -253,11 +290,18 @@ class BankTable:
         """The same table through the payments reader, which already reads any of the four databases
         exactly: date -> created_at, reference (or, without one, the id) -> status."""
         return PaymentsTable(
-            url=self.url, table=self.table, id_column=self.id_column, amount_column=self.amount_column,
-            amount_unit=self.amount_unit, currency_column=self.currency_column,
-            status_column=self.reference_column or self.id_column, created_at_column=self.date_column,
-            refunded_column=None, paid_statuses=(), db_timezone=self.db_timezone,
-        )  # fmt: skip
+            url=self.url,
+            table=self.table,
+            id_column=self.id_column,
+            amount_column=self.amount_column,
+            amount_unit=self.amount_unit,
+            currency_column=self.currency_column,
+            status_column=self.reference_column or self.id_column,
+            created_at_column=self.date_column,
+            refunded_column=None,
+            paid_statuses=(),
+            db_timezone=self.db_timezone,
+        )
 
 
 @dataclass(frozen=True)
@@ -273,7 +317,9 @@ class Settings:
     auto_sync: bool
     stripe_api_base: str | None
     stripe_max_network_retries: int
-    stripe_requests_per_second: float | None  # None: by the key's mode (stripe_pacing.account_limit)
+    stripe_requests_per_second: (
+        float | None
+    )  # None: by the key's mode (stripe_pacing.account_limit)
     stripe_timeout_seconds: float
     dashboard_url: str | None
     stripe_endpoint_requests_per_second: float = 25.0  # STRIPE_ENDPOINT_REQUESTS_PER_SECOND
@@ -283,20 +329,35 @@ class Settings:
     slack_channel: str | None = None
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
     match_on: str = "auto"  # RECON_MATCH_ON: auto (by each id's prefix) | charge | payment_intent
-    alerts_since: datetime | None = None  # RECON_ALERTS_SINCE: older evaluations are recorded, not sent
-    alerts_interval_seconds: int = 60  # RECON_ALERTS_INTERVAL_SECONDS: the alert sensors' minimum interval
-    bank: BankTable | None = None  # RECON_BANK_*: None without RECON_BANK_TABLE (the bank step is skipped)
+    alerts_since: datetime | None = (
+        None  # RECON_ALERTS_SINCE: older evaluations are recorded, not sent
+    )
+    alerts_interval_seconds: int = (
+        60  # RECON_ALERTS_INTERVAL_SECONDS: the alert sensors' minimum interval
+    )
+    bank: BankTable | None = (
+        None  # RECON_BANK_*: None without RECON_BANK_TABLE (the bank step is skipped)
+    )
     bank_match_days: int = 3  # RECON_BANK_MATCH_DAYS
-    # RECON_STRIPE_SOURCE: "api", or the PostgreSQL URL of a Stripe mirror (sources/stripe_mirror.py)
+    # RECON_STRIPE_SOURCE: "api", or the PostgreSQL URL of a Stripe mirror
+    # (sources/stripe_mirror.py)
     stripe_source: str = "api"
     mirror_schema: str = "stripe"  # RECON_STRIPE_MIRROR_SCHEMA
     mirror_min_lag_minutes: int = 60  # RECON_MIRROR_MIN_LAG_MINUTES
-    mirror_spot_check: int = 50  # RECON_MIRROR_SPOT_CHECK: charges compared with the API per day (0: off)
-    recheck_days: int = 35  # RECON_RECHECK_DAYS: how far back the weekly recheck_recent_days schedule goes
-    late_changes_interval_seconds: int = 300  # RECON_LATE_CHANGES_INTERVAL_SECONDS: how often Stripe's events are read
+    mirror_spot_check: int = (
+        50  # RECON_MIRROR_SPOT_CHECK: charges compared with the API per day (0: off)
+    )
+    recheck_days: int = (
+        35  # RECON_RECHECK_DAYS: how far back the weekly recheck_recent_days schedule goes
+    )
+    late_changes_interval_seconds: int = (
+        300  # RECON_LATE_CHANGES_INTERVAL_SECONDS: how often Stripe's events are read
+    )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None
+    ) -> Settings:
         env = dict(os.environ if environ is None else environ)
         base = base_dir or Path.cwd()
 
@@ -306,28 +367,55 @@ class Settings:
 
         unit = get("RECON_PAYMENTS_AMOUNT_UNIT").strip().lower()
         if unit not in ("minor", "major"):
-            raise ConfigError("RECON_PAYMENTS_AMOUNT_UNIT", f"{unit!r} is not a unit: expected minor or major")
-        statuses = tuple(s.strip() for s in get("RECON_PAYMENTS_PAID_STATUSES").split(",") if s.strip())
+            raise ConfigError(
+                "RECON_PAYMENTS_AMOUNT_UNIT", f"{unit!r} is not a unit: expected minor or major"
+            )
+        statuses = tuple(
+            s.strip() for s in get("RECON_PAYMENTS_PAID_STATUSES").split(",") if s.strip()
+        )
         if not statuses:
-            raise ConfigError("RECON_PAYMENTS_PAID_STATUSES", "needs at least one status, for example succeeded,paid")
+            raise ConfigError(
+                "RECON_PAYMENTS_PAID_STATUSES",
+                "needs at least one status, for example succeeded,paid",
+            )
         refunded = get("RECON_PAYMENTS_REFUNDED_COLUMN").strip()
         payments = PaymentsTable(
-            url=parse_database_url("RECON_DATABASE_URL", get("RECON_DATABASE_URL"), base_dir=base,
-                                   servers=("postgresql", "mysql"), files=("duckdb", "sqlite")),
-            table=parse_identifier("RECON_PAYMENTS_TABLE", get("RECON_PAYMENTS_TABLE").strip(), qualified=True),
-            id_column=parse_identifier("RECON_PAYMENTS_ID_COLUMN", get("RECON_PAYMENTS_ID_COLUMN").strip()),
-            amount_column=parse_identifier("RECON_PAYMENTS_AMOUNT_COLUMN", get("RECON_PAYMENTS_AMOUNT_COLUMN").strip()),
+            url=parse_database_url(
+                "RECON_DATABASE_URL",
+                get("RECON_DATABASE_URL"),
+                base_dir=base,
+                servers=("postgresql", "mysql"),
+                files=("duckdb", "sqlite"),
+            ),
+            table=parse_identifier(
+                "RECON_PAYMENTS_TABLE", get("RECON_PAYMENTS_TABLE").strip(), qualified=True
+            ),
+            id_column=parse_identifier(
+                "RECON_PAYMENTS_ID_COLUMN", get("RECON_PAYMENTS_ID_COLUMN").strip()
+            ),
+            amount_column=parse_identifier(
+                "RECON_PAYMENTS_AMOUNT_COLUMN", get("RECON_PAYMENTS_AMOUNT_COLUMN").strip()
+            ),
             amount_unit=unit,
-            currency_column=parse_identifier("RECON_PAYMENTS_CURRENCY_COLUMN", get("RECON_PAYMENTS_CURRENCY_COLUMN").strip()),
-            status_column=parse_identifier("RECON_PAYMENTS_STATUS_COLUMN", get("RECON_PAYMENTS_STATUS_COLUMN").strip()),
+            currency_column=parse_identifier(
+                "RECON_PAYMENTS_CURRENCY_COLUMN", get("RECON_PAYMENTS_CURRENCY_COLUMN").strip()
+            ),
+            status_column=parse_identifier(
+                "RECON_PAYMENTS_STATUS_COLUMN", get("RECON_PAYMENTS_STATUS_COLUMN").strip()
+            ),
             created_at_column=parse_identifier(
                 "RECON_PAYMENTS_CREATED_AT_COLUMN", get("RECON_PAYMENTS_CREATED_AT_COLUMN").strip()
             ),
-            refunded_column=parse_identifier("RECON_PAYMENTS_REFUNDED_COLUMN", refunded) if refunded else None,
+            refunded_column=parse_identifier("RECON_PAYMENTS_REFUNDED_COLUMN", refunded)
+            if refunded
+            else None,
             paid_statuses=statuses,
             db_timezone=parse_timezone("RECON_DB_TIMEZONE", get("RECON_DB_TIMEZONE")),
         )
-        tolerance = parse_percent("BILLING_RECONCILIATION_TOLERANCE_PERCENT", get("BILLING_RECONCILIATION_TOLERANCE_PERCENT"))
+        tolerance = parse_percent(
+            "BILLING_RECONCILIATION_TOLERANCE_PERCENT",
+            get("BILLING_RECONCILIATION_TOLERANCE_PERCENT"),
+        )
         critical = parse_percent("RECON_CRITICAL_PERCENT", get("RECON_CRITICAL_PERCENT"))
         if critical < tolerance:
             raise ConfigError(
@@ -343,64 +431,129 @@ class Settings:
             raise ConfigError("RECON_DASHBOARD_URL", f"{dashboard!r} is not an http(s) URL")
         webhook = env.get("SLACK_WEBHOOK_URL", "").strip()
         if webhook and not webhook.startswith(("http://", "https://")):
-            raise ConfigError("SLACK_WEBHOOK_URL", "is not an http(s) URL: expected https://hooks.slack.com/services/...")
-        events_url = env.get("PAGERDUTY_EVENTS_URL", "").strip() or "https://events.pagerduty.com/v2/enqueue"
+            raise ConfigError(
+                "SLACK_WEBHOOK_URL",
+                "is not an http(s) URL: expected https://hooks.slack.com/services/...",
+            )
+        events_url = (
+            env.get("PAGERDUTY_EVENTS_URL", "").strip() or "https://events.pagerduty.com/v2/enqueue"
+        )
         if not events_url.startswith(("http://", "https://")):
             raise ConfigError("PAGERDUTY_EVENTS_URL", f"{events_url!r} is not an http(s) URL")
         timezone = parse_timezone("RECON_TIMEZONE", get("RECON_TIMEZONE"))
-        match_days = parse_positive("RECON_BANK_MATCH_DAYS", get("RECON_BANK_MATCH_DAYS"), int, allow_zero=True)
+        match_days = parse_positive(
+            "RECON_BANK_MATCH_DAYS", get("RECON_BANK_MATCH_DAYS"), int, allow_zero=True
+        )
         bank = None
         if get("RECON_BANK_TABLE").strip():
             bank_unit = get("RECON_BANK_AMOUNT_UNIT").strip().lower()
             if bank_unit not in ("minor", "major"):
-                raise ConfigError("RECON_BANK_AMOUNT_UNIT", f"{bank_unit!r} is not a unit: expected minor or major")
+                raise ConfigError(
+                    "RECON_BANK_AMOUNT_UNIT",
+                    f"{bank_unit!r} is not a unit: expected minor or major",
+                )
             reference = get("RECON_BANK_REFERENCE_COLUMN").strip()
             bank = BankTable(
-                url=parse_database_url("RECON_BANK_DATABASE_URL", get("RECON_BANK_DATABASE_URL").strip() or get("RECON_DATABASE_URL"),
-                                       base_dir=base, servers=("postgresql", "mysql"), files=("duckdb", "sqlite")),
-                table=parse_identifier("RECON_BANK_TABLE", get("RECON_BANK_TABLE").strip(), qualified=True),
-                id_column=parse_identifier("RECON_BANK_ID_COLUMN", get("RECON_BANK_ID_COLUMN").strip()),
-                amount_column=parse_identifier("RECON_BANK_AMOUNT_COLUMN", get("RECON_BANK_AMOUNT_COLUMN").strip()),
+                url=parse_database_url(
+                    "RECON_BANK_DATABASE_URL",
+                    get("RECON_BANK_DATABASE_URL").strip() or get("RECON_DATABASE_URL"),
+                    base_dir=base,
+                    servers=("postgresql", "mysql"),
+                    files=("duckdb", "sqlite"),
+                ),
+                table=parse_identifier(
+                    "RECON_BANK_TABLE", get("RECON_BANK_TABLE").strip(), qualified=True
+                ),
+                id_column=parse_identifier(
+                    "RECON_BANK_ID_COLUMN", get("RECON_BANK_ID_COLUMN").strip()
+                ),
+                amount_column=parse_identifier(
+                    "RECON_BANK_AMOUNT_COLUMN", get("RECON_BANK_AMOUNT_COLUMN").strip()
+                ),
                 amount_unit=bank_unit,
-                currency_column=parse_identifier("RECON_BANK_CURRENCY_COLUMN", get("RECON_BANK_CURRENCY_COLUMN").strip()),
-                date_column=parse_identifier("RECON_BANK_DATE_COLUMN", get("RECON_BANK_DATE_COLUMN").strip()),
-                reference_column=parse_identifier("RECON_BANK_REFERENCE_COLUMN", reference) if reference else None,
-                match_days=match_days, db_timezone=payments.db_timezone,
-            )  # fmt: skip
+                currency_column=parse_identifier(
+                    "RECON_BANK_CURRENCY_COLUMN", get("RECON_BANK_CURRENCY_COLUMN").strip()
+                ),
+                date_column=parse_identifier(
+                    "RECON_BANK_DATE_COLUMN", get("RECON_BANK_DATE_COLUMN").strip()
+                ),
+                reference_column=parse_identifier("RECON_BANK_REFERENCE_COLUMN", reference)
+                if reference
+                else None,
+                match_days=match_days,
+                db_timezone=payments.db_timezone,
+            )
         source = get("RECON_STRIPE_SOURCE").strip()
         if source.lower() == "api":
             source = "api"
         elif not source.startswith(("postgresql://", "postgres://")):
-            raise ConfigError("RECON_STRIPE_SOURCE", "expected api, or the postgresql://… URL of a Stripe mirror")
+            raise ConfigError(
+                "RECON_STRIPE_SOURCE", "expected api, or the postgresql://… URL of a Stripe mirror"
+            )
         return cls(
             stripe_source=source,
             recheck_days=parse_positive("RECON_RECHECK_DAYS", get("RECON_RECHECK_DAYS"), int),
-            late_changes_interval_seconds=parse_positive("RECON_LATE_CHANGES_INTERVAL_SECONDS",
-                                                         get("RECON_LATE_CHANGES_INTERVAL_SECONDS"), int),
-            mirror_schema=parse_identifier("RECON_STRIPE_MIRROR_SCHEMA", get("RECON_STRIPE_MIRROR_SCHEMA").strip()),
-            mirror_min_lag_minutes=parse_positive("RECON_MIRROR_MIN_LAG_MINUTES", get("RECON_MIRROR_MIN_LAG_MINUTES"), int, allow_zero=True),
-            mirror_spot_check=parse_positive("RECON_MIRROR_SPOT_CHECK", get("RECON_MIRROR_SPOT_CHECK"), int, allow_zero=True),
+            late_changes_interval_seconds=parse_positive(
+                "RECON_LATE_CHANGES_INTERVAL_SECONDS",
+                get("RECON_LATE_CHANGES_INTERVAL_SECONDS"),
+                int,
+            ),
+            mirror_schema=parse_identifier(
+                "RECON_STRIPE_MIRROR_SCHEMA", get("RECON_STRIPE_MIRROR_SCHEMA").strip()
+            ),
+            mirror_min_lag_minutes=parse_positive(
+                "RECON_MIRROR_MIN_LAG_MINUTES",
+                get("RECON_MIRROR_MIN_LAG_MINUTES"),
+                int,
+                allow_zero=True,
+            ),
+            mirror_spot_check=parse_positive(
+                "RECON_MIRROR_SPOT_CHECK", get("RECON_MIRROR_SPOT_CHECK"), int, allow_zero=True
+            ),
             bank=bank,
             bank_match_days=match_days,
             slack_channel=env.get("SLACK_CHANNEL", "").strip() or None,
             match_on=parse_match_on("RECON_MATCH_ON", get("RECON_MATCH_ON")),
             alerts_since=parse_instant("RECON_ALERTS_SINCE", get("RECON_ALERTS_SINCE"), timezone),
-            alerts_interval_seconds=parse_positive("RECON_ALERTS_INTERVAL_SECONDS", get("RECON_ALERTS_INTERVAL_SECONDS"), int),
+            alerts_interval_seconds=parse_positive(
+                "RECON_ALERTS_INTERVAL_SECONDS", get("RECON_ALERTS_INTERVAL_SECONDS"), int
+            ),
             pagerduty_events_url=events_url,
             payments=payments,
             timezone=timezone,
             start_date=parse_date("RECON_START_DATE", get("RECON_START_DATE")),
-            report_store_url=parse_database_url("RECON_REPORT_STORE_URL", get("RECON_REPORT_STORE_URL"), base_dir=base),
+            report_store_url=parse_database_url(
+                "RECON_REPORT_STORE_URL", get("RECON_REPORT_STORE_URL"), base_dir=base
+            ),
             tolerance_percent=tolerance,
-            include_refunds=parse_bool("BILLING_RECONCILIATION_INCLUDE_REFUNDS", get("BILLING_RECONCILIATION_INCLUDE_REFUNDS")),
+            include_refunds=parse_bool(
+                "BILLING_RECONCILIATION_INCLUDE_REFUNDS",
+                get("BILLING_RECONCILIATION_INCLUDE_REFUNDS"),
+            ),
             critical_percent=critical,
             auto_sync=parse_bool("RECON_AUTO_SYNC", get("RECON_AUTO_SYNC")),
-            timing_margin_hours=parse_positive("RECON_TIMING_MARGIN_HOURS", get("RECON_TIMING_MARGIN_HOURS"), float, allow_zero=True),
+            timing_margin_hours=parse_positive(
+                "RECON_TIMING_MARGIN_HOURS",
+                get("RECON_TIMING_MARGIN_HOURS"),
+                float,
+                allow_zero=True,
+            ),
             stripe_api_base=api_base.rstrip("/") if api_base else None,
-            stripe_max_network_retries=parse_positive("STRIPE_MAX_NETWORK_RETRIES", get("STRIPE_MAX_NETWORK_RETRIES"), int, allow_zero=True),
-            stripe_requests_per_second=parse_rate("STRIPE_REQUESTS_PER_SECOND", get("STRIPE_REQUESTS_PER_SECOND")),
-            stripe_endpoint_requests_per_second=parse_rate("STRIPE_ENDPOINT_REQUESTS_PER_SECOND", get("STRIPE_ENDPOINT_REQUESTS_PER_SECOND")),
-            stripe_timeout_seconds=parse_positive("STRIPE_TIMEOUT_SECONDS", get("STRIPE_TIMEOUT_SECONDS"), float),
+            stripe_max_network_retries=parse_positive(
+                "STRIPE_MAX_NETWORK_RETRIES",
+                get("STRIPE_MAX_NETWORK_RETRIES"),
+                int,
+                allow_zero=True,
+            ),
+            stripe_requests_per_second=parse_rate(
+                "STRIPE_REQUESTS_PER_SECOND", get("STRIPE_REQUESTS_PER_SECOND")
+            ),
+            stripe_endpoint_requests_per_second=parse_rate(
+                "STRIPE_ENDPOINT_REQUESTS_PER_SECOND", get("STRIPE_ENDPOINT_REQUESTS_PER_SECOND")
+            ),
+            stripe_timeout_seconds=parse_positive(
+                "STRIPE_TIMEOUT_SECONDS", get("STRIPE_TIMEOUT_SECONDS"), float
+            ),
             dashboard_url=dashboard.rstrip("/") if dashboard else None,
             env=env,
         )
@@ -408,5 +561,7 @@ class Settings:
     def stripe_api_key(self) -> str:
         key = self.env.get("STRIPE_API_KEY", "").strip()
         if not key:
-            raise ConfigError("STRIPE_API_KEY", "is not set: put your Stripe secret or restricted key in it")
+            raise ConfigError(
+                "STRIPE_API_KEY", "is not set: put your Stripe secret or restricted key in it"
+            )
         return key

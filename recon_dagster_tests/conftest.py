@@ -29,7 +29,9 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
 
 
-def reachable(name: str, url_variable: str, default: str, require_variable: str, connect, errors) -> str:
+def reachable(
+    name: str, url_variable: str, default: str, require_variable: str, connect, errors
+) -> str:
     """The server's test URL when `connect(url)` works; else skip the test, or fail it when
     `require_variable` is 1 (as CI sets it)."""
     url = os.environ.get(url_variable, "").strip() or default
@@ -46,23 +48,42 @@ def reachable(name: str, url_variable: str, default: str, require_variable: str,
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A reachable PostgreSQL URL, or the test is skipped (failed under RECON_REQUIRE_POSTGRES=1)."""
-    return reachable("PostgreSQL", "RECON_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL, "RECON_REQUIRE_POSTGRES",
-                     lambda url: psycopg.connect(url, connect_timeout=3).close(), psycopg.Error)  # fmt: skip
+    return reachable(
+        "PostgreSQL",
+        "RECON_TEST_POSTGRES_URL",
+        DEFAULT_POSTGRES_URL,
+        "RECON_REQUIRE_POSTGRES",
+        lambda url: psycopg.connect(url, connect_timeout=3).close(),
+        psycopg.Error,
+    )
 
 
 @pytest.fixture(scope="session")
 def mysql_url() -> str:
     """A reachable MySQL/MariaDB URL, or the test is skipped (failed under RECON_REQUIRE_MYSQL=1)."""
-    return reachable("MySQL/MariaDB", "RECON_TEST_MYSQL_URL", DEFAULT_MYSQL_URL, "RECON_REQUIRE_MYSQL",
-                     lambda url: mysql_connect(url).close(), pymysql.MySQLError)  # fmt: skip
+    return reachable(
+        "MySQL/MariaDB",
+        "RECON_TEST_MYSQL_URL",
+        DEFAULT_MYSQL_URL,
+        "RECON_REQUIRE_MYSQL",
+        lambda url: mysql_connect(url).close(),
+        pymysql.MySQLError,
+    )
 
 
 def mysql_connect(url: str, database: str | None = None) -> pymysql.connections.Connection:
     """A test's own autocommit connection (UTC session) to the server of `url`."""
     parts = urlsplit(url)
-    return pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=unquote(parts.username or ""),
-                           password=unquote(parts.password or ""), database=database, autocommit=True,
-                           connect_timeout=3, init_command="SET time_zone = '+00:00'")  # fmt: skip
+    return pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=database,
+        autocommit=True,
+        connect_timeout=3,
+        init_command="SET time_zone = '+00:00'",
+    )
 
 
 @dataclass(frozen=True)
@@ -82,7 +103,11 @@ def mysql_database(mysql_url: str) -> Iterator[MysqlDatabase]:
         cur.execute(f"CREATE DATABASE {name}")
         cur.execute(f"CREATE DATABASE {name}_b")
     try:
-        yield MysqlDatabase(name=name, other=f"{name}_b", url=urlunsplit(urlsplit(mysql_url)._replace(path=f"/{name}")))
+        yield MysqlDatabase(
+            name=name,
+            other=f"{name}_b",
+            url=urlunsplit(urlsplit(mysql_url)._replace(path=f"/{name}")),
+        )
     finally:
         with mysql_connect(mysql_url) as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name}")

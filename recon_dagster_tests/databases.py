@@ -16,7 +16,12 @@ KINDS = ("duckdb", "postgres", "mysql", "sqlite")
 
 
 def kind_of(url: str) -> str:
-    for prefix, kind in (("duckdb:", "duckdb"), ("sqlite:", "sqlite"), ("mysql:", "mysql"), ("mariadb:", "mysql")):
+    for prefix, kind in (
+        ("duckdb:", "duckdb"),
+        ("sqlite:", "sqlite"),
+        ("mysql:", "mysql"),
+        ("mariadb:", "mysql"),
+    ):
         if url.startswith(prefix):
             return kind
     return "postgres"

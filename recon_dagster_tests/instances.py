@@ -30,7 +30,9 @@ def fresh_database(postgres_url: str, prefix: str) -> Iterator[str]:
         yield urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}"))
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def sqlite_home(root: Path, monkeypatch) -> dg.DagsterInstance:

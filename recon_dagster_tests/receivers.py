@@ -51,8 +51,11 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def fail(self, status: int, times: int, *, retry_after: str | None = "0", body: bytes = b"") -> None:
-        """The next `times` requests get `status` (with `Retry-After` on a 429) and are not recorded."""
+    def fail(
+        self, status: int, times: int, *, retry_after: str | None = "0", body: bytes = b""
+    ) -> None:
+        """The next `times` requests get `status` (with `Retry-After` on a 429) and are not
+        recorded."""
         headers = {"Retry-After": retry_after} if status == 429 and retry_after is not None else {}
         self.script += [(status, body, headers)] * times
 

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,7 @@ create table payments (
 
 
 def at(day: date, hh: int = 12, mm: int = 0, ss: int = 0, tz: str = "UTC") -> datetime:
-    return datetime.combine(day, time(hh, mm, ss), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+    return datetime.combine(day, time(hh, mm, ss), tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 @dataclass
@@ -50,19 +50,58 @@ class Scenario:
     def db_path(self) -> Path:
         return self.root / "app.duckdb"
 
-    def sale(self, cid: str, amount: int, when: datetime, *, currency: str = "usd", record: bool = True,
-             recorded_amount: int | None = None, status: str = "succeeded", db_status: str = "succeeded",
-             refunded: int = 0, db_refunded: int | None = None) -> None:  # fmt: skip
+    def sale(
+        self,
+        cid: str,
+        amount: int,
+        when: datetime,
+        *,
+        currency: str = "usd",
+        record: bool = True,
+        recorded_amount: int | None = None,
+        status: str = "succeeded",
+        db_status: str = "succeeded",
+        refunded: int = 0,
+        db_refunded: int | None = None,
+    ) -> None:
         """A charge in Stripe and, unless `record=False`, its row in the payments table."""
-        self.server.add_charges([make_charge(cid, amount, currency, created=int(when.timestamp()), status=status,
-                                             amount_refunded=refunded)])  # fmt: skip
+        self.server.add_charges(
+            [
+                make_charge(
+                    cid,
+                    amount,
+                    currency,
+                    created=int(when.timestamp()),
+                    status=status,
+                    amount_refunded=refunded,
+                )
+            ]
+        )
         if record:
-            self.row(cid, amount if recorded_amount is None else recorded_amount, when + timedelta(seconds=2),
-                     currency=currency.upper(), status=db_status, refunded=refunded if db_refunded is None else db_refunded)  # fmt: skip
+            self.row(
+                cid,
+                amount if recorded_amount is None else recorded_amount,
+                when + timedelta(seconds=2),
+                currency=currency.upper(),
+                status=db_status,
+                refunded=refunded if db_refunded is None else db_refunded,
+            )
 
-    def row(self, cid: str, amount: int, when: datetime, *, currency: str = "USD", status: str = "succeeded", refunded: int = 0) -> None:
+    def row(
+        self,
+        cid: str,
+        amount: int,
+        when: datetime,
+        *,
+        currency: str = "USD",
+        status: str = "succeeded",
+        refunded: int = 0,
+    ) -> None:
         with duckdb.connect(str(self.db_path)) as con:
-            con.execute("insert into payments values (?, ?, ?, ?, ?, ?)", [cid, amount, currency, status, when, refunded])
+            con.execute(
+                "insert into payments values (?, ?, ?, ?, ?, ?)",
+                [cid, amount, currency, status, when, refunded],
+            )
 
     def environment(self, **overrides: str) -> dict[str, str]:
         return {
@@ -92,24 +131,53 @@ class Scenario:
         assets = build_assets(partitions, settings.timezone, dg.BackfillPolicy.multi_run(31))
         return [*assets, build_check(partitions)], build_resources(settings)
 
-    def materialize(self, monkeypatch, first: str, last: str | None = None, *, instance: dg.DagsterInstance,
-                    tags: dict[str, str] | None = None, **overrides: str):  # fmt: skip
+    def materialize(
+        self,
+        monkeypatch,
+        first: str,
+        last: str | None = None,
+        *,
+        instance: dg.DagsterInstance,
+        tags: dict[str, str] | None = None,
+        **overrides: str,
+    ):
         objects, resources = self.dagster_objects(monkeypatch, **overrides)
         tags = dict(tags or {})
         if last is not None:
-            tags |= {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-        return dg.materialize(objects, resources=resources, instance=instance, raise_on_error=False, tags=tags,
-                              partition_key=None if last is not None else first)  # fmt: skip
-
+            tags |= {
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
+            }
+        return dg.materialize(
+            objects,
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            tags=tags,
+            partition_key=None if last is not None else first,
+        )
 
     def launch(self, day: str) -> subprocess.Popen:
         """`dagster asset materialize` of one day in a process of its own, on the instance that
         $DAGSTER_HOME names: a run as a user starts it from a shell."""
         exe = str(Path(sys.executable).with_name("dagster"))
         return subprocess.Popen(
-            [exe, "asset", "materialize", "-m", "recon_dagster.definitions", "--select", ",".join(ASSETS), "--partition", day],
-            cwd=self.root, env={**os.environ, **self.environment()}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                exe,
+                "asset",
+                "materialize",
+                "-m",
+                "recon_dagster.definitions",
+                "--select",
+                ",".join(ASSETS),
+                "--partition",
+                day,
+            ],
+            cwd=self.root,
+            env={**os.environ, **self.environment()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def new_scenario(root: Path, server: StripeServer, **kwargs) -> Scenario:

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date, timezone
+from datetime import UTC, date
 from decimal import Decimal
 
 import duckdb
@@ -17,7 +17,8 @@ import pytest
 from recon_dagster.testing.stripe_server import StripeServer, make_charge, make_dispute
 from recon_dagster_tests.scenario import API_KEY, at
 
-# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one xdist worker.
+# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one
+# xdist worker.
 pytestmark = pytest.mark.xdist_group("test_accept_intents")
 
 
@@ -41,7 +42,9 @@ CHARGES = [
     make_charge("ch_retry_2", 4500, created=ts(8, 1), payment_intent="pi_retry"),
     make_charge("ch_twice", 2500, created=ts(9), payment_intent="pi_twice"),
     make_charge("ch_declined", 4200, created=ts(10), payment_intent="pi_declined", status="failed"),
-    make_charge("ch_hotel", 20000, created=ts(11), payment_intent="pi_hotel", amount_captured=15000),
+    make_charge(
+        "ch_hotel", 20000, created=ts(11), payment_intent="pi_hotel", amount_captured=15000
+    ),
     make_charge("ch_auth", 8000, created=ts(12), payment_intent="pi_auth", captured=False),
     make_charge("ch_dp_lost", 2000, created=ts(13), payment_intent="pi_dp_lost", disputed=True),
     make_charge("ch_dp_open", 3000, created=ts(14), payment_intent="pi_dp_open", disputed=True),
@@ -51,7 +54,14 @@ CHARGES = [
 ]
 DISPUTES = [
     make_dispute("dp_lost", "ch_dp_lost", 2000, status="lost", reason="fraudulent", created=ts(20)),
-    make_dispute("dp_open", "ch_dp_open", 3000, status="needs_response", reason="product_not_received", created=ts(20)),
+    make_dispute(
+        "dp_open",
+        "ch_dp_open",
+        3000,
+        status="needs_response",
+        reason="product_not_received",
+        created=ts(20),
+    ),
     make_dispute("dp_won", "ch_dp_won", 1000, status="won", reason="duplicate", created=ts(20)),
 ]
 ROWS = [
@@ -78,19 +88,47 @@ def report(tmp_path_factory):
     with duckdb.connect(str(db)) as con:
         con.execute(LEDGER_DDL)
         for i, (ref, total, ccy, state) in enumerate(ROWS):
-            booked = at(SPRING, 0, 31 + i, tz=TZ).astimezone(timezone.utc).replace(tzinfo=None)
-            con.execute("insert into finance.ledger values (?, ?, ?, ?, ?, 0)", [ref, Decimal(total) if total else None, ccy, state, booked])
+            booked = at(SPRING, 0, 31 + i, tz=TZ).astimezone(UTC).replace(tzinfo=None)
+            con.execute(
+                "insert into finance.ledger values (?, ?, ?, ?, ?, 0)",
+                [ref, Decimal(total) if total else None, ccy, state, booked],
+            )
     with StripeServer(CHARGES, api_key=API_KEY, disputes=DISPUTES) as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "STRIPE_", "BILLING_"))} | {
-            "STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": server.url, "RECON_TIMEZONE": TZ,
-            "RECON_DATABASE_URL": f"duckdb:///{db}", "RECON_PAYMENTS_TABLE": "finance.ledger",
-            "RECON_PAYMENTS_ID_COLUMN": "ref", "RECON_PAYMENTS_AMOUNT_COLUMN": "total",
-            "RECON_PAYMENTS_AMOUNT_UNIT": "major", "RECON_PAYMENTS_CURRENCY_COLUMN": "ccy",
-            "RECON_PAYMENTS_STATUS_COLUMN": "state", "RECON_PAYMENTS_CREATED_AT_COLUMN": "booked_at",
-            "RECON_PAYMENTS_REFUNDED_COLUMN": "refunded", "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}",
-        }  # fmt: skip
-        out = subprocess.run([sys.executable, "-m", "recon_dagster.cli", "reconcile", "--start", SPRING.isoformat(), "--json"],
-                             cwd=root, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("RECON_", "STRIPE_", "BILLING_"))
+        } | {
+            "STRIPE_API_KEY": API_KEY,
+            "STRIPE_API_BASE": server.url,
+            "RECON_TIMEZONE": TZ,
+            "RECON_DATABASE_URL": f"duckdb:///{db}",
+            "RECON_PAYMENTS_TABLE": "finance.ledger",
+            "RECON_PAYMENTS_ID_COLUMN": "ref",
+            "RECON_PAYMENTS_AMOUNT_COLUMN": "total",
+            "RECON_PAYMENTS_AMOUNT_UNIT": "major",
+            "RECON_PAYMENTS_CURRENCY_COLUMN": "ccy",
+            "RECON_PAYMENTS_STATUS_COLUMN": "state",
+            "RECON_PAYMENTS_CREATED_AT_COLUMN": "booked_at",
+            "RECON_PAYMENTS_REFUNDED_COLUMN": "refunded",
+            "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}",
+        }
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recon_dagster.cli",
+                "reconcile",
+                "--start",
+                SPRING.isoformat(),
+                "--json",
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert out.returncode == 1, out.stderr[-3000:]  # discrepancy_found
     return json.loads(out.stdout)
 
@@ -101,13 +139,22 @@ def ids(report, kind) -> list[str]:
 
 def test_every_class_is_counted(report):
     assert {k: v for k, v in report["counts"].items() if v} == {
-        "missing_in_database": 1, "amount_mismatches": 1, "status_mismatches": 2, "duplicates_in_database": 1,
-        "disputes": 3, "invalid_rows": 4,
-    }  # fmt: skip
+        "missing_in_database": 1,
+        "amount_mismatches": 1,
+        "status_mismatches": 2,
+        "duplicates_in_database": 1,
+        "disputes": 3,
+        "invalid_rows": 4,
+    }
 
 
 def test_payment_intent_rows_match_their_succeeded_charge_and_declined_attempts_stay_quiet(report):
-    everything = {i.get("payment_id") for k in report["counts"] for i in report.get(k, []) if isinstance(i, dict)}
+    everything = {
+        i.get("payment_id")
+        for k in report["counts"]
+        for i in report.get(k, [])
+        if isinstance(i, dict)
+    }
     assert not {"ch_ok", "ch_retry_1", "ch_retry_2"} & everything
     assert report["missing_in_database"] == ["ch_missing"]
 
@@ -120,17 +167,27 @@ def test_an_intent_and_its_charge_in_two_rows_are_one_duplicate(report):
 def test_status_mismatches_name_the_declined_intent_and_the_authorisation(report):
     by_id = {i["payment_id"]: i for i in report["status_mismatches"]}
     assert by_id["ch_declined"]["database_id"] == "pi_declined"
-    assert by_id["ch_auth"]["detail"] == "authorized, not captured" and by_id["ch_auth"]["database_id"] == "pi_auth"
+    assert (
+        by_id["ch_auth"]["detail"] == "authorized, not captured"
+        and by_id["ch_auth"]["database_id"] == "pi_auth"
+    )
 
 
 def test_stripe_counts_what_it_captured(report):
     [hotel] = report["amount_mismatches"]
-    assert (hotel["payment_id"], hotel["stripe_amount"], hotel["database_amount"]) == ("ch_hotel", "150.00", "200.00")
+    assert (hotel["payment_id"], hotel["stripe_amount"], hotel["database_amount"]) == (
+        "ch_hotel",
+        "150.00",
+        "200.00",
+    )
 
 
 def test_disputes_are_listed_and_a_lost_one_counts_against_the_tolerance(report):
     items = {d["id"]: d for d in report["disputes"]}
-    assert {k: (d["dispute_id"], d["dispute_status"], d["amount"], d["currency"]) for k, d in items.items()} == {
+    assert {
+        k: (d["dispute_id"], d["dispute_status"], d["amount"], d["currency"])
+        for k, d in items.items()
+    } == {
         "ch_dp_lost": ("dp_lost", "lost", "20.00", "USD"),
         "ch_dp_open": ("dp_open", "needs_response", "30.00", "USD"),
         "ch_dp_won": ("dp_won", "won", "10.00", "USD"),
@@ -144,7 +201,9 @@ def test_rows_nobody_can_reconcile_are_listed_with_column_and_reason(report):
     rows = {r["id"]: r for r in report["invalid_rows"]}
     assert set(rows) == {"cs_checkout_1", "ch_no_amount", "ch_xyz", "ch_garbled"}
     assert (rows["ch_no_amount"]["source"], rows["ch_no_amount"]["column"]) == ("database", "total")
-    assert rows["ch_xyz"]["reason"] == "XYZ in currency column 'ccy' is not an ISO 4217 currency code"
+    assert (
+        rows["ch_xyz"]["reason"] == "XYZ in currency column 'ccy' is not an ISO 4217 currency code"
+    )
     assert rows["cs_checkout_1"]["column"] == "id" and rows["ch_garbled"]["source"] == "stripe"
     assert all(r["created"] for r in rows.values())
     assert any("could not be reconciled" in r for r in report["recommendations"])
@@ -152,23 +211,43 @@ def test_rows_nobody_can_reconcile_are_listed_with_column_and_reason(report):
 
 def test_the_rest_of_the_day_is_reconciled(report):
     assert report["status"] == "discrepancy_found" and report["currency"] == "USD"
-    # Collected: 19.99 + 45 + 25 + 150 (captured) + 20 + 30 + 10 + 50; the authorisation and the garbled charge are not.
+    # Collected: 19.99 + 45 + 25 + 150 (captured) + 20 + 30 + 10 + 50; the authorisation and the
+    # garbled charge are not.
     assert report["stripe_total"] == "349.99"
-    assert (report["stripe_count"], report["database_count"]) == (11, 10)  # what was reconciled, invalid rows apart
+    assert (report["stripe_count"], report["database_count"]) == (
+        11,
+        10,
+    )  # what was reconciled, invalid rows apart
 
 
 def test_an_intent_row_whose_charge_is_before_midnight_is_a_timing_difference(tmp_path, serve):
     from recon_dagster import Settings, create_billing_reconciliation_service
 
     before_midnight = int(at(SPRING, 0, tz=TZ).timestamp()) - 2
-    server = serve([make_charge("ch_prev", 1_500, created=before_midnight, payment_intent="pi_prev")], api_key=API_KEY)
+    server = serve(
+        [make_charge("ch_prev", 1_500, created=before_midnight, payment_intent="pi_prev")],
+        api_key=API_KEY,
+    )
     db = tmp_path / "shop.duckdb"
     with duckdb.connect(str(db)) as con:
-        con.execute("create table payments (stripe_charge_id varchar, amount bigint, currency varchar, status varchar, created_at timestamptz)")
-        con.execute("insert into payments values ('pi_prev', 1500, 'USD', 'paid', ?)", [at(SPRING, 0, 0, 3, tz=TZ)])
-    settings = Settings.from_env({"STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": server.url, "RECON_TIMEZONE": TZ,
-                                  "RECON_DATABASE_URL": f"duckdb:///{db}",
-                                  "RECON_REPORT_STORE_URL": f"duckdb:///{tmp_path / 'recon.duckdb'}"}, base_dir=tmp_path)  # fmt: skip
+        con.execute(
+            "create table payments (stripe_charge_id varchar, amount bigint, currency varchar, "
+            "status varchar, created_at timestamptz)"
+        )
+        con.execute(
+            "insert into payments values ('pi_prev', 1500, 'USD', 'paid', ?)",
+            [at(SPRING, 0, 0, 3, tz=TZ)],
+        )
+    settings = Settings.from_env(
+        {
+            "STRIPE_API_KEY": API_KEY,
+            "STRIPE_API_BASE": server.url,
+            "RECON_TIMEZONE": TZ,
+            "RECON_DATABASE_URL": f"duckdb:///{db}",
+            "RECON_REPORT_STORE_URL": f"duckdb:///{tmp_path / 'recon.duckdb'}",
+        },
+        base_dir=tmp_path,
+    )
     result = create_billing_reconciliation_service(settings).reconcile(SPRING)
     [f] = result.findings
     assert (f.kind, f.payment_id, f.stripe_amount) == ("timing_differences", "pi_prev", 1_500)

@@ -17,19 +17,41 @@ from recon_dagster.testing.stripe_server import make_payout
 from recon_dagster_tests.scenario import API_KEY, at
 
 DAY, NEXT = date(2024, 5, 6), date(2024, 5, 7)
-SEED_KEYS = {"date", "stripe_total", "database_total", "discrepancy", "discrepancy_percentage", "missing_in_database",
-             "missing_in_stripe", "amount_mismatches", "status", "recommendations"}  # fmt: skip
+SEED_KEYS = {
+    "date",
+    "stripe_total",
+    "database_total",
+    "discrepancy",
+    "discrepancy_percentage",
+    "missing_in_database",
+    "missing_in_stripe",
+    "amount_mismatches",
+    "status",
+    "recommendations",
+}
 
 
 def run(world, *args: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **world.environment(**env)}
-    return subprocess.run([sys.executable, "-m", "recon_dagster.cli", "reconcile", *args], cwd=world.root,
-                          env=full_env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "recon_dagster.cli", "reconcile", *args],
+        cwd=world.root,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def history(world, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recon_dagster.cli", "history", *args], cwd=world.root,
-                          env={**os.environ, **world.environment()}, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "recon_dagster.cli", "history", *args],
+        cwd=world.root,
+        env={**os.environ, **world.environment()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_clean_day_exits_zero_with_the_seed_fields_in_json(world):
@@ -38,7 +60,11 @@ def test_clean_day_exits_zero_with_the_seed_fields_in_json(world):
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     assert SEED_KEYS <= set(body)
-    assert (body["status"], body["date"], Decimal(body["stripe_total"])) == ("success", "2024-05-06", Decimal("19.99"))
+    assert (body["status"], body["date"], Decimal(body["stripe_total"])) == (
+        "success",
+        "2024-05-06",
+        Decimal("19.99"),
+    )
 
 
 def test_discrepancy_exits_one_with_ids_and_major_unit_mismatches(world):
@@ -49,8 +75,15 @@ def test_discrepancy_exits_one_with_ids_and_major_unit_mismatches(world):
     assert out.returncode == 1
     body = json.loads(out.stdout)
     assert body["missing_in_database"] == ["ch_3"]
-    assert body["amount_mismatches"] == [{"payment_id": "ch_2", "currency": "USD", "stripe_amount": "25.00",
-                                          "database_amount": "20.00", "difference": "5.00"}]  # fmt: skip
+    assert body["amount_mismatches"] == [
+        {
+            "payment_id": "ch_2",
+            "currency": "USD",
+            "stripe_amount": "25.00",
+            "database_amount": "20.00",
+            "difference": "5.00",
+        }
+    ]
     assert Decimal(body["discrepancy"]) == Decimal("12.00")
 
 
@@ -73,8 +106,14 @@ def test_range_matches_a_payment_recorded_after_midnight(world):
     one_day = json.loads(run(world, "--start", DAY.isoformat(), "--json").stdout)
     assert [t["payment_id"] for t in one_day["timing_differences"]] == ["ch_late"]
     assert one_day["missing_in_database"] == []
-    both = json.loads(run(world, "--start", DAY.isoformat(), "--end", NEXT.isoformat(), "--json").stdout)
-    assert (both["status"], both["timing_differences"], both["end_date"]) == ("success", [], "2024-05-07")
+    both = json.loads(
+        run(world, "--start", DAY.isoformat(), "--end", NEXT.isoformat(), "--json").stdout
+    )
+    assert (both["status"], both["timing_differences"], both["end_date"]) == (
+        "success",
+        [],
+        "2024-05-07",
+    )
 
 
 def test_unreachable_stripe_exits_two_and_records_an_error(world):
@@ -90,8 +129,16 @@ def test_unreachable_stripe_exits_two_and_records_an_error(world):
 @pytest.mark.parametrize(
     ("env", "args", "named"),
     [
-        ({"BILLING_RECONCILIATION_TOLERANCE_PERCENT": "abc"}, (), "BILLING_RECONCILIATION_TOLERANCE_PERCENT"),
-        ({"BILLING_RECONCILIATION_TOLERANCE_PERCENT": "-1"}, (), "BILLING_RECONCILIATION_TOLERANCE_PERCENT"),
+        (
+            {"BILLING_RECONCILIATION_TOLERANCE_PERCENT": "abc"},
+            (),
+            "BILLING_RECONCILIATION_TOLERANCE_PERCENT",
+        ),
+        (
+            {"BILLING_RECONCILIATION_TOLERANCE_PERCENT": "-1"},
+            (),
+            "BILLING_RECONCILIATION_TOLERANCE_PERCENT",
+        ),
         ({}, ("--tolerance", "abc"), "--tolerance"),
         ({"RECON_TIMEZONE": "Mars/Olympus"}, (), "RECON_TIMEZONE"),
         ({"RECON_PAYMENTS_TABLE": "payments; drop table x"}, (), "RECON_PAYMENTS_TABLE"),
@@ -121,18 +168,35 @@ def test_history_start_end_json_lists_every_version_newest_first_with_what_chang
     assert out.returncode == 0, out.stderr
     versions = json.loads(out.stdout)["versions"]
     assert [(v["date"], v["end_date"], v["version"], v["trigger"]) for v in versions] == [
-        ("2024-05-06", "2024-05-06", 2, "cli"), ("2024-05-07", "2024-05-07", 1, "cli"),
-        ("2024-05-06", "2024-05-06", 1, "cli")]  # fmt: skip
+        ("2024-05-06", "2024-05-06", 2, "cli"),
+        ("2024-05-07", "2024-05-07", 1, "cli"),
+        ("2024-05-06", "2024-05-06", 1, "cli"),
+    ]
     assert all(tuple(v) == VERSION_KEYS for v in versions)
     assert (versions[0]["status"], versions[0]["stripe_total"], versions[0]["database_total"]) == (
-        "discrepancy_found", "125.00", "120.00")  # fmt: skip
-    assert versions[0]["changed"] == [{
-        "payment_id": "ch_2",
-        "before": {"kind": "missing_in_database", "currency": "USD", "stripe_amount": "25.00", "database_amount": None,
-                   "difference": "25.00"},
-        "after": {"kind": "amount_mismatches", "currency": "USD", "stripe_amount": "25.00", "database_amount": "20.00",
-                  "difference": "5.00"},
-    }]  # fmt: skip
+        "discrepancy_found",
+        "125.00",
+        "120.00",
+    )
+    assert versions[0]["changed"] == [
+        {
+            "payment_id": "ch_2",
+            "before": {
+                "kind": "missing_in_database",
+                "currency": "USD",
+                "stripe_amount": "25.00",
+                "database_amount": None,
+                "difference": "25.00",
+            },
+            "after": {
+                "kind": "amount_mismatches",
+                "currency": "USD",
+                "stripe_amount": "25.00",
+                "database_amount": "20.00",
+                "difference": "5.00",
+            },
+        }
+    ]
     assert [v["changed"] for v in versions[1:]] == [[], []]
 
 
@@ -154,8 +218,14 @@ def test_history_end_without_start_exits_two_naming_the_flag(world):
 
 
 def changes(world, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recon_dagster.cli", "changes", *args], cwd=world.root,
-                          env={**os.environ, **world.environment()}, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "recon_dagster.cli", "changes", *args],
+        cwd=world.root,
+        env={**os.environ, **world.environment()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_changes_lists_the_stored_days_stripe_changed_since_their_report_and_runs_nothing(world):
@@ -165,14 +235,26 @@ def test_changes_lists_the_stored_days_stripe_changed_since_their_report_and_run
     assert run(world, "--start", DAY.isoformat(), "--end", NEXT.isoformat()).returncode == 0
     refund = world.server.update_charge("ch_1", amount_refunded=10_000, refunded=True)
     world.server.update_charge("ch_3", amount_refunded=7_000, refunded=True)
-    world.server.add_payouts([make_payout("po_1", 15_000, arrival_date=int(at(NEXT, 0).timestamp()))])
-    world.server.update_payout("po_1", status="failed")  # a payout's change is the payouts domain's, not a stored charges day's
+    world.server.add_payouts(
+        [make_payout("po_1", 15_000, arrival_date=int(at(NEXT, 0).timestamp()))]
+    )
+    world.server.update_payout(
+        "po_1", status="failed"
+    )  # a payout's change is the payouts domain's, not a stored charges day's
 
     out = changes(world, "--since", DAY.isoformat(), "--json")
 
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     [day] = body["days"]
-    assert (day["date"], day["events"], day["types"], day["charges"]) == (DAY.isoformat(), [refund["id"]], ["charge.refunded"], ["ch_1"])
+    assert (day["date"], day["events"], day["types"], day["charges"]) == (
+        DAY.isoformat(),
+        [refund["id"]],
+        ["charge.refunded"],
+        ["ch_1"],
+    )
     assert body["events_read"] == 2
-    assert [v["version"] for v in ReportStore(world.environment()["RECON_REPORT_STORE_URL"]).versions(DAY)] == [1]  # nothing re-run
+    assert [
+        v["version"]
+        for v in ReportStore(world.environment()["RECON_REPORT_STORE_URL"]).versions(DAY)
+    ] == [1]  # nothing re-run

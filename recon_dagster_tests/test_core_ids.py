@@ -28,7 +28,12 @@ def test_duplicated_of_distinct_ids_is_all_false():
 
 def _sides(colliding: bool):
     c = charges(charge("ch_ok", 1000), charge("ch_lost", 500), charge("ch_amt", 700))
-    p = payments(payment("ch_ok", 1000), payment("ch_amt", 650), payment("ch_manual_1", 90), payment("ch_ok", 1000))
+    p = payments(
+        payment("ch_ok", 1000),
+        payment("ch_amt", 650),
+        payment("ch_manual_1", 90),
+        payment("ch_ok", 1000),
+    )
     stripe, database = stripe_side(c, include_refunds=True), database_side(p, params())
     if colliding:  # the worst case: every id has the same hash
         stripe = stripe.with_columns(h=pl.lit(0, pl.UInt64))
@@ -38,7 +43,13 @@ def _sides(colliding: bool):
 
 
 def _flags(flagged: pl.DataFrame) -> list[tuple]:
-    names = ["id", "missing_in_database", "missing_in_stripe", "amount_mismatches", "duplicates_in_database"]
+    names = [
+        "id",
+        "missing_in_database",
+        "missing_in_stripe",
+        "amount_mismatches",
+        "duplicates_in_database",
+    ]
     return sorted(flagged.select(names).iter_rows())
 
 

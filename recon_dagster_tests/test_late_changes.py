@@ -13,16 +13,22 @@ from recon_dagster.alerts.payout_messages import build_payout_message
 from recon_dagster.definitions import build_definitions
 from recon_dagster.sources.stripe_events import Cursor
 from recon_dagster.stores.report_store import ReportStore
-from recon_dagster.testing.stripe_server import make_balance_transaction, make_payout, payout_transactions
-from recon_dagster_tests.scenario import at
 from recon_dagster.testing.sensor_ticks import evaluate_tick
+from recon_dagster.testing.stripe_server import (
+    make_balance_transaction,
+    make_payout,
+    payout_transactions,
+)
+from recon_dagster_tests.scenario import at
 
 D1, D2, D3 = date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)
 
 
 def evaluate(world, instance, cursor: str | None, monkeypatch):
     """One evaluation of `stripe_late_changes` in this world, as the daemon runs it."""
-    return evaluate_tick(build_definitions(world.use(monkeypatch)), "stripe_late_changes", instance, cursor)
+    return evaluate_tick(
+        build_definitions(world.use(monkeypatch)), "stripe_late_changes", instance, cursor
+    )
 
 
 def sensor_tick(world, instance, cursor: str | None, monkeypatch):
@@ -43,7 +49,9 @@ def started(world, instance, monkeypatch) -> str:
     return cursor
 
 
-def test_a_refund_on_a_reconciled_day_reopens_that_day_only_and_a_second_tick_asks_nothing(world, monkeypatch, instance):
+def test_a_refund_on_a_reconciled_day_reopens_that_day_only_and_a_second_tick_asks_nothing(
+    world, monkeypatch, instance
+):
     world.sale("ch_1", 10_000, at(D1))
     world.sale("ch_2", 5_000, at(D2))
     reconciled(world, monkeypatch, instance, D1, D2)
@@ -54,7 +62,10 @@ def test_a_refund_on_a_reconciled_day_reopens_that_day_only_and_a_second_tick_as
     again, _ = sensor_tick(world, instance, cursor, monkeypatch)
 
     assert request.partition_key == D1.isoformat()
-    assert request.tags["recon/trigger"] == "late_change" and request.tags["recon/late_events"] == event["id"]
+    assert (
+        request.tags["recon/trigger"] == "late_change"
+        and request.tags["recon/late_events"] == event["id"]
+    )
     assert again == []
 
 
@@ -77,7 +88,9 @@ def test_the_same_event_read_twice_reopens_the_day_once(world, monkeypatch, inst
     world.server.update_charge("ch_1", amount_refunded=4_000)
 
     first, _ = sensor_tick(world, instance, cursor, monkeypatch)
-    replayed, _ = sensor_tick(world, instance, cursor, monkeypatch)  # a tick whose cursor was lost re-reads the event
+    replayed, _ = sensor_tick(
+        world, instance, cursor, monkeypatch
+    )  # a tick whose cursor was lost re-reads the event
 
     # Same run key: the daemon launches a run key once per sensor.
     assert [r.run_key for r in first] == [r.run_key for r in replayed] and len(first) == 1
@@ -89,30 +102,46 @@ def test_events_at_the_cursors_second_already_seen_are_skipped():
     assert cursor.advanced([]).seen == ("evt_a",)
 
 
-def test_a_quiet_account_read_every_tick_has_no_gap_however_old_its_last_event(world, monkeypatch, instance):
+def test_a_quiet_account_read_every_tick_has_no_gap_however_old_its_last_event(
+    world, monkeypatch, instance
+):
     now = int(time.time())
-    quiet = Cursor(now - 40 * 86_400, read_at=now - 300)  # the last event 40 days ago, read 5 minutes ago
+    quiet = Cursor(
+        now - 40 * 86_400, read_at=now - 300
+    )  # the last event 40 days ago, read 5 minutes ago
 
     result = evaluate(world, instance, quiet.dumps(), monkeypatch)
 
     assert result.skip_message == "No new Stripe events."
-    assert Cursor.loads(result.cursor).read_at >= now and Cursor.loads(result.cursor).created == quiet.created
+    assert (
+        Cursor.loads(result.cursor).read_at >= now
+        and Cursor.loads(result.cursor).created == quiet.created
+    )
 
 
-def test_a_sensor_off_longer_than_stripes_retention_says_changes_may_be_lost(world, monkeypatch, instance):
+def test_a_sensor_off_longer_than_stripes_retention_says_changes_may_be_lost(
+    world, monkeypatch, instance
+):
     off = Cursor(int(time.time()) - 40 * 86_400)  # last read 40 days ago
 
     result = evaluate(world, instance, off.dumps(), monkeypatch)
 
-    assert "more than Stripe's 30-day event retention ago" in result.skip_message and "recheck_recent_days" in result.skip_message
+    assert (
+        "more than Stripe's 30-day event retention ago" in result.skip_message
+        and "recheck_recent_days" in result.skip_message
+    )
 
 
-def test_the_reopened_day_has_a_late_change_version_and_its_check_says_what_changed(world, monkeypatch, instance):
+def test_the_reopened_day_has_a_late_change_version_and_its_check_says_what_changed(
+    world, monkeypatch, instance
+):
     world.sale("ch_1", 10_000, at(D1))
     world.sale("ch_2", 10_000, at(D1, 13))
     reconciled(world, monkeypatch, instance, D1)
     cursor = started(world, instance, monkeypatch)
-    world.server.update_charge("ch_1", amount_refunded=10_000, refunded=True)  # the table never hears of it
+    world.server.update_charge(
+        "ch_1", amount_refunded=10_000, refunded=True
+    )  # the table never hears of it
     [request], _ = sensor_tick(world, instance, cursor, monkeypatch)
 
     run = world.materialize(monkeypatch, D1.isoformat(), instance=instance, tags=request.tags)
@@ -123,7 +152,11 @@ def test_the_reopened_day_has_a_late_change_version_and_its_check_says_what_chan
     assert [c["payment_id"] for c in versions[0]["changed"]] == ["ch_1"]
     [evaluation] = run.get_asset_check_evaluations()
     late = evaluation.metadata["late_change"].value
-    assert (late["previous_grade"], late["grade"], late["events"]) == ("pass", "critical", [request.tags["recon/late_events"]])
+    assert (late["previous_grade"], late["grade"], late["events"]) == (
+        "pass",
+        "critical",
+        [request.tags["recon/late_events"]],
+    )
     assert evaluation.description.startswith("Late change (pass -> critical)")
 
 
@@ -140,13 +173,17 @@ def with_payout(world, pid: str, day: date) -> None:
     """A paid automatic payout of one charge, arriving on `day`."""
     world.sale(f"ch_{pid}", 10_000, at(day - timedelta(days=2)))
     sold = int(at(day - timedelta(days=2)).timestamp())
-    txn = make_balance_transaction(f"txn_ch_{pid}", 10_000, fee=320, source=f"ch_{pid}", payout=pid, created=sold)
+    txn = make_balance_transaction(
+        f"txn_ch_{pid}", 10_000, fee=320, source=f"ch_{pid}", payout=pid, created=sold
+    )
     payout = make_payout(pid, txn["net"], arrival_date=int(at(day, 0).timestamp()))
     world.server.add_payouts([payout])
     world.server.add_balance_transactions([txn, payout_transactions(payout)])
 
 
-def test_a_payout_failing_after_its_day_was_reconciled_reopens_its_arrival_date_in_the_payouts_job(world, monkeypatch, instance):
+def test_a_payout_failing_after_its_day_was_reconciled_reopens_its_arrival_date_in_the_payouts_job(
+    world, monkeypatch, instance
+):
     with_payout(world, "po_1", D2)
     payout_day(world, monkeypatch, instance, D2)
     cursor = started(world, instance, monkeypatch)
@@ -155,12 +192,20 @@ def test_a_payout_failing_after_its_day_was_reconciled_reopens_its_arrival_date_
     [request], cursor = sensor_tick(world, instance, cursor, monkeypatch)
     again, _ = sensor_tick(world, instance, cursor, monkeypatch)
 
-    assert (request.job_name, request.partition_key) == ("payout_reconciliation_job", D2.isoformat())
-    assert (request.tags["recon/late_events"], request.tags["recon/late_event_types"]) == (event["id"], "payout.failed")
+    assert (request.job_name, request.partition_key) == (
+        "payout_reconciliation_job",
+        D2.isoformat(),
+    )
+    assert (request.tags["recon/late_events"], request.tags["recon/late_event_types"]) == (
+        event["id"],
+        "payout.failed",
+    )
     assert again == []
 
 
-def test_a_payout_moved_to_another_arrival_date_reopens_both_dates_that_were_reconciled(world, monkeypatch, instance):
+def test_a_payout_moved_to_another_arrival_date_reopens_both_dates_that_were_reconciled(
+    world, monkeypatch, instance
+):
     with_payout(world, "po_1", D2)
     payout_day(world, monkeypatch, instance, D2)
     payout_day(world, monkeypatch, instance, D3)
@@ -172,7 +217,9 @@ def test_a_payout_moved_to_another_arrival_date_reopens_both_dates_that_were_rec
     assert sorted(r.partition_key for r in requests) == [D2.isoformat(), D3.isoformat()]
 
 
-def test_a_payout_event_for_an_arrival_date_never_reconciled_requests_nothing(world, monkeypatch, instance):
+def test_a_payout_event_for_an_arrival_date_never_reconciled_requests_nothing(
+    world, monkeypatch, instance
+):
     with_payout(world, "po_1", D2)
     cursor = started(world, instance, monkeypatch)
 
@@ -182,7 +229,9 @@ def test_a_payout_event_for_an_arrival_date_never_reconciled_requests_nothing(wo
     assert requests == []
 
 
-def test_the_reopened_payout_day_fails_its_check_and_says_it_is_a_late_change(world, monkeypatch, instance):
+def test_the_reopened_payout_day_fails_its_check_and_says_it_is_a_late_change(
+    world, monkeypatch, instance
+):
     with_payout(world, "po_1", D2)
     payout_day(world, monkeypatch, instance, D2)
     cursor = started(world, instance, monkeypatch)
@@ -197,6 +246,8 @@ def test_the_reopened_payout_day_fails_its_check_and_says_it_is_a_late_change(wo
     assert evaluation.description.startswith("Late change (payout.failed): 1 payout(s); failed: 1")
     assert evaluation.metadata["late_change"].value["events"] == [request.tags["recon/late_events"]]
     message = build_payout_message(Evaluation.from_check(1, evaluation))
-    assert message["text"].startswith(":rotating_light: Late change: Payout reconciliation CRITICAL")
+    assert message["text"].startswith(
+        ":rotating_light: Late change: Payout reconciliation CRITICAL"
+    )
     [late] = [f for f in message["attachments"][0]["fields"] if f["title"] == "Late change"]
     assert request.tags["recon/late_events"] in late["value"] and "payout.failed" in late["value"]

@@ -5,8 +5,7 @@ report version and check say so, and later ticks ask for nothing more."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime
-from datetime import time as time_of_day
+from datetime import UTC, date, datetime, time as time_of_day
 
 import pytest
 
@@ -17,10 +16,14 @@ from recon_dagster.testing.deployment import Deployment, build_world, consecutiv
 INTERVAL = 2  # seconds between the sensor's ticks (RECON_LATE_CHANGES_INTERVAL_SECONDS)
 
 
-
 @pytest.fixture
 def deployment(tmp_path):
-    world = build_world(tmp_path, consecutive_days(3), per_day=30, extra_env={"RECON_LATE_CHANGES_INTERVAL_SECONDS": str(INTERVAL)})
+    world = build_world(
+        tmp_path,
+        consecutive_days(3),
+        per_day=30,
+        extra_env={"RECON_LATE_CHANGES_INTERVAL_SECONDS": str(INTERVAL)},
+    )
     try:
         with Deployment(world) as dep:
             yield dep
@@ -30,8 +33,14 @@ def deployment(tmp_path):
 
 def a_paid_charge_of(world, day: date) -> dict:
     start = int(datetime.combine(day, time_of_day(0), tzinfo=UTC).timestamp())
-    return next(c for c in world.dataset.charges
-                if start <= c["created"] < start + 86_400 and c["status"] == "succeeded" and c["amount_captured"] and not c["amount_refunded"])  # fmt: skip
+    return next(
+        c
+        for c in world.dataset.charges
+        if start <= c["created"] < start + 86_400
+        and c["status"] == "succeeded"
+        and c["amount_captured"]
+        and not c["amount_refunded"]
+    )
 
 
 def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once(deployment):
@@ -43,23 +52,36 @@ def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once
     deployment.wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick")
 
     refunded = a_paid_charge_of(world, first)
-    world.server.update_charge(refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True)
+    world.server.update_charge(
+        refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True
+    )
     other = a_paid_charge_of(world, never)  # a day nobody reconciled yet
     world.server.update_charge(other["id"], amount_refunded=other["amount_captured"], refunded=True)
     store = ReportStore(world.env["RECON_REPORT_STORE_URL"])
-    deployment.wait_for(lambda: len(store.versions(first)) == 2, 120, f"a second version of {first}")
+    deployment.wait_for(
+        lambda: len(store.versions(first)) == 2, 120, f"a second version of {first}"
+    )
     settled = time.time()
-    deployment.wait_for(lambda: sum(t["timestamp"] > settled for t in ticks()) >= 2, 60, "two more ticks")
+    deployment.wait_for(
+        lambda: sum(t["timestamp"] > settled for t in ticks()) >= 2, 60, "two more ticks"
+    )
 
     [latest, earlier] = store.versions(first)
     assert (latest["trigger"], earlier["version"]) == ("late_change", 1)
     assert refunded["id"] in [c["payment_id"] for c in latest["changed"]]
     assert [v["version"] for v in store.versions(second)] == [1] and store.versions(never) == []
-    def latest_evaluation() -> dict | None:  # the report is saved before the check step evaluates it
-        [execution] = deployment.check_executions("reconciliation_report", "discrepancy_within_tolerance", first.isoformat(), limit=1)
+
+    def latest_evaluation() -> (
+        dict | None
+    ):  # the report is saved before the check step evaluates it
+        [execution] = deployment.check_executions(
+            "reconciliation_report", "discrepancy_within_tolerance", first.isoformat(), limit=1
+        )
         return execution["evaluation"]
 
-    deployment.wait_for(lambda: latest_evaluation() is not None, 120, f"the check of {first}'s new version")
+    deployment.wait_for(
+        lambda: latest_evaluation() is not None, 120, f"the check of {first}'s new version"
+    )
     assert latest_evaluation()["description"].startswith("Late change (")
     assert not [t for t in ticks() if t["status"] == "FAILURE"]
 
@@ -72,16 +94,28 @@ def test_the_same_event_read_twice_by_the_daemon_reopens_the_day_once(deployment
     deployment.wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick")
     before_refund = Cursor(int(time.time()) - 1).dumps()
     refunded = a_paid_charge_of(world, day)
-    world.server.update_charge(refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True)
+    world.server.update_charge(
+        refunded["id"], amount_refunded=refunded["amount_captured"], refunded=True
+    )
     store = ReportStore(world.env["RECON_REPORT_STORE_URL"])
     deployment.wait_for(lambda: len(store.versions(day)) == 2, 120, f"a second version of {day}")
     [launched] = [t for t in ticks() if t["runIds"]]
 
-    deployment.set_sensor_cursor("stripe_late_changes", before_refund)  # as if the cursor were lost: the event is read again
+    deployment.set_sensor_cursor(
+        "stripe_late_changes", before_refund
+    )  # as if the cursor were lost: the event is read again
     reset = time.time()
-    deployment.wait_for(lambda: any(t["timestamp"] > reset and t["runKeys"] for t in ticks()), 60, "a tick that re-reads the event")
-    deployment.wait_for(lambda: sum(t["timestamp"] > reset for t in ticks()) >= 2, 60, "one more tick")
+    deployment.wait_for(
+        lambda: any(t["timestamp"] > reset and t["runKeys"] for t in ticks()),
+        60,
+        "a tick that re-reads the event",
+    )
+    deployment.wait_for(
+        lambda: sum(t["timestamp"] > reset for t in ticks()) >= 2, 60, "one more tick"
+    )
 
     [reread] = [t for t in ticks() if t["timestamp"] > reset and t["runKeys"]]
-    assert reread["runKeys"] == launched["runKeys"] and reread["runIds"] == []  # the same run key, not launched again
+    assert (
+        reread["runKeys"] == launched["runKeys"] and reread["runIds"] == []
+    )  # the same run key, not launched again
     assert len(store.versions(day)) == 2

@@ -8,8 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from recon_dagster import Settings, create_billing_reconciliation_service
 from recon_dagster.sources import stripe_api, stripe_events
@@ -24,19 +23,37 @@ def world(root: Path) -> tuple[StripeServer, dict[str, str]]:
     charges = []
     for i in range(CHARGES):
         uncaptured = i % 3 == 2
-        charge = make_charge(f"ch_{i}", 1_000 * (i + 1), created=int(at(DAYS[i // 3], 9 + i % 3).timestamp()))
+        charge = make_charge(
+            f"ch_{i}", 1_000 * (i + 1), created=int(at(DAYS[i // 3], 9 + i % 3).timestamp())
+        )
         if uncaptured:
             charge.update(captured=False, amount_captured=0)
         charges.append(charge)
     db = root / "app.duckdb"
     with duckdb.connect(str(db)) as con:
-        con.execute("create table payments (stripe_charge_id varchar, amount bigint, currency varchar, status varchar, "
-                    "created_at timestamptz, amount_refunded bigint)")  # fmt: skip
-        con.executemany("insert into payments values (?, ?, 'USD', 'succeeded', ?, 0)",
-                        [(c["id"], c["amount"], at(DAYS[int(c["id"][3:]) // 3], 9 + int(c["id"][3:]) % 3, 0, 2)) for c in charges])  # fmt: skip
+        con.execute(
+            "create table payments (stripe_charge_id varchar, amount bigint, currency varchar, "
+            "status varchar, "
+            "created_at timestamptz, amount_refunded bigint)"
+        )
+        con.executemany(
+            "insert into payments values (?, ?, 'USD', 'succeeded', ?, 0)",
+            [
+                (
+                    c["id"],
+                    c["amount"],
+                    at(DAYS[int(c["id"][3:]) // 3], 9 + int(c["id"][3:]) % 3, 0, 2),
+                )
+                for c in charges
+            ],
+        )
     server = StripeServer(charges, api_key=API_KEY).start()
-    env = {"STRIPE_API_KEY": API_KEY, "STRIPE_API_BASE": server.url, "RECON_DATABASE_URL": f"duckdb:///{db}",
-           "RECON_PAYMENTS_REFUNDED_COLUMN": "amount_refunded"}  # fmt: skip
+    env = {
+        "STRIPE_API_KEY": API_KEY,
+        "STRIPE_API_BASE": server.url,
+        "RECON_DATABASE_URL": f"duckdb:///{db}",
+        "RECON_PAYMENTS_REFUNDED_COLUMN": "amount_refunded",
+    }
     return server, env
 
 
@@ -48,32 +65,61 @@ def apply(server: StripeServer, index: int, change: str) -> None:
     elif change == "capture" and index % 3 == 2:
         server.update_charge(cid, captured=True, amount_captured=amount)
     elif change == "dispute_lost":
-        server.open_dispute(make_dispute(f"dp_{index}", cid, amount, "usd", status="lost", created=int(at(DAYS[-1], 20).timestamp())))
+        server.open_dispute(
+            make_dispute(
+                f"dp_{index}",
+                cid,
+                amount,
+                "usd",
+                status="lost",
+                created=int(at(DAYS[-1], 20).timestamp()),
+            )
+        )
     else:
         server.update_charge(cid, description="edited")  # a charge.updated that changes no money
 
 
 @settings(max_examples=6, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, CHARGES - 1), st.sampled_from(["refund", "capture", "dispute_lost", "other"])),
-                min_size=1, max_size=4))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, CHARGES - 1),
+            st.sampled_from(["refund", "capture", "dispute_lost", "other"]),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_reopening_the_days_events_name_equals_reconciling_every_day_again(changes):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server, env = world(root)
         try:
-            kept = create_billing_reconciliation_service(Settings.from_env({**env, "RECON_REPORT_STORE_URL": f"duckdb:///{root}/kept.duckdb"},
-                                                                           base_dir=root))  # fmt: skip
+            kept = create_billing_reconciliation_service(
+                Settings.from_env(
+                    {**env, "RECON_REPORT_STORE_URL": f"duckdb:///{root}/kept.duckdb"},
+                    base_dir=root,
+                )
+            )
             for day in DAYS:
                 kept.reconcile(day)
             cursor = stripe_events.Cursor(0)
             for index, change in changes:
                 apply(server, index, change)
             client = stripe_api.make_client(API_KEY, api_base=server.url)
-            for day in stripe_events.days_of(client, stripe_events.read_changes(client, cursor), "UTC"):
+            for day in stripe_events.days_of(
+                client, stripe_events.read_changes(client, cursor), "UTC"
+            ):
                 kept.reconcile(day)  # what the sensor's runs do
-            fresh = create_billing_reconciliation_service(Settings.from_env({**env, "RECON_REPORT_STORE_URL": f"duckdb:///{root}/fresh.duckdb"},
-                                                                            base_dir=root))  # fmt: skip
+            fresh = create_billing_reconciliation_service(
+                Settings.from_env(
+                    {**env, "RECON_REPORT_STORE_URL": f"duckdb:///{root}/fresh.duckdb"},
+                    base_dir=root,
+                )
+            )
             for day in DAYS:
-                assert kept.store().latest(day).to_json_dict() == fresh.reconcile(day).to_json_dict(), day
+                assert (
+                    kept.store().latest(day).to_json_dict() == fresh.reconcile(day).to_json_dict()
+                ), day
         finally:
             server.stop()

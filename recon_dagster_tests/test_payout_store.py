@@ -14,13 +14,35 @@ DAY = date(2024, 7, 10)
 
 
 def a_result(*, difference: int = 0) -> PayoutResult:
-    line = PayoutLine(id="po_1", amount=9_680, currency="USD", arrival_date=DAY, status="paid", automatic=True,
-                      itemized_net=9_680 - difference, difference=difference, charges=10_000, refunds=0, disputes=0,
-                      fees=-320, adjustments=0, transaction_count=1, charges_missing_in_database=("ch_x",),
-                      bank_deposit_id="L1", problems=("charges_missing_in_database",))  # fmt: skip
+    line = PayoutLine(
+        id="po_1",
+        amount=9_680,
+        currency="USD",
+        arrival_date=DAY,
+        status="paid",
+        automatic=True,
+        itemized_net=9_680 - difference,
+        difference=difference,
+        charges=10_000,
+        refunds=0,
+        disputes=0,
+        fees=-320,
+        adjustments=0,
+        transaction_count=1,
+        charges_missing_in_database=("ch_x",),
+        bank_deposit_id="L1",
+        problems=("charges_missing_in_database",),
+    )
     deposit = Deposit(id="L9", amount=12_345, currency="USD", date=DAY, reference="STRIPE TRANSFER")
-    return PayoutResult(first=DAY, last=DAY, as_of=date(2024, 7, 20), match_days=3, bank_checked=True,
-                        payouts=(line,), deposits_without_payout=(deposit,))  # fmt: skip
+    return PayoutResult(
+        first=DAY,
+        last=DAY,
+        as_of=date(2024, 7, 20),
+        match_days=3,
+        bank_checked=True,
+        payouts=(line,),
+        deposits_without_payout=(deposit,),
+    )
 
 
 def test_a_saved_day_reads_back_as_the_same_result(store):  # noqa: F811
@@ -33,8 +55,12 @@ def test_a_saved_day_reads_back_as_the_same_result(store):  # noqa: F811
 
 def test_a_day_read_from_a_stripe_mirror_reads_back_with_its_source_and_findings(store):  # noqa: F811
     payouts = PayoutStore(store)
-    from_mirror = replace(a_result(), stripe_source="mirror:data_pipeline", source_note="the Stripe mirror has not caught up",
-                          source_mismatches=("po_1",))  # fmt: skip
+    from_mirror = replace(
+        a_result(),
+        stripe_source="mirror:data_pipeline",
+        source_note="the Stripe mirror has not caught up",
+        source_mismatches=("po_1",),
+    )
 
     payouts.save(from_mirror)
 
@@ -48,9 +74,15 @@ def test_saving_a_day_again_replaces_its_report_and_line_items(store):  # noqa: 
     payouts.save(a_result(difference=100))
 
     assert raw(store, "SELECT count(*) FROM {s}payout_reports") == [(1,)]
-    lines = raw(store, "SELECT kind, id, amount_major, difference, problems FROM {s}payout_line_items ORDER BY position")
-    assert lines == [("payout", "po_1", Decimal("96.8000"), 100, "charges_missing_in_database"),
-                     ("deposit_without_payout", "L9", Decimal("123.4500"), None, "deposits_without_payout")]  # fmt: skip
+    lines = raw(
+        store,
+        "SELECT kind, id, amount_major, difference, problems FROM {s}payout_line_items ORDER BY "
+        "position",
+    )
+    assert lines == [
+        ("payout", "po_1", Decimal("96.8000"), 100, "charges_missing_in_database"),
+        ("deposit_without_payout", "L9", Decimal("123.4500"), None, "deposits_without_payout"),
+    ]
     assert payouts.latest(DAY).payouts[0].difference == 100
 
 

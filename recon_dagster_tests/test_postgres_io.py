@@ -47,7 +47,9 @@ def evaluations(result):
 # -- the three assets on PostgreSQL --------------------------------------------------------------
 
 
-def test_definitions_pick_postgres_for_assets_when_the_report_store_is_postgres(world, pg, monkeypatch):
+def test_definitions_pick_postgres_for_assets_when_the_report_store_is_postgres(
+    world, pg, monkeypatch
+):
     settings = world.use(monkeypatch, RECON_REPORT_STORE_URL=pg)
     manager = build_resources(settings)["io_manager"]
     assert isinstance(manager, PostgresPolarsIOManager)
@@ -60,13 +62,21 @@ def test_one_day_on_postgres_stores_report_and_asset_rows(world, instance, pg, m
     world.sale("ch_a", 10_000, at(D1, 9))
     world.sale("ch_b", 5_000, at(D1, 15), record=False)
     world.sale("ch_other_day", 7_000, at(D2, 9))
-    result = world.materialize(monkeypatch, D1.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg)
+    result = world.materialize(
+        monkeypatch, D1.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg
+    )
     assert result.success
     report = ReportStore(pg).latest(D1)
-    assert (report.missing_in_database, report.stripe_total, report.database_total) == (["ch_b"], 15_000, 10_000)
+    assert (report.missing_in_database, report.stripe_total, report.database_total) == (
+        ["ch_b"],
+        15_000,
+        10_000,
+    )
     assert ids(pg, "stripe_charges") == ["ch_a", "ch_b"]
     assert ids(pg, "db_payments") == ["ch_a"]
-    mat = instance.get_latest_materialization_event(dg.AssetKey("stripe_charges")).asset_materialization
+    mat = instance.get_latest_materialization_event(
+        dg.AssetKey("stripe_charges")
+    ).asset_materialization
     assert mat.metadata["row_count"].value == 2
     assert not (world.root / "assets.duckdb").exists()
 
@@ -76,10 +86,16 @@ def test_three_day_range_on_postgres_checks_each_day(world, instance, pg, monkey
     world.sale("ch_2", 10_000, at(D2))
     world.sale("ch_2b", 300, at(D2), record=False)
     world.sale("ch_3", 10_000, at(D3))
-    result = world.materialize(monkeypatch, D1.isoformat(), D3.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg)
+    result = world.materialize(
+        monkeypatch, D1.isoformat(), D3.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg
+    )
     assert result.success
     checks = evaluations(result)
-    assert {k: v.passed for k, v in checks.items()} == {D1.isoformat(): True, D2.isoformat(): False, D3.isoformat(): True}
+    assert {k: v.passed for k, v in checks.items()} == {
+        D1.isoformat(): True,
+        D2.isoformat(): False,
+        D3.isoformat(): True,
+    }
     store = ReportStore(pg)
     assert [store.latest(d).stripe_total for d in (D1, D2, D3)] == [10_000, 10_300, 10_000]
     assert ids(pg, "stripe_charges") == ["ch_1", "ch_2", "ch_2b", "ch_3"]
@@ -89,29 +105,46 @@ def test_three_day_range_on_postgres_checks_each_day(world, instance, pg, monkey
 def test_rematerializing_a_day_on_postgres_leaves_no_duplicates(world, instance, pg, monkeypatch):
     world.sale("ch_1", 10_000, at(D1))
     world.sale("ch_2", 10_000, at(D2))
-    assert world.materialize(monkeypatch, D1.isoformat(), D2.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg).success
+    assert world.materialize(
+        monkeypatch, D1.isoformat(), D2.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg
+    ).success
     world.row("ch_late", 700, at(D1, 18))
-    assert world.materialize(monkeypatch, D1.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg).success
+    assert world.materialize(
+        monkeypatch, D1.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg
+    ).success
     assert ids(pg, "stripe_charges") == ["ch_1", "ch_2"]
     assert ids(pg, "db_payments") == ["ch_1", "ch_2", "ch_late"]
     assert ReportStore(pg).latest(D1).missing_in_stripe == ["ch_late"]
     # The assets hold each record once; the report keeps both versions, the latest current.
-    assert rows(pg, "select version from reconciliation_reports where date = %s order by version", [D1]) == [(1,), (2,)]
+    assert rows(
+        pg, "select version from reconciliation_reports where date = %s order by version", [D1]
+    ) == [(1,), (2,)]
 
 
-def test_empty_day_on_postgres_materializes_and_creates_the_tables(world, instance, pg, monkeypatch):
-    result = world.materialize(monkeypatch, D1.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg)
+def test_empty_day_on_postgres_materializes_and_creates_the_tables(
+    world, instance, pg, monkeypatch
+):
+    result = world.materialize(
+        monkeypatch, D1.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg
+    )
     assert result.success
     assert evaluations(result)[D1.isoformat()].passed
     assert ReportStore(pg).latest(D1).status == "success"
     assert ids(pg, "stripe_charges") == [] and ids(pg, "db_payments") == []
-    types = dict(rows(pg, "select column_name, data_type from information_schema.columns "
-                          "where table_schema = 'recon_assets' and table_name = 'stripe_charges'"))  # fmt: skip
+    types = dict(
+        rows(
+            pg,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'recon_assets' and table_name = 'stripe_charges'",
+        )
+    )
     assert types["id"] == "text" and types["amount"] == "bigint" and types["paid"] == "boolean"
     assert types["created"] == "timestamp with time zone"
 
 
-def test_dst_day_in_new_york_on_postgres_covers_23_hours(tmp_path, server, instance, pg, monkeypatch):
+def test_dst_day_in_new_york_on_postgres_covers_23_hours(
+    tmp_path, server, instance, pg, monkeypatch
+):
     world = new_scenario(tmp_path, server, tz="America/New_York")
     spring = date(2024, 3, 10)
     world.sale("ch_before", 500, at(date(2024, 3, 9), 23, 59, 59, tz="America/New_York"))
@@ -119,12 +152,18 @@ def test_dst_day_in_new_york_on_postgres_covers_23_hours(tmp_path, server, insta
     world.sale("ch_last", 2_000, at(spring, 23, 59, 50, tz="America/New_York"), record=False)
     world.sale("ch_next", 4_000, at(date(2024, 3, 11), 0, 0, 0, tz="America/New_York"))
     for day in ("2024-03-09", "2024-03-11"):
-        assert world.materialize(monkeypatch, day, instance=instance, RECON_REPORT_STORE_URL=pg).success
-    assert world.materialize(monkeypatch, spring.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg).success
+        assert world.materialize(
+            monkeypatch, day, instance=instance, RECON_REPORT_STORE_URL=pg
+        ).success
+    assert world.materialize(
+        monkeypatch, spring.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg
+    ).success
     report = ReportStore(pg).latest(spring)
     assert (report.stripe_total, report.missing_in_database) == (3_000, ["ch_last"])
     # Re-materializing the DST day replaced exactly its 23 hours: the neighbours' rows are intact.
-    assert world.materialize(monkeypatch, spring.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg).success
+    assert world.materialize(
+        monkeypatch, spring.isoformat(), instance=instance, RECON_REPORT_STORE_URL=pg
+    ).success
     assert ids(pg, "stripe_charges") == ["ch_before", "ch_first", "ch_last", "ch_next"]
 
 
@@ -138,21 +177,32 @@ SAMPLE = pl.DataFrame(
         "i32": pl.Series([1, 2, None, 4], dtype=pl.Int32),
         "f": [1.5, None, float("inf"), -0.25],
         "b": [True, None, False, True],
-        "t": pl.Series([datetime(2024, 1, 2, 0, 0, 0, 1, tzinfo=UTC),
-                        datetime(2024, 1, 2, 0, 0, tzinfo=UTC),
-                        datetime(2024, 1, 2, 23, 59, 59, 999999, tzinfo=UTC),
-                        datetime(2024, 1, 2, 12, tzinfo=UTC)], dtype=pl.Datetime("us", "UTC")),  # fmt: skip
+        "t": pl.Series(
+            [
+                datetime(2024, 1, 2, 0, 0, 0, 1, tzinfo=UTC),
+                datetime(2024, 1, 2, 0, 0, tzinfo=UTC),
+                datetime(2024, 1, 2, 23, 59, 59, 999999, tzinfo=UTC),
+                datetime(2024, 1, 2, 12, tzinfo=UTC),
+            ],
+            dtype=pl.Datetime("us", "UTC"),
+        ),
         "naive": [datetime(2024, 1, 2, 3), None, datetime(2024, 1, 2, 4), datetime(2024, 1, 2, 5)],
         "d": [date(2024, 1, 2), None, date(1999, 12, 31), date(2024, 2, 29)],
         "tm": [time(1, 2, 3), None, time(23, 59, 59, 5), time(0)],
-        "dec": pl.Series([Decimal("1.25"), None, Decimal("-3.50"), Decimal(0)], dtype=pl.Decimal(12, 2)),
+        "dec": pl.Series(
+            [Decimal("1.25"), None, Decimal("-3.50"), Decimal(0)], dtype=pl.Decimal(12, 2)
+        ),
         "nothing": pl.Series([None, None, None, None], dtype=pl.String),
-        "tz_null": pl.Series([None, datetime(2024, 1, 1, tzinfo=UTC), None, None], dtype=pl.Datetime("us", "UTC")),
+        "tz_null": pl.Series(
+            [None, datetime(2024, 1, 1, tzinfo=UTC), None, None], dtype=pl.Datetime("us", "UTC")
+        ),
     }
 ).with_columns(pl.col("naive").cast(pl.Datetime("us")))
 
 
-def _round_trip(frame: pl.DataFrame, url: str, schema: str, partition: str = "2024-01-02") -> pl.DataFrame:
+def _round_trip(
+    frame: pl.DataFrame, url: str, schema: str, partition: str = "2024-01-02"
+) -> pl.DataFrame:
     seen: dict[str, pl.DataFrame] = {}
 
     @dg.asset(partitions_def=DAYS, metadata={"partition_expr": "timezone('UTC', t)"})
@@ -163,8 +213,11 @@ def _round_trip(frame: pl.DataFrame, url: str, schema: str, partition: str = "20
     def reader(sample: pl.DataFrame) -> None:
         seen["frame"] = sample
 
-    result = dg.materialize([sample, reader], partition_key=partition,
-                            resources={"io_manager": PostgresPolarsIOManager(url=url, schema=schema)})  # fmt: skip
+    result = dg.materialize(
+        [sample, reader],
+        partition_key=partition,
+        resources={"io_manager": PostgresPolarsIOManager(url=url, schema=schema)},
+    )
     assert result.success
     return seen["frame"]
 
@@ -197,8 +250,12 @@ def test_a_failed_write_keeps_the_previous_rows(pg):
     def sample() -> pl.DataFrame:
         return broken
 
-    result = dg.materialize([sample], partition_key="2024-01-02", raise_on_error=False,
-                            resources={"io_manager": PostgresPolarsIOManager(url=pg, schema="io_atomic")})  # fmt: skip
+    result = dg.materialize(
+        [sample],
+        partition_key="2024-01-02",
+        raise_on_error=False,
+        resources={"io_manager": PostgresPolarsIOManager(url=pg, schema="io_atomic")},
+    )
     assert not result.success
     assert rows(pg, "select count(*) from io_atomic.sample") == [(4,)]  # the delete was rolled back
 
@@ -222,7 +279,9 @@ def instance_database(postgres_url) -> Iterator[str]:
     yield from fresh_database(postgres_url, "recon_dagster_instance_test")
 
 
-def test_postgres_instance_yaml_loads_and_runs_a_materialization(instance_database, tmp_path, monkeypatch):
+def test_postgres_instance_yaml_loads_and_runs_a_materialization(
+    instance_database, tmp_path, monkeypatch
+):
     @dg.asset
     def trivial() -> int:
         return 1
@@ -236,12 +295,26 @@ def test_postgres_instance_yaml_loads_and_runs_a_materialization(instance_databa
         result = dg.materialize([trivial], instance=instance)
         assert result.success
         assert instance.get_latest_materialization_event(dg.AssetKey("trivial")) is not None
-    tables = {r[0] for r in rows(instance_database, "select tablename from pg_tables where schemaname = 'public'")}
+    tables = {
+        r[0]
+        for r in rows(
+            instance_database, "select tablename from pg_tables where schemaname = 'public'"
+        )
+    }
     assert {"runs", "event_logs", "jobs"} <= tables
 
 
 def test_a_table_written_by_an_older_version_gains_the_new_columns(pg):
-    _round_trip(SAMPLE.drop("b"), pg, "io_evolve", partition="2024-01-02")  # an older frame, without `b`
-    back = _round_trip(SAMPLE.with_columns(pl.col("t") + pl.duration(days=1)), pg, "io_evolve", partition="2024-01-03")
+    _round_trip(
+        SAMPLE.drop("b"), pg, "io_evolve", partition="2024-01-02"
+    )  # an older frame, without `b`
+    back = _round_trip(
+        SAMPLE.with_columns(pl.col("t") + pl.duration(days=1)),
+        pg,
+        "io_evolve",
+        partition="2024-01-03",
+    )
     assert back.get_column("b").to_list() == SAMPLE.get_column("b").to_list()
-    assert rows(pg, "select count(*) from io_evolve.sample where b is null") == [(5,)]  # 4 old rows + 1 null
+    assert rows(pg, "select count(*) from io_evolve.sample where b is null") == [
+        (5,)
+    ]  # 4 old rows + 1 null

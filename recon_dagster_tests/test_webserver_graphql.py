@@ -18,7 +18,8 @@ from recon_dagster.testing.deployment import (
     consecutive_days,
 )
 
-# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one xdist worker.
+# A module-scoped fixture (an expensive world) is built once: every test of this file runs on one
+# xdist worker.
 pytestmark = pytest.mark.xdist_group("test_webserver_graphql")
 
 
@@ -37,7 +38,9 @@ def deployment(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backfill(deployment):
-    backfill_id = deployment.launch_asset_backfill(deployment.world.partitions, title="graphql test")
+    backfill_id = deployment.launch_asset_backfill(
+        deployment.world.partitions, title="graphql test"
+    )
     return deployment.wait_backfill(backfill_id, timeout=BACKFILL_TIMEOUT)
 
 
@@ -60,13 +63,19 @@ def test_graphql_lists_the_assets_the_check_the_schedule_and_the_sensor(deployme
 
 
 def test_a_three_day_backfill_launched_through_graphql_completes(deployment, backfill):
-    assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (backfill, deployment.log_tail("daemon"))
+    assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (
+        backfill,
+        deployment.log_tail("daemon"),
+    )
     assert backfill["numPartitions"] == 3
     assert backfill["runs"] and all(r["status"] == "SUCCESS" for r in backfill["runs"])
     # DAYS_PER_RUN days per run: the three days run as one run over the range.
     assert len(backfill["runs"]) == 1
     tags = {t["key"]: t["value"] for t in backfill["runs"][0]["tags"]}
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+    assert (
+        tags["dagster/asset_partition_range_start"],
+        tags["dagster/asset_partition_range_end"],
+    ) == (
         deployment.world.partitions[0],
         deployment.world.partitions[-1],
     )
@@ -86,6 +95,10 @@ def test_graphql_reads_one_check_result_per_day(deployment, backfill):
     everything = deployment.check_executions("reconciliation_report", CHECK_NAME)
     assert sorted(e["partition"] for e in everything) == deployment.world.partitions
     # The demo's day profiles cycle clean, warning, clean: one day above the tolerance.
-    verdicts = [deployment.check_executions("reconciliation_report", CHECK_NAME, p)[0]["evaluation"]["success"]
-                for p in deployment.world.partitions]  # fmt: skip
+    verdicts = [
+        deployment.check_executions("reconciliation_report", CHECK_NAME, p)[0]["evaluation"][
+            "success"
+        ]
+        for p in deployment.world.partitions
+    ]
     assert verdicts == [True, False, True]

@@ -48,7 +48,9 @@ def is_retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, now: datetime | None = None
+) -> float | None:
     """The `Retry-After` header (any case) as seconds; None when absent or unreadable."""
     value = next((v for k, v in (headers or {}).items() if k.lower() == "retry-after"), None)
     return parse_retry_after(value, now)
@@ -58,9 +60,17 @@ def retryable_http(status: int, headers: Mapping[str, str] | None = None) -> Ret
     return Retryable(f"HTTP {status}", retry_after_seconds(headers) if status == 429 else None)
 
 
-def with_retries(attempt: Callable[[], None], *, channel: str, max_retries: int, backoff_seconds: float,
-                 max_wait_seconds: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> int:  # fmt: skip
-    """Run `attempt` until it returns, retrying `Retryable` and network errors with exponential backoff.
+def with_retries(
+    attempt: Callable[[], None],
+    *,
+    channel: str,
+    max_retries: int,
+    backoff_seconds: float,
+    max_wait_seconds: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run `attempt` until it returns, retrying `Retryable` and network errors with exponential
+    backoff.
 
     A receiver's `Retry-After` lengthens the wait before the next attempt; it never adds attempts.
     The waits of one delivery add up to at most `max_wait_seconds` (a sensor tick has a deadline):
@@ -83,14 +93,18 @@ def with_retries(attempt: Callable[[], None], *, channel: str, max_retries: int,
             raise
         except RETRYABLE_EXCEPTIONS as exc:
             cause = type(exc).__name__
-        except Exception as exc:  # anything else: not retried, and its message (maybe a URL) dropped
+        except (
+            Exception
+        ) as exc:  # anything else: not retried, and its message (maybe a URL) dropped
             raise DeliveryError(f"{channel}: {type(exc).__name__}") from None
         if tries > max_retries:
             raise DeliveryError(f"{channel}: {cause} after {tries} attempt(s)") from None
         wait = max(backoff_seconds * (2 ** (tries - 1)), retry_after or 0.0)
         if waited + wait > max_wait_seconds:
             asked = f" (Retry-After {retry_after:g}s)" if retry_after else ""
-            raise DeliveryError(f"{channel}: {cause}{asked} after {tries} attempt(s); waiting longer than "
-                                f"{max_wait_seconds:g}s is left to the next tick") from None  # fmt: skip
+            raise DeliveryError(
+                f"{channel}: {cause}{asked} after {tries} attempt(s); waiting longer than "
+                f"{max_wait_seconds:g}s is left to the next tick"
+            ) from None
         sleep(wait)
         waited += wait

@@ -31,7 +31,9 @@ class Evaluation:
         return "payout_reconciliation" if self.is_payouts else "reconciliation_report"
 
     @classmethod
-    def from_check(cls, execution_id: int, evaluation: dg.AssetCheckEvaluation, timestamp: float = 0.0) -> Evaluation:
+    def from_check(
+        cls, execution_id: int, evaluation: dg.AssetCheckEvaluation, timestamp: float = 0.0
+    ) -> Evaluation:
         figures = {key: value.value for key, value in (evaluation.metadata or {}).items()}
         return cls(
             execution_id=execution_id,
@@ -45,7 +47,9 @@ class Evaluation:
         )
 
 
-def partition_link(dashboard_url: str | None, date: str, asset: str = "reconciliation_report") -> str | None:
+def partition_link(
+    dashboard_url: str | None, date: str, asset: str = "reconciliation_report"
+) -> str | None:
     """The day's partition of `asset` in the Dagster UI, or None without a dashboard."""
     if not dashboard_url:
         return None

@@ -17,7 +17,12 @@ import dagster as dg
 import requests
 from pydantic import Field
 
-from recon_dagster.alerts.delivery import DeliveryError, is_retryable_status, retryable_http, with_retries
+from recon_dagster.alerts.delivery import (
+    DeliveryError,
+    is_retryable_status,
+    retryable_http,
+    with_retries,
+)
 from recon_dagster.alerts.figures import Evaluation, partition_link, percent
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -49,23 +54,43 @@ def _fit(body: dict[str, Any], limit: int) -> dict[str, Any]:
                 details[key] = value[:1000] + "... (truncated)"
         details["truncated"] = True
     if _size(body) > limit:  # still too big: keep only the headline figures
-        kept = ("date", "grade", "currency", "stripe_total", "database_total", "discrepancy",
-                "discrepancy_percentage", "gross_discrepancy", "gross_discrepancy_percentage")  # fmt: skip
-        body["payload"]["custom_details"] = {k: details[k] for k in kept if k in details} | {"truncated": True}
+        kept = (
+            "date",
+            "grade",
+            "currency",
+            "stripe_total",
+            "database_total",
+            "discrepancy",
+            "discrepancy_percentage",
+            "gross_discrepancy",
+            "gross_discrepancy_percentage",
+        )
+        body["payload"]["custom_details"] = {k: details[k] for k in kept if k in details} | {
+            "truncated": True
+        }
     return body
 
 
-def build_trigger(evaluation: Evaluation, routing_key: str, dashboard_url: str | None = None,
-                  max_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:  # fmt: skip
+def build_trigger(
+    evaluation: Evaluation,
+    routing_key: str,
+    dashboard_url: str | None = None,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> dict[str, Any]:
     if evaluation.is_payouts:
         from recon_dagster.alerts.payout_messages import build_payout_trigger
 
-        return _fit(build_payout_trigger(evaluation, routing_key, dashboard_url, SOURCE, SUMMARY_LIMIT), max_bytes)
+        return _fit(
+            build_payout_trigger(evaluation, routing_key, dashboard_url, SOURCE, SUMMARY_LIMIT),
+            max_bytes,
+        )
     f = evaluation.figures
     cur = f.get("currency") or ""
     summary = (
-        f"Critical billing discrepancy on {evaluation.date}: {percent(f.get('gross_discrepancy_percentage'))} gross "
-        f"(net {f.get('discrepancy', 'n/a')} {cur}); Stripe {f.get('stripe_total', 'n/a')} vs database "
+        f"Critical billing discrepancy on {evaluation.date}: "
+        f"{percent(f.get('gross_discrepancy_percentage'))} gross "
+        f"(net {f.get('discrepancy', 'n/a')} {cur}); Stripe {f.get('stripe_total', 'n/a')} vs "
+        "database "
         f"{f.get('database_total', 'n/a')} {cur}"
     )[:SUMMARY_LIMIT]
     body: dict[str, Any] = {
@@ -84,20 +109,33 @@ def build_trigger(evaluation: Evaluation, routing_key: str, dashboard_url: str |
     }
     link = partition_link(dashboard_url, evaluation.date)
     if link:
-        body["links"] = [{"href": link, "text": f"Reconciliation report for {evaluation.date} in Dagster"}]
+        body["links"] = [
+            {"href": link, "text": f"Reconciliation report for {evaluation.date} in Dagster"}
+        ]
     return _fit(body, max_bytes)
 
 
 def build_resolve(date: str, routing_key: str, payouts: bool = False) -> dict[str, Any]:
-    return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup_key(date, payouts)}
+    return {
+        "routing_key": routing_key,
+        "event_action": "resolve",
+        "dedup_key": dedup_key(date, payouts),
+    }
 
 
 class PagerDutyAlertResource(dg.ConfigurableResource):
-    """Events API v2 client. The routing key comes as an `EnvVar` and never appears in logs or errors."""
+    """Events API v2 client. The routing key comes as an `EnvVar` and never appears in logs or
+    errors."""
 
-    routing_key: str | None = Field(default=None, description="Events API v2 routing key (PAGERDUTY_ROUTING_KEY).")
-    events_url: str = Field(default=DEFAULT_EVENTS_URL, description="Events endpoint (PAGERDUTY_EVENTS_URL).")
-    dashboard_url: str | None = Field(default=None, description="Dagster UI address (RECON_DASHBOARD_URL).")
+    routing_key: str | None = Field(
+        default=None, description="Events API v2 routing key (PAGERDUTY_ROUTING_KEY)."
+    )
+    events_url: str = Field(
+        default=DEFAULT_EVENTS_URL, description="Events endpoint (PAGERDUTY_EVENTS_URL)."
+    )
+    dashboard_url: str | None = Field(
+        default=None, description="Dagster UI address (RECON_DASHBOARD_URL)."
+    )
     timeout_seconds: float = 10.0
     max_retries: int = 3
     backoff_seconds: float = 1.0
@@ -128,20 +166,30 @@ class PagerDutyAlertResource(dg.ConfigurableResource):
                 raise retryable_http(response.status_code, response.headers)
             raise DeliveryError(f"PagerDuty: HTTP {response.status_code}{self._reason(response)}")
 
-        return with_retries(attempt, channel="PagerDuty", max_retries=self.max_retries,
-                            backoff_seconds=self.backoff_seconds, max_wait_seconds=self.max_wait_seconds)  # fmt: skip
+        return with_retries(
+            attempt,
+            channel="PagerDuty",
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_wait_seconds=self.max_wait_seconds,
+        )
 
     def _accepted(self, response: requests.Response) -> None:
-        """A 2xx counts only when PagerDuty says `"status": "success"` (it answers a refused event in JSON too)."""
+        """A 2xx counts only when PagerDuty says `"status": "success"` (it answers a refused event
+        in JSON too)."""
         try:
             status = response.json().get("status")
         except (ValueError, AttributeError):
             status = None
         if status != "success":
-            raise DeliveryError(f"PagerDuty: HTTP {response.status_code} but the event was not accepted{self._reason(response)}")
+            raise DeliveryError(
+                f"PagerDuty: HTTP {response.status_code} but the event was not "
+                f"accepted{self._reason(response)}"
+            )
 
     def _reason(self, response: requests.Response) -> str:
-        """PagerDuty's own words (`status`, `message`, `errors`), short, with the routing key cut out."""
+        """PagerDuty's own words (`status`, `message`, `errors`), short, with the routing key cut
+        out."""
         try:
             data = response.json()
         except ValueError:

@@ -13,73 +13,140 @@ from recon_dagster.alerts.slack import IDS_SHOWN, ORANGE, RED, escape, escape_mr
 
 def _payout_line(p: dict[str, Any]) -> str:
     difference = p.get("difference")
-    extra = f", difference {difference}" if difference is not None and Decimal(str(difference)) != 0 else ""
+    extra = (
+        f", difference {difference}"
+        if difference is not None and Decimal(str(difference)) != 0
+        else ""
+    )
     failure = f", {p.get('failure_code')}" if p.get("failure_code") else ""
     return f"{p.get('id')} {p.get('amount')} {p.get('currency')} ({', '.join(p.get('problems') or [])}{extra}{failure})"
 
 
-def build_payout_message(evaluation: Evaluation, dashboard_url: str | None = None) -> dict[str, Any]:
+def build_payout_message(
+    evaluation: Evaluation, dashboard_url: str | None = None
+) -> dict[str, Any]:
     f = evaluation.figures
     counts = f.get("counts") if isinstance(f.get("counts"), dict) else {}
     level = "CRITICAL" if evaluation.critical else "WARNING"
     title = f"Payout reconciliation {level}: {escape(evaluation.date)}"
     link = partition_link(dashboard_url, evaluation.date, "payout_reconciliation")
-    fields = [{"title": "Arrival date", "value": escape(evaluation.date), "short": True},
-              {"title": "Payouts", "value": str(int(counts.get("payouts", 0))), "short": True}]  # fmt: skip
-    problems = ", ".join(f"{escape(k)}: {int(v)}" for k, v in counts.items() if k not in ("payouts", "awaiting_bank") and v)
+    fields = [
+        {"title": "Arrival date", "value": escape(evaluation.date), "short": True},
+        {"title": "Payouts", "value": str(int(counts.get("payouts", 0))), "short": True},
+    ]
+    problems = ", ".join(
+        f"{escape(k)}: {int(v)}"
+        for k, v in counts.items()
+        if k not in ("payouts", "awaiting_bank") and v
+    )
     if problems:
         fields.append({"title": "Problems", "value": problems, "short": False})
     payouts = [p for p in f.get("problem_payouts") or [] if isinstance(p, dict)]
     if payouts:
-        fields.append({"title": "Payouts with problems", "short": False,
-                       "value": "\n".join(escape(_payout_line(p)) for p in payouts[:IDS_SHOWN])})  # fmt: skip
+        fields.append(
+            {
+                "title": "Payouts with problems",
+                "short": False,
+                "value": "\n".join(escape(_payout_line(p)) for p in payouts[:IDS_SHOWN]),
+            }
+        )
     deposits = [d for d in f.get("deposits_without_payout") or [] if isinstance(d, dict)]
     if deposits:
-        fields.append({"title": "Deposits without a payout", "short": False,
-                       "value": "\n".join(escape(f"{d.get('id')} {d.get('amount')} {d.get('currency')} on {d.get('date')}")
-                                          for d in deposits[:IDS_SHOWN])})  # fmt: skip
+        fields.append(
+            {
+                "title": "Deposits without a payout",
+                "short": False,
+                "value": "\n".join(
+                    escape(
+                        f"{d.get('id')} {d.get('amount')} {d.get('currency')} on {d.get('date')}"
+                    )
+                    for d in deposits[:IDS_SHOWN]
+                ),
+            }
+        )
     if not f.get("bank_checked", True):
-        fields.append({"title": "Bank", "value": "not checked (RECON_BANK_TABLE is not set)", "short": False})
+        fields.append(
+            {"title": "Bank", "value": "not checked (RECON_BANK_TABLE is not set)", "short": False}
+        )
     late = f.get("late_change") if isinstance(f.get("late_change"), dict) else None
     if late:
         events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
-        fields.append({"title": "Late change", "short": False,
-                       "value": f"Stripe changed these payouts after the day was reconciled: {int(late.get('event_count') or 0)} "
-                                f"event(s) ({escape(late.get('event_types') or '')}): {events}"})  # fmt: skip
+        fields.append(
+            {
+                "title": "Late change",
+                "short": False,
+                "value": "Stripe changed these payouts after the day was reconciled: "
+                f"{int(late.get('event_count') or 0)} "
+                f"event(s) ({escape(late.get('event_types') or '')}): {events}",
+            }
+        )
     if f.get("source_note"):
         fields.append({"title": "Stripe mirror", "value": escape(f["source_note"]), "short": False})
     if f.get("source_mismatches"):
-        fields.append({"title": "Mirror disagrees with the API", "short": False,
-                       "value": ", ".join(escape(i) for i in f["source_mismatches"][:IDS_SHOWN])})  # fmt: skip
+        fields.append(
+            {
+                "title": "Mirror disagrees with the API",
+                "short": False,
+                "value": ", ".join(escape(i) for i in f["source_mismatches"][:IDS_SHOWN]),
+            }
+        )
     if f.get("error"):
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
     if link:
         fields.append({"title": "Dagster UI", "value": link, "short": False})
     attachment: dict[str, Any] = {
-        "color": RED if evaluation.critical else ORANGE, "title": title, "text": escape(evaluation.description),
-        "fallback": f"{title}: {escape(evaluation.description)}", "fields": fields,
-        "footer": "recon_dagster · payouts_reconciled", "mrkdwn_in": [],
-    }  # fmt: skip
+        "color": RED if evaluation.critical else ORANGE,
+        "title": title,
+        "text": escape(evaluation.description),
+        "fallback": f"{title}: {escape(evaluation.description)}",
+        "fields": fields,
+        "footer": "recon_dagster · payouts_reconciled",
+        "mrkdwn_in": [],
+    }
     if link:
         attachment["title_link"] = link
     headline = f"Payout reconciliation {level}: {escape_mrkdwn(evaluation.date)}"
     icon = ":rotating_light:" if evaluation.critical else ":warning:"
-    return {"text": f"{icon} {'Late change: ' if late else ''}{headline}", "attachments": [attachment]}
+    return {
+        "text": f"{icon} {'Late change: ' if late else ''}{headline}",
+        "attachments": [attachment],
+    }
 
 
-def build_payout_trigger(evaluation: Evaluation, routing_key: str, dashboard_url: str | None, source: str,
-                         summary_limit: int) -> dict[str, Any]:  # fmt: skip
+def build_payout_trigger(
+    evaluation: Evaluation,
+    routing_key: str,
+    dashboard_url: str | None,
+    source: str,
+    summary_limit: int,
+) -> dict[str, Any]:
     f = evaluation.figures
     counts = f.get("counts") if isinstance(f.get("counts"), dict) else {}
-    found = ", ".join(f"{k} {int(v)}" for k, v in counts.items() if k not in ("payouts", "awaiting_bank") and v)
-    summary = f"Payout reconciliation failed for {evaluation.date}: {found or evaluation.description}"[:summary_limit]
+    found = ", ".join(
+        f"{k} {int(v)}" for k, v in counts.items() if k not in ("payouts", "awaiting_bank") and v
+    )
+    summary = (
+        f"Payout reconciliation failed for {evaluation.date}: {found or evaluation.description}"[
+            :summary_limit
+        ]
+    )
     body: dict[str, Any] = {
-        "routing_key": routing_key, "event_action": "trigger", "dedup_key": dedup_key(evaluation.date, payouts=True),
-        "payload": {"summary": summary, "severity": "critical", "source": source, "component": "payout_reconciliation",
-                    "group": "billing", "class": "payout_discrepancy",
-                    "custom_details": {**f, "description": evaluation.description}},
-    }  # fmt: skip
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": dedup_key(evaluation.date, payouts=True),
+        "payload": {
+            "summary": summary,
+            "severity": "critical",
+            "source": source,
+            "component": "payout_reconciliation",
+            "group": "billing",
+            "class": "payout_discrepancy",
+            "custom_details": {**f, "description": evaluation.description},
+        },
+    }
     link = partition_link(dashboard_url, evaluation.date, "payout_reconciliation")
     if link:
-        body["links"] = [{"href": link, "text": f"Payout reconciliation for {evaluation.date} in Dagster"}]
+        body["links"] = [
+            {"href": link, "text": f"Payout reconciliation for {evaluation.date} in Dagster"}
+        ]
     return body

@@ -1,10 +1,11 @@
-"""Sensors that alert on both domains' checks: `reconciliation_report` / `discrepancy_within_tolerance`
-and `payout_reconciliation` / `payouts_reconciled`.
+"""Sensors that alert on both domains' checks: `reconciliation_report` /
+`discrepancy_within_tolerance` and `payout_reconciliation` / `payouts_reconciled`.
 
-Source: the checks' execution history (`instance.event_log_storage.get_asset_check_execution_history`,
-the query behind the UI's check page). Every event-log storage keeps it in one table with
-instance-wide ids, including the default run-sharded SQLite one, where a cross-run
-`get_event_records` scan refuses a plain cursor and event storage ids repeat from run to run.
+Source: the checks' execution history
+(`instance.event_log_storage.get_asset_check_execution_history`, the query behind the UI's check
+page). Every event-log storage keeps it in one table with instance-wide ids, including the default
+run-sharded SQLite one, where a cross-run `get_event_records` scan refuses a plain cursor and event
+storage ids repeat from run to run.
 
 - One row per (run, day), created PLANNED when the run starts and filled in when the check
   yields its evaluation; rows can therefore complete out of id order when runs overlap.
@@ -25,13 +26,12 @@ from datetime import datetime
 
 import dagster as dg
 
-from recon_dagster.charges.checks import CHECK_NAME, REPORT_KEY
-from recon_dagster.payouts.checks import CHECK_NAME as PAYOUTS_CHECK_NAME
-from recon_dagster.payouts.checks import REPORT_KEY as PAYOUTS_KEY
 from recon_dagster.alerts.delivery import DeliveryError
 from recon_dagster.alerts.figures import Evaluation
 from recon_dagster.alerts.pagerduty import PagerDutyAlertResource, dedup_key
 from recon_dagster.alerts.slack import SlackAlertResource, build_message, late_change_moved
+from recon_dagster.charges.checks import CHECK_NAME, REPORT_KEY
+from recon_dagster.payouts.checks import CHECK_NAME as PAYOUTS_CHECK_NAME, REPORT_KEY as PAYOUTS_KEY
 
 CHECK_KEY = dg.AssetCheckKey(REPORT_KEY, CHECK_NAME)
 PAYOUTS_CHECK_KEY = dg.AssetCheckKey(PAYOUTS_KEY, PAYOUTS_CHECK_NAME)
@@ -66,13 +66,16 @@ def _evaluated(record) -> Evaluation | None:
 def check_executions(instance: dg.DagsterInstance, after: int) -> list[Execution]:
     """Both checks' executions with id > `after`, oldest first.
 
-    Each history is paged newest first (its cursor means "ids below"), so this walks down to `after`.
+    Each history is paged newest first (its cursor means "ids below"), so this walks down to
+    `after`.
     """
     records = []
     for key in CHECK_KEYS:
         below: int | None = None
         while True:
-            page = instance.event_log_storage.get_asset_check_execution_history(key, limit=PAGE, cursor=below)
+            page = instance.event_log_storage.get_asset_check_execution_history(
+                key, limit=PAGE, cursor=below
+            )
             fresh = [r for r in page if r.id > after]
             records += fresh
             if len(page) < PAGE or len(fresh) < len(page):
@@ -93,7 +96,8 @@ def _run_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
 
 
 class DeliveryLedger:
-    """What each channel has delivered, and PagerDuty's view of each day, in the instance's KV store."""
+    """What each channel has delivered, and PagerDuty's view of each day, in the instance's KV
+    store."""
 
     def __init__(self, instance: dg.DagsterInstance, channel: str):
         self._kv = instance.run_storage
@@ -112,13 +116,16 @@ class DeliveryLedger:
         self._kv.set_cursor_values({self._key(execution_id): how})
 
     def day(self, date: str, payouts: bool = False) -> dict:
-        """PagerDuty's state for a day's incident: {"open": bool, "at": evaluation timestamp that set it}."""
+        """PagerDuty's state for a day's incident: {"open": bool, "at": evaluation timestamp that
+        set it}."""
         key = self._day_key(date, payouts)
         raw = self._kv.get_cursor_values({key}).get(key)
         return json.loads(raw) if raw else {"open": False, "at": 0.0}
 
     def set_day(self, date: str, open_: bool, at: float, payouts: bool = False) -> None:
-        self._kv.set_cursor_values({self._day_key(date, payouts): json.dumps({"open": open_, "at": at})})
+        self._kv.set_cursor_values(
+            {self._day_key(date, payouts): json.dumps({"open": open_, "at": at})}
+        )
 
     @staticmethod
     def _day_key(date: str, payouts: bool) -> str:
@@ -129,7 +136,9 @@ def parse_cursor(cursor: str | None) -> int:
     """The watermark; an unreadable or older-format cursor counts as lost (the ledger still dedups)."""
     try:
         data = json.loads(cursor or "")
-        return int(data["after"]) if isinstance(data, dict) and data.get("v") == _CURSOR_VERSION else 0
+        return (
+            int(data["after"]) if isinstance(data, dict) and data.get("v") == _CURSOR_VERSION else 0
+        )
     except (ValueError, TypeError, KeyError):
         return 0
 
@@ -141,8 +150,11 @@ def format_cursor(after: int) -> str:
 Handler = Callable[[Evaluation, DeliveryLedger], None]
 
 
-def run_tick(context: dg.SensorEvaluationContext, channel: str, handle: Handler, since: datetime | None) -> dg.SkipReason:
-    """Walk executions past the watermark; `handle(evaluation, ledger)` delivers or raises `DeliveryError`."""
+def run_tick(
+    context: dg.SensorEvaluationContext, channel: str, handle: Handler, since: datetime | None
+) -> dg.SkipReason:
+    """Walk executions past the watermark; `handle(evaluation, ledger)` delivers or raises
+    `DeliveryError`."""
     watermark = parse_cursor(context.cursor)
     ledger = DeliveryLedger(context.instance, channel)
     executions = check_executions(context.instance, watermark)
@@ -163,8 +175,13 @@ def run_tick(context: dg.SensorEvaluationContext, channel: str, handle: Handler,
                 try:
                     handle(evaluation, ledger)
                 except DeliveryError as exc:
-                    context.log.error(f"Failed to send {channel} alert for {evaluation.date} (check execution {execution.id}): {exc}")
-                    outcome = f"; {channel} alert for {evaluation.date} not delivered, retrying next tick"
+                    context.log.error(
+                        f"Failed to send {channel} alert for {evaluation.date} (check execution "
+                        f"{execution.id}): {exc}"
+                    )
+                    outcome = (
+                        f"; {channel} alert for {evaluation.date} not delivered, retrying next tick"
+                    )
                     break
                 ledger.record(execution.id)
                 sent += 1
@@ -187,32 +204,57 @@ def _skip(context: dg.SensorEvaluationContext, message: str) -> dg.SkipReason:
     return dg.SkipReason(message)
 
 
-def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since: datetime | None = None) -> list[dg.SensorDefinition]:
-    """The Slack and PagerDuty sensors; `since` is RECON_ALERTS_SINCE (older evaluations stay quiet)."""
+def build_alert_sensors(
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since: datetime | None = None
+) -> list[dg.SensorDefinition]:
+    """The Slack and PagerDuty sensors; `since` is RECON_ALERTS_SINCE (older evaluations stay
+    quiet)."""
 
-    @dg.sensor(name="slack_discrepancy_alerts", minimum_interval_seconds=interval_seconds,
-               default_status=dg.DefaultSensorStatus.RUNNING,
-               description="A Slack message for each failed discrepancy_within_tolerance or payouts_reconciled evaluation (WARN or ERROR).")  # fmt: skip
-    def slack_discrepancy_alerts(context: dg.SensorEvaluationContext, slack_alerts: SlackAlertResource):
+    @dg.sensor(
+        name="slack_discrepancy_alerts",
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="A Slack message for each failed discrepancy_within_tolerance or "
+        "payouts_reconciled evaluation (WARN or ERROR).",
+    )
+    def slack_discrepancy_alerts(
+        context: dg.SensorEvaluationContext, slack_alerts: SlackAlertResource
+    ):
         if not slack_alerts.is_configured():
-            return _skip(context, "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL): skipping")
+            return _skip(
+                context,
+                "Slack alerts are not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and "
+                "SLACK_CHANNEL): skipping",
+            )
 
         def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
-            if evaluation.passed and not late_change_moved(evaluation):  # a late change back to passing is news
+            if evaluation.passed and not late_change_moved(
+                evaluation
+            ):  # a late change back to passing is news
                 return
             attempts = slack_alerts.send(build_message(evaluation, slack_alerts.dashboard_url))
-            context.log.info(f"Slack alert sent successfully ({evaluation.date}, "
-                             f"{'critical' if evaluation.critical else 'warning'}, {attempts} attempt(s))")  # fmt: skip
+            context.log.info(
+                f"Slack alert sent successfully ({evaluation.date}, "
+                f"{'critical' if evaluation.critical else 'warning'}, {attempts} attempt(s))"
+            )
 
         return run_tick(context, "Slack", handle, since)
 
-    @dg.sensor(name="pagerduty_critical_alerts", minimum_interval_seconds=interval_seconds,
-               default_status=dg.DefaultSensorStatus.RUNNING,
-               description="A PagerDuty incident for each ERROR discrepancy_within_tolerance or payouts_reconciled evaluation, "
-                           "resolved once the day passes.")  # fmt: skip
-    def pagerduty_critical_alerts(context: dg.SensorEvaluationContext, pagerduty_alerts: PagerDutyAlertResource):
+    @dg.sensor(
+        name="pagerduty_critical_alerts",
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="A PagerDuty incident for each ERROR discrepancy_within_tolerance or "
+        "payouts_reconciled evaluation, "
+        "resolved once the day passes.",
+    )
+    def pagerduty_critical_alerts(
+        context: dg.SensorEvaluationContext, pagerduty_alerts: PagerDutyAlertResource
+    ):
         if not pagerduty_alerts.is_configured():
-            return _skip(context, "PagerDuty alerts are not configured (set PAGERDUTY_ROUTING_KEY): skipping")
+            return _skip(
+                context, "PagerDuty alerts are not configured (set PAGERDUTY_ROUTING_KEY): skipping"
+            )
 
         def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
             payouts, key = evaluation.is_payouts, dedup_key(evaluation.date, evaluation.is_payouts)
@@ -222,11 +264,15 @@ def build_alert_sensors(interval_seconds: int = DEFAULT_INTERVAL_SECONDS, since:
             if evaluation.critical:
                 attempts = pagerduty_alerts.trigger(evaluation)
                 ledger.set_day(evaluation.date, True, evaluation.timestamp, payouts)
-                context.log.info(f"PagerDuty alert sent successfully (trigger {key}, {attempts} attempt(s))")
+                context.log.info(
+                    f"PagerDuty alert sent successfully (trigger {key}, {attempts} attempt(s))"
+                )
             elif evaluation.passed and day["open"]:
                 attempts = pagerduty_alerts.resolve(evaluation.date, payouts)
                 ledger.set_day(evaluation.date, False, evaluation.timestamp, payouts)
-                context.log.info(f"PagerDuty alert sent successfully (resolve {key}, {attempts} attempt(s))")
+                context.log.info(
+                    f"PagerDuty alert sent successfully (resolve {key}, {attempts} attempt(s))"
+                )
 
         return run_tick(context, "PagerDuty", handle, since)
 

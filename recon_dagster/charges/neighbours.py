@@ -19,7 +19,9 @@ from recon_dagster.core.reconcile import NeighbourLookup
 MAX_RETRIEVE_BY_ID = 200
 
 
-def _outside(frame: pl.DataFrame, column: str, start: datetime, end: datetime, margin: timedelta) -> pl.DataFrame:
+def _outside(
+    frame: pl.DataFrame, column: str, start: datetime, end: datetime, margin: timedelta
+) -> pl.DataFrame:
     ts = pl.col(column)
     near = (ts >= start - margin) & (ts < end + margin)
     return frame.filter(near & ((ts < start) | (ts >= end)))
@@ -38,13 +40,20 @@ def lookup_across_midnight(
     """A `find_neighbours` for the core: Stripe by id (a PaymentIntent id: its charges), the
     payments table by id within the margin."""
 
-    def find(stripe_only: list[str], db_only: list[str]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    def find(
+        stripe_only: list[str], db_only: list[str]
+    ) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
         if margin <= timedelta(0):
             return None, None
         charges = None
         if db_only and fetch_charges is not None and len(db_only) > MAX_RETRIEVE_BY_ID:
             wanted = pl.col("id").is_in(db_only) | pl.col("payment_intent").is_in(db_only)
-            charges = pl.concat([fetch_charges(start - margin, start).filter(wanted), fetch_charges(end, end + margin).filter(wanted)])
+            charges = pl.concat(
+                [
+                    fetch_charges(start - margin, start).filter(wanted),
+                    fetch_charges(end, end + margin).filter(wanted),
+                ]
+            )
         elif db_only:
             intents = [i for i in db_only if i.startswith(INTENT_PREFIX)]
             others = [i for i in db_only if not i.startswith(INTENT_PREFIX)]

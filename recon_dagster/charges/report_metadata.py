@@ -22,26 +22,43 @@ def _cell(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
-def largest_discrepancies_markdown(findings: tuple[Finding, ...] | list[Finding], limit: int = LARGEST_SHOWN) -> str:
-    money = [f for f in findings if f.kind != "invalid_rows"]  # rows with no amount: listed in `invalid_rows`
+def largest_discrepancies_markdown(
+    findings: tuple[Finding, ...] | list[Finding], limit: int = LARGEST_SHOWN
+) -> str:
+    money = [
+        f for f in findings if f.kind != "invalid_rows"
+    ]  # rows with no amount: listed in `invalid_rows`
     ranked = sorted(money, key=lambda f: (-abs(f.difference), f.kind, f.payment_id))[:limit]
     if not ranked:
         return "No discrepancies."
     lines = ["| class | payment | Stripe | database | difference |", "|---|---|---:|---:|---:|"]
     for f in ranked:
-        stripe = format_major(f.stripe_amount, f.stripe_currency or f.currency) if f.stripe_amount is not None else "—"
-        db = format_major(f.database_amount, f.database_currency or f.currency) if f.database_amount is not None else "—"
+        stripe = (
+            format_major(f.stripe_amount, f.stripe_currency or f.currency)
+            if f.stripe_amount is not None
+            else "—"
+        )
+        db = (
+            format_major(f.database_amount, f.database_currency or f.currency)
+            if f.database_amount is not None
+            else "—"
+        )
         diff = format_major(f.difference, f.currency) if f.kind != "currency_mismatches" else "—"
         lines.append(f"| {f.kind} | {_cell(f.payment_id)} | {stripe} | {db} | {diff} |")
     return "\n".join(lines)
 
 
 def totals_markdown(result: ReconciliationResult) -> str:
-    lines = ["| currency | Stripe | database | discrepancy | % | gross % |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| currency | Stripe | database | discrepancy | % | gross % |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for t in result.totals:
         lines.append(
-            f"| {t.currency} | {format_major(t.stripe_total, t.currency)} | {format_major(t.database_total, t.currency)} "
-            f"| {format_major(t.discrepancy, t.currency)} | {t.discrepancy_percentage:.4f} | {t.gross_discrepancy_percentage:.4f} |"
+            f"| {t.currency} | {format_major(t.stripe_total, t.currency)} | "
+            f"{format_major(t.database_total, t.currency)} "
+            f"| {format_major(t.discrepancy, t.currency)} | {t.discrepancy_percentage:.4f} | "
+            f"{t.gross_discrepancy_percentage:.4f} |"
         )
     return "\n".join(lines)
 
@@ -60,13 +77,19 @@ def report_metadata(result: ReconciliationResult, report_id: str | None = None) 
         "discrepancy_minor": result.discrepancy,
         "discrepancy_percentage": dg.MetadataValue.float(float(result.discrepancy_percentage)),
         "gross_discrepancy": format_major(result.gross_discrepancy, cur),
-        "gross_discrepancy_percentage": dg.MetadataValue.float(float(result.gross_discrepancy_percentage)),
+        "gross_discrepancy_percentage": dg.MetadataValue.float(
+            float(result.gross_discrepancy_percentage)
+        ),
         **{f"count_{kind}": n for kind, n in result.counts().items()},
         "stripe_rows": result.stripe_count,
         "database_rows": result.database_count,
-        "largest_discrepancies": dg.MetadataValue.md(largest_discrepancies_markdown(result.findings)),
+        "largest_discrepancies": dg.MetadataValue.md(
+            largest_discrepancies_markdown(result.findings)
+        ),
         "totals_by_currency": dg.MetadataValue.md(totals_markdown(result)),
-        "recommendations": dg.MetadataValue.md("\n".join(f"1. {_cell(r)}" for r in result.recommendations)),
+        "recommendations": dg.MetadataValue.md(
+            "\n".join(f"1. {_cell(r)}" for r in result.recommendations)
+        ),
     }
     disputes = [f for f in result.findings if f.kind == "disputes"]
     if disputes:
@@ -83,9 +106,14 @@ def disputes_markdown(disputes: list[Finding], limit: int = LARGEST_SHOWN) -> st
     lines = ["| charge | dispute | status | amount | reason |", "|---|---|---|---:|---|"]
     for f in disputes[:limit]:
         amount = format_major(f.stripe_amount, f.currency) if f.stripe_amount is not None else "—"
-        lines.append(f"| {_cell(f.payment_id)} | {_cell(f.dispute_id or '—')} | {_cell(f.dispute_status or '—')} | {amount} | {_cell(f.detail)} |")
+        lines.append(
+            f"| {_cell(f.payment_id)} | {_cell(f.dispute_id or '—')} | "
+            f"{_cell(f.dispute_status or '—')} | {amount} | {_cell(f.detail)} |"
+        )
     if len(disputes) > limit:
-        lines.append(f"\n{len(disputes) - limit} more in the report store (`reconciliation_line_items`).")
+        lines.append(
+            f"\n{len(disputes) - limit} more in the report store (`reconciliation_line_items`)."
+        )
     return "\n".join(lines)
 
 
@@ -93,14 +121,21 @@ def invalid_rows_markdown(rows: list[Finding], limit: int = LARGEST_SHOWN) -> st
     lines = ["| source | id | created | column | reason |", "|---|---|---|---|---|"]
     for f in rows[:limit]:
         created = f.stripe_created or f.database_created
-        lines.append(f"| {f.source} | {_cell(f.payment_id or '—')} | {created.isoformat() if created else '—'} "
-                     f"| {_cell(f.column or '—')} | {_cell(f.detail)} |")  # fmt: skip
+        lines.append(
+            f"| {f.source} | {_cell(f.payment_id or '—')} | "
+            f"{created.isoformat() if created else '—'} "
+            f"| {_cell(f.column or '—')} | {_cell(f.detail)} |"
+        )
     if len(rows) > limit:
-        lines.append(f"\n{len(rows) - limit} more in the report store (`reconciliation_line_items`).")
+        lines.append(
+            f"\n{len(rows) - limit} more in the report store (`reconciliation_line_items`)."
+        )
     return "\n".join(lines)
 
 
-def alert_figures(result: ReconciliationResult, *, tolerance: Decimal, critical: Decimal, grade: str) -> dict[str, Any]:
+def alert_figures(
+    result: ReconciliationResult, *, tolerance: Decimal, critical: Decimal, grade: str
+) -> dict[str, Any]:
     """The figures an alert needs, as check metadata (JSON-safe, money as exact strings)."""
     body = result.to_json_dict()
     return {
@@ -113,14 +148,20 @@ def alert_figures(result: ReconciliationResult, *, tolerance: Decimal, critical:
         "discrepancy": body["discrepancy"],
         "discrepancy_percentage": dg.MetadataValue.float(float(result.discrepancy_percentage)),
         "gross_discrepancy": body["gross_discrepancy"],
-        "gross_discrepancy_percentage": dg.MetadataValue.float(float(result.gross_discrepancy_percentage)),
+        "gross_discrepancy_percentage": dg.MetadataValue.float(
+            float(result.gross_discrepancy_percentage)
+        ),
         "tolerance_percentage": dg.MetadataValue.float(float(tolerance)),
         "critical_percentage": dg.MetadataValue.float(float(critical)),
         "counts": dg.MetadataValue.json(result.counts()),
         "missing_in_database": dg.MetadataValue.json(result.missing_in_database[:50]),
         "missing_in_stripe": dg.MetadataValue.json(result.missing_in_stripe[:50]),
-        "disputes": dg.MetadataValue.json([{k: d.get(k) for k in ("id", "amount", "currency", "dispute_id", "dispute_status")}
-                                           for d in body["disputes"][:20]]),  # fmt: skip
+        "disputes": dg.MetadataValue.json(
+            [
+                {k: d.get(k) for k in ("id", "amount", "currency", "dispute_id", "dispute_status")}
+                for d in body["disputes"][:20]
+            ]
+        ),
         "invalid_rows": dg.MetadataValue.json(body["invalid_rows"][:20]),
         "totals_by_currency": dg.MetadataValue.json(body["totals_by_currency"]),
         "top_recommendations": dg.MetadataValue.json(list(result.recommendations[:3])),
@@ -129,4 +170,3 @@ def alert_figures(result: ReconciliationResult, *, tolerance: Decimal, critical:
         "source_note": result.source_note or "",
         "source_mismatches": dg.MetadataValue.json(list(result.source_mismatches[:50])),
     }
-

@@ -13,7 +13,8 @@ def build_daily_job(partitions_def: dg.PartitionsDefinition) -> dg.UnresolvedAss
         DAILY_JOB,
         selection=dg.AssetSelection.groups("reconciliation"),
         partitions_def=partitions_def,
-        description="Reconcile one day: Stripe charges, database payments, the report and its check.",
+        description="Reconcile one day: Stripe charges, database payments, the report and its "
+        "check.",
     )
 
 

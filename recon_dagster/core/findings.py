@@ -13,21 +13,34 @@ from dataclasses import fields
 
 import polars as pl
 
-from recon_dagster.money import format_major
 from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, UTC_TS, conform
 from recon_dagster.core.result import CLASSES, OPEN_DISPUTES, REPORT_ONLY, Finding, ReconcileParams
+from recon_dagster.money import format_major
 
 # Finding's fields as Polars columns, in the dataclass's order (rows become Finding(*row)).
 _DTYPES: dict[str, pl.DataType] = {
-    "kind": pl.String(), "payment_id": pl.String(), "currency": pl.String(),
-    "stripe_amount": pl.Int64(), "database_amount": pl.Int64(), "difference": pl.Int64(),
-    "stripe_status": pl.String(), "database_status": pl.String(),
-    "stripe_currency": pl.String(), "database_currency": pl.String(),
-    "stripe_refunded": pl.Int64(), "database_refunded": pl.Int64(), "database_count": pl.Int64(),
-    "stripe_created": UTC_TS, "database_created": UTC_TS, "detail": pl.String(),
-    "database_id": pl.String(), "dispute_id": pl.String(), "dispute_status": pl.String(),
-    "source": pl.String(), "column": pl.String(),
-}  # fmt: skip
+    "kind": pl.String(),
+    "payment_id": pl.String(),
+    "currency": pl.String(),
+    "stripe_amount": pl.Int64(),
+    "database_amount": pl.Int64(),
+    "difference": pl.Int64(),
+    "stripe_status": pl.String(),
+    "database_status": pl.String(),
+    "stripe_currency": pl.String(),
+    "database_currency": pl.String(),
+    "stripe_refunded": pl.Int64(),
+    "database_refunded": pl.Int64(),
+    "database_count": pl.Int64(),
+    "stripe_created": UTC_TS,
+    "database_created": UTC_TS,
+    "detail": pl.String(),
+    "database_id": pl.String(),
+    "dispute_id": pl.String(),
+    "dispute_status": pl.String(),
+    "source": pl.String(),
+    "column": pl.String(),
+}
 FINDING_SCHEMA: dict[str, pl.DataType] = {f.name: _DTYPES[f.name] for f in fields(Finding)}
 
 S_AMT, D_AMT = pl.col("s_amt"), pl.col("d_amt")
@@ -35,7 +48,10 @@ S_AMT, D_AMT = pl.col("s_amt"), pl.col("d_amt")
 
 def _columns(common: dict[str, pl.Expr], columns: dict[str, pl.Expr]) -> list[pl.Expr]:
     chosen = {**common, **columns}
-    return [chosen.get(name, pl.lit(None)).cast(dtype).alias(name) for name, dtype in FINDING_SCHEMA.items()]
+    return [
+        chosen.get(name, pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in FINDING_SCHEMA.items()
+    ]
 
 
 def _finding(kind: str, **columns: pl.Expr) -> list[pl.Expr]:
@@ -50,7 +66,8 @@ def _finding(kind: str, **columns: pl.Expr) -> list[pl.Expr]:
         "stripe_created": pl.col("s_created"),
         "database_created": pl.col("d_created"),
         "detail": pl.lit(""),
-        # The row's own id, where the table keeps another one than the charge's (a PaymentIntent id).
+        # The row's own id, where the table keeps another one than the charge's (a PaymentIntent
+        # id).
         "database_id": pl.when(pl.col("d_raw") != pl.col("id")).then(pl.col("d_raw")),
     }
     return _columns(common, columns)
@@ -62,7 +79,11 @@ def _major(minor: str, currency: str) -> pl.Expr:
     on rows the class's filter drops, so a missing side gives null."""
 
     def text(row: dict) -> str | None:
-        return None if row[minor] is None or row[currency] is None else format_major(row[minor], row[currency])
+        return (
+            None
+            if row[minor] is None or row[currency] is None
+            else format_major(row[minor], row[currency])
+        )
 
     return pl.struct(minor, currency).map_elements(text, return_dtype=pl.String, skip_nulls=False)
 
@@ -76,50 +97,130 @@ def _per_class(params: ReconcileParams) -> list[tuple[pl.Expr, list[pl.Expr]]]:
         refund_hint = pl.when(pl.col("s_refunded") > 0).then(hint).otherwise(refund_hint)
     # A refund mismatch is money at stake only when refunds are compared and the amount mismatch
     # of the same payment has not already counted it.
-    refund_at_stake = pl.when(pl.lit(params.include_refunds) & ~pl.col("amount_mismatches")).then(S_AMT - D_AMT)
+    refund_at_stake = pl.when(pl.lit(params.include_refunds) & ~pl.col("amount_mismatches")).then(
+        S_AMT - D_AMT
+    )
     missing_db, missing_stripe = pl.col("missing_in_database"), pl.col("missing_in_stripe")
-    across_db, across_stripe = pl.col("nd_found").fill_null(False), pl.col("ns_found").fill_null(False)
+    across_db, across_stripe = (
+        pl.col("nd_found").fill_null(False),
+        pl.col("ns_found").fill_null(False),
+    )
     return [
-        (missing_db & across_db, _finding(
-            "timing_differences", stripe_amount=S_AMT, database_amount=pl.col("nd_amount"),
-            database_created=pl.col("nd_created"), database_status=pl.col("nd_status"),
-            detail=pl.lit("recorded in the database on the neighbouring day"))),
-        (missing_stripe & across_stripe, _finding(
-            "timing_differences", stripe_amount=pl.col("ns_amount"), database_amount=D_AMT,
-            stripe_created=pl.col("ns_created"), stripe_status=pl.col("ns_status"),
-            detail=pl.lit("created in Stripe on the neighbouring day"))),
-        (missing_db & ~across_db, _finding("missing_in_database", stripe_amount=S_AMT, difference=S_AMT)),
-        (missing_stripe & ~across_stripe, _finding("missing_in_stripe", database_amount=D_AMT, difference=-D_AMT)),
+        (
+            missing_db & across_db,
+            _finding(
+                "timing_differences",
+                stripe_amount=S_AMT,
+                database_amount=pl.col("nd_amount"),
+                database_created=pl.col("nd_created"),
+                database_status=pl.col("nd_status"),
+                detail=pl.lit("recorded in the database on the neighbouring day"),
+            ),
+        ),
+        (
+            missing_stripe & across_stripe,
+            _finding(
+                "timing_differences",
+                stripe_amount=pl.col("ns_amount"),
+                database_amount=D_AMT,
+                stripe_created=pl.col("ns_created"),
+                stripe_status=pl.col("ns_status"),
+                detail=pl.lit("created in Stripe on the neighbouring day"),
+            ),
+        ),
+        (
+            missing_db & ~across_db,
+            _finding("missing_in_database", stripe_amount=S_AMT, difference=S_AMT),
+        ),
+        (
+            missing_stripe & ~across_stripe,
+            _finding("missing_in_stripe", database_amount=D_AMT, difference=-D_AMT),
+        ),
         # `difference` holds the Stripe amount left unmatched in Stripe's currency (for ranking);
         # the database amount counts in the database's currency (see `gross_by_currency`).
-        (pl.col("currency_mismatches"), _finding(
-            "currency_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=S_AMT,
-            stripe_currency=pl.col("s_currency"), database_currency=pl.col("d_currency"))),
-        (pl.col("status_mismatches"), _finding(
-            "status_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=S_AMT - D_AMT,
-            detail=pl.when("s_paid").then(pl.lit("Stripe collected it"))
-            .when((pl.col("s_status") == "succeeded") & ~pl.col("s_captured")).then(pl.lit("authorized, not captured"))
-            .otherwise(pl.lit("the database counts it as paid")))),
-        (pl.col("amount_mismatches"), _finding(
-            "amount_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=S_AMT - D_AMT,
-            stripe_refunded=pl.col("s_refunded"),
-            detail=refund_hint)),
-        (pl.col("refund_mismatches"), _finding(
-            "refund_mismatches", stripe_amount=S_AMT, database_amount=D_AMT, difference=refund_at_stake.otherwise(0),
-            stripe_refunded=pl.col("s_refunded"), database_refunded=pl.col("d_refunded"))),
-        (pl.col("duplicates_in_database"), _finding(
-            "duplicates_in_database", stripe_amount=S_AMT, database_amount=D_AMT + pl.col("d_extra"),
-            difference=-pl.col("d_extra"), database_count=pl.col("d_count"), currency=pl.col("d_currency"))),
-    ]  # fmt: skip
+        (
+            pl.col("currency_mismatches"),
+            _finding(
+                "currency_mismatches",
+                stripe_amount=S_AMT,
+                database_amount=D_AMT,
+                difference=S_AMT,
+                stripe_currency=pl.col("s_currency"),
+                database_currency=pl.col("d_currency"),
+            ),
+        ),
+        (
+            pl.col("status_mismatches"),
+            _finding(
+                "status_mismatches",
+                stripe_amount=S_AMT,
+                database_amount=D_AMT,
+                difference=S_AMT - D_AMT,
+                detail=pl.when("s_paid")
+                .then(pl.lit("Stripe collected it"))
+                .when((pl.col("s_status") == "succeeded") & ~pl.col("s_captured"))
+                .then(pl.lit("authorized, not captured"))
+                .otherwise(pl.lit("the database counts it as paid")),
+            ),
+        ),
+        (
+            pl.col("amount_mismatches"),
+            _finding(
+                "amount_mismatches",
+                stripe_amount=S_AMT,
+                database_amount=D_AMT,
+                difference=S_AMT - D_AMT,
+                stripe_refunded=pl.col("s_refunded"),
+                detail=refund_hint,
+            ),
+        ),
+        (
+            pl.col("refund_mismatches"),
+            _finding(
+                "refund_mismatches",
+                stripe_amount=S_AMT,
+                database_amount=D_AMT,
+                difference=refund_at_stake.otherwise(0),
+                stripe_refunded=pl.col("s_refunded"),
+                database_refunded=pl.col("d_refunded"),
+            ),
+        ),
+        (
+            pl.col("duplicates_in_database"),
+            _finding(
+                "duplicates_in_database",
+                stripe_amount=S_AMT,
+                database_amount=D_AMT + pl.col("d_extra"),
+                difference=-pl.col("d_extra"),
+                database_count=pl.col("d_count"),
+                currency=pl.col("d_currency"),
+            ),
+        ),
+    ]
 
 
-def _across(frame: pl.DataFrame | None, schema: dict, ids: pl.Series, prefix: str, amount: str, created: str) -> pl.DataFrame:
+def _across(
+    frame: pl.DataFrame | None, schema: dict, ids: pl.Series, prefix: str, amount: str, created: str
+) -> pl.DataFrame:
     """The earliest counterpart of each id in `frame` (ties broken on every column: order-free)."""
-    frame = conform(frame if frame is not None else pl.DataFrame(schema=schema), schema, "neighbour")
+    frame = conform(
+        frame if frame is not None else pl.DataFrame(schema=schema), schema, "neighbour"
+    )
     frame = frame.filter(pl.col("invalid_reason").is_null() & pl.col("id").is_not_null())
-    rows = frame.filter(pl.col("id").is_in(ids.implode())).sort(frame.columns).unique("id", keep="first", maintain_order=True)
-    return rows.select("id", **{f"{prefix}_amount": pl.col(amount), f"{prefix}_created": pl.col(created),
-                                f"{prefix}_status": pl.col("status"), f"{prefix}_found": pl.lit(True)})  # fmt: skip
+    rows = (
+        frame.filter(pl.col("id").is_in(ids.implode()))
+        .sort(frame.columns)
+        .unique("id", keep="first", maintain_order=True)
+    )
+    return rows.select(
+        "id",
+        **{
+            f"{prefix}_amount": pl.col(amount),
+            f"{prefix}_created": pl.col(created),
+            f"{prefix}_status": pl.col("status"),
+            f"{prefix}_found": pl.lit(True),
+        },
+    )
 
 
 def _disputes(charges: pl.DataFrame, recorded: list[str]) -> pl.LazyFrame:
@@ -130,9 +231,16 @@ def _disputes(charges: pl.DataFrame, recorded: list[str]) -> pl.LazyFrame:
     status = pl.col("dispute_status")
     amount = pl.coalesce("dispute_amount", "amount_captured")
     is_recorded = pl.col("id").is_in(recorded)
-    reason = pl.coalesce(pl.format("{}: {}", status, pl.col("dispute_reason")), status,
-                         pl.lit("Stripe marks the charge disputed; the Disputes API returned no dispute"))  # fmt: skip
-    reason = pl.when(is_recorded).then(pl.format("{}; the chargeback is recorded in the payments table", reason)).otherwise(reason)
+    reason = pl.coalesce(
+        pl.format("{}: {}", status, pl.col("dispute_reason")),
+        status,
+        pl.lit("Stripe marks the charge disputed; the Disputes API returned no dispute"),
+    )
+    reason = (
+        pl.when(is_recorded)
+        .then(pl.format("{}; the chargeback is recorded in the payments table", reason))
+        .otherwise(reason)
+    )
     counted = (status == "lost") & ~is_recorded
     # Filtered eagerly and made one chunk before any string function runs: Polars 2.1's streaming
     # engine can panic ("i < self.len()") on string expressions over multi-chunk input, such as a
@@ -141,22 +249,49 @@ def _disputes(charges: pl.DataFrame, recorded: list[str]) -> pl.LazyFrame:
         charges.filter(pl.col("disputed") | pl.col("dispute_id").is_not_null())
         .rechunk()
         .lazy()
-        .select(_columns({"kind": pl.lit("disputes"), "payment_id": pl.col("id"), "currency": pl.col("currency"),
-                          "stripe_amount": amount, "difference": pl.when(counted).then(amount).otherwise(0),
-                          "stripe_status": pl.col("status"), "stripe_created": pl.col("created"), "detail": reason,
-                          "dispute_id": pl.col("dispute_id"), "dispute_status": status}, {}))  # fmt: skip
+        .select(
+            _columns(
+                {
+                    "kind": pl.lit("disputes"),
+                    "payment_id": pl.col("id"),
+                    "currency": pl.col("currency"),
+                    "stripe_amount": amount,
+                    "difference": pl.when(counted).then(amount).otherwise(0),
+                    "stripe_status": pl.col("status"),
+                    "stripe_created": pl.col("created"),
+                    "detail": reason,
+                    "dispute_id": pl.col("dispute_id"),
+                    "dispute_status": status,
+                },
+                {},
+            )
+        )
     )
 
 
 def _invalid_rows(invalid: pl.DataFrame) -> pl.LazyFrame:
     """Rows a source could not read, or whose id is of no payment kind: listed, never reconciled."""
     from_stripe = pl.col("source") == "stripe"
-    return invalid.rechunk().lazy().select(_columns({
-        "kind": pl.lit("invalid_rows"), "payment_id": pl.col("id").fill_null(""), "currency": pl.col("currency").fill_null(""),
-        "difference": pl.lit(0), "stripe_created": pl.when(from_stripe).then(pl.col("created")),
-        "database_created": pl.when(~from_stripe).then(pl.col("created")), "detail": pl.col("reason"),
-        "source": pl.col("source"), "column": pl.col("column"),
-    }, {}))  # fmt: skip
+    return (
+        invalid.rechunk()
+        .lazy()
+        .select(
+            _columns(
+                {
+                    "kind": pl.lit("invalid_rows"),
+                    "payment_id": pl.col("id").fill_null(""),
+                    "currency": pl.col("currency").fill_null(""),
+                    "difference": pl.lit(0),
+                    "stripe_created": pl.when(from_stripe).then(pl.col("created")),
+                    "database_created": pl.when(~from_stripe).then(pl.col("created")),
+                    "detail": pl.col("reason"),
+                    "source": pl.col("source"),
+                    "column": pl.col("column"),
+                },
+                {},
+            )
+        )
+    )
 
 
 def build_findings(
@@ -176,12 +311,26 @@ def build_findings(
     """
     stripe_only = flagged.filter("missing_in_database")
     db_only = flagged.filter("missing_in_stripe").get_column("id")
-    rows = flagged.rechunk().join(
-        _across_table(neighbour_payments, stripe_only), on="id", how="left"
-    ).join(
-        _across(_by_intent_too(neighbour_charges), CHARGES_SCHEMA, db_only, "ns", "amount_captured", "created"), on="id", how="left"
-    ).lazy()  # fmt: skip
-    order = pl.col("kind").replace_strict({kind: i for i, kind in enumerate(CLASSES)}, return_dtype=pl.UInt8)
+    rows = (
+        flagged.rechunk()
+        .join(_across_table(neighbour_payments, stripe_only), on="id", how="left")
+        .join(
+            _across(
+                _by_intent_too(neighbour_charges),
+                CHARGES_SCHEMA,
+                db_only,
+                "ns",
+                "amount_captured",
+                "created",
+            ),
+            on="id",
+            how="left",
+        )
+        .lazy()
+    )
+    order = pl.col("kind").replace_strict(
+        {kind: i for i, kind in enumerate(CLASSES)}, return_dtype=pl.UInt8
+    )
     # One query for every class: Polars runs the per-class selects together.
     parts = [rows.filter(which).select(columns) for which, columns in _per_class(params)]
     if charges is not None:
@@ -189,7 +338,9 @@ def build_findings(
     if invalid is not None:
         parts.append(_invalid_rows(invalid))
     findings = pl.concat(parts)
-    return findings.sort(order, pl.col("difference").abs(), "payment_id", descending=[False, True, False]).collect()
+    return findings.sort(
+        order, pl.col("difference").abs(), "payment_id", descending=[False, True, False]
+    ).collect()
 
 
 def _by_intent_too(charges: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -197,13 +348,17 @@ def _by_intent_too(charges: pl.DataFrame | None) -> pl.DataFrame | None:
     if charges is None:
         return None
     charges = conform(charges, CHARGES_SCHEMA, "neighbour")
-    by_intent = charges.filter(pl.col("payment_intent").is_not_null()).with_columns(id=pl.col("payment_intent"))
+    by_intent = charges.filter(pl.col("payment_intent").is_not_null()).with_columns(
+        id=pl.col("payment_intent")
+    )
     return pl.concat([charges, by_intent])
 
 
 def _across_table(payments: pl.DataFrame | None, unmatched: pl.DataFrame) -> pl.DataFrame:
     """Neighbour payment rows of the charges missing from the table, by charge id or intent id."""
-    aliases = unmatched.filter(pl.col("s_intent").is_not_null()).select(alias="s_intent", charge="id")
+    aliases = unmatched.filter(pl.col("s_intent").is_not_null()).select(
+        alias="s_intent", charge="id"
+    )
     ids = pl.concat([unmatched.get_column("id"), aliases.get_column("alias")])
     if payments is not None and not aliases.is_empty():
         payments = conform(payments, PAYMENTS_SCHEMA, "neighbour")
@@ -232,12 +387,17 @@ def gross_by_currency(findings: pl.DataFrame, foreign_extras: pl.DataFrame) -> d
     another currency than the payment's count in theirs (`foreign_extras`); a lost dispute counts
     its amount.
     """
-    stakes = pl.concat([
-        findings.filter(~pl.col("kind").is_in(list(REPORT_ONLY))).select("currency", amount=pl.col("difference").abs()),
-        findings.filter(pl.col("kind") == "currency_mismatches").select(currency="database_currency",
-                                                                        amount=pl.col("database_amount").abs()),
-        foreign_extras.select("currency", amount=pl.col("amount").abs()),
-    ])  # fmt: skip
+    stakes = pl.concat(
+        [
+            findings.filter(~pl.col("kind").is_in(list(REPORT_ONLY))).select(
+                "currency", amount=pl.col("difference").abs()
+            ),
+            findings.filter(pl.col("kind") == "currency_mismatches").select(
+                currency="database_currency", amount=pl.col("database_amount").abs()
+            ),
+            foreign_extras.select("currency", amount=pl.col("amount").abs()),
+        ]
+    )
     return dict(stakes.group_by("currency").agg(pl.col("amount").sum()).iter_rows())
 
 

@@ -54,9 +54,14 @@ PAYMENTS_SCHEMA: dict[str, pl.DataType] = {
 # Columns added after the first release: frames (and stored asset tables) from before them lack
 # them, and read as "no dispute" and "valid".
 OPTIONAL_DEFAULTS: dict[str, object] = {
-    "disputed": False, "dispute_id": None, "dispute_status": None, "dispute_reason": None,
-    "dispute_amount": None, "invalid_column": None, "invalid_reason": None,
-}  # fmt: skip
+    "disputed": False,
+    "dispute_id": None,
+    "dispute_status": None,
+    "dispute_reason": None,
+    "dispute_amount": None,
+    "invalid_column": None,
+    "invalid_reason": None,
+}
 
 
 def empty_charges() -> pl.DataFrame:
@@ -71,7 +76,9 @@ def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> p
     """Select and order the schema's columns, refusing a frame that lacks one or has other types."""
     absent = [name for name in schema if name not in frame.columns and name in OPTIONAL_DEFAULTS]
     if absent:
-        frame = frame.with_columns(pl.lit(OPTIONAL_DEFAULTS[name], schema[name]).alias(name) for name in absent)
+        frame = frame.with_columns(
+            pl.lit(OPTIONAL_DEFAULTS[name], schema[name]).alias(name) for name in absent
+        )
     missing = [name for name in schema if name not in frame.columns]
     if missing:
         raise ValueError(f"{what} frame lacks column(s) {', '.join(missing)}")

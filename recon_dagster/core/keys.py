@@ -41,7 +41,11 @@ def _why(match_on: str) -> pl.Expr:
         "payment_intent": "a PaymentIntent id (pi_), as RECON_MATCH_ON=payment_intent says",
         "charge": "a charge id",
     }[match_on]
-    return pl.when(pl.col("id") == "").then(pl.lit("empty id")).otherwise(pl.format(f"id '{{}}' is not {expected}", pl.col("id")))
+    return (
+        pl.when(pl.col("id") == "")
+        .then(pl.lit("empty id"))
+        .otherwise(pl.format(f"id '{{}}' is not {expected}", pl.col("id")))
+    )
 
 
 def intent_charges(charges: pl.DataFrame) -> pl.DataFrame:
@@ -51,16 +55,24 @@ def intent_charges(charges: pl.DataFrame) -> pl.DataFrame:
     Most intents have one charge and need no choice; only those with several are ranked.
     """
     attempts = charges.filter(pl.col("payment_intent").is_not_null()).select(
-        "payment_intent", "status", "paid", "captured", "created", key="id", ph=id_hash(pl.col("payment_intent"))
+        "payment_intent",
+        "status",
+        "paid",
+        "captured",
+        "created",
+        key="id",
+        ph=id_hash(pl.col("payment_intent")),
     )
     several = duplicated(attempts.get_column("payment_intent"), attempts.get_column("ph"))
     if not several.any():
         return attempts.select("ph", "payment_intent", "key")
     rank = (
-        pl.when((pl.col("status") == "succeeded") & pl.col("paid") & pl.col("captured")).then(2)
-        .when(pl.col("status") == "succeeded").then(1)
+        pl.when((pl.col("status") == "succeeded") & pl.col("paid") & pl.col("captured"))
+        .then(2)
+        .when(pl.col("status") == "succeeded")
+        .then(1)
         .otherwise(0)
-    )  # fmt: skip
+    )
     chosen = (
         attempts.filter(several)
         .sort([rank, pl.col("created"), pl.col("key")])
@@ -69,12 +81,16 @@ def intent_charges(charges: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([attempts.filter(~several), chosen]).select("ph", "payment_intent", "key")
 
 
-def keyed(payments: pl.DataFrame, charges: pl.DataFrame, match_on: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def keyed(
+    payments: pl.DataFrame, charges: pl.DataFrame, match_on: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(`payments` with `key`, the rows whose id is of no accepted kind, with `invalid_*` set)."""
     intent, bad = _kinds(payments, match_on)
     invalid = payments.clear()
     if bad.any():
-        invalid = payments.filter(bad).with_columns(invalid_column=pl.lit("id"), invalid_reason=_why(match_on))
+        invalid = payments.filter(bad).with_columns(
+            invalid_column=pl.lit("id"), invalid_reason=_why(match_on)
+        )
         payments, intent = payments.filter(~bad), intent.filter(~bad)
     if not intent.any():
         return payments.with_columns(key=pl.col("id")), invalid
@@ -83,10 +99,18 @@ def keyed(payments: pl.DataFrame, charges: pl.DataFrame, match_on: str) -> tuple
     rows = payments.filter(intent).select(ph=id_hash(pl.col("id")), _id=pl.col("id"))
     chosen = intent_charges(charges)
     found = rows.join(chosen, on="ph", how="left", maintain_order="left")
-    wrong = found.get_column("payment_intent").is_not_null() & (found.get_column("payment_intent") != found.get_column("_id"))
+    wrong = found.get_column("payment_intent").is_not_null() & (
+        found.get_column("payment_intent") != found.get_column("_id")
+    )
     if found.height != rows.height or wrong.any():
         # Two intent ids share a hash (a row paired twice, or with another intent): use the text.
-        found = rows.join(chosen.drop("ph"), left_on="_id", right_on="payment_intent", how="left", maintain_order="left",
-                          coalesce=False)  # fmt: skip
+        found = rows.join(
+            chosen.drop("ph"),
+            left_on="_id",
+            right_on="payment_intent",
+            how="left",
+            maintain_order="left",
+            coalesce=False,
+        )
     keys = found.get_column("key").fill_null(found.get_column("_id"))
     return payments.with_columns(key=ids.scatter(intent.arg_true(), keys)), invalid

@@ -18,7 +18,8 @@ PAYOUT_STATUSES: tuple[str, ...] = ("paid", "pending", "in_transit", "canceled",
 # The statuses of a payout that will never reach the bank.
 FAILED_STATUSES: tuple[str, ...] = ("failed", "canceled")
 
-# One row per payout: the reported ones, and those just before the window that may own deposits in it.
+# One row per payout: the reported ones, and those just before the window that may own deposits in
+# it.
 PAYOUTS_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),
     "amount": pl.Int64(),  # positive: money sent to the bank

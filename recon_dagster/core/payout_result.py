@@ -30,13 +30,32 @@ REPORT_ONLY: tuple[str, ...] = ("awaiting_bank",)
 # Money that did not arrive, or not as Stripe says: the run fails.
 ERRORS: tuple[str, ...] = ("failed", "itemization_mismatch", "missing_in_bank")
 # Bookkeeping that does not match, with the money where it should be: a warning.
-WARNINGS: tuple[str, ...] = ("charges_missing_in_database", "charge_amount_mismatch", "deposits_without_payout")
+WARNINGS: tuple[str, ...] = (
+    "charges_missing_in_database",
+    "charge_amount_mismatch",
+    "deposits_without_payout",
+)
 # The keys of `counts()` besides `payouts` and `deposits_without_payout`, in their order.
-COUNTED: tuple[str, ...] = ("itemization_mismatch", "charges_missing_in_database", "charge_amount_mismatch",
-                            "missing_in_bank", "awaiting_bank", "failed")  # fmt: skip
+COUNTED: tuple[str, ...] = (
+    "itemization_mismatch",
+    "charges_missing_in_database",
+    "charge_amount_mismatch",
+    "missing_in_bank",
+    "awaiting_bank",
+    "failed",
+)
 MANUAL_NOTE = "manual payout: matched to the bank only"
 # The money fields of a payout line, converted to major units in JSON.
-_LINE_MONEY = ("amount", "itemized_net", "difference", "charges", "refunds", "disputes", "fees", "adjustments")
+_LINE_MONEY = (
+    "amount",
+    "itemized_net",
+    "difference",
+    "charges",
+    "refunds",
+    "disputes",
+    "fees",
+    "adjustments",
+)
 
 
 @dataclass(frozen=True)
@@ -106,16 +125,29 @@ class PayoutResult:
     source_mismatches: tuple[str, ...] = ()
 
     @classmethod
-    def failed(cls, first: date, last: date, as_of: date, error: str, *, match_days: int = 3) -> PayoutResult:
+    def failed(
+        cls, first: date, last: date, as_of: date, error: str, *, match_days: int = 3
+    ) -> PayoutResult:
         """A run that could not happen (status `error`); the message says why."""
-        return cls(first=first, last=last, as_of=as_of, match_days=match_days, bank_checked=False, error=error)
+        return cls(
+            first=first,
+            last=last,
+            as_of=as_of,
+            match_days=match_days,
+            bank_checked=False,
+            error=error,
+        )
 
     @property
     def status(self) -> Status:
         if self.error is not None:
             return "error"
         counts = self.counts()
-        if self.source_mismatches or counts["deposits_without_payout"] or any(counts[p] for p in PROBLEMS if p not in REPORT_ONLY):
+        if (
+            self.source_mismatches
+            or counts["deposits_without_payout"]
+            or any(counts[p] for p in PROBLEMS if p not in REPORT_ONLY)
+        ):
             return "problems"
         return "reconciled"
 
@@ -143,9 +175,12 @@ class PayoutResult:
         def line(p: PayoutLine) -> dict[str, Any]:
             out = {f.name: getattr(p, f.name) for f in fields(p)}
             out |= {name: major(out[name], p.currency) for name in _LINE_MONEY}
-            out |= {"arrival_date": p.arrival_date.isoformat(), "problems": list(p.problems),
-                    "charges_missing_in_database": list(p.charges_missing_in_database),
-                    "charges_amount_mismatch": list(p.charges_amount_mismatch)}  # fmt: skip
+            out |= {
+                "arrival_date": p.arrival_date.isoformat(),
+                "problems": list(p.problems),
+                "charges_missing_in_database": list(p.charges_missing_in_database),
+                "charges_amount_mismatch": list(p.charges_amount_mismatch),
+            }
             return out
 
         return {
@@ -156,8 +191,13 @@ class PayoutResult:
             "last": self.last.isoformat(),
             "payouts": [line(p) for p in self.payouts],
             "deposits_without_payout": [
-                {"id": d.id, "amount": major(d.amount, d.currency), "currency": d.currency, "date": d.date.isoformat(),
-                 "reference": d.reference}  # fmt: skip
+                {
+                    "id": d.id,
+                    "amount": major(d.amount, d.currency),
+                    "currency": d.currency,
+                    "date": d.date.isoformat(),
+                    "reference": d.reference,
+                }
                 for d in self.deposits_without_payout
             ],
             "counts": self.counts(),
@@ -185,18 +225,32 @@ class PayoutResult:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> PayoutResult:
-        """The inverse of `to_record` (dates may be ISO text or `date`s; a `version` key is ignored)."""
+        """The inverse of `to_record` (dates may be ISO text or `date`s; a `version` key is
+        ignored)."""
 
         def day(value: str | date) -> date:
             return value if isinstance(value, date) else date.fromisoformat(value)
 
         lists = ("charges_missing_in_database", "charges_amount_mismatch", "problems")
         lines = tuple(
-            PayoutLine(**{**p, "arrival_date": day(p["arrival_date"]), **{k: tuple(p[k]) for k in lists}})
+            PayoutLine(
+                **{**p, "arrival_date": day(p["arrival_date"]), **{k: tuple(p[k]) for k in lists}}
+            )
             for p in record["payouts"]
         )
-        deposits = tuple(Deposit(**{**d, "date": day(d["date"])}) for d in record["deposits_without_payout"])
-        return cls(first=day(record["first"]), last=day(record["last"]), as_of=day(record["as_of"]),
-                   match_days=record["match_days"], bank_checked=record["bank_checked"], payouts=lines,
-                   deposits_without_payout=deposits, error=record.get("error"), stripe_source=record.get("stripe_source", "api"),
-                   source_note=record.get("source_note"), source_mismatches=tuple(record.get("source_mismatches", ())))  # fmt: skip
+        deposits = tuple(
+            Deposit(**{**d, "date": day(d["date"])}) for d in record["deposits_without_payout"]
+        )
+        return cls(
+            first=day(record["first"]),
+            last=day(record["last"]),
+            as_of=day(record["as_of"]),
+            match_days=record["match_days"],
+            bank_checked=record["bank_checked"],
+            payouts=lines,
+            deposits_without_payout=deposits,
+            error=record.get("error"),
+            stripe_source=record.get("stripe_source", "api"),
+            source_note=record.get("source_note"),
+            source_mismatches=tuple(record.get("source_mismatches", ())),
+        )

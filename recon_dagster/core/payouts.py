@@ -8,7 +8,8 @@ For every payout arriving in [first, last]:
 2. Charges: each charge it paid out must be in the payments table, under its charge id or its
    PaymentIntent id, and for the same amount when the rows are in the transaction's currency
    (merge joins on sorted id hashes, every match checked on the id text: `_Payments`).
-3. Bank: one deposit of the same amount and currency, dated arrival_date .. arrival_date + match_days.
+3. Bank: one deposit of the same amount and currency, dated arrival_date .. arrival_date +
+match_days.
 
 Bank matching rule. Every (payout, deposit) pair that fits is ranked: a deposit whose reference
 contains the payout id or its trace id (case-insensitive) first; then the nearest date; then the
@@ -87,23 +88,40 @@ def reconcile_payouts(
     itemized_ids = reported.filter("automatic").get_column("id").implode()
     lines = reported.lazy()
     own = _own(transactions, itemized_ids)
-    itemized = _itemize(own).collect(background=True)  # on Polars' threads, while the charges are checked
+    itemized = _itemize(own).collect(
+        background=True
+    )  # on Polars' threads, while the charges are checked
     checks = _charge_checks(own, payments)
-    lines = lines.join(itemized.fetch_blocking().lazy(), on="id", how="left").join(checks, on="id", how="left")
+    lines = lines.join(itemized.fetch_blocking().lazy(), on="id", how="left").join(
+        checks, on="id", how="left"
+    )
     deposits = _deposits(bank if bank_configured and bank is not None else empty_bank())
     claims = _greedy(_pairs(payouts, deposits, match_days))
-    lines = lines.join(claims.lazy().select("id", bank_deposit_id="deposit_id"), on="id", how="left")
-    unclaimed = deposits.join(claims.lazy(), on="d", how="anti").filter(pl.col("date").is_between(first, last))
+    lines = lines.join(
+        claims.lazy().select("id", bank_deposit_id="deposit_id"), on="id", how="left"
+    )
+    unclaimed = deposits.join(claims.lazy(), on="d", how="anti").filter(
+        pl.col("date").is_between(first, last)
+    )
     if reference_configured:
-        unclaimed = unclaimed.filter(pl.col("reference").str.to_lowercase().str.contains("stripe", literal=True))
+        unclaimed = unclaimed.filter(
+            pl.col("reference").str.to_lowercase().str.contains("stripe", literal=True)
+        )
     lines = _problems(lines, as_of=as_of, match_days=match_days, bank_configured=bank_configured)
     return PayoutResult(
-        first=first, last=last, as_of=as_of, match_days=match_days, bank_checked=bank_configured,
-        payouts=tuple(_line(row) for row in lines.sort("arrival_date", "id").collect().iter_rows(named=True)),
-        deposits_without_payout=tuple(
-            Deposit(**row) for row in unclaimed.sort("date", "id", "d").drop("d").collect().iter_rows(named=True)
+        first=first,
+        last=last,
+        as_of=as_of,
+        match_days=match_days,
+        bank_checked=bank_configured,
+        payouts=tuple(
+            _line(row) for row in lines.sort("arrival_date", "id").collect().iter_rows(named=True)
         ),
-    )  # fmt: skip
+        deposits_without_payout=tuple(
+            Deposit(**row)
+            for row in unclaimed.sort("date", "id", "d").drop("d").collect().iter_rows(named=True)
+        ),
+    )
 
 
 # -- itemization ---------------------------------------------------------------------------------
@@ -112,7 +130,9 @@ def _own(transactions: pl.DataFrame, payout_ids: pl.Series) -> pl.LazyFrame:
     (type `payout` with the payout as its source, or no source); a `payout`-type row naming
     another payout is money in this one and stays (as an adjustment)."""
     tx = conform(transactions, PAYOUT_TRANSACTIONS_SCHEMA, "payout transactions").lazy()
-    itself = (pl.col("type") == "payout") & (pl.col("source").is_null() | (pl.col("source") == pl.col("payout")))
+    itself = (pl.col("type") == "payout") & (
+        pl.col("source").is_null() | (pl.col("source") == pl.col("payout"))
+    )
     return tx.filter(pl.col("payout").is_in(payout_ids) & ~itself)
 
 
@@ -127,9 +147,16 @@ def _itemize(own: pl.LazyFrame) -> pl.LazyFrame:
         fee=pl.col("fee").sum(),
         transaction_count=pl.len(),
     )
-    return sums.select(pl.col("payout").alias("id"), "itemized_net", "charges", "refunds", "disputes",
-                       fees=pl.col("fee_category") - pl.col("fee"), adjustments="adjustments",
-                       transaction_count="transaction_count")  # fmt: skip
+    return sums.select(
+        pl.col("payout").alias("id"),
+        "itemized_net",
+        "charges",
+        "refunds",
+        "disputes",
+        fees=pl.col("fee_category") - pl.col("fee"),
+        adjustments="adjustments",
+        transaction_count="transaction_count",
+    )
 
 
 def _charge_checks(own: pl.LazyFrame, payments: pl.DataFrame) -> pl.LazyFrame:
@@ -142,27 +169,42 @@ def _charge_checks(own: pl.LazyFrame, payments: pl.DataFrame) -> pl.LazyFrame:
     """
     charges = (
         own.filter(CATEGORY == "charge")
-        .select("payout", "amount", "currency", charge=pl.coalesce("charge", "source"), intent="payment_intent")
+        .select(
+            "payout",
+            "amount",
+            "currency",
+            charge=pl.coalesce("charge", "source"),
+            intent="payment_intent",
+        )
         .filter(pl.col("charge").is_not_null())
         .with_columns(h_charge=id_hash(pl.col("charge")), h_intent=id_hash(pl.col("intent")))
         .collect()
     )
     # Random gathers from one chunk are ~10x faster; `payout` is only gathered for a few rows.
-    charges = charges.with_columns(charges.get_column(c).rechunk() for c in ("amount", "charge", "intent", "h_intent"))
+    charges = charges.with_columns(
+        charges.get_column(c).rechunk() for c in ("amount", "charge", "intent", "h_intent")
+    )
     charges = charges.with_columns(cur=_codes(charges.get_column("currency")))
     table = _Payments(payments)
     rest, differs = table.lookup(charges, "charge")
     has_intent = charges.get_column("intent").gather(rest).is_not_null()
     unknown, differs_by_intent = table.lookup(charges, "intent", rest.filter(has_intent))
-    flagged = pl.concat([
-        pl.select(c=pl.concat([rest.filter(~has_intent), unknown]), missing=pl.lit(True)),
-        pl.select(c=pl.concat([differs, differs_by_intent]), missing=pl.lit(False)),
-    ])  # fmt: skip
-    flagged = flagged.with_columns(pl.lit(charges.get_column(name)).gather("c") for name in ("payout", "charge"))
+    flagged = pl.concat(
+        [
+            pl.select(c=pl.concat([rest.filter(~has_intent), unknown]), missing=pl.lit(True)),
+            pl.select(c=pl.concat([differs, differs_by_intent]), missing=pl.lit(False)),
+        ]
+    )
+    flagged = flagged.with_columns(
+        pl.lit(charges.get_column(name)).gather("c") for name in ("payout", "charge")
+    )
     return (
-        flagged.lazy().group_by("payout")
-        .agg(missing_ids=pl.col("charge").filter("missing").unique().sort(),
-             mismatch_ids=pl.col("charge").filter(~pl.col("missing")).unique().sort())  # fmt: skip
+        flagged.lazy()
+        .group_by("payout")
+        .agg(
+            missing_ids=pl.col("charge").filter("missing").unique().sort(),
+            mismatch_ids=pl.col("charge").filter(~pl.col("missing")).unique().sort(),
+        )
         .rename({"payout": "id"})
     )
 
@@ -211,9 +253,15 @@ class _Payments:
         rows = conform(payments, PAYMENT_ROWS_SCHEMA, "payments").filter(pl.col("id").is_not_null())
         rows = rows.select("id", "amount", "currency", h=id_hash(pl.col("id"))).rechunk()
         rows = rows.with_columns(cur=_codes(rows.get_column("currency")))
-        self.ids, self.amounts, self.curs = rows.get_column("id"), rows.get_column("amount"), rows.get_column("cur")
+        self.ids, self.amounts, self.curs = (
+            rows.get_column("id"),
+            rows.get_column("amount"),
+            rows.get_column("cur"),
+        )
         self.one_currency = _only(self.curs)
-        keyed = _sorted_keys(rows.get_column("h"), pl.int_range(rows.height, dtype=pl.UInt64, eager=True))
+        keyed = _sorted_keys(
+            rows.get_column("h"), pl.int_range(rows.height, dtype=pl.UInt64, eager=True)
+        )
         keyed = keyed.rename({"row": "p"})
         h = pl.col("h")
         repeated = ((h == h.shift(1)) | (h == h.shift(-1))).fill_null(False)
@@ -221,12 +269,16 @@ class _Payments:
         p = keyed.filter(repeated).get_column("p")
         self.repeated = (
             keyed.filter(repeated)
-            .with_columns(id=self.ids.gather(p), p_cur=self.curs.gather(p), p_amount=self.amounts.gather(p))
+            .with_columns(
+                id=self.ids.gather(p), p_cur=self.curs.gather(p), p_amount=self.amounts.gather(p)
+            )
             .group_by("h", "id", "p_cur")
             .agg(pl.col("p_amount").sum())
         )
 
-    def lookup(self, charges: pl.DataFrame, column: str, rows: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+    def lookup(
+        self, charges: pl.DataFrame, column: str, rows: pl.Series | None = None
+    ) -> tuple[pl.Series, pl.Series]:
         """Look up `charges[column]` at `rows` (indices into `charges`, which has `amount`, `cur`
         and `h_<column>`; None: every row): (the rows whose id no payment row has, the rows whose
         payment rows' total in the charge's currency differs from the charge's amount)."""
@@ -253,23 +305,37 @@ class _Payments:
         if one is not None and one == self.one_currency:
             same = pl.lit(True)
         # One select, so that the text check (the costly part) and the amounts can run in parallel.
-        joined = joined.select("c", "h", same_id=of_charge(column) == of_payment(self.ids),
-                               differs=(same & (of_payment(self.amounts) != of_charge("amount"))).fill_null(False))
-        unfound = pl.concat([missed.select("c", "h"), joined.filter(~pl.col("same_id")).select("c", "h")])
+        joined = joined.select(
+            "c",
+            "h",
+            same_id=of_charge(column) == of_payment(self.ids),
+            differs=(same & (of_payment(self.amounts) != of_charge("amount"))).fill_null(False),
+        )
+        unfound = pl.concat(
+            [missed.select("c", "h"), joined.filter(~pl.col("same_id")).select("c", "h")]
+        )
         differ = joined.filter(pl.col("same_id") & pl.col("differs")).get_column("c")
         if self.repeated.is_empty():
             return unfound.get_column("c"), differ
         # Keys in `repeated` are never in `unique`, so their rows are among the unfound ones.
         # (Gathers stay out of `agg`: a literal there would be copied into every group.)
         hits = (
-            unfound.select("c", "h").join(self.repeated, on="h")
+            unfound.select("c", "h")
+            .join(self.repeated, on="h")
             .with_columns(text=of_charge(column), amount=of_charge("amount"), cur=of_charge("cur"))
             .filter(pl.col("text") == pl.col("id"))
             .group_by("c")
-            .agg(pl.col("amount").first(), total=pl.col("p_amount").filter(pl.col("p_cur") == pl.col("cur")).first())
-        )  # fmt: skip
-        unfound = unfound.get_column("c").filter(~unfound.get_column("c").is_in(hits.get_column("c").implode()))
-        return unfound, pl.concat([differ, hits.filter(pl.col("total") != pl.col("amount")).get_column("c")])
+            .agg(
+                pl.col("amount").first(),
+                total=pl.col("p_amount").filter(pl.col("p_cur") == pl.col("cur")).first(),
+            )
+        )
+        unfound = unfound.get_column("c").filter(
+            ~unfound.get_column("c").is_in(hits.get_column("c").implode())
+        )
+        return unfound, pl.concat(
+            [differ, hits.filter(pl.col("total") != pl.col("amount")).get_column("c")]
+        )
 
 
 # -- the bank ------------------------------------------------------------------------------------
@@ -283,14 +349,17 @@ def _pairs(payouts: pl.DataFrame, deposits: pl.LazyFrame, match_days: int) -> pl
     """Every (payout, deposit) pair that may match, ranked (`rank`, 0 is best) by the rule above."""
     payouts = payouts.lazy().filter(~pl.col("status").is_in(FAILED_STATUSES))
     pairs = payouts.select("id", "amount", "currency", "arrival_date", "trace_id").join(
-        deposits.select("d", "amount", "currency", "date", "reference", deposit_id="id"), on=["amount", "currency"]
+        deposits.select("d", "amount", "currency", "date", "reference", deposit_id="id"),
+        on=["amount", "currency"],
     )
     arrival = pl.col("arrival_date")
     pairs = pairs.filter(pl.col("date").is_between(arrival, arrival + timedelta(days=match_days)))
     reference = pl.col("reference").str.to_lowercase()
 
     def named(what: pl.Expr) -> pl.Expr:
-        return (what.str.len_chars() > 0) & reference.str.contains(what.str.to_lowercase(), literal=True)
+        return (what.str.len_chars() > 0) & reference.str.contains(
+            what.str.to_lowercase(), literal=True
+        )
 
     by_reference = (named(pl.col("id")) | named(pl.col("trace_id"))).fill_null(False)
     distance = (pl.col("date") - arrival).dt.total_days()
@@ -314,19 +383,34 @@ def _greedy(pairs: pl.LazyFrame) -> pl.DataFrame:
         rank = pl.col("rank")
         best = left.filter((rank == rank.min().over("id")) & (rank == rank.min().over("d")))
         taken.append(best)
-        done = pl.col("id").is_in(best.get_column("id").implode()) | pl.col("d").is_in(best.get_column("d").implode())
+        done = pl.col("id").is_in(best.get_column("id").implode()) | pl.col("d").is_in(
+            best.get_column("d").implode()
+        )
         left = left.filter(~done)
     return pl.concat(taken).drop("rank") if taken else left.drop("rank")
 
 
 # -- problems and the result ---------------------------------------------------------------------
-def _problems(lines: pl.LazyFrame, *, as_of: date, match_days: int, bank_configured: bool) -> pl.LazyFrame:
+def _problems(
+    lines: pl.LazyFrame, *, as_of: date, match_days: int, bank_configured: bool
+) -> pl.LazyFrame:
     """One boolean column per problem code, with the itemization filled in (0) or voided (manual)."""
     automatic = pl.col("automatic")
     # An automatic payout without transactions is itemized as 0; a manual one is not itemized.
-    sums = ("itemized_net", "charges", "refunds", "disputes", "fees", "adjustments", "transaction_count")
-    lines = lines.with_columns(pl.when(automatic).then(pl.col(c).fill_null(0)) for c in sums).with_columns(
-        difference=pl.col("amount") - pl.col("itemized_net"), transaction_count=pl.col("transaction_count").fill_null(0)
+    sums = (
+        "itemized_net",
+        "charges",
+        "refunds",
+        "disputes",
+        "fees",
+        "adjustments",
+        "transaction_count",
+    )
+    lines = lines.with_columns(
+        pl.when(automatic).then(pl.col(c).fill_null(0)) for c in sums
+    ).with_columns(
+        difference=pl.col("amount") - pl.col("itemized_net"),
+        transaction_count=pl.col("transaction_count").fill_null(0),
     )
     failed = pl.col("status").is_in(FAILED_STATUSES)
     unmatched = pl.lit(bank_configured) & ~failed & pl.col("bank_deposit_id").is_null()
@@ -343,12 +427,19 @@ def _problems(lines: pl.LazyFrame, *, as_of: date, match_days: int, bank_configu
 
 def _line(row: dict) -> PayoutLine:
     return PayoutLine(
-        id=row["id"], amount=row["amount"], currency=row["currency"], arrival_date=row["arrival_date"],
-        status=row["status"], automatic=row["automatic"], failure_code=row["failure_code"], trace_id=row["trace_id"],
-        **{name: row[name] for name in ITEMIZED}, transaction_count=row["transaction_count"],
+        id=row["id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        arrival_date=row["arrival_date"],
+        status=row["status"],
+        automatic=row["automatic"],
+        failure_code=row["failure_code"],
+        trace_id=row["trace_id"],
+        **{name: row[name] for name in ITEMIZED},
+        transaction_count=row["transaction_count"],
         charges_missing_in_database=tuple(row["missing_ids"] or ()),
         charges_amount_mismatch=tuple(row["mismatch_ids"] or ()),
         bank_deposit_id=row["bank_deposit_id"],
         problems=tuple(code for code in PROBLEMS if row[code]),
         note=None if row["automatic"] else MANUAL_NOTE,
-    )  # fmt: skip
+    )

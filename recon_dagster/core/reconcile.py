@@ -16,13 +16,31 @@ from decimal import Decimal
 
 import polars as pl
 
-from recon_dagster.core.findings import build_findings, dispute_totals, gross_by_currency, to_objects
+from recon_dagster.core.findings import (
+    build_findings,
+    dispute_totals,
+    gross_by_currency,
+    to_objects,
+)
 from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
 from recon_dagster.core.grading import exceeds
 from recon_dagster.core.keys import keyed
 from recon_dagster.core.recommend import recommend
-from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconcileParams, ReconciliationResult
-from recon_dagster.core.sides import DATABASE_DETAILS, collapse_duplicates, database_side, stripe_side, with_details, with_recorded_chargebacks
+from recon_dagster.core.result import (
+    CLASSES,
+    CurrencyTotals,
+    Finding,
+    ReconcileParams,
+    ReconciliationResult,
+)
+from recon_dagster.core.sides import (
+    DATABASE_DETAILS,
+    collapse_duplicates,
+    database_side,
+    stripe_side,
+    with_details,
+    with_recorded_chargebacks,
+)
 
 # The classes the join decides (the others come from neighbours, disputes and invalid rows).
 JOIN_CLASSES = CLASSES[:7]
@@ -40,8 +58,14 @@ def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
     same = pl.col("s_currency") == pl.col("d_currency")
     both = IN_STRIPE & IN_DATABASE
     both_paid = both & same & pl.col("s_paid") & pl.col("d_paid")
-    refund_mm = both_paid & pl.lit(params.refunds_tracked) & (pl.col("s_refunded") != pl.col("d_refunded"))
-    amount_mm = both_paid & (pl.col("s_amt") != pl.col("d_amt")) & ~(refund_mm & (pl.col("s_gross") == pl.col("d_gross")))
+    refund_mm = (
+        both_paid & pl.lit(params.refunds_tracked) & (pl.col("s_refunded") != pl.col("d_refunded"))
+    )
+    amount_mm = (
+        both_paid
+        & (pl.col("s_amt") != pl.col("d_amt"))
+        & ~(refund_mm & (pl.col("s_gross") == pl.col("d_gross")))
+    )
     return joined.with_columns(
         missing_in_database=IN_STRIPE & ~IN_DATABASE & pl.col("s_paid"),
         missing_in_stripe=IN_DATABASE & ~IN_STRIPE & pl.col("d_paid"),
@@ -53,7 +77,9 @@ def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
     )
 
 
-def _flagged(stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool) -> pl.LazyFrame:
+def _flagged(
+    stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool
+) -> pl.LazyFrame:
     stripe, database = stripe.lazy(), database.drop(DATABASE_DETAILS)
     if on_hash:
         joined = stripe.join(database, on="h", how="full")
@@ -63,7 +89,9 @@ def _flagged(stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcilePara
     return _classify(joined, params).filter(flags).with_columns(id=pl.coalesce("s_id", "d_id"))
 
 
-def flag_rows(stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams) -> pl.DataFrame:
+def flag_rows(
+    stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams
+) -> pl.DataFrame:
     """The joined rows that carry a class, with their `id`.
 
     The join is on the ids' u64 hashes (`h`), about twice as fast as on the strings. Every pair it
@@ -105,26 +133,51 @@ def reconcile(
     stripe = stripe_side(charges, params.include_refunds)
     database = database_side(payments, params)
     collapsed, foreign_extras = collapse_duplicates(database)
-    stripe, recorded_chargebacks = with_recorded_chargebacks(stripe, charges, database, params.include_refunds)
+    stripe, recorded_chargebacks = with_recorded_chargebacks(
+        stripe, charges, database, params.include_refunds
+    )
     flagged = with_details(flag_rows(stripe, collapsed, params), charges, database)
     s_totals, d_totals = pl.collect_all(
         [
-            stripe.lazy().filter("s_paid").group_by("s_currency").agg(pl.col("s_amt").sum(), pl.len()),
-            database.lazy().filter("d_paid").group_by("d_currency").agg(pl.col("d_amt").sum(), pl.len()),
+            stripe.lazy()
+            .filter("s_paid")
+            .group_by("s_currency")
+            .agg(pl.col("s_amt").sum(), pl.len()),
+            database.lazy()
+            .filter("d_paid")
+            .group_by("d_currency")
+            .agg(pl.col("d_amt").sum(), pl.len()),
         ]
     )
 
     if find_neighbours is not None:
         # A charge missing from the table may be recorded across midnight under its intent's id.
         unmatched = flagged.filter("missing_in_database")
-        stripe_only = unmatched.get_column("id").to_list() + unmatched.get_column("s_intent").drop_nulls().to_list()
+        stripe_only = (
+            unmatched.get_column("id").to_list()
+            + unmatched.get_column("s_intent").drop_nulls().to_list()
+        )
         db_only = flagged.filter("missing_in_stripe").get_column("id").to_list()
         if stripe_only or db_only:
             neighbour_charges, neighbour_payments = find_neighbours(stripe_only, db_only)
-    invalid = pl.concat([_invalid(bad_charges, "stripe", "created"), _invalid(pl.concat([bad_payments, bad_ids]), "database", "created_at")])
-    findings = build_findings(flagged, params, neighbour_charges, neighbour_payments, charges=charges, invalid=invalid,
-                              recorded_chargebacks=recorded_chargebacks)  # fmt: skip
-    totals = _totals(s_totals, d_totals, gross_by_currency(findings, foreign_extras), dispute_totals(findings))
+    invalid = pl.concat(
+        [
+            _invalid(bad_charges, "stripe", "created"),
+            _invalid(pl.concat([bad_payments, bad_ids]), "database", "created_at"),
+        ]
+    )
+    findings = build_findings(
+        flagged,
+        params,
+        neighbour_charges,
+        neighbour_payments,
+        charges=charges,
+        invalid=invalid,
+        recorded_chargebacks=recorded_chargebacks,
+    )
+    totals = _totals(
+        s_totals, d_totals, gross_by_currency(findings, foreign_extras), dispute_totals(findings)
+    )
     result = _result(params, charges.height, payments.height, totals, to_objects(findings))
     return result.with_recommendations(recommend(result))
 
@@ -135,18 +188,30 @@ def _quarantine(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     if not frame.select(bad.any()).item():
         return frame, frame.clear()
     marked = frame.filter(bad).with_columns(
-        invalid_column=pl.coalesce("invalid_column", pl.lit("id")), invalid_reason=pl.coalesce("invalid_reason", pl.lit("NULL id"))
+        invalid_column=pl.coalesce("invalid_column", pl.lit("id")),
+        invalid_reason=pl.coalesce("invalid_reason", pl.lit("NULL id")),
     )
     return frame.filter(~bad), marked
 
 
 def _invalid(rows: pl.DataFrame, source: str, created: str) -> pl.DataFrame:
     """Quarantined rows of either side, in one shape: where, which row, which column, why."""
-    return rows.select(source=pl.lit(source), id="id", created=created, column="invalid_column", reason="invalid_reason",
-                       currency="currency")  # fmt: skip
+    return rows.select(
+        source=pl.lit(source),
+        id="id",
+        created=created,
+        column="invalid_column",
+        reason="invalid_reason",
+        currency="currency",
+    )
 
 
-def _totals(s_totals: pl.DataFrame, d_totals: pl.DataFrame, gross: dict[str, int], disputes: dict[str, tuple[int, int]]) -> list[CurrencyTotals]:
+def _totals(
+    s_totals: pl.DataFrame,
+    d_totals: pl.DataFrame,
+    gross: dict[str, int],
+    disputes: dict[str, tuple[int, int]],
+) -> list[CurrencyTotals]:
     s = {r["s_currency"]: (r["s_amt"], r["len"]) for r in s_totals.to_dicts()}
     d = {r["d_currency"]: (r["d_amt"], r["len"]) for r in d_totals.to_dicts()}
     out = []
@@ -155,17 +220,37 @@ def _totals(s_totals: pl.DataFrame, d_totals: pl.DataFrame, gross: dict[str, int
         d_amt, d_n = d.get(cur, (0, 0))
         net = abs(s_amt - d_amt)
         g = gross.get(cur, 0)
-        out.append(CurrencyTotals(currency=cur, stripe_total=s_amt, database_total=d_amt, stripe_count=s_n,
-                                  database_count=d_n, discrepancy=net, gross_discrepancy=g,
-                                  discrepancy_percentage=_percent(net, s_amt),
-                                  gross_discrepancy_percentage=_percent(g, s_amt),
-                                  disputes_lost=disputes.get(cur, (0, 0))[0], disputes_open=disputes.get(cur, (0, 0))[1]))  # fmt: skip
+        out.append(
+            CurrencyTotals(
+                currency=cur,
+                stripe_total=s_amt,
+                database_total=d_amt,
+                stripe_count=s_n,
+                database_count=d_n,
+                discrepancy=net,
+                gross_discrepancy=g,
+                discrepancy_percentage=_percent(net, s_amt),
+                gross_discrepancy_percentage=_percent(g, s_amt),
+                disputes_lost=disputes.get(cur, (0, 0))[0],
+                disputes_open=disputes.get(cur, (0, 0))[1],
+            )
+        )
     return out
 
 
-def _result(params: ReconcileParams, n_charges: int, n_payments: int, totals: list[CurrencyTotals], findings: list[Finding]) -> ReconciliationResult:
+def _result(
+    params: ReconcileParams,
+    n_charges: int,
+    n_payments: int,
+    totals: list[CurrencyTotals],
+    findings: list[Finding],
+) -> ReconciliationResult:
     # Headline currency: the one whose gross discrepancy is the largest share of its Stripe total.
-    head = max(totals, key=lambda t: (Decimal(t.gross_discrepancy_percentage), t.stripe_total, t.currency), default=None)
+    head = max(
+        totals,
+        key=lambda t: (Decimal(t.gross_discrepancy_percentage), t.stripe_total, t.currency),
+        default=None,
+    )
     result = ReconciliationResult(
         date=params.start,
         end_date=params.end,

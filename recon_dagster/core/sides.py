@@ -38,8 +38,9 @@ def stripe_side(charges: pl.DataFrame, include_refunds: bool) -> pl.DataFrame:
     )
 
 
-def with_recorded_chargebacks(stripe: pl.DataFrame, charges: pl.DataFrame, database: pl.DataFrame,
-                              include_refunds: bool) -> tuple[pl.DataFrame, list[str]]:  # fmt: skip
+def with_recorded_chargebacks(
+    stripe: pl.DataFrame, charges: pl.DataFrame, database: pl.DataFrame, include_refunds: bool
+) -> tuple[pl.DataFrame, list[str]]:
     """Lost disputes the payments table has recorded: its one row for the charge has Stripe's
     refunds plus the dispute as its refunded amount (or a `refunded` status). Both sides then agree
     the money is gone, so Stripe's side (`stripe`, made from `charges`) takes it back as well
@@ -47,31 +48,53 @@ def with_recorded_chargebacks(stripe: pl.DataFrame, charges: pl.DataFrame, datab
     again. A charge recorded twice is left as it is (its duplicate is a finding anyway). Returns
     the side and those charges' ids.
 
-    Lost disputes are few, and so are refunded rows: only those are looked at, never a table joined."""
+    Lost disputes are few, and so are refunded rows: only those are looked at, never a table
+    joined."""
     at = charges.select(pl.arg_where(pl.col("dispute_status") == "lost")).to_series()
     if at.is_empty():
         return stripe, []
-    lost = stripe.select("s_row", "h", "s_id", "s_currency", "s_paid", "s_refunded")[at].with_columns(
-        s_lost=charges[at].select(pl.coalesce("dispute_amount", "amount_captured")).to_series()).filter("s_paid")
+    lost = (
+        stripe.select("s_row", "h", "s_id", "s_currency", "s_paid", "s_refunded")[at]
+        .with_columns(
+            s_lost=charges[at].select(pl.coalesce("dispute_amount", "amount_captured")).to_series()
+        )
+        .filter("s_paid")
+    )
     # A recorded chargeback has a refunded amount; the cheap test first, the hashes on what is left.
-    refunded = database.filter(pl.col("d_refunded") > 0).filter(pl.col("h").is_in(lost.get_column("h").implode()))
+    refunded = database.filter(pl.col("d_refunded") > 0).filter(
+        pl.col("h").is_in(lost.get_column("h").implode())
+    )
     if refunded.is_empty():
         return stripe, []
-    # Every row of those charges, refunded or not: a charge recorded twice is not settled by one row.
-    rows = database.filter(pl.col("h").is_in(refunded.get_column("h").implode())).select("h", "d_id", "d_paid", "d_currency", "d_refunded")
+    # Every row of those charges, refunded or not: a charge recorded twice is not settled by one
+    # row.
+    rows = database.filter(pl.col("h").is_in(refunded.get_column("h").implode())).select(
+        "h", "d_id", "d_paid", "d_currency", "d_refunded"
+    )
     rows = rows.filter(pl.len().over("d_id") == 1)
     recorded = (
         lost.join(rows, on="h")
-        .filter((pl.col("s_id") == pl.col("d_id")) & pl.col("d_paid") & (pl.col("s_currency") == pl.col("d_currency"))
-                & (pl.col("d_refunded") == pl.col("s_refunded") + pl.col("s_lost")))
+        .filter(
+            (pl.col("s_id") == pl.col("d_id"))
+            & pl.col("d_paid")
+            & (pl.col("s_currency") == pl.col("d_currency"))
+            & (pl.col("d_refunded") == pl.col("s_refunded") + pl.col("s_lost"))
+        )
         .select("s_row", "s_id", "s_lost")
-    )  # fmt: skip
+    )
     if recorded.is_empty():
         return stripe, []
-    taken = stripe.select("s_row").join(recorded.select("s_row", "s_lost"), on="s_row", how="left").get_column("s_lost").fill_null(0)
+    taken = (
+        stripe.select("s_row")
+        .join(recorded.select("s_row", "s_lost"), on="s_row", how="left")
+        .get_column("s_lost")
+        .fill_null(0)
+    )
     return stripe.with_columns(
         s_refunded=pl.col("s_refunded") + taken,
-        s_amt=pl.when(pl.col("s_paid") & pl.lit(include_refunds)).then(pl.col("s_amt") - taken).otherwise(pl.col("s_amt")),
+        s_amt=pl.when(pl.col("s_paid") & pl.lit(include_refunds))
+        .then(pl.col("s_amt") - taken)
+        .otherwise(pl.col("s_amt")),
     ), recorded.get_column("s_id").to_list()
 
 
@@ -93,7 +116,9 @@ def database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.DataFra
     refunded_status = pl.col("status").is_in(_spellings(statuses, REFUNDED_STATUSES))
     paid = pl.col("status").is_in(_spellings(statuses, params.paid_statuses)) | refunded_status
     refunded = pl.when(pl.col("refunded").is_not_null()).then(pl.col("refunded"))
-    refunded = refunded.when(refunded_status & pl.lit(not params.refunds_tracked)).then(pl.col("amount"))
+    refunded = refunded.when(refunded_status & pl.lit(not params.refunds_tracked)).then(
+        pl.col("amount")
+    )
     refunded = refunded.otherwise(0)
     net = pl.col("amount") - (refunded if params.include_refunds else pl.lit(0))
     return payments.select(
@@ -123,21 +148,31 @@ def collapse_duplicates(db: pl.DataFrame) -> tuple[pl.LazyFrame, pl.DataFrame]:
     if not dup.any():
         return singles, foreign
     # Sorting on every column makes the representative independent of the input row order.
-    rows = db.filter(dup).sort(["d_id", "d_created", "d_gross", "d_status", "d_currency", "d_refunded", "d_raw"])
-    rows = rows.with_columns(first=pl.int_range(pl.len()).over("d_id") == 0,
-                             rep_currency=pl.col("d_currency").first().over("d_id"))  # fmt: skip
+    rows = db.filter(dup).sort(
+        ["d_id", "d_created", "d_gross", "d_status", "d_currency", "d_refunded", "d_raw"]
+    )
+    rows = rows.with_columns(
+        first=pl.int_range(pl.len()).over("d_id") == 0,
+        rep_currency=pl.col("d_currency").first().over("d_id"),
+    )
     same = pl.col("d_currency") == pl.col("rep_currency")
     collapsed = rows.group_by("d_id", maintain_order=True).agg(
         pl.all().exclude("first", "rep_currency").first(),
         d_count=pl.len(),
         d_extra=pl.col("d_amt").filter(~pl.col("first") & same).sum(),
     )
-    foreign = rows.filter(~pl.col("first") & ~same & (pl.col("d_amt") != 0)).select(currency="d_currency", amount="d_amt")
+    foreign = rows.filter(~pl.col("first") & ~same & (pl.col("d_amt") != 0)).select(
+        currency="d_currency", amount="d_amt"
+    )
     names = singles.collect_schema().names()  # the representative keeps its own d_row
-    return pl.concat([singles.filter(pl.lit(~dup)), collapsed.lazy().select(names)], how="vertical"), foreign
+    return pl.concat(
+        [singles.filter(pl.lit(~dup)), collapsed.lazy().select(names)], how="vertical"
+    ), foreign
 
 
-def with_details(flagged: pl.DataFrame, charges: pl.DataFrame, database: pl.DataFrame) -> pl.DataFrame:
+def with_details(
+    flagged: pl.DataFrame, charges: pl.DataFrame, database: pl.DataFrame
+) -> pl.DataFrame:
     """The flagged rows with both sides' statuses and timestamps (null where a side is missing)."""
     s_rows, d_rows = flagged.get_column("s_row"), flagged.get_column("d_row")
     return flagged.with_columns(

@@ -1,1 +1,2 @@
-"""Payout reconciliation as Dagster objects: assets, check, job and schedule (the second domain beside charges/)."""
+"""Payout reconciliation as Dagster objects: assets, check, job and schedule (the second domain
+beside charges/)."""

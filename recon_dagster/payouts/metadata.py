@@ -23,8 +23,21 @@ def payout_figures(result: PayoutResult) -> dict[str, Any]:
         "severity": result.severity(),
         "bank_checked": result.bank_checked,
         "counts": result.counts(),
-        "problem_payouts": [{k: p[k] for k in ("id", "amount", "currency", "status", "difference", "problems", "failure_code")}
-                            for p in problems[:SHOWN]],  # fmt: skip
+        "problem_payouts": [
+            {
+                k: p[k]
+                for k in (
+                    "id",
+                    "amount",
+                    "currency",
+                    "status",
+                    "difference",
+                    "problems",
+                    "failure_code",
+                )
+            }
+            for p in problems[:SHOWN]
+        ],
         "deposits_without_payout": data["deposits_without_payout"][:SHOWN],
         "error": result.error,
         "stripe_source": result.stripe_source,

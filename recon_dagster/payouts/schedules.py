@@ -14,20 +14,35 @@ PAYOUTS_JOB = "payout_reconciliation_job"
 
 
 def build_payouts_job(partitions_def: dg.PartitionsDefinition) -> dg.UnresolvedAssetJobDefinition:
-    return dg.define_asset_job(PAYOUTS_JOB, selection=dg.AssetSelection.groups(GROUP), partitions_def=partitions_def,
-                               description="Reconcile one arrival date's payouts: Stripe, the payments table and the bank.")  # fmt: skip
+    return dg.define_asset_job(
+        PAYOUTS_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        partitions_def=partitions_def,
+        description="Reconcile one arrival date's payouts: Stripe, the payments table and the "
+        "bank.",
+    )
 
 
-def build_payouts_schedule(job: dg.UnresolvedAssetJobDefinition, timezone_name: str, match_days: int,
-                           start_date: date) -> dg.ScheduleDefinition:  # fmt: skip
-    @dg.schedule(job=job, cron_schedule="0 3 * * *", execution_timezone=timezone_name,
-                 default_status=dg.DefaultScheduleStatus.RUNNING, name="payouts_daily",
-                 description=f"03:00: yesterday's payouts, and the {match_days} day(s) before still within the bank window.")  # fmt: skip
+def build_payouts_schedule(
+    job: dg.UnresolvedAssetJobDefinition, timezone_name: str, match_days: int, start_date: date
+) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        job=job,
+        cron_schedule="0 3 * * *",
+        execution_timezone=timezone_name,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        name="payouts_daily",
+        description=f"03:00: yesterday's payouts, and the {match_days} day(s) before still within "
+        "the bank window.",
+    )
     def payouts_daily(context: dg.ScheduleEvaluationContext):
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
         for back in range(match_days + 1):
             day = yesterday - timedelta(days=back)
             if day >= start_date:
-                yield dg.RunRequest(run_key=f"{day.isoformat()}@{yesterday.isoformat()}", partition_key=day.isoformat())
+                yield dg.RunRequest(
+                    run_key=f"{day.isoformat()}@{yesterday.isoformat()}",
+                    partition_key=day.isoformat(),
+                )
 
     return payouts_daily

@@ -1,1 +1,2 @@
-"""Where the data comes from: the Stripe API, the application's payments table, the bank statement table."""
+"""Where the data comes from: the Stripe API, the application's payments table, the bank statement
+table."""

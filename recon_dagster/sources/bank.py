@@ -26,11 +26,14 @@ log = logging.getLogger(__name__)
 
 # The payments reader names the payments variables in its errors; for the bank table, the bank's.
 _VARIABLES = {
-    "RECON_DATABASE_URL": "RECON_BANK_DATABASE_URL", "RECON_PAYMENTS_TABLE": "RECON_BANK_TABLE",
-    "RECON_PAYMENTS_ID_COLUMN": "RECON_BANK_ID_COLUMN", "RECON_PAYMENTS_AMOUNT_COLUMN": "RECON_BANK_AMOUNT_COLUMN",
-    "RECON_PAYMENTS_CURRENCY_COLUMN": "RECON_BANK_CURRENCY_COLUMN", "RECON_PAYMENTS_CREATED_AT_COLUMN": "RECON_BANK_DATE_COLUMN",
+    "RECON_DATABASE_URL": "RECON_BANK_DATABASE_URL",
+    "RECON_PAYMENTS_TABLE": "RECON_BANK_TABLE",
+    "RECON_PAYMENTS_ID_COLUMN": "RECON_BANK_ID_COLUMN",
+    "RECON_PAYMENTS_AMOUNT_COLUMN": "RECON_BANK_AMOUNT_COLUMN",
+    "RECON_PAYMENTS_CURRENCY_COLUMN": "RECON_BANK_CURRENCY_COLUMN",
+    "RECON_PAYMENTS_CREATED_AT_COLUMN": "RECON_BANK_DATE_COLUMN",
     "RECON_PAYMENTS_STATUS_COLUMN": "RECON_BANK_REFERENCE_COLUMN",
-}  # fmt: skip
+}
 
 
 @contextmanager
@@ -53,9 +56,13 @@ def read_deposits(bank: BankTable, first: date, last: date, timezone: str) -> pl
     read exactly (a NULL amount, an unknown currency) are left out and named in one warning."""
     table = bank.as_payments_table()
     info = validate(bank)
-    declared = {name.lower(): kind for name, kind in info.columns.items()}.get(bank.date_column.lower(), "")
+    declared = {name.lower(): kind for name, kind in info.columns.items()}.get(
+        bank.date_column.lower(), ""
+    )
     if declared == "date":
-        table = dataclasses.replace(table, db_timezone="UTC")  # a date is no instant: midnight UTC stands for it
+        table = dataclasses.replace(
+            table, db_timezone="UTC"
+        )  # a date is no instant: midnight UTC stands for it
         start = datetime.combine(first, time(0), tzinfo=UTC)
         end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC)
         zone = "UTC"
@@ -66,11 +73,19 @@ def read_deposits(bank: BankTable, first: date, last: date, timezone: str) -> pl
         rows = payments_db.read_window(table, start, end)
     bad = rows.filter(pl.col("invalid_reason").is_not_null())
     if not bad.is_empty():
-        log.warning("bank table %s: %d line(s) left out: %s", bank.table, bad.height,
-                    "; ".join(f"{r['id']}: {r['invalid_reason']}" for r in bad.head(5).iter_rows(named=True)))  # fmt: skip
+        log.warning(
+            "bank table %s: %d line(s) left out: %s",
+            bank.table,
+            bad.height,
+            "; ".join(
+                f"{r['id']}: {r['invalid_reason']}" for r in bad.head(5).iter_rows(named=True)
+            ),
+        )
     rows = rows.filter(pl.col("invalid_reason").is_null())
     return rows.select(
-        "id", "amount", "currency",
+        "id",
+        "amount",
+        "currency",
         date=pl.col("created_at").dt.convert_time_zone(zone).dt.date(),
         reference=pl.col("status") if bank.reference_column else pl.lit(None, pl.String),
     ).cast(BANK_SCHEMA)  # type: ignore[arg-type]

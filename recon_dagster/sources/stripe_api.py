@@ -1,4 +1,5 @@
-"""Stripe charges for one time window, through the official SDK, as a validated `CHARGES_SCHEMA` frame.
+"""Stripe charges for one time window, through the official SDK, as a validated `CHARGES_SCHEMA`
+frame.
 
 No Dagster here: assets call `make_client` and `fetch_charges`. Errors come out as two kinds the
 caller can act on: `StripeDataError` (Stripe sent something we refuse to reconcile) and
@@ -16,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,8 +30,10 @@ from recon_dagster.retry_after import parse_retry_after
 from recon_dagster.sources.stripe_pacing import ENDPOINT_LIMIT, Pacer, pacer_for
 
 PAGE_SIZE = 100  # Stripe's maximum page size: fewest requests
-MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is capped so a run fails in minutes, not hours
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_RETRY_AFTER = (
+    60.0  # seconds; a longer Retry-After is capped so a run fails in minutes, not hours
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _KEY = re.compile(r"\b([a-z]{2,4}_(?:test|live)_)[A-Za-z0-9_]*?([A-Za-z0-9]{4})\b")
 _MISSING = object()
@@ -60,14 +63,17 @@ def mask_secrets(text: str) -> str:
 # (unless Stripe sends `Stripe-Should-Retry: true`), and it has no client-side rate limiter. We keep
 # the SDK's retry loop and backoff and add only those two things.
 class _RetryingRequestsClient(stripe.RequestsClient):
-    """`RequestsClient` that also retries 429 (honouring Retry-After) and waits for its pacer before each request."""
+    """`RequestsClient` that also retries 429 (honouring Retry-After) and waits for its pacer before
+    each request."""
 
     def __init__(self, *, timeout: float, pacer: Pacer):
         super().__init__(timeout=timeout)
         self._pacer = pacer  # shared with every client of the same account (`pacer_for`)
 
     def _before(self, method: str, url: str) -> None:
-        self._pacer.wait(method, url)  # every attempt, retries included, counts against both budgets
+        self._pacer.wait(
+            method, url
+        )  # every attempt, retries included, counts against both budgets
         parts = urlsplit(url)
         _last_request.api_base = f"{parts.scheme}://{parts.netloc}"
 
@@ -82,7 +88,9 @@ class _RetryingRequestsClient(stripe.RequestsClient):
     def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
         _last_request.retries = num_retries
         self._thread_local.retry_after = None
-        retry = super()._should_retry(response, api_connection_error, num_retries, max_network_retries)
+        retry = super()._should_retry(
+            response, api_connection_error, num_retries, max_network_retries
+        )
         if response is None:
             return retry
         _body, status, headers = response
@@ -116,12 +124,18 @@ def make_client(
 ) -> stripe.StripeClient:
     """A `StripeClient` that retries 429s as well as network errors and 5xx, and paces itself.
 
-    Every client of one account in this process shares its budgets: `requests_per_second` in all (None:
-    Stripe's default for the key, 100 live or 25 test) and `endpoint_requests_per_second` per endpoint, each
-    aimed at 95%, with up to `burst` requests' catch-up after an idle moment (1: strictly even spacing).
+    Every client of one account in this process shares its budgets: `requests_per_second` in all
+    (None: Stripe's default for the key, 100 live or 25 test) and `endpoint_requests_per_second` per
+    endpoint, each aimed at 95%, with up to `burst` requests' catch-up after an idle moment (1:
+    strictly even spacing).
     """
-    pacer = pacer_for(api_key, api_base, requests_per_second=requests_per_second,
-                      endpoint_requests_per_second=endpoint_requests_per_second, burst=burst)  # fmt: skip
+    pacer = pacer_for(
+        api_key,
+        api_base,
+        requests_per_second=requests_per_second,
+        endpoint_requests_per_second=endpoint_requests_per_second,
+        burst=burst,
+    )
     client = stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base.rstrip("/")} if api_base else None,
@@ -183,14 +197,18 @@ def fetch_charges(
     if low == high:
         return empty_charges()
     context = f"listing charges created in [{start.isoformat()}, {end.isoformat()})"
-    lister = _Lister(client, context, max_workers=max_workers if slices != 1 else 1, split=slices is None)
+    lister = _Lister(
+        client, context, max_workers=max_workers if slices != 1 else 1, split=slices is None
+    )
     with _cyclic_gc_paused():
         if slices is None or slices == 1:
             rows = lister.run([(low, high)])
         else:
             parts = min(slices, high - low)
             bounds = [low + (high - low) * i // parts for i in range(parts + 1)]
-            rows = lister.run([(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]])
+            rows = lister.run(
+                [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
+            )
     frame = _rows_to_frame(rows)
     # A charge is in exactly one sub-window, but a charge listed twice must never count twice.
     return frame.unique(subset="id", keep="first", maintain_order=True).sort(
@@ -224,10 +242,19 @@ class _Lister:
     """
 
     def __init__(self, client: stripe.StripeClient, context: str, *, max_workers: int, split: bool):
-        self._client, self._context, self._max_workers, self._split = client, context, max_workers, split
+        self._client, self._context, self._max_workers, self._split = (
+            client,
+            context,
+            max_workers,
+            split,
+        )
         pacer = _PACERS.get(client)
-        self._rate = pacer.endpoint_rate() if pacer is not None else None  # requests/s the pacer lets through
-        self._latency: float | None = None  # the quickest round trip seen: the network's share of a request
+        self._rate = (
+            pacer.endpoint_rate() if pacer is not None else None
+        )  # requests/s the pacer lets through
+        self._latency: float | None = (
+            None  # the quickest round trip seen: the network's share of a request
+        )
         self._lock = threading.Lock()
         self._active = 0  # tasks submitted and not yet finished
         self._all_done = threading.Condition(self._lock)
@@ -273,7 +300,9 @@ class _Lister:
                 self._active -= 1
                 self._all_done.notify_all()
 
-    def _paginate(self, low: int, high: int, cursor: str | None, rows: list[tuple[Any, ...]]) -> None:
+    def _paginate(
+        self, low: int, high: int, cursor: str | None, rows: list[tuple[Any, ...]]
+    ) -> None:
         """List one task's range page by page into `rows`, handing off older parts when asked.
 
         Every page asks for the same `created` window, as the SDK's auto-pagination does; the cursor
@@ -287,7 +316,9 @@ class _Lister:
             if cursor is not None:
                 params["starting_after"] = cursor
             sent = time.monotonic()
-            page = _calling_stripe(self._context, lambda: self._client.raw_request("get", "/v1/charges", **params))
+            page = _calling_stripe(
+                self._context, lambda: self._client.raw_request("get", "/v1/charges", **params)
+            )
             took = time.monotonic() - sent
             with self._lock:
                 if self._latency is None or took < self._latency:
@@ -340,8 +371,15 @@ def _page_of(body: Any, context: str) -> tuple[list[Any], bool]:
 def _page_position(last: Any, context: str) -> tuple[str, int]:
     """The cursor (id) and `created` of a page's last charge: paging needs both to be sound."""
     cid, created = _field(last, "id"), _field(last, "created")
-    if not (isinstance(cid, str) and cid) or isinstance(created, bool) or not isinstance(created, int):
-        raise StripeUnavailableError(f"Stripe sent a page whose last charge has no usable id and created time while {context}.")
+    if (
+        not (isinstance(cid, str) and cid)
+        or isinstance(created, bool)
+        or not isinstance(created, int)
+    ):
+        raise StripeUnavailableError(
+            "Stripe sent a page whose last charge has no usable id and created time while "
+            f"{context}."
+        )
     return cid, created
 
 
@@ -360,24 +398,35 @@ def retrieve_charges(
     return _to_frame(charge for charge in found if charge is not None), missing
 
 
-def charges_of_intents(client: stripe.StripeClient, intents: Iterable[str], *, max_workers: int = 8) -> pl.DataFrame:
+def charges_of_intents(
+    client: stripe.StripeClient, intents: Iterable[str], *, max_workers: int = 8
+) -> pl.DataFrame:
     """Every charge of these PaymentIntents (`GET /v1/charges?payment_intent=`), whenever created."""
     wanted = list(dict.fromkeys(intents))
 
     def one(intent: str) -> list[tuple[Any, ...]]:
         context = f"listing the charges of PaymentIntent {intent}"
-        page = _calling_stripe(context, lambda: client.raw_request("get", "/v1/charges", payment_intent=intent, limit=PAGE_SIZE))
+        page = _calling_stripe(
+            context,
+            lambda: client.raw_request(
+                "get", "/v1/charges", payment_intent=intent, limit=PAGE_SIZE
+            ),
+        )
         data, _ = _page_of(page.data, context)  # an intent's attempts fit one page
         return [_row(charge, i) for i, charge in enumerate(data)]
 
     return _rows_to_frame([row for rows in _run_all(one, wanted, max_workers) for row in rows])
 
 
-def _run_all(work: Callable[[Any], Any], items: Sequence[Any] | range, max_workers: int) -> list[Any]:
+def _run_all(
+    work: Callable[[Any], Any], items: Sequence[Any] | range, max_workers: int
+) -> list[Any]:
     """Results in input order; the first error stops whatever has not started yet."""
     if len(items) <= 1:
         return [work(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items))), thread_name_prefix="stripe")
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(max_workers, len(items))), thread_name_prefix="stripe"
+    )
     try:
         futures = [pool.submit(work, item) for item in items]
         return [future.result() for future in futures]
@@ -388,7 +437,8 @@ def _run_all(work: Callable[[Any], Any], items: Sequence[Any] | range, max_worke
 def _calling_stripe(context: str, call: Callable[[], Any], *, missing_ok: bool = False) -> Any:
     """Run `call`, turning SDK errors into `StripeUnavailableError` with a key-free message.
 
-    With `missing_ok`, a 404 returns None: a retrieve of an unknown charge is an answer, not a failure.
+    With `missing_ok`, a 404 returns None: a retrieve of an unknown charge is an answer, not a
+    failure.
     """
     _last_request.retries = None
     _last_request.api_base = None
@@ -397,12 +447,14 @@ def _calling_stripe(context: str, call: Callable[[], Any], *, missing_ok: bool =
     except stripe.StripeError as exc:
         if missing_ok and isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
             return None
-        # `from None`: the SDK error's args hold the raw response body; keep only our masked summary.
+        # `from None`: the SDK error's args hold the raw response body; keep only our masked
+        # summary.
         raise StripeUnavailableError(_describe(context, exc)) from None
 
 
 def _describe(context: str, exc: stripe.StripeError) -> str:
-    """`Stripe <what happened> while <context> [request id]: <Stripe's masked message>. <what to do>`"""
+    """`Stripe <what happened> while <context> [request id]: <Stripe's masked message>. <what to
+    do>`"""
     retries = getattr(_last_request, "retries", None)
     after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries is not None else ""
     status = f"HTTP {exc.http_status}" if exc.http_status else "no HTTP response"
@@ -415,7 +467,9 @@ def _describe(context: str, exc: stripe.StripeError) -> str:
         kind = f"rate limited ({status}){after}"
         hint = "Lower STRIPE_REQUESTS_PER_SECOND or STRIPE_ENDPOINT_REQUESTS_PER_SECOND, or retry later."
     elif isinstance(exc, stripe.APIConnectionError):
-        kind = f"unreachable at {getattr(_last_request, 'api_base', None) or 'the Stripe API'}{after}"
+        kind = (
+            f"unreachable at {getattr(_last_request, 'api_base', None) or 'the Stripe API'}{after}"
+        )
     elif isinstance(exc, stripe.APIError):
         kind = f"server error ({status}){after}"
     else:
@@ -445,7 +499,9 @@ def _rows_to_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
         return empty_charges()
     columns = dict(zip(_COLUMNS, (list(column) for column in zip(*rows))))
     created = pl.Series("created", columns.pop("created"), dtype=pl.Int64) * 1_000_000
-    frame = pl.DataFrame(columns, schema={k: v for k, v in CHARGES_SCHEMA.items() if k != "created"})
+    frame = pl.DataFrame(
+        columns, schema={k: v for k, v in CHARGES_SCHEMA.items() if k != "created"}
+    )
     return frame.with_columns(created.cast(CHARGES_SCHEMA["created"])).select(_COLUMNS)
 
 
@@ -456,7 +512,9 @@ def _field(charge: Any, name: str) -> Any:
         return _MISSING
 
 
-_VALID_TAIL = (None,) * 6  # dispute_* (filled in by `attach_disputes`), invalid_column, invalid_reason
+_VALID_TAIL = (
+    None,
+) * 6  # dispute_* (filled in by `attach_disputes`), invalid_column, invalid_reason
 
 
 def _row(charge: Any, position: int) -> tuple[Any, ...]:
@@ -469,7 +527,9 @@ def _row(charge: Any, position: int) -> tuple[Any, ...]:
         cid, created = _field(charge, "id"), _field(charge, "created")
         row = [None] * len(_COLUMNS)
         row[0] = cid if isinstance(cid, str) and cid else None
-        row[_CREATED_AT] = created if isinstance(created, int) and not isinstance(created, bool) else None
+        row[_CREATED_AT] = (
+            created if isinstance(created, int) and not isinstance(created, bool) else None
+        )
         row[-2], row[-1] = exc.field, str(exc)
         return tuple(row)
 
@@ -477,7 +537,11 @@ def _row(charge: Any, position: int) -> tuple[Any, ...]:
 def _valid_row(charge: Any, position: int) -> tuple[Any, ...]:
     """One valid charge, or `StripeDataError` naming charge and field."""
     cid = _field(charge, "id")
-    who = f"Stripe charge {cid}" if isinstance(cid, str) and cid else f"Stripe charge at position {position}"
+    who = (
+        f"Stripe charge {cid}"
+        if isinstance(cid, str) and cid
+        else f"Stripe charge at position {position}"
+    )
 
     def bad(name: str, expected: str) -> StripeDataError:
         value = _field(charge, name)
@@ -526,5 +590,16 @@ def _valid_row(charge: Any, position: int) -> tuple[Any, ...]:
         disputed = False  # objects built by hand (fixtures, mirrors) may leave it out
     elif not isinstance(disputed, bool):
         raise bad("disputed", "true or false")
-    return (cid, amounts["amount"], amounts["amount_captured"], amounts["amount_refunded"], currency, status,
-            *flags, created, *refs, disputed, *_VALID_TAIL)  # fmt: skip
+    return (
+        cid,
+        amounts["amount"],
+        amounts["amount_captured"],
+        amounts["amount_refunded"],
+        currency,
+        status,
+        *flags,
+        created,
+        *refs,
+        disputed,
+        *_VALID_TAIL,
+    )

@@ -1,4 +1,5 @@
-"""The disputes of a window's disputed charges, through Stripe's Disputes API, onto the charges frame.
+"""The disputes of a window's disputed charges, through Stripe's Disputes API, onto the charges
+frame.
 
 A charge says only `disputed: true`; the dispute's status (open, won, lost), reason and amount
 come from `GET /v1/disputes`. Stripe keeps one dispute per charge. Disputes are created after
@@ -14,7 +15,13 @@ from typing import Any
 import polars as pl
 import stripe
 
-from recon_dagster.sources.stripe_api import PAGE_SIZE, _calling_stripe, _ceil_seconds, _page_of, _run_all
+from recon_dagster.sources.stripe_api import (
+    PAGE_SIZE,
+    _calling_stripe,
+    _ceil_seconds,
+    _page_of,
+    _run_all,
+)
 
 # Up to this many disputed charges, one `?charge=` request each; past it, listing the disputes
 # created since the window began takes fewer requests (a page holds 100).
@@ -44,8 +51,14 @@ def _list(client: stripe.StripeClient, params: dict[str, Any], context: str) -> 
     rows: list[tuple] = []
     cursor = None
     while True:
-        page_params = {**params, "limit": PAGE_SIZE, **({"starting_after": cursor} if cursor else {})}
-        page = _calling_stripe(context, lambda: client.raw_request("get", "/v1/disputes", **page_params))  # noqa: B023
+        page_params = {
+            **params,
+            "limit": PAGE_SIZE,
+            **({"starting_after": cursor} if cursor else {}),
+        }
+        page = _calling_stripe(
+            context, lambda: client.raw_request("get", "/v1/disputes", **page_params)
+        )  # noqa: B023
         data, has_more = _page_of(page.data, context)
         rows += [r for r in map(_row, data) if r is not None]
         if not has_more or not data:
@@ -55,16 +68,27 @@ def _list(client: stripe.StripeClient, params: dict[str, Any], context: str) -> 
             return rows
 
 
-def fetch_disputes(client: stripe.StripeClient, charge_ids: list[str], since: datetime, *, max_workers: int = 8) -> pl.DataFrame:
-    """The dispute of each of `charge_ids` (charges created at or after `since`), as `DISPUTE_COLUMNS`."""
+def fetch_disputes(
+    client: stripe.StripeClient, charge_ids: list[str], since: datetime, *, max_workers: int = 8
+) -> pl.DataFrame:
+    """The dispute of each of `charge_ids` (charges created at or after `since`), as
+    `DISPUTE_COLUMNS`."""
     wanted = list(dict.fromkeys(charge_ids))
     if not wanted:
         return pl.DataFrame(schema=DISPUTE_COLUMNS)
     if len(wanted) <= MAX_BY_CHARGE:
-        per_charge = _run_all(lambda cid: _list(client, {"charge": cid}, f"listing the disputes of charge {cid}"), wanted, max_workers)
+        per_charge = _run_all(
+            lambda cid: _list(client, {"charge": cid}, f"listing the disputes of charge {cid}"),
+            wanted,
+            max_workers,
+        )
         rows = [row for rows in per_charge for row in rows]
     else:
-        rows = _list(client, {"created": {"gte": _ceil_seconds(since)}}, f"listing disputes created since {since.isoformat()}")
+        rows = _list(
+            client,
+            {"created": {"gte": _ceil_seconds(since)}},
+            f"listing disputes created since {since.isoformat()}",
+        )
     frame = pl.DataFrame(rows, schema=DISPUTE_COLUMNS, orient="row")
     return frame.filter(pl.col("id").is_in(wanted)).unique("id", keep="last", maintain_order=True)
 
@@ -78,10 +102,16 @@ def attach_disputes(charges: pl.DataFrame, disputes: pl.DataFrame) -> pl.DataFra
 
 
 def disputed_ids(charges: pl.DataFrame) -> list[str]:
-    return charges.filter(pl.col("disputed").fill_null(False) & pl.col("id").is_not_null()).get_column("id").to_list()
+    return (
+        charges.filter(pl.col("disputed").fill_null(False) & pl.col("id").is_not_null())
+        .get_column("id")
+        .to_list()
+    )
 
 
-def with_disputes(client: stripe.StripeClient, charges: pl.DataFrame, since: datetime) -> pl.DataFrame:
+def with_disputes(
+    client: stripe.StripeClient, charges: pl.DataFrame, since: datetime
+) -> pl.DataFrame:
     """`charges` with the disputes of those marked disputed (one Disputes API look-up per window)."""
     ids = disputed_ids(charges)
     return attach_disputes(charges, fetch_disputes(client, ids, since)) if ids else charges

@@ -20,12 +20,27 @@ import stripe
 from recon_dagster.sources.stripe_api import PAGE_SIZE, _calling_stripe, _page_of, retrieve_charges
 
 LATE_CHANGE_TYPES = (
-    "charge.refunded", "charge.refund.updated", "charge.captured", "charge.succeeded", "charge.failed", "charge.updated",
-    "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed", "charge.dispute.funds_withdrawn",
+    "charge.refunded",
+    "charge.refund.updated",
+    "charge.captured",
+    "charge.succeeded",
+    "charge.failed",
+    "charge.updated",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
     "charge.dispute.funds_reinstated",
-)  # fmt: skip
-# A payout's changes re-open its arrival date in the payouts domain (Stripe's `types[]` takes up to 20).
-PAYOUT_CHANGE_TYPES = ("payout.updated", "payout.paid", "payout.failed", "payout.canceled", "payout.reconciliation_completed")
+)
+# A payout's changes re-open its arrival date in the payouts domain (Stripe's `types[]` takes up to
+# 20).
+PAYOUT_CHANGE_TYPES = (
+    "payout.updated",
+    "payout.paid",
+    "payout.failed",
+    "payout.canceled",
+    "payout.reconciliation_completed",
+)
 RETENTION_DAYS = 30  # Stripe keeps events this long
 
 
@@ -38,7 +53,8 @@ class Change:
     created: int  # the event's time, epoch seconds
     charge_id: str | None
     charge_created: int | None  # the charge's time, when the event carried the charge
-    # A payout event: the arrival dates it touches (now, and before when the event moved it), as UTC dates.
+    # A payout event: the arrival dates it touches (now, and before when the event moved it), as UTC
+    # dates.
     payout_days: tuple[date, ...] = ()
 
 
@@ -54,8 +70,14 @@ class Cursor:
     read_at: int | None = None
 
     def dumps(self) -> str:
-        return json.dumps({"v": 1, "created": self.created, "seen": list(self.seen),
-                           **({"read_at": self.read_at} if self.read_at is not None else {})})  # fmt: skip
+        return json.dumps(
+            {
+                "v": 1,
+                "created": self.created,
+                "seen": list(self.seen),
+                **({"read_at": self.read_at} if self.read_at is not None else {}),
+            }
+        )
 
     @classmethod
     def loads(cls, text: str | None) -> Cursor | None:
@@ -64,7 +86,11 @@ class Cursor:
             if data.get("v") != 1:
                 return None
             read_at = data.get("read_at")
-            return cls(int(data["created"]), tuple(data.get("seen", ())), int(read_at) if read_at is not None else None)
+            return cls(
+                int(data["created"]),
+                tuple(data.get("seen", ())),
+                int(read_at) if read_at is not None else None,
+            )
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
@@ -79,26 +105,48 @@ class Cursor:
             return Cursor(self.created, self.seen, read_at)
         newest = max(c.created for c in changes)
         at_newest = {c.event_id for c in changes if c.created == newest}
-        return Cursor(newest, tuple(sorted(at_newest | (set(self.seen) if newest == self.created else set()))), read_at)
+        return Cursor(
+            newest,
+            tuple(sorted(at_newest | (set(self.seen) if newest == self.created else set()))),
+            read_at,
+        )
 
 
-def read_changes(client: stripe.StripeClient, after: Cursor, *, limit: int = 10_000,
-                 types: tuple[str, ...] = LATE_CHANGE_TYPES + PAYOUT_CHANGE_TYPES) -> list[Change]:  # fmt: skip
+def read_changes(
+    client: stripe.StripeClient,
+    after: Cursor,
+    *,
+    limit: int = 10_000,
+    types: tuple[str, ...] = LATE_CHANGE_TYPES + PAYOUT_CHANGE_TYPES,
+) -> list[Change]:
     """Events of `types` (default: the charges' and the payouts') not yet read past `after`, oldest
     first, at most `limit` (the rest next time: the cursor only moves past what was returned)."""
-    params: dict[str, Any] = {"created": {"gte": after.created}, "types": list(types), "limit": PAGE_SIZE}
+    params: dict[str, Any] = {
+        "created": {"gte": after.created},
+        "types": list(types),
+        "limit": PAGE_SIZE,
+    }
     events: list[dict] = []
     cursor = None
     while True:
-        page = _calling_stripe("listing Stripe events", lambda: client.raw_request(
-            "get", "/v1/events", **params, **({"starting_after": cursor} if cursor else {})))  # noqa: B023
+        page = _calling_stripe(
+            "listing Stripe events",
+            lambda: client.raw_request(
+                "get", "/v1/events", **params, **({"starting_after": cursor} if cursor else {})
+            ),
+        )  # noqa: B023
         data, has_more = _page_of(page.data, "listing Stripe events")
         events += [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str)]
         if not has_more or not data:
             break
         cursor = data[-1].get("id")
-    changes = sorted((_change(e) for e in events if e["id"] not in after.seen), key=lambda c: (c.created, c.event_id))
-    if len(changes) > limit:  # cut at a whole second, so the cursor's `seen` stays complete for its second
+    changes = sorted(
+        (_change(e) for e in events if e["id"] not in after.seen),
+        key=lambda c: (c.created, c.event_id),
+    )
+    if (
+        len(changes) > limit
+    ):  # cut at a whole second, so the cursor's `seen` stays complete for its second
         changes = [c for c in changes if c.created <= changes[limit - 1].created]
     return changes
 
@@ -107,19 +155,42 @@ def _change(event: dict) -> Change:
     obj = (event.get("data") or {}).get("object") or {}
     if obj.get("object") == "payout":
         previous = (event.get("data") or {}).get("previous_attributes") or {}
-        arrivals = [obj.get("arrival_date"), previous.get("arrival_date") if isinstance(previous, dict) else None]
-        days = tuple(sorted({datetime.fromtimestamp(a, UTC).date() for a in arrivals if isinstance(a, int) and not isinstance(a, bool)}))
-        return Change(event_id=event["id"], type=str(event.get("type")), created=int(event.get("created") or 0), charge_id=None,
-                      charge_created=None, payout_days=days)  # fmt: skip
+        arrivals = [
+            obj.get("arrival_date"),
+            previous.get("arrival_date") if isinstance(previous, dict) else None,
+        ]
+        days = tuple(
+            sorted(
+                {
+                    datetime.fromtimestamp(a, UTC).date()
+                    for a in arrivals
+                    if isinstance(a, int) and not isinstance(a, bool)
+                }
+            )
+        )
+        return Change(
+            event_id=event["id"],
+            type=str(event.get("type")),
+            created=int(event.get("created") or 0),
+            charge_id=None,
+            charge_created=None,
+            payout_days=days,
+        )
     if obj.get("object") == "charge":
         charge, created = obj.get("id"), obj.get("created")
     else:  # a dispute (or a refund): its charge, whose time we look up
         charge = obj.get("charge")
         charge = charge.get("id") if isinstance(charge, dict) else charge
         created = None
-    return Change(event_id=event["id"], type=str(event.get("type")), created=int(event.get("created") or 0),
-                  charge_id=charge if isinstance(charge, str) else None,
-                  charge_created=created if isinstance(created, int) and not isinstance(created, bool) else None)  # fmt: skip
+    return Change(
+        event_id=event["id"],
+        type=str(event.get("type")),
+        created=int(event.get("created") or 0),
+        charge_id=charge if isinstance(charge, str) else None,
+        charge_created=created
+        if isinstance(created, int) and not isinstance(created, bool)
+        else None,
+    )
 
 
 def payout_days_of(changes: list[Change]) -> dict[date, list[Change]]:
@@ -131,16 +202,24 @@ def payout_days_of(changes: list[Change]) -> dict[date, list[Change]]:
     return out
 
 
-def days_of(client: stripe.StripeClient, changes: list[Change], timezone: str) -> dict[date, list[Change]]:
+def days_of(
+    client: stripe.StripeClient, changes: list[Change], timezone: str
+) -> dict[date, list[Change]]:
     """The changes by the day (in `timezone`) their charge was created on."""
     unknown = sorted({c.charge_id for c in changes if c.charge_created is None and c.charge_id})
     created = {c.charge_id: c.charge_created for c in changes if c.charge_created is not None}
     if unknown:
         found, _ = retrieve_charges(client, unknown)
-        created |= {cid: int(ts.timestamp()) for cid, ts in found.select("id", "created").iter_rows() if cid and ts}
+        created |= {
+            cid: int(ts.timestamp())
+            for cid, ts in found.select("id", "created").iter_rows()
+            if cid and ts
+        }
     zone, out = ZoneInfo(timezone), {}
     for change in changes:
         when = created.get(change.charge_id) if change.charge_id else None
         if when is not None:
-            out.setdefault(datetime.fromtimestamp(when, UTC).astimezone(zone).date(), []).append(change)
+            out.setdefault(datetime.fromtimestamp(when, UTC).astimezone(zone).date(), []).append(
+                change
+            )
     return out

@@ -33,10 +33,20 @@ from recon_dagster.sources.stripe_disputes import DISPUTE_COLUMNS, attach_disput
 SOURCE_VARIABLE = "RECON_STRIPE_SOURCE"
 _SYNC_COLUMNS = {"data_pipeline": ("_updated_at",), "sync_engine": ("last_synced_at", "updated_at")}
 _RAW: dict[str, pl.DataType] = {
-    "id": pl.String(), "amount": pl.String(), "amount_captured": pl.String(), "amount_refunded": pl.String(),
-    "currency": pl.String(), "status": pl.String(), "paid": pl.String(), "captured": pl.String(), "refunded": pl.String(),
-    "created": pl.String(), "payment_intent": pl.String(), "customer": pl.String(), "disputed": pl.String(),
-}  # fmt: skip
+    "id": pl.String(),
+    "amount": pl.String(),
+    "amount_captured": pl.String(),
+    "amount_refunded": pl.String(),
+    "currency": pl.String(),
+    "status": pl.String(),
+    "paid": pl.String(),
+    "captured": pl.String(),
+    "refunded": pl.String(),
+    "created": pl.String(),
+    "payment_intent": pl.String(),
+    "customer": pl.String(),
+    "disputed": pl.String(),
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,10 @@ def connect(url: str) -> psycopg.Connection:
     try:
         return psycopg.connect(url, connect_timeout=10)
     except psycopg.Error as exc:
-        raise ConfigError(SOURCE_VARIABLE, f"cannot connect to the Stripe mirror at {redact_url(url)} ({scrub(exc, url)})") from None
+        raise ConfigError(
+            SOURCE_VARIABLE,
+            f"cannot connect to the Stripe mirror at {redact_url(url)} ({scrub(exc, url)})",
+        ) from None
 
 
 # A run asks for the mirror's layout in every step; one look per half minute serves them all
@@ -93,34 +106,79 @@ def detect(url: str, schema: str) -> Mirror:
 
 def _detect(url: str, schema: str) -> Mirror:
     with connect(url) as conn:
-        rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                            "WHERE table_schema = %s AND table_name = 'charges'", [schema]).fetchall()  # fmt: skip
-        has_disputes = conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = 'disputes'",
-                                    [schema]).fetchone() is not None  # fmt: skip
+        rows = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'charges'",
+            [schema],
+        ).fetchall()
+        has_disputes = (
+            conn.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = "
+                "'disputes'",
+                [schema],
+            ).fetchone()
+            is not None
+        )
     columns = {name: kind.lower() for name, kind in rows}
     if not columns:
-        raise ConfigError("RECON_STRIPE_MIRROR_SCHEMA", f"no table {schema}.charges in the Stripe mirror at {redact_url(url)}")
+        raise ConfigError(
+            "RECON_STRIPE_MIRROR_SCHEMA",
+            f"no table {schema}.charges in the Stripe mirror at {redact_url(url)}",
+        )
     for layout, marks in _SYNC_COLUMNS.items():
         if any(m in columns for m in marks):
-            missing = [c for c in ("id", "amount", "amount_refunded", "currency", "status", "captured", "created") if c not in columns]
+            missing = [
+                c
+                for c in (
+                    "id",
+                    "amount",
+                    "amount_refunded",
+                    "currency",
+                    "status",
+                    "captured",
+                    "created",
+                )
+                if c not in columns
+            ]
             if missing:
-                raise ConfigError("RECON_STRIPE_MIRROR_SCHEMA", f"{schema}.charges lacks column(s) {', '.join(missing)}")
-            return Mirror(url=url, schema=schema, layout=layout, columns=columns, has_disputes=has_disputes)
-    raise ConfigError("RECON_STRIPE_MIRROR_SCHEMA", f"{schema}.charges is neither Stripe Data Pipeline's layout (_updated_at) "
-                                                    "nor stripe-sync-engine's (last_synced_at / updated_at)")  # fmt: skip
+                raise ConfigError(
+                    "RECON_STRIPE_MIRROR_SCHEMA",
+                    f"{schema}.charges lacks column(s) {', '.join(missing)}",
+                )
+            return Mirror(
+                url=url, schema=schema, layout=layout, columns=columns, has_disputes=has_disputes
+            )
+    raise ConfigError(
+        "RECON_STRIPE_MIRROR_SCHEMA",
+        f"{schema}.charges is neither Stripe Data Pipeline's layout (_updated_at) "
+        "nor stripe-sync-engine's (last_synced_at / updated_at)",
+    )
 
 
 def fetch_charges(mirror: Mirror, start: datetime, end: datetime) -> pl.DataFrame:
     """Charges created in [start, end), as `CHARGES_SCHEMA`, their disputes attached."""
-    low, high = int(start.timestamp()), int(end.timestamp()) + (0 if end.timestamp().is_integer() else 1)
+    low, high = (
+        int(start.timestamp()),
+        int(end.timestamp()) + (0 if end.timestamp().is_integer() else 1),
+    )
     where = sql.SQL("WHERE {created} >= {low} AND {created} < {high}").format(
-        created=_created(mirror), low=sql.Literal(low), high=sql.Literal(high))
+        created=_created(mirror), low=sql.Literal(low), high=sql.Literal(high)
+    )
     with connect(mirror.url) as conn:
         raw = _copy(conn, sql.SQL(" ").join([_select(mirror), where]))
         utc = (start.astimezone(UTC), end.astimezone(UTC))
-        frame = _validate(raw).filter(pl.col("created").is_null() | pl.col("created").is_between(*utc, closed="left"))
-        disputed = frame.filter(pl.col("disputed").fill_null(False)).get_column("id").drop_nulls().to_list()
-        disputes = _disputes(conn, mirror, disputed) if disputed else pl.DataFrame(schema=DISPUTE_COLUMNS)
+        frame = _validate(raw).filter(
+            pl.col("created").is_null() | pl.col("created").is_between(*utc, closed="left")
+        )
+        disputed = (
+            frame.filter(pl.col("disputed").fill_null(False))
+            .get_column("id")
+            .drop_nulls()
+            .to_list()
+        )
+        disputes = (
+            _disputes(conn, mirror, disputed) if disputed else pl.DataFrame(schema=DISPUTE_COLUMNS)
+        )
     return attach_disputes(frame, disputes)
 
 
@@ -131,7 +189,11 @@ def fetch_by(mirror: Mirror, column: str, values: list[str]) -> pl.DataFrame:
     where = sql.SQL("WHERE {}::text = ANY(%s)").format(sql.Identifier(column))
     with connect(mirror.url) as conn, conn.cursor() as cur:
         rows = cur.execute(sql.SQL(" ").join([_select(mirror), where]), [values]).fetchall()
-    return _validate(pl.DataFrame([[None if v is None else str(v) for v in r] for r in rows], schema=_RAW, orient="row"))
+    return _validate(
+        pl.DataFrame(
+            [[None if v is None else str(v) for v in r] for r in rows], schema=_RAW, orient="row"
+        )
+    )
 
 
 # The newest sync time is a max over the whole table (no index to serve it): one scan serves the
@@ -153,13 +215,19 @@ def sync_status(mirror: Mirror) -> SyncStatus:
 def _read_status(mirror: Mirror) -> SyncStatus:
     with connect(mirror.url) as conn:
         query = sql.SQL("SELECT max({sync}), max({created}) FROM {table}").format(
-            sync=sql.Identifier(mirror.sync_column), created=_created(mirror), table=sql.Identifier(mirror.schema, "charges"))
+            sync=sql.Identifier(mirror.sync_column),
+            created=_created(mirror),
+            table=sql.Identifier(mirror.schema, "charges"),
+        )
         synced, created = conn.execute(query).fetchone() or (None, None)
     if isinstance(synced, (int, float)):  # some tools keep epoch seconds
         synced = datetime.fromtimestamp(synced, UTC)
     elif isinstance(synced, datetime) and synced.tzinfo is None:
         synced = synced.replace(tzinfo=UTC)
-    return SyncStatus(synced_at=synced, newest_created=datetime.fromtimestamp(created, UTC) if created is not None else None)
+    return SyncStatus(
+        synced_at=synced,
+        newest_created=datetime.fromtimestamp(created, UTC) if created is not None else None,
+    )
 
 
 def synced_since(mirror: Mirror, since: datetime) -> tuple[list[tuple[str, int]], datetime | None]:
@@ -167,7 +235,10 @@ def synced_since(mirror: Mirror, since: datetime) -> tuple[list[tuple[str, int]]
     a late change in a mirror is a row copied again after the day was reported."""
     with connect(mirror.url) as conn:
         query = sql.SQL("SELECT id::text, {created}, {sync} FROM {table} WHERE {sync} > %s").format(
-            created=_created(mirror), sync=sql.Identifier(mirror.sync_column), table=sql.Identifier(mirror.schema, "charges"))
+            created=_created(mirror),
+            sync=sql.Identifier(mirror.sync_column),
+            table=sql.Identifier(mirror.schema, "charges"),
+        )
         rows = conn.execute(query, [since]).fetchall()
     newest = max((r[2] for r in rows), default=None)
     if isinstance(newest, datetime) and newest.tzinfo is None:
@@ -188,25 +259,47 @@ def _select(mirror: Mirror) -> sql.Composed:
     def col(name: str, fallback: str | sql.Composable = "NULL") -> sql.Composable:
         if name in have:
             return sql.SQL("{}::text").format(sql.Identifier(name))
-        return sql.SQL("({})::text").format(fallback if isinstance(fallback, sql.Composable) else sql.SQL(fallback))
+        return sql.SQL("({})::text").format(
+            fallback if isinstance(fallback, sql.Composable) else sql.SQL(fallback)
+        )
 
     parts = [
-        col("id"), col("amount"),
-        col("amount_captured", "CASE WHEN captured THEN amount ELSE 0 END"),  # sync_engine: a capture takes the amount
-        col("amount_refunded"), col("currency"), col("status"),
-        col("paid", "status = 'succeeded'"), col("captured"),
+        col("id"),
+        col("amount"),
+        col(
+            "amount_captured", "CASE WHEN captured THEN amount ELSE 0 END"
+        ),  # sync_engine: a capture takes the amount
+        col("amount_refunded"),
+        col("currency"),
+        col("status"),
+        col("paid", "status = 'succeeded'"),
+        col("captured"),
         col("refunded", "amount_refunded > 0 AND amount_refunded >= amount"),
-        sql.SQL("{}::text").format(_created(mirror)), col("payment_intent"), col("customer"),
-        # Without a `disputed` column (stripe-sync-engine), a charge is disputed when a dispute names it.
-        col("disputed", sql.SQL("EXISTS (SELECT 1 FROM {} d WHERE d.charge = charges.id)").format(
-            sql.Identifier(mirror.schema, "disputes")) if mirror.has_disputes else "false"),
-    ]  # fmt: skip
-    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(parts), sql.Identifier(mirror.schema, "charges"))
+        sql.SQL("{}::text").format(_created(mirror)),
+        col("payment_intent"),
+        col("customer"),
+        # Without a `disputed` column (stripe-sync-engine), a charge is disputed when a dispute
+        # names it.
+        col(
+            "disputed",
+            sql.SQL("EXISTS (SELECT 1 FROM {} d WHERE d.charge = charges.id)").format(
+                sql.Identifier(mirror.schema, "disputes")
+            )
+            if mirror.has_disputes
+            else "false",
+        ),
+    ]
+    return sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(parts), sql.Identifier(mirror.schema, "charges")
+    )
 
 
 def _copy(conn: psycopg.Connection, query: sql.Composable) -> pl.DataFrame:
     buffer = io.BytesIO()
-    with conn.cursor() as cur, cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy,
+    ):
         for chunk in copy:
             buffer.write(chunk)
     buffer.seek(0)
@@ -216,37 +309,83 @@ def _copy(conn: psycopg.Connection, query: sql.Composable) -> pl.DataFrame:
 def _validate(raw: pl.DataFrame) -> pl.DataFrame:
     """The API source's rules, column-wise: the first broken field of a row makes it invalid."""
     text = raw.select(pl.all().name.prefix("_text_"))
-    integer = {n: pl.col(n).cast(pl.Int64, strict=False) for n in ("amount", "amount_captured", "amount_refunded", "created")}
-    flag = {n: pl.col(n).replace_strict({"true": True, "t": True, "false": False, "f": False}, default=None, return_dtype=pl.Boolean)
-            for n in ("paid", "captured", "refunded", "disputed")}  # fmt: skip
-    frame = pl.concat([raw, text], how="horizontal").with_columns(**integer, **flag, currency=pl.col("currency").str.to_uppercase())
+    integer = {
+        n: pl.col(n).cast(pl.Int64, strict=False)
+        for n in ("amount", "amount_captured", "amount_refunded", "created")
+    }
+    flag = {
+        n: pl.col(n).replace_strict(
+            {"true": True, "t": True, "false": False, "f": False},
+            default=None,
+            return_dtype=pl.Boolean,
+        )
+        for n in ("paid", "captured", "refunded", "disputed")
+    }
+    frame = pl.concat([raw, text], how="horizontal").with_columns(
+        **integer, **flag, currency=pl.col("currency").str.to_uppercase()
+    )
     rules = [
         ("id", pl.col("id").is_null() | (pl.col("id") == ""), "a charge id such as ch_..."),
-        *((n, pl.col(n).is_null() | (pl.col(n) < 0), "a non-negative integer number of minor units")
-          for n in ("amount", "amount_captured", "amount_refunded")),
-        ("amount_captured", pl.col("amount_captured") > pl.col("amount"), "at most the charge amount"),
-        ("amount_refunded", pl.col("amount_refunded") > pl.col("amount"), "at most the charge amount"),
-        ("currency", ~pl.col("currency").is_in(sorted(ISO_CODES)).fill_null(False), "an ISO 4217 currency code"),
+        *(
+            (
+                n,
+                pl.col(n).is_null() | (pl.col(n) < 0),
+                "a non-negative integer number of minor units",
+            )
+            for n in ("amount", "amount_captured", "amount_refunded")
+        ),
+        (
+            "amount_captured",
+            pl.col("amount_captured") > pl.col("amount"),
+            "at most the charge amount",
+        ),
+        (
+            "amount_refunded",
+            pl.col("amount_refunded") > pl.col("amount"),
+            "at most the charge amount",
+        ),
+        (
+            "currency",
+            ~pl.col("currency").is_in(sorted(ISO_CODES)).fill_null(False),
+            "an ISO 4217 currency code",
+        ),
         ("created", pl.col("created").is_null(), "a Unix timestamp in whole seconds"),
         ("status", pl.col("status").is_null(), "a string such as succeeded"),
         *((n, pl.col(n).is_null(), "true or false") for n in ("paid", "captured", "refunded")),
-    ]  # fmt: skip
+    ]
     column, reason = pl.lit(None, pl.String), pl.lit(None, pl.String)
     for name, broken, expected in reversed(rules):
         hit = broken.fill_null(True)
         column = pl.when(hit).then(pl.lit(name)).otherwise(column)
-        reason = pl.when(hit).then(pl.format(f"Stripe mirror charge {{}}: {name!r} is {{}}, expected {expected}",
-                                             pl.col("id").fill_null("(no id)"), pl.col(f"_text_{name}").fill_null("null"))).otherwise(reason)  # fmt: skip
-    frame = frame.with_columns(invalid_column=column, invalid_reason=reason, disputed=pl.col("disputed").fill_null(False))
-    frame = frame.with_columns(created=(pl.col("created") * 1_000_000).cast(CHARGES_SCHEMA["created"]),
-                               **{n: pl.lit(None, CHARGES_SCHEMA[n]) for n in DISPUTE_COLUMNS if n != "id"})  # fmt: skip
+        reason = (
+            pl.when(hit)
+            .then(
+                pl.format(
+                    f"Stripe mirror charge {{}}: {name!r} is {{}}, expected {expected}",
+                    pl.col("id").fill_null("(no id)"),
+                    pl.col(f"_text_{name}").fill_null("null"),
+                )
+            )
+            .otherwise(reason)
+        )
+    frame = frame.with_columns(
+        invalid_column=column, invalid_reason=reason, disputed=pl.col("disputed").fill_null(False)
+    )
+    frame = frame.with_columns(
+        created=(pl.col("created") * 1_000_000).cast(CHARGES_SCHEMA["created"]),
+        **{n: pl.lit(None, CHARGES_SCHEMA[n]) for n in DISPUTE_COLUMNS if n != "id"},
+    )
     return frame.select(list(CHARGES_SCHEMA)).cast(CHARGES_SCHEMA)  # type: ignore[arg-type]
 
 
 def _disputes(conn: psycopg.Connection, mirror: Mirror, charge_ids: list[str]) -> pl.DataFrame:
     if not mirror.has_disputes:
         return pl.DataFrame(schema=DISPUTE_COLUMNS)
-    query = sql.SQL("SELECT charge::text, id::text, status::text, reason::text, amount::bigint FROM {} WHERE charge::text = ANY(%s)").format(
-        sql.Identifier(mirror.schema, "disputes"))
+    query = sql.SQL(
+        "SELECT charge::text, id::text, status::text, reason::text, amount::bigint FROM {} WHERE "
+        "charge::text = ANY(%s)"
+    ).format(sql.Identifier(mirror.schema, "disputes"))
     rows = conn.execute(query, [charge_ids]).fetchall()
-    return pl.DataFrame(rows, schema=DISPUTE_COLUMNS, orient="row").unique("id", keep="last", maintain_order=True)
+    return pl.DataFrame(rows, schema=DISPUTE_COLUMNS, orient="row").unique(
+        "id", keep="last", maintain_order=True
+    )

@@ -44,63 +44,149 @@ class PayoutTables:
 
 def describe(mirror: Mirror) -> PayoutTables:
     with connect(mirror.url) as conn:
-        rows = conn.execute("SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
-                            "AND table_name IN ('payouts', 'balance_transactions')", [mirror.schema]).fetchall()  # fmt: skip
+        rows = conn.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE "
+            "table_schema = %s "
+            "AND table_name IN ('payouts', 'balance_transactions')",
+            [mirror.schema],
+        ).fetchall()
     tables: dict[str, dict[str, str]] = {}
     for table, column, kind in rows:
         tables.setdefault(table, {})[column] = kind.lower()
-    return PayoutTables(payouts=tables.get("payouts"), transactions=tables.get("balance_transactions"))
+    return PayoutTables(
+        payouts=tables.get("payouts"), transactions=tables.get("balance_transactions")
+    )
 
 
 def fetch_payouts(mirror: Mirror, tables: PayoutTables, first: date, last: date) -> pl.DataFrame:
     """Payouts arriving from `first` to `last` (inclusive UTC dates), as `PAYOUTS_SCHEMA`."""
     have = tables.payouts
     if have is None:
-        raise ConfigError("RECON_STRIPE_MIRROR_SCHEMA", f"the Stripe mirror has no table {mirror.schema}.payouts to read payouts from")
+        raise ConfigError(
+            "RECON_STRIPE_MIRROR_SCHEMA",
+            f"the Stripe mirror has no table {mirror.schema}.payouts to read payouts from",
+        )
     low = int(datetime.combine(first, time(0), tzinfo=UTC).timestamp())
     high = int(datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC).timestamp())
-    trace = (sql.SQL("NULL") if "trace_id" not in have else
-             sql.SQL("trace_id->>'value'") if have["trace_id"] == "jsonb" else sql.SQL("trace_id::text"))  # fmt: skip
+    trace = (
+        sql.SQL("NULL")
+        if "trace_id" not in have
+        else sql.SQL("trace_id->>'value'")
+        if have["trace_id"] == "jsonb"
+        else sql.SQL("trace_id::text")
+    )
     arrival = _epoch("arrival_date", have)
-    query = sql.SQL("SELECT id::text, amount, currency::text, {arrival}, status::text, automatic, {failure}, {trace}, {created} "
-                    "FROM {table} WHERE {arrival} >= %s AND {arrival} < %s ORDER BY id").format(
-        arrival=arrival, created=_epoch("created", have), trace=trace, table=sql.Identifier(mirror.schema, "payouts"),
-        failure=sql.SQL("failure_code::text") if "failure_code" in have else sql.SQL("NULL"))  # fmt: skip
+    query = sql.SQL(
+        "SELECT id::text, amount, currency::text, {arrival}, status::text, automatic, {failure}, "
+        "{trace}, {created} "
+        "FROM {table} WHERE {arrival} >= %s AND {arrival} < %s ORDER BY id"
+    ).format(
+        arrival=arrival,
+        created=_epoch("created", have),
+        trace=trace,
+        table=sql.Identifier(mirror.schema, "payouts"),
+        failure=sql.SQL("failure_code::text") if "failure_code" in have else sql.SQL("NULL"),
+    )
     rows = _rows(mirror, query, [low, high], "payouts")
-    names = ("id", "amount", "currency", "arrival_date", "status", "automatic", "failure_code", "trace_id", "created")
-    return pl.DataFrame([_checked(payout_row, dict(zip(names, r, strict=True)), f"{mirror.schema}.payouts") for r in rows],
-                        schema=PAYOUTS_SCHEMA, orient="row")  # fmt: skip
+    names = (
+        "id",
+        "amount",
+        "currency",
+        "arrival_date",
+        "status",
+        "automatic",
+        "failure_code",
+        "trace_id",
+        "created",
+    )
+    return pl.DataFrame(
+        [
+            _checked(payout_row, dict(zip(names, r, strict=True)), f"{mirror.schema}.payouts")
+            for r in rows
+        ],
+        schema=PAYOUTS_SCHEMA,
+        orient="row",
+    )
 
 
-def fetch_payout_transactions(mirror: Mirror, tables: PayoutTables, payout_ids: list[str]) -> pl.DataFrame:
+def fetch_payout_transactions(
+    mirror: Mirror, tables: PayoutTables, payout_ids: list[str]
+) -> pl.DataFrame:
     """The balance transactions these payouts paid out, as `PAYOUT_TRANSACTIONS_SCHEMA`, each
     charge's PaymentIntent joined from the mirror's `charges`."""
     have = tables.transactions
     if have is None or not tables.transactions_table:
-        raise ConfigError("RECON_STRIPE_MIRROR_SCHEMA", f"the Stripe mirror has no {mirror.schema}.balance_transactions table "
-                                                        f"naming each transaction's payout ({' or '.join(_LINKS)})")  # fmt: skip
+        raise ConfigError(
+            "RECON_STRIPE_MIRROR_SCHEMA",
+            f"the Stripe mirror has no {mirror.schema}.balance_transactions table "
+            f"naming each transaction's payout ({' or '.join(_LINKS)})",
+        )
     link = next(c for c in _LINKS if c in have)
     source = next(c for c in _SOURCES if c in have)
-    intent = sql.SQL("c.payment_intent::text") if "payment_intent" in mirror.columns else sql.SQL("NULL")
+    intent = (
+        sql.SQL("c.payment_intent::text") if "payment_intent" in mirror.columns else sql.SQL("NULL")
+    )
     query = sql.SQL(
-        "SELECT t.id::text, t.{link}::text, t.amount, t.fee, t.net, t.currency::text, t.type::text, {category}, "
-        "t.{source}::text, {created}, c.id IS NOT NULL, {intent} FROM {table} t LEFT JOIN {charges} c ON c.id = t.{source} "
+        "SELECT t.id::text, t.{link}::text, t.amount, t.fee, t.net, t.currency::text, "
+        "t.type::text, {category}, "
+        "t.{source}::text, {created}, c.id IS NOT NULL, {intent} FROM {table} t LEFT JOIN "
+        "{charges} c ON c.id = t.{source} "
         "WHERE t.{link}::text = ANY(%s) ORDER BY t.{link}, t.id"
-    ).format(link=sql.Identifier(link), source=sql.Identifier(source), intent=intent,
-             category=sql.SQL("t.reporting_category::text") if "reporting_category" in have else sql.SQL("NULL"),
-             created=_epoch("created", have, "t"), table=sql.Identifier(mirror.schema, "balance_transactions"),
-             charges=sql.Identifier(mirror.schema, "charges"))  # fmt: skip
-    rows = _rows(mirror, query, [list(dict.fromkeys(payout_ids))], "balance transactions") if payout_ids else []
+    ).format(
+        link=sql.Identifier(link),
+        source=sql.Identifier(source),
+        intent=intent,
+        category=sql.SQL("t.reporting_category::text")
+        if "reporting_category" in have
+        else sql.SQL("NULL"),
+        created=_epoch("created", have, "t"),
+        table=sql.Identifier(mirror.schema, "balance_transactions"),
+        charges=sql.Identifier(mirror.schema, "charges"),
+    )
+    rows = (
+        _rows(mirror, query, [list(dict.fromkeys(payout_ids))], "balance transactions")
+        if payout_ids
+        else []
+    )
     out = []
-    for tid, payout, amount, fee, net, currency, kind, category, src, created, is_charge, pi in rows:
-        txn = {"id": tid, "amount": amount, "fee": fee, "net": net, "currency": currency, "type": kind,
-               "reporting_category": category, "created": created,
-               "source": {"id": src, "object": "charge", "payment_intent": pi} if is_charge else src}  # fmt: skip
-        out.append(_checked(lambda t, p=payout: transaction_row(t, p), txn, f"{mirror.schema}.balance_transactions"))
+    for (
+        tid,
+        payout,
+        amount,
+        fee,
+        net,
+        currency,
+        kind,
+        category,
+        src,
+        created,
+        is_charge,
+        pi,
+    ) in rows:
+        txn = {
+            "id": tid,
+            "amount": amount,
+            "fee": fee,
+            "net": net,
+            "currency": currency,
+            "type": kind,
+            "reporting_category": category,
+            "created": created,
+            "source": {"id": src, "object": "charge", "payment_intent": pi} if is_charge else src,
+        }
+        out.append(
+            _checked(
+                lambda t, p=payout: transaction_row(t, p),
+                txn,
+                f"{mirror.schema}.balance_transactions",
+            )
+        )
     return pl.DataFrame(out, schema=PAYOUT_TRANSACTIONS_SCHEMA, orient="row")
 
 
-def synced_since(mirror: Mirror, tables: PayoutTables, since: datetime) -> tuple[list[tuple[str, date]], datetime | None]:
+def synced_since(
+    mirror: Mirror, tables: PayoutTables, since: datetime
+) -> tuple[list[tuple[str, date]], datetime | None]:
     """(payout id, arrival date) of the payouts synced after `since`, and the newest sync time
     among them; nothing without a payouts table that records its sync time."""
     have = tables.payouts or {}
@@ -108,22 +194,32 @@ def synced_since(mirror: Mirror, tables: PayoutTables, since: datetime) -> tuple
     if sync is None:
         return [], None
     query = sql.SQL("SELECT id::text, {arrival}, {sync} FROM {table} WHERE {sync} > %s").format(
-        arrival=_epoch("arrival_date", have), sync=sql.Identifier(sync), table=sql.Identifier(mirror.schema, "payouts"))
+        arrival=_epoch("arrival_date", have),
+        sync=sql.Identifier(sync),
+        table=sql.Identifier(mirror.schema, "payouts"),
+    )
     rows = _rows(mirror, query, [since], "synced payouts")
     newest = max((r[2] for r in rows), default=None)
     if isinstance(newest, datetime) and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
-    return [(pid, datetime.fromtimestamp(arrival, UTC).date()) for pid, arrival, _ in rows if arrival is not None], newest
+    return [
+        (pid, datetime.fromtimestamp(arrival, UTC).date())
+        for pid, arrival, _ in rows
+        if arrival is not None
+    ], newest
 
 
 def _rows(mirror: Mirror, query: sql.Composable, params: list, what: str) -> list[tuple]:
-    """The query's rows; a database failure becomes an unavailable source naming the mirror (no password)."""
+    """The query's rows; a database failure becomes an unavailable source naming the mirror (no
+    password)."""
     with connect(mirror.url) as conn:
         try:
             return conn.execute(query, params).fetchall()
         except psycopg.Error as exc:
-            raise StripeUnavailableError(f"Reading the {what} of the Stripe mirror at {redact_url(mirror.url)} failed: "
-                                         f"{scrub(exc, mirror.url)}") from None
+            raise StripeUnavailableError(
+                f"Reading the {what} of the Stripe mirror at {redact_url(mirror.url)} failed: "
+                f"{scrub(exc, mirror.url)}"
+            ) from None
 
 
 def _epoch(column: str, have: dict[str, str], alias: str | None = None) -> sql.Composable:

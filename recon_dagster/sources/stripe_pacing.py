@@ -1,9 +1,11 @@
-"""Pacing under Stripe's rate limits: one budget per endpoint and one for the account, shared by the process.
+"""Pacing under Stripe's rate limits: one budget per endpoint and one for the account, shared by the
+process.
 
-Stripe counts every request against two rolling one-second limits at once: the account's (100/s in live mode,
-25/s in a sandbox) and its endpoint's (25/s by default; `GET /v1/charges` and `GET /v1/charges/{id}` are two
-endpoints). A request here waits for a slot in both. Pacers are kept per account (key mode and API base), so
-every client and thread of the process that talks to one account draws on the same budgets.
+Stripe counts every request against two rolling one-second limits at once: the account's (100/s in
+live mode, 25/s in a sandbox) and its endpoint's (25/s by default; `GET /v1/charges` and `GET
+/v1/charges/{id}` are two endpoints). A request here waits for a slot in both. Pacers are kept per
+account (key mode and API base), so every client and thread of the process that talks to one account
+draws on the same budgets.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import time
 from collections import deque
 from urllib.parse import unquote, urlsplit
 
-TARGET = 0.95  # of each budget: the 5% left absorbs the jitter between our send times and Stripe's count
+TARGET = (
+    0.95  # of each budget: the 5% left absorbs the jitter between our send times and Stripe's count
+)
 LIVE_LIMIT = 100.0  # requests/s for the account: Stripe's default in live mode
 TEST_LIMIT = 25.0  # ... and in a sandbox (test keys)
 ENDPOINT_LIMIT = 25.0  # requests/s for each endpoint by default, live or test
@@ -23,11 +27,14 @@ DEFAULT_API_BASE = "https://api.stripe.com"
 
 _LIVE_PREFIXES = ("sk_live_", "rk_live_")
 _VERSION = re.compile(r"^v\d+$")
-_ID = re.compile(r"^[a-z][a-z0-9]*_[A-Za-z0-9_]+$")  # `ch_3Mml…`, `pi_1`, `txn_1`: a prefix, an underscore, the rest
+_ID = re.compile(
+    r"^[a-z][a-z0-9]*_[A-Za-z0-9_]+$"
+)  # `ch_3Mml…`, `pi_1`, `txn_1`: a prefix, an underscore, the rest
 
 
 def key_mode(api_key: str) -> str:
-    """`live` for `sk_live_`/`rk_live_` keys; `test` for anything else (a sandbox has the lower limit: safe)."""
+    """`live` for `sk_live_`/`rk_live_` keys; `test` for anything else (a sandbox has the lower
+    limit: safe)."""
     return "live" if api_key.startswith(_LIVE_PREFIXES) else "test"
 
 
@@ -37,33 +44,45 @@ def account_limit(api_key: str) -> float:
 
 
 def endpoint(method: str, url: str) -> str:
-    """What Stripe counts as one endpoint: `get` + `…/v1/charges/ch_123?expand[]=x` -> `GET /v1/charges/{id}`.
+    """What Stripe counts as one endpoint: `get` + `…/v1/charges/ch_123?expand[]=x` -> `GET
+    /v1/charges/{id}`.
 
-    The segment after the version names the resource and stays; any later segment shaped like an id becomes
-    `{id}`. A sub-resource or action with an underscore in its name (`/v1/customers/{id}/tax_ids`) is merged
-    with its siblings that way: a shared budget is slower, never over a limit.
+    The segment after the version names the resource and stays; any later segment shaped like an id
+    becomes `{id}`. A sub-resource or action with an underscore in its name
+    (`/v1/customers/{id}/tax_ids`) is merged with its siblings that way: a shared budget is slower,
+    never over a limit.
     """
     parts = urlsplit(url).path.strip("/").split("/")
     version = next((i for i, part in enumerate(parts) if _VERSION.match(part)), -1)
-    names = ["{id}" if i > version + 1 and _ID.match(unquote(part)) else part for i, part in enumerate(parts)]
+    names = [
+        "{id}" if i > version + 1 and _ID.match(unquote(part)) else part
+        for i, part in enumerate(parts)
+    ]
     return f"{method.upper()} /{'/'.join(names)}"
 
 
 def _rate(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"{name} must be a positive number of requests per second, got {value!r}")
     return float(value)
 
 
 class Budget:
-    """One limit: slots `1 / (0.95 × limit)` apart, and no rolling second holding more than 95% of `limit`.
+    """One limit: slots `1 / (0.95 × limit)` apart, and no rolling second holding more than 95% of
+    `limit`.
 
-    The slots are a generic cell rate algorithm: each request takes the next slot, `interval` after the last,
-    and may go up to `burst - 1` intervals early (`burst=1`: strictly even). Slots are taken ahead, so after a
-    stall (GC, a busy GIL) every request whose slot passed would go at once; two guards on the actual sends
-    prevent that. Sends stay half an interval apart: a late request delays the next by less than a slot, and
-    the pace recovers in a few. A rolling second holds at most `ceil(0.95 × limit)` sends (25 -> 24): Stripe
-    counts after the network's jitter, which may bunch what we spaced. Not thread-safe: `Pacer` locks.
+    The slots are a generic cell rate algorithm: each request takes the next slot, `interval` after
+    the last, and may go up to `burst - 1` intervals early (`burst=1`: strictly even). Slots are
+    taken ahead, so after a stall (GC, a busy GIL) every request whose slot passed would go at once;
+    two guards on the actual sends prevent that. Sends stay half an interval apart: a late request
+    delays the next by less than a slot, and the pace recovers in a few. A rolling second holds at
+    most `ceil(0.95 × limit)` sends (25 -> 24): Stripe counts after the network's jitter, which may
+    bunch what we spaced. Not thread-safe: `Pacer` locks.
     """
 
     def __init__(self, limit: float, burst: int = 1):
@@ -85,11 +104,16 @@ class Budget:
         return slot - self._tolerance
 
     def wait(self, now: float) -> float:
-        """Seconds until a send is far enough from the last one and fits in the rolling second; 0: now."""
+        """Seconds until a send is far enough from the last one and fits in the rolling second; 0:
+        now."""
         while len(self._sent) > self._capacity:  # the limit was lowered
             self._sent.popleft()
         full = len(self._sent) >= self._capacity
-        return max(0.0, self._last_sent + self._interval / 2 - now, self._sent[0] + 1.0 - now if full else 0.0)
+        return max(
+            0.0,
+            self._last_sent + self._interval / 2 - now,
+            self._sent[0] + 1.0 - now if full else 0.0,
+        )
 
     def record(self, now: float) -> None:
         self._last_sent = now
@@ -107,8 +131,11 @@ class Pacer:
         self._endpoints: dict[str, Budget] = {}
         self.configure(limit, endpoint_limit, burst)
 
-    def configure(self, limit: float, endpoint_limit: float = ENDPOINT_LIMIT, burst: int = 1) -> None:
-        """Set the budgets; requests already waiting keep their slots, the next ones take the new spacing."""
+    def configure(
+        self, limit: float, endpoint_limit: float = ENDPOINT_LIMIT, burst: int = 1
+    ) -> None:
+        """Set the budgets; requests already waiting keep their slots, the next ones take the new
+        spacing."""
         limit = _rate("requests_per_second", limit)
         endpoint_limit = _rate("endpoint_requests_per_second", endpoint_limit)
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
@@ -124,7 +151,8 @@ class Pacer:
         return TARGET * min(self.limit, self.endpoint_limit)
 
     def wait(self, method: str, url: str) -> str:
-        """Block until a request may go under both its endpoint's budget and the account's; its endpoint."""
+        """Block until a request may go under both its endpoint's budget and the account's; its
+        endpoint."""
         name = endpoint(method, url)
         with self._lock:
             budget = self._endpoints.get(name)
@@ -132,8 +160,9 @@ class Pacer:
                 budget = self._endpoints[name] = Budget(self.endpoint_limit, self.burst)
             go = budget.reserve(time.monotonic())
         _sleep_until(go)
-        # The account's slot is taken only once the endpoint's has come: a request held back by its endpoint
-        # must not hold a place in the account's queue that a request to another endpoint could use.
+        # The account's slot is taken only once the endpoint's has come: a request held back by its
+        # endpoint must not hold a place in the account's queue that a request to another endpoint
+        # could use.
         with self._lock:
             go = self._account.reserve(time.monotonic())
         _sleep_until(go)
@@ -154,7 +183,8 @@ def _sleep_until(moment: float) -> None:
         time.sleep(delay)
 
 
-# One pacer per account for the whole process: the limits are Stripe's per account, whichever client asks.
+# One pacer per account for the whole process: the limits are Stripe's per account, whichever client
+# asks.
 _pacers: dict[tuple[str, str], Pacer] = {}
 _pacers_lock = threading.Lock()
 
@@ -167,10 +197,11 @@ def pacer_for(
     endpoint_requests_per_second: float = ENDPOINT_LIMIT,
     burst: int = 1,
 ) -> Pacer:
-    """The process's pacer for this account, set to these budgets (the last client made sets them for all).
+    """The process's pacer for this account, set to these budgets (the last client made sets them
+    for all).
 
-    `requests_per_second` None: Stripe's default for the key's mode (`account_limit`). The account is told
-    apart by the key's mode and the API base only: the key itself is never kept.
+    `requests_per_second` None: Stripe's default for the key's mode (`account_limit`). The account
+    is told apart by the key's mode and the API base only: the key itself is never kept.
     """
     limit = account_limit(api_key) if requests_per_second is None else requests_per_second
     account = (key_mode(api_key), (api_base or DEFAULT_API_BASE).rstrip("/"))

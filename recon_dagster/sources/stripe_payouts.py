@@ -18,7 +18,13 @@ import stripe
 
 from recon_dagster.core.payout_frames import PAYOUT_TRANSACTIONS_SCHEMA, PAYOUTS_SCHEMA
 from recon_dagster.money import CurrencyError, normalize_currency
-from recon_dagster.sources.stripe_api import PAGE_SIZE, StripeDataError, _calling_stripe, _page_of, _run_all
+from recon_dagster.sources.stripe_api import (
+    PAGE_SIZE,
+    StripeDataError,
+    _calling_stripe,
+    _page_of,
+    _run_all,
+)
 
 _CHARGE_CATEGORIES = ("charge",)
 
@@ -28,44 +34,80 @@ def fetch_payouts(client: stripe.StripeClient, first: date, last: date) -> pl.Da
     low = int(datetime.combine(first, time(0), tzinfo=UTC).timestamp())
     high = int(datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC).timestamp())
     context = f"listing payouts arriving {first.isoformat()} to {last.isoformat()}"
-    rows = [payout_row(p) for p in _list(client, "/v1/payouts", {"arrival_date": {"gte": low, "lt": high}}, context)]
+    rows = [
+        payout_row(p)
+        for p in _list(client, "/v1/payouts", {"arrival_date": {"gte": low, "lt": high}}, context)
+    ]
     return pl.DataFrame(rows, schema=PAYOUTS_SCHEMA, orient="row")
 
 
-def fetch_payout_transactions(client: stripe.StripeClient, payout_ids: list[str], *, max_workers: int = 8) -> pl.DataFrame:
-    """The balance transactions of these payouts (each payout's own included), as `PAYOUT_TRANSACTIONS_SCHEMA`."""
+def fetch_payout_transactions(
+    client: stripe.StripeClient, payout_ids: list[str], *, max_workers: int = 8
+) -> pl.DataFrame:
+    """The balance transactions of these payouts (each payout's own included), as
+    `PAYOUT_TRANSACTIONS_SCHEMA`."""
 
     def one(payout: str) -> list[tuple]:
         params = {"payout": payout, "expand": ["data.source"]}
-        return [transaction_row(t, payout) for t in _list(client, "/v1/balance_transactions", params,
-                                                             f"listing the balance transactions of payout {payout}")]  # fmt: skip
+        return [
+            transaction_row(t, payout)
+            for t in _list(
+                client,
+                "/v1/balance_transactions",
+                params,
+                f"listing the balance transactions of payout {payout}",
+            )
+        ]
 
-    rows = [row for rows in _run_all(one, list(dict.fromkeys(payout_ids)), max_workers) for row in rows]
+    rows = [
+        row for rows in _run_all(one, list(dict.fromkeys(payout_ids)), max_workers) for row in rows
+    ]
     return pl.DataFrame(rows, schema=PAYOUT_TRANSACTIONS_SCHEMA, orient="row")
 
 
-def retrieve_payouts(client: stripe.StripeClient, ids: list[str], *, max_workers: int = 8) -> tuple[pl.DataFrame, list[str]]:
+def retrieve_payouts(
+    client: stripe.StripeClient, ids: list[str], *, max_workers: int = 8
+) -> tuple[pl.DataFrame, list[str]]:
     """The payouts with these ids, as `PAYOUTS_SCHEMA`, and the ids Stripe does not know (404)."""
     wanted = list(dict.fromkeys(ids))
 
     def one(pid: str) -> dict | None:
-        found = _calling_stripe(f"retrieving payout {pid}", lambda: client.raw_request("get", f"/v1/payouts/{pid}"), missing_ok=True)
+        found = _calling_stripe(
+            f"retrieving payout {pid}",
+            lambda: client.raw_request("get", f"/v1/payouts/{pid}"),
+            missing_ok=True,
+        )
         return None if found is None else found.data
 
     found = _run_all(one, wanted, max_workers)
     rows = [payout_row(p) for p in found if p is not None]
-    return pl.DataFrame(rows, schema=PAYOUTS_SCHEMA, orient="row"), [pid for pid, p in zip(wanted, found, strict=True) if p is None]
+    return pl.DataFrame(rows, schema=PAYOUTS_SCHEMA, orient="row"), [
+        pid for pid, p in zip(wanted, found, strict=True) if p is None
+    ]
 
 
-def _list(client: stripe.StripeClient, path: str, params: dict[str, Any], context: str) -> list[dict]:
+def _list(
+    client: stripe.StripeClient, path: str, params: dict[str, Any], context: str
+) -> list[dict]:
     """Every object of a list endpoint, page by page (newest first, `starting_after` the last id)."""
     out: list[dict] = []
     cursor = None
     while True:
-        page_params = {**params, "limit": PAGE_SIZE, **({"starting_after": cursor} if cursor else {})}
+        page_params = {
+            **params,
+            "limit": PAGE_SIZE,
+            **({"starting_after": cursor} if cursor else {}),
+        }
         page = _calling_stripe(context, lambda: client.raw_request("get", path, **page_params))  # noqa: B023
         data, has_more = _page_of(page.data, context)
-        bad = next((item for item in data if not isinstance(item, dict) or not isinstance(item.get("id"), str)), None)
+        bad = next(
+            (
+                item
+                for item in data
+                if not isinstance(item, dict) or not isinstance(item.get("id"), str)
+            ),
+            None,
+        )
         if bad is not None:
             raise StripeDataError(f"Stripe sent an object without an id while {context}.")
         out += data
@@ -77,7 +119,9 @@ def _list(client: stripe.StripeClient, path: str, params: dict[str, Any], contex
 def _integer(obj: dict, name: str, what: str) -> int:
     value = obj.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise StripeDataError(f"{what} {obj.get('id')!r} has {name} {value!r}: expected an integer", field=name)
+        raise StripeDataError(
+            f"{what} {obj.get('id')!r} has {name} {value!r}: expected an integer", field=name
+        )
     return value
 
 
@@ -85,16 +129,29 @@ def _currency(obj: dict, what: str) -> str:
     try:
         return normalize_currency(obj.get("currency"))
     except CurrencyError:
-        raise StripeDataError(f"{what} {obj.get('id')!r} has currency {obj.get('currency')!r}", field="currency") from None
+        raise StripeDataError(
+            f"{what} {obj.get('id')!r} has currency {obj.get('currency')!r}", field="currency"
+        ) from None
 
 
 def payout_row(payout: dict) -> tuple:
     trace = payout.get("trace_id")
-    trace_value = trace.get("value") if isinstance(trace, dict) else trace if isinstance(trace, str) else None
+    trace_value = (
+        trace.get("value") if isinstance(trace, dict) else trace if isinstance(trace, str) else None
+    )
     arrival = datetime.fromtimestamp(_integer(payout, "arrival_date", "Payout"), UTC).date()
     created = datetime.fromtimestamp(_integer(payout, "created", "Payout"), UTC)
-    return (payout["id"], _integer(payout, "amount", "Payout"), _currency(payout, "Payout"), arrival, payout.get("status"),
-            bool(payout.get("automatic")), payout.get("failure_code"), trace_value, created)  # fmt: skip
+    return (
+        payout["id"],
+        _integer(payout, "amount", "Payout"),
+        _currency(payout, "Payout"),
+        arrival,
+        payout.get("status"),
+        bool(payout.get("automatic")),
+        payout.get("failure_code"),
+        trace_value,
+        created,
+    )
 
 
 def transaction_row(txn: dict, payout: str) -> tuple:
@@ -107,6 +164,17 @@ def transaction_row(txn: dict, payout: str) -> tuple:
     category = txn.get("reporting_category") or txn.get("type")
     charge = source if category in _CHARGE_CATEGORIES and isinstance(source, str) else None
     created = datetime.fromtimestamp(_integer(txn, "created", "Balance transaction"), UTC)
-    return (txn["id"], payout, _integer(txn, "amount", "Balance transaction"), _integer(txn, "fee", "Balance transaction"),
-            _integer(txn, "net", "Balance transaction"), _currency(txn, "Balance transaction"), txn.get("type"), category,
-            source, charge, intent, created)  # fmt: skip
+    return (
+        txn["id"],
+        payout,
+        _integer(txn, "amount", "Balance transaction"),
+        _integer(txn, "fee", "Balance transaction"),
+        _integer(txn, "net", "Balance transaction"),
+        _currency(txn, "Balance transaction"),
+        txn.get("type"),
+        category,
+        source,
+        charge,
+        intent,
+        created,
+    )

@@ -1,1 +1,2 @@
-"""Where results are kept: the report store (reports, line items, sync audit) and the asset IO managers."""
+"""Where results are kept: the report store (reports, line items, sync audit) and the asset IO
+managers."""

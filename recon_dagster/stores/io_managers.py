@@ -38,11 +38,14 @@ def _utc(frame: pl.DataFrame) -> pl.DataFrame:
 class PolarsDuckDBTypeHandler(DbTypeHandler[pl.DataFrame]):
     """Stores Polars frames in DuckDB (empty ones too) and loads them back with their types."""
 
-    def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection) -> None:
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection
+    ) -> None:
         rows = obj.to_arrow()  # noqa: F841 (read by name in the SQL below)
         table = f"{table_slice.schema}.{table_slice.table}"
         connection.execute(f"create table if not exists {table} as select * from rows limit 0")
-        # Columns a newer version added (the table was created by an older one): older rows read null.
+        # Columns a newer version added (the table was created by an older one): older rows read
+        # null.
         existing = {row[0] for row in connection.execute(f"describe {table}").fetchall()}
         for name, type_, *_ in connection.execute("describe select * from rows").fetchall():
             if name not in existing:
@@ -52,12 +55,16 @@ class PolarsDuckDBTypeHandler(DbTypeHandler[pl.DataFrame]):
             {
                 "row_count": obj.height,
                 "dataframe_columns": MetadataValue.table_schema(
-                    TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()])
+                    TableSchema(
+                        columns=[TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()]
+                    )
                 ),
             }
         )
 
-    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
+    def load_input(
+        self, context: InputContext, table_slice: TableSlice, connection
+    ) -> pl.DataFrame:
         if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
             return pl.DataFrame()
         query = DuckDbClient.get_select_statement(table_slice=table_slice)

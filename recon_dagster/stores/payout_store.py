@@ -18,10 +18,33 @@ from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.money import to_major
 from recon_dagster.stores.report_store import ReportStore, _jsonable, _lock_key
 
-_COLUMNS = ("report_id", "position", "date", "end_date", "kind", "id", "amount", "amount_major", "currency",
-            "arrival_date", "status", "automatic", "itemized_net", "difference", "charges", "refunds", "disputes",
-            "fees", "adjustments", "transaction_count", "bank_deposit_id", "problems", "charges_missing_in_database",
-            "charges_amount_mismatch", "reference")  # fmt: skip
+_COLUMNS = (
+    "report_id",
+    "position",
+    "date",
+    "end_date",
+    "kind",
+    "id",
+    "amount",
+    "amount_major",
+    "currency",
+    "arrival_date",
+    "status",
+    "automatic",
+    "itemized_net",
+    "difference",
+    "charges",
+    "refunds",
+    "disputes",
+    "fees",
+    "adjustments",
+    "transaction_count",
+    "bank_deposit_id",
+    "problems",
+    "charges_missing_in_database",
+    "charges_amount_mismatch",
+    "reference",
+)
 
 
 class PayoutStore:
@@ -30,38 +53,108 @@ class PayoutStore:
     def __init__(self, store: ReportStore):
         self.store = store
 
-    def save(self, result: PayoutResult, *, source: str = "dagster", run_id: str | None = None) -> str:
+    def save(
+        self, result: PayoutResult, *, source: str = "dagster", run_id: str | None = None
+    ) -> str:
         store = self.store
         store._ensure()
         report_id, key = str(uuid.uuid4()), (result.first, result.last)
         counts = result.counts()
         problems = sum(1 for p in result.payouts if set(p.problems) - {"awaiting_bank"})
-        details = _jsonable({**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}})
-        report = (report_id, *key, result.as_of, result.status, result.severity(), counts["payouts"], problems,
-                  counts["deposits_without_payout"], result.bank_checked, result.error, json.dumps(details, allow_nan=False),
-                  source, run_id)  # fmt: skip
+        details = _jsonable(
+            {**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}}
+        )
+        report = (
+            report_id,
+            *key,
+            result.as_of,
+            result.status,
+            result.severity(),
+            counts["payouts"],
+            problems,
+            counts["deposits_without_payout"],
+            result.bank_checked,
+            result.error,
+            json.dumps(details, allow_nan=False),
+            source,
+            run_id,
+        )
         lines = [
-            (report_id, i, *key, "payout", p.id, p.amount, to_major(p.amount, p.currency), p.currency, p.arrival_date,
-             p.status, p.automatic, p.itemized_net, p.difference, p.charges, p.refunds, p.disputes, p.fees,
-             p.adjustments, p.transaction_count, p.bank_deposit_id, ",".join(p.problems),
-             ",".join(p.charges_missing_in_database), ",".join(p.charges_amount_mismatch), None)
+            (
+                report_id,
+                i,
+                *key,
+                "payout",
+                p.id,
+                p.amount,
+                to_major(p.amount, p.currency),
+                p.currency,
+                p.arrival_date,
+                p.status,
+                p.automatic,
+                p.itemized_net,
+                p.difference,
+                p.charges,
+                p.refunds,
+                p.disputes,
+                p.fees,
+                p.adjustments,
+                p.transaction_count,
+                p.bank_deposit_id,
+                ",".join(p.problems),
+                ",".join(p.charges_missing_in_database),
+                ",".join(p.charges_amount_mismatch),
+                None,
+            )
             for i, p in enumerate(result.payouts)
-        ]  # fmt: skip
+        ]
         lines += [
-            (report_id, len(lines) + i, *key, "deposit_without_payout", d.id, d.amount, to_major(d.amount, d.currency),
-             d.currency, d.date, None, None, None, None, None, None, None, None, None, None, None,
-             "deposits_without_payout", None, None, d.reference)
+            (
+                report_id,
+                len(lines) + i,
+                *key,
+                "deposit_without_payout",
+                d.id,
+                d.amount,
+                to_major(d.amount, d.currency),
+                d.currency,
+                d.date,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "deposits_without_payout",
+                None,
+                None,
+                d.reference,
+            )
             for i, d in enumerate(result.deposits_without_payout)
-        ]  # fmt: skip
+        ]
         json_type = store.dialect.json
         with store._tx() as s:
             if store.dialect.name == "postgresql":
-                s.run("SELECT pg_advisory_xact_lock(?)", (_lock_key("save_payouts", store.schema or "", *map(str, key)),))
+                s.run(
+                    "SELECT pg_advisory_xact_lock(?)",
+                    (_lock_key("save_payouts", store.schema or "", *map(str, key)),),
+                )
             for table in ("payout_line_items", "payout_reports"):
                 s.run(store._sql(f"DELETE FROM {{s}}{table} WHERE date = ? AND end_date = ?"), key)
-            s.run(store._sql("INSERT INTO {s}payout_reports (id, date, end_date, as_of, status, severity, payouts, problems, "
-                             "deposits_without_payout, bank_checked, error, details, source, run_id) VALUES "
-                             f"({', '.join(['?'] * 11)}, CAST(? AS {json_type}), ?, ?)"), report)  # fmt: skip
+            s.run(
+                store._sql(
+                    "INSERT INTO {s}payout_reports (id, date, end_date, as_of, status, severity, "
+                    "payouts, problems, "
+                    "deposits_without_payout, bank_checked, error, details, source, run_id) VALUES "
+                    f"({', '.join(['?'] * 11)}, CAST(? AS {json_type}), ?, ?)"
+                ),
+                report,
+            )
             s.bulk("payout_line_items", _COLUMNS, lines)
         return report_id
 
@@ -70,7 +163,10 @@ class PayoutStore:
         store = self.store
         store._ensure()
         with store._tx() as s:
-            rows = s.run(store._sql("SELECT details FROM {s}payout_reports WHERE date = ? AND end_date = ?"), (first, last or first))
+            rows = s.run(
+                store._sql("SELECT details FROM {s}payout_reports WHERE date = ? AND end_date = ?"),
+                (first, last or first),
+            )
         if not rows:
             return None
         details = rows[0][0]

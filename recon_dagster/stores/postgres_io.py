@@ -1,4 +1,5 @@
-"""Where `stripe_charges` and `db_payments` live on PostgreSQL: one table per asset, one row per record.
+"""Where `stripe_charges` and `db_payments` live on PostgreSQL: one table per asset, one row per
+record.
 
 Built like dagster-duckdb's `DuckDBIOManager`, on Dagster's own `DbIOManager`, which does the
 partition bookkeeping: per output it opens one connection, ensures the schema, deletes the run's
@@ -70,13 +71,19 @@ def _time_window_where_clause(dimension: TablePartitionDimension) -> str:
 
 def _partition_where_clause(dimensions: Sequence[TablePartitionDimension]) -> str:
     return " AND\n".join(
-        _time_window_where_clause(d) if isinstance(d.partitions, TimeWindow) else static_where_clause(d)
+        _time_window_where_clause(d)
+        if isinstance(d.partitions, TimeWindow)
+        else static_where_clause(d)
         for d in dimensions
     )
 
 
 def _where(table_slice: TableSlice) -> str:
-    return f" WHERE\n{_partition_where_clause(table_slice.partition_dimensions)}" if table_slice.partition_dimensions else ""
+    return (
+        f" WHERE\n{_partition_where_clause(table_slice.partition_dimensions)}"
+        if table_slice.partition_dimensions
+        else ""
+    )
 
 
 def _redacted(message: str, url: str) -> str:
@@ -96,13 +103,16 @@ class PostgresClient(DbClient):
 
     @staticmethod
     @contextmanager
-    def connect(context: OutputContext | InputContext, table_slice: TableSlice) -> Iterator[psycopg.Connection]:
+    def connect(
+        context: OutputContext | InputContext, table_slice: TableSlice
+    ) -> Iterator[psycopg.Connection]:
         url = context.resource_config["url"]
         try:
             conn = psycopg.connect(url, connect_timeout=10)
         except Exception as exc:  # noqa: BLE001 (psycopg errors, and conninfo parse errors that may quote the URL)
             raise PostgresIOError(
-                f"cannot connect to the asset storage at {redact_url(url)}: {_redacted(str(exc), url)}"
+                f"cannot connect to the asset storage at {redact_url(url)}: "
+                f"{_redacted(str(exc), url)}"
             ) from None
         try:
             yield conn
@@ -117,18 +127,30 @@ class PostgresClient(DbClient):
     def ensure_schema_exists(context: OutputContext, table_slice: TableSlice, connection) -> None:
         # Writers of one table take turns until they commit (runs of a backfill may write at once);
         # the lock also makes `create table if not exists` below safe.
-        connection.execute("select pg_advisory_xact_lock(hashtext(%s))", [f"recon_dagster.io:{_table(table_slice)}"])
-        exists = connection.execute("select 1 from pg_namespace where nspname = %s", [table_slice.schema]).fetchone()
+        connection.execute(
+            "select pg_advisory_xact_lock(hashtext(%s))",
+            [f"recon_dagster.io:{_table(table_slice)}"],
+        )
+        exists = connection.execute(
+            "select 1 from pg_namespace where nspname = %s", [table_slice.schema]
+        ).fetchone()
         if exists is None:
             try:
                 with connection.transaction():  # a savepoint: losing a race to create it is fine
-                    connection.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(table_slice.schema)))
+                    connection.execute(
+                        sql.SQL("create schema if not exists {}").format(
+                            sql.Identifier(table_slice.schema)
+                        )
+                    )
             except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateSchema):
                 pass
 
     @staticmethod
     def delete_table_slice(context: OutputContext, table_slice: TableSlice, connection) -> None:
-        if connection.execute("select to_regclass(%s)", [_table(table_slice)]).fetchone()[0] is None:
+        if (
+            connection.execute("select to_regclass(%s)", [_table(table_slice)]).fetchone()[0]
+            is None
+        ):
             return  # no table yet: nothing to delete
         connection.execute(f"DELETE FROM {_table(table_slice)}{_where(table_slice)}")
 
@@ -151,17 +173,31 @@ def _pg_type(name: str, dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Decimal):
         return f"numeric({dtype.precision or 38},{dtype.scale or 0})"
     simple = {
-        pl.String: "text", pl.Categorical: "text", pl.Enum: "text", pl.Null: "text",
+        pl.String: "text",
+        pl.Categorical: "text",
+        pl.Enum: "text",
+        pl.Null: "text",
         pl.Boolean: "boolean",
-        pl.Int8: "smallint", pl.Int16: "smallint", pl.Int32: "integer", pl.Int64: "bigint",
-        pl.UInt8: "smallint", pl.UInt16: "integer", pl.UInt32: "bigint", pl.UInt64: "numeric(20,0)",
-        pl.Float32: "real", pl.Float64: "double precision",
-        pl.Date: "date", pl.Time: "time", pl.Duration: "interval",
-    }  # fmt: skip
+        pl.Int8: "smallint",
+        pl.Int16: "smallint",
+        pl.Int32: "integer",
+        pl.Int64: "bigint",
+        pl.UInt8: "smallint",
+        pl.UInt16: "integer",
+        pl.UInt32: "bigint",
+        pl.UInt64: "numeric(20,0)",
+        pl.Float32: "real",
+        pl.Float64: "double precision",
+        pl.Date: "date",
+        pl.Time: "time",
+        pl.Duration: "interval",
+    }
     for polars_type, pg in simple.items():
         if dtype == polars_type or isinstance(dtype, polars_type):
             return pg
-    raise PostgresIOError(f"column {name!r}: Polars type {dtype} has no PostgreSQL column type here")
+    raise PostgresIOError(
+        f"column {name!r}: Polars type {dtype} has no PostgreSQL column type here"
+    )
 
 
 def _for_csv(frame: pl.DataFrame) -> pl.DataFrame:
@@ -211,11 +247,19 @@ def _read_expr(name: str, typname: str) -> str:
 
 def _polars_type(typname: str, precision: int, scale: int) -> pl.DataType:
     return {
-        "timestamptz": pl.Datetime("us", "UTC"), "timestamp": pl.Datetime("us"), "interval": pl.Duration("us"),
-        "bool": pl.Boolean(), "int2": pl.Int16(), "int4": pl.Int32(), "int8": pl.Int64(),
-        "float4": pl.Float32(), "float8": pl.Float64(), "date": pl.Date(), "time": pl.Time(),
+        "timestamptz": pl.Datetime("us", "UTC"),
+        "timestamp": pl.Datetime("us"),
+        "interval": pl.Duration("us"),
+        "bool": pl.Boolean(),
+        "int2": pl.Int16(),
+        "int4": pl.Int32(),
+        "int8": pl.Int64(),
+        "float4": pl.Float32(),
+        "float8": pl.Float64(),
+        "date": pl.Date(),
+        "time": pl.Time(),
         "numeric": pl.Decimal(precision or 38, scale),
-    }.get(typname, pl.String())  # fmt: skip
+    }.get(typname, pl.String())
 
 
 def _convert(name: str, typname: str, dtype: pl.DataType) -> pl.Expr:
@@ -237,22 +281,34 @@ def _convert(name: str, typname: str, dtype: pl.DataType) -> pl.Expr:
 class PolarsPostgresTypeHandler(DbTypeHandler[pl.DataFrame]):
     """Stores Polars frames in PostgreSQL (empty ones too) and loads them back with their types."""
 
-    def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection) -> None:
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection
+    ) -> None:
         table = _table(table_slice)
         columns = ", ".join(f"{_quote(n)} {_pg_type(n, t)}" for n, t in obj.schema.items())
         connection.execute(f"create table if not exists {table} ({columns})")
-        # Columns a newer version added (the table was created by an older one): older rows read null.
+        # Columns a newer version added (the table was created by an older one): older rows read
+        # null.
         existing = {row[0] for row in _columns(connection, table_slice) or []}
         for n, t in obj.schema.items():
             if n not in existing:
-                connection.execute(f"alter table {table} add column if not exists {_quote(n)} {_pg_type(n, t)}")
+                connection.execute(
+                    f"alter table {table} add column if not exists {_quote(n)} {_pg_type(n, t)}"
+                )
         if obj.height:
             buffer = io.BytesIO()
             _for_csv(obj).write_csv(
-                buffer, include_header=False, datetime_format=_CSV_DATETIME, time_format=_CSV_TIME, null_value=""
+                buffer,
+                include_header=False,
+                datetime_format=_CSV_DATETIME,
+                time_format=_CSV_TIME,
+                null_value="",
             )
             names = ", ".join(_quote(n) for n in obj.columns)
-            with connection.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+            with (
+                connection.cursor() as cur,
+                cur.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)") as copy,
+            ):
                 view = buffer.getbuffer()
                 for offset in range(0, len(view), 1 << 20):
                     copy.write(view[offset : offset + (1 << 20)])
@@ -262,29 +318,46 @@ class PolarsPostgresTypeHandler(DbTypeHandler[pl.DataFrame]):
             {
                 "row_count": obj.height,
                 "dataframe_columns": MetadataValue.table_schema(
-                    TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()])
+                    TableSchema(
+                        columns=[TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()]
+                    )
                 ),
             }
         )
 
-    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
+    def load_input(
+        self, context: InputContext, table_slice: TableSlice, connection
+    ) -> pl.DataFrame:
         columns = _columns(connection, table_slice)
         if columns is None:
-            raise PostgresIOError(f"{_table(table_slice)} does not exist: materialize {table_slice.table} first")
+            raise PostgresIOError(
+                f"{_table(table_slice)} does not exist: materialize {table_slice.table} first"
+            )
         schema = {name: _polars_type(typ, p, s) for name, typ, p, s in columns}
-        if not columns or (table_slice.partition_dimensions and len(context.asset_partition_keys) == 0):
+        if not columns or (
+            table_slice.partition_dimensions and len(context.asset_partition_keys) == 0
+        ):
             return pl.DataFrame(schema=schema)
-        select = ", ".join(f"{_read_expr(name, typ)} AS {_quote(name)}" for name, typ, _, _ in columns)
+        select = ", ".join(
+            f"{_read_expr(name, typ)} AS {_quote(name)}" for name, typ, _, _ in columns
+        )
         query = f"SELECT {select} FROM {_table(table_slice)}{_where(table_slice)}"
         buffer = io.BytesIO()
-        with connection.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
+        with (
+            connection.cursor() as cur,
+            cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy,
+        ):
             for chunk in copy:
                 buffer.write(chunk)
         if buffer.tell() == 0:
             return pl.DataFrame(schema=schema)
         buffer.seek(0)
-        raw = pl.read_csv(buffer, has_header=False, schema={name: pl.String() for name in schema}, quote_char='"')
-        return raw.select(_convert(name, typ, schema[name]).alias(name) for name, typ, _, _ in columns)
+        raw = pl.read_csv(
+            buffer, has_header=False, schema={name: pl.String() for name in schema}, quote_char='"'
+        )
+        return raw.select(
+            _convert(name, typ, schema[name]).alias(name) for name, typ, _, _ in columns
+        )
 
     @property
     def supported_types(self):
@@ -299,7 +372,9 @@ class PostgresPolarsIOManager(ConfigurableIOManagerFactory):
     """
 
     url: str = Field(description="PostgreSQL URL, postgresql://user:password@host:port/database.")
-    schema_: str = Field(default="recon_assets", alias="schema", description="Schema holding the asset tables.")
+    schema_: str = Field(
+        default="recon_assets", alias="schema", description="Schema holding the asset tables."
+    )
 
     def create_io_manager(self, context) -> DbIOManager:
         return DbIOManager(
@@ -317,4 +392,3 @@ def _database_name(url: str) -> str:
         return urlsplit(url).path.lstrip("/") or "postgres"
     except ValueError:
         return "postgres"
-

@@ -8,7 +8,8 @@ Tables (created by the versioned migrations of migrations.py):
                                  version max+1 with its `trigger` and `run_id`, the highest is
                                  current; headline money as BIGINT minor units plus DECIMAL(38,4)
                                  major units; `details` JSON.
-  reconciliation_line_items      one row per `Finding` of a report id, for SQL (by day, by payment id).
+  reconciliation_line_items      one row per `Finding` of a report id, for SQL (by day, by payment
+  id).
   reconciliation_currency_totals one row per `CurrencyTotals` of a report id.
   sync_audit                     what a sync did (or would have done) per payment.
 
@@ -45,20 +46,74 @@ from urllib.parse import parse_qs, urlsplit
 from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconciliationResult
 from recon_dagster.money import exponent, to_major
 from recon_dagster.settings import redact_url
-from recon_dagster.stores.migrations import CURRENCY_TOTALS as _C, LINE_ITEMS as _L, MIGRATIONS, REPORTS as _R, SYNC_AUDIT as _S
+from recon_dagster.stores.migrations import (
+    CURRENCY_TOTALS as _C,
+    LINE_ITEMS as _L,
+    MIGRATIONS,
+    REPORTS as _R,
+    SYNC_AUDIT as _S,
+)
 from recon_dagster.stores.report_versions import changes, describe, trigger_for_save
 
-_LINE_COLUMNS = ("report_id", "position", "date", "end_date", "kind", "payment_id", "currency", "stripe_amount",
-                 "database_amount", "difference", "stripe_amount_major", "database_amount_major",
-                 "difference_major", "stripe_status", "database_status", "detail", "database_id", "dispute_id",
-                 "dispute_status", "source", "invalid_column")  # fmt: skip
+_LINE_COLUMNS = (
+    "report_id",
+    "position",
+    "date",
+    "end_date",
+    "kind",
+    "payment_id",
+    "currency",
+    "stripe_amount",
+    "database_amount",
+    "difference",
+    "stripe_amount_major",
+    "database_amount_major",
+    "difference_major",
+    "stripe_status",
+    "database_status",
+    "detail",
+    "database_id",
+    "dispute_id",
+    "dispute_status",
+    "source",
+    "invalid_column",
+)
 _MONEY = ("stripe_total", "database_total", "discrepancy", "gross_discrepancy")
 # A report's summary columns, as history() and versions() read them.
-_SUMMARY = ("id", "date", "end_date", "version", "trigger", "timezone", "status", "currency", *_MONEY,
-            *(f"{m}_minor" for m in _MONEY), "discrepancy_percentage", "gross_discrepancy_percentage",
-            "tolerance_percentage", "include_refunds", "stripe_count", "database_count", "error", "source",
-            "run_id", "created_at")  # fmt: skip
-_SYNC_COLUMNS = ("id", "seq", "at", "run_id", "payment_id", "action", "result", "reason", "dry_run", "date")
+_SUMMARY = (
+    "id",
+    "date",
+    "end_date",
+    "version",
+    "trigger",
+    "timezone",
+    "status",
+    "currency",
+    *_MONEY,
+    *(f"{m}_minor" for m in _MONEY),
+    "discrepancy_percentage",
+    "gross_discrepancy_percentage",
+    "tolerance_percentage",
+    "include_refunds",
+    "stripe_count",
+    "database_count",
+    "error",
+    "source",
+    "run_id",
+    "created_at",
+)
+_SYNC_COLUMNS = (
+    "id",
+    "seq",
+    "at",
+    "run_id",
+    "payment_id",
+    "action",
+    "result",
+    "reason",
+    "dry_run",
+    "date",
+)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _DUCK_LOCKS: dict[str, threading.Lock] = {}
 _DUCK_LOCKS_GUARD = threading.Lock()
@@ -86,17 +141,23 @@ class ReportStore:
         self.url = url
         self.lock_timeout = lock_timeout
         if url.startswith("duckdb:///"):
-            raw = url[len("duckdb:///"):]
+            raw = url[len("duckdb:///") :]
             if not raw:
-                raise ReportStoreError("a duckdb report store URL needs a file path: duckdb:////abs/recon.duckdb")
+                raise ReportStoreError(
+                    "a duckdb report store URL needs a file path: duckdb:////abs/recon.duckdb"
+                )
             self.dialect, self.path = _DUCK, Path(raw).resolve()
         elif url.startswith(("postgresql://", "postgres://")):
             self.dialect, self.path = _PG, None
             schema = schema or _schema_from_options(url)
         else:
-            raise ReportStoreError(f"unsupported report store URL {redact_url(url)!r}: use duckdb:/// or postgresql://")
+            raise ReportStoreError(
+                f"unsupported report store URL {redact_url(url)!r}: use duckdb:/// or postgresql://"
+            )
         if schema is not None and not _IDENT.match(schema):
-            raise ReportStoreError(f"{schema!r} is not a valid schema name (letters, digits, underscores)")
+            raise ReportStoreError(
+                f"{schema!r} is not a valid schema name (letters, digits, underscores)"
+            )
         self.schema = schema
         self._prefix = f'"{schema}".' if schema else ""
         self._migrated = False
@@ -115,7 +176,9 @@ class ReportStore:
             try:
                 conn = psycopg.connect(self.url)
             except psycopg.Error as exc:
-                raise ReportStoreError(f"cannot connect to report store {redact_url(self.url)}: {exc}") from None
+                raise ReportStoreError(
+                    f"cannot connect to report store {redact_url(self.url)}: {exc}"
+                ) from None
             with conn:  # commits, or rolls back on exception, then closes
                 yield _Session(self, conn)
             return
@@ -166,97 +229,198 @@ class ReportStore:
                 s.run("SELECT pg_advisory_xact_lock(?)", (_lock_key("migrate", self.schema or ""),))
             if self.schema:
                 s.run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            s.run(self._sql("CREATE TABLE IF NOT EXISTS {s}recon_schema_migrations "
-                            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"))
-            done = {row[0] for row in s.run(self._sql("SELECT version FROM {s}recon_schema_migrations"))}
+            s.run(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {s}recon_schema_migrations "
+                    "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+            )
+            done = {
+                row[0] for row in s.run(self._sql("SELECT version FROM {s}recon_schema_migrations"))
+            }
             applied = []
             for version, statements in MIGRATIONS:
                 if version in done:
                     continue
                 for statement in statements[d.name] if isinstance(statements, dict) else statements:
-                    s.run(self._sql(statement.replace("{json}", d.json).replace("{double}", d.double)))
-                s.run(self._sql("INSERT INTO {s}recon_schema_migrations (version) VALUES (?)"), (version,))
+                    s.run(
+                        self._sql(statement.replace("{json}", d.json).replace("{double}", d.double))
+                    )
+                s.run(
+                    self._sql("INSERT INTO {s}recon_schema_migrations (version) VALUES (?)"),
+                    (version,),
+                )
                 applied.append(version)
         self._migrated = True
         return applied
 
     # -- reports --------------------------------------------------------------------------------
-    def save(self, result: ReconciliationResult, *, source: str = "dagster", run_id: str | None = None,
-             trigger: str | None = None) -> str:
-        """Store the next version of (result.date, result.end_date) in one transaction; returns its id.
-        `source` is who saved (dagster, cli, api); `trigger` what started it (see report_versions:
-        default `source` for cli/api, else `manual`). Earlier versions are kept."""
+    def save(
+        self,
+        result: ReconciliationResult,
+        *,
+        source: str = "dagster",
+        run_id: str | None = None,
+        trigger: str | None = None,
+    ) -> str:
+        """Store the next version of (result.date, result.end_date) in one transaction; returns its
+        id. `source` is who saved (dagster, cli, api); `trigger` what started it (see
+        report_versions: default `source` for cli/api, else `manual`). Earlier versions are kept."""
         trigger = trigger_for_save(trigger, source)
         self._ensure()
         report_id, cur = str(uuid.uuid4()), result.currency
         key = (result.date, result.end_date)
 
         def major(minor: int | None, currency: str | None) -> Decimal | None:
-            return None if minor is None or not currency else to_major(minor, currency)  # "": an invalid row
+            return (
+                None if minor is None or not currency else to_major(minor, currency)
+            )  # "": an invalid row
 
-        details = _jsonable({**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}})
+        details = _jsonable(
+            {**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}}
+        )
         report = (
-            report_id, result.date, result.end_date, result.timezone, cur,
-            major(result.stripe_total, cur) or Decimal(0), major(result.database_total, cur) or Decimal(0),
-            major(result.discrepancy, cur) or Decimal(0), result.stripe_total, result.database_total,
-            result.discrepancy, float(result.discrepancy_percentage), major(result.gross_discrepancy, cur) or Decimal(0),
-            result.gross_discrepancy, float(result.gross_discrepancy_percentage), float(result.tolerance_percentage),
-            bool(result.include_refunds), result.stripe_count, result.database_count, result.status, result.error,
-            json.dumps(details, allow_nan=False), source, run_id, trigger,
-        )  # fmt: skip
+            report_id,
+            result.date,
+            result.end_date,
+            result.timezone,
+            cur,
+            major(result.stripe_total, cur) or Decimal(0),
+            major(result.database_total, cur) or Decimal(0),
+            major(result.discrepancy, cur) or Decimal(0),
+            result.stripe_total,
+            result.database_total,
+            result.discrepancy,
+            float(result.discrepancy_percentage),
+            major(result.gross_discrepancy, cur) or Decimal(0),
+            result.gross_discrepancy,
+            float(result.gross_discrepancy_percentage),
+            float(result.tolerance_percentage),
+            bool(result.include_refunds),
+            result.stripe_count,
+            result.database_count,
+            result.status,
+            result.error,
+            json.dumps(details, allow_nan=False),
+            source,
+            run_id,
+            trigger,
+        )
         lines = [
-            (report_id, i, *key, f.kind, f.payment_id, f.currency, f.stripe_amount, f.database_amount, f.difference,
-             major(f.stripe_amount, f.currency), major(f.database_amount, f.currency),
-             None if f.kind == "currency_mismatches" else major(f.difference, f.currency),
-             f.stripe_status, f.database_status, f.detail, f.database_id, f.dispute_id, f.dispute_status, f.source,
-             f.column)
+            (
+                report_id,
+                i,
+                *key,
+                f.kind,
+                f.payment_id,
+                f.currency,
+                f.stripe_amount,
+                f.database_amount,
+                f.difference,
+                major(f.stripe_amount, f.currency),
+                major(f.database_amount, f.currency),
+                None if f.kind == "currency_mismatches" else major(f.difference, f.currency),
+                f.stripe_status,
+                f.database_status,
+                f.detail,
+                f.database_id,
+                f.dispute_id,
+                f.dispute_status,
+                f.source,
+                f.column,
+            )
             for i, f in enumerate(result.findings)
-        ]  # fmt: skip
+        ]
         totals = [
-            (report_id, *key, t.currency, t.stripe_total, t.database_total, t.discrepancy, t.gross_discrepancy,
-             to_major(t.stripe_total, t.currency), to_major(t.database_total, t.currency),
-             to_major(t.discrepancy, t.currency), to_major(t.gross_discrepancy, t.currency),
-             t.stripe_count, t.database_count, float(t.discrepancy_percentage), float(t.gross_discrepancy_percentage),
-             t.disputes_lost, t.disputes_open)
+            (
+                report_id,
+                *key,
+                t.currency,
+                t.stripe_total,
+                t.database_total,
+                t.discrepancy,
+                t.gross_discrepancy,
+                to_major(t.stripe_total, t.currency),
+                to_major(t.database_total, t.currency),
+                to_major(t.discrepancy, t.currency),
+                to_major(t.gross_discrepancy, t.currency),
+                t.stripe_count,
+                t.database_count,
+                float(t.discrepancy_percentage),
+                float(t.gross_discrepancy_percentage),
+                t.disputes_lost,
+                t.disputes_open,
+            )
             for t in result.totals
-        ]  # fmt: skip
+        ]
         with self._tx() as s:
-            # Two savers of one day must not both read max = n and both write n + 1. PostgreSQL: they
-            # queue on an advisory lock per day, held to commit, so the second reads the first's row
-            # (READ COMMITTED reads afresh per statement). DuckDB: writers in this process hold
-            # `_duck_lock`, and another process cannot open the file while this one has it. The
-            # UNIQUE (date, end_date, version) constraint backs both up.
+            # Two savers of one day must not both read max = n and both write n + 1. PostgreSQL:
+            # they queue on an advisory lock per day, held to commit, so the second reads the
+            # first's row (READ COMMITTED reads afresh per statement). DuckDB: writers in this
+            # process hold `_duck_lock`, and another process cannot open the file while this one has
+            # it. The UNIQUE (date, end_date, version) constraint backs both up.
             if self.dialect is _PG:
-                s.run("SELECT pg_advisory_xact_lock(?)", (_lock_key("save", self.schema or "", *map(str, key)),))
-            [(version,)] = s.run(self._sql(f"SELECT COALESCE(MAX(version), 0) + 1 FROM {{s}}{_R} "
-                                           "WHERE date = ? AND end_date = ?"), key)  # fmt: skip
-            s.run(self._sql(f"INSERT INTO {{s}}{_R} (id, date, end_date, timezone, currency, stripe_total, "
-                            "database_total, discrepancy, stripe_total_minor, database_total_minor, discrepancy_minor, "
-                            "discrepancy_percentage, gross_discrepancy, gross_discrepancy_minor, "
-                            "gross_discrepancy_percentage, tolerance_percentage, include_refunds, stripe_count, "
-                            "database_count, status, error, details, source, run_id, trigger, version) VALUES "
-                            f"({', '.join(['?'] * 21)}, CAST(? AS {self.dialect.json}), ?, ?, ?, ?)"),
-                  (*report, version))  # fmt: skip
+                s.run(
+                    "SELECT pg_advisory_xact_lock(?)",
+                    (_lock_key("save", self.schema or "", *map(str, key)),),
+                )
+            [(version,)] = s.run(
+                self._sql(
+                    f"SELECT COALESCE(MAX(version), 0) + 1 FROM {{s}}{_R} "
+                    "WHERE date = ? AND end_date = ?"
+                ),
+                key,
+            )
+            s.run(
+                self._sql(
+                    f"INSERT INTO {{s}}{_R} (id, date, end_date, timezone, currency, stripe_total, "
+                    "database_total, discrepancy, stripe_total_minor, database_total_minor, "
+                    "discrepancy_minor, "
+                    "discrepancy_percentage, gross_discrepancy, gross_discrepancy_minor, "
+                    "gross_discrepancy_percentage, tolerance_percentage, include_refunds, "
+                    "stripe_count, "
+                    "database_count, status, error, details, source, run_id, trigger, version) "
+                    "VALUES "
+                    f"({', '.join(['?'] * 21)}, CAST(? AS {self.dialect.json}), ?, ?, ?, ?)"
+                ),
+                (*report, version),
+            )
             s.bulk(_L, _LINE_COLUMNS, lines)
             if totals:
                 s.many(self._sql(f"INSERT INTO {{s}}{_C} VALUES ({', '.join(['?'] * 18)})"), totals)
         return report_id
 
-    def save_error(self, start: date, end: date, timezone: str, message: str, *, tolerance: float,
-                   include_refunds: bool, source: str = "dagster", run_id: str | None = None,
-                   trigger: str | None = None) -> str:
+    def save_error(
+        self,
+        start: date,
+        end: date,
+        timezone: str,
+        message: str,
+        *,
+        tolerance: float,
+        include_refunds: bool,
+        source: str = "dagster",
+        run_id: str | None = None,
+        trigger: str | None = None,
+    ) -> str:
         """Record, as the next version, that the range could not be reconciled (status `error`);
         `message` is stored as given, so callers pass text that is already free of secrets."""
-        failed = ReconciliationResult.failed(start, end, timezone, message, tolerance=tolerance,
-                                             include_refunds=include_refunds)  # fmt: skip
+        failed = ReconciliationResult.failed(
+            start, end, timezone, message, tolerance=tolerance, include_refunds=include_refunds
+        )
         return self.save(failed, source=source, run_id=run_id, trigger=trigger)
 
     def latest(self, date: date, end_date: date | None = None) -> ReconciliationResult | None:
         """The current (highest) version for (date, end_date or date), rebuilt losslessly, or None."""
         self._ensure()
         with self._tx() as s:
-            rows = s.run(self._sql(f"SELECT details FROM {{s}}{_R} WHERE date = ? AND end_date = ? "
-                                   "ORDER BY version DESC LIMIT 1"), (date, end_date or date))  # fmt: skip
+            rows = s.run(
+                self._sql(
+                    f"SELECT details FROM {{s}}{_R} WHERE date = ? AND end_date = ? "
+                    "ORDER BY version DESC LIMIT 1"
+                ),
+                (date, end_date or date),
+            )
         if not rows:
             return None
         return _rebuild(_details(rows[0][0])["_record"])
@@ -266,8 +430,14 @@ class ReportStore:
         trigger and run id: what a late change did to the day."""
         self._ensure()
         with self._tx() as s:
-            rows = s.run(self._sql(f"SELECT details, trigger, run_id FROM {{s}}{_R} WHERE date = ? AND end_date = ? "
-                                   "ORDER BY version DESC LIMIT 2"), (date, date))  # fmt: skip
+            rows = s.run(
+                self._sql(
+                    f"SELECT details, trigger, run_id FROM {{s}}{_R} WHERE date = ? AND end_date = "
+                    "? "
+                    "ORDER BY version DESC LIMIT 2"
+                ),
+                (date, date),
+            )
         return [(_rebuild(_details(d)["_record"]), trigger, run_id) for d, trigger, run_id in rows]
 
     def history(self, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
@@ -276,13 +446,25 @@ class ReportStore:
         ints, counts per class, `version` and `trigger`. Every version: `versions()`."""
         self._ensure()
         cond, params = _within(start, end)
-        cond += (f" AND r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
-                 "WHERE x.date = r.date AND x.end_date = r.end_date)")  # fmt: skip
+        cond += (
+            f" AND r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
+            "WHERE x.date = r.date AND x.end_date = r.end_date)"
+        )
         with self._tx() as s:
-            rows = s.run(self._sql(f"SELECT {', '.join('r.' + c for c in _SUMMARY)} FROM {{s}}{_R} r WHERE {cond} "
-                                   "ORDER BY r.date DESC, r.end_date DESC"), params)  # fmt: skip
-            counted = s.run(self._sql(f"SELECT r.id, l.kind, count(*) FROM {{s}}{_R} r JOIN {{s}}{_L} l "
-                                      f"ON l.report_id = r.id WHERE {cond} GROUP BY r.id, l.kind"), params)  # fmt: skip
+            rows = s.run(
+                self._sql(
+                    f"SELECT {', '.join('r.' + c for c in _SUMMARY)} FROM {{s}}{_R} r WHERE {cond} "
+                    "ORDER BY r.date DESC, r.end_date DESC"
+                ),
+                params,
+            )
+            counted = s.run(
+                self._sql(
+                    f"SELECT r.id, l.kind, count(*) FROM {{s}}{_R} r JOIN {{s}}{_L} l "
+                    f"ON l.report_id = r.id WHERE {cond} GROUP BY r.id, l.kind"
+                ),
+                params,
+            )
         counts: dict[str, dict[str, int]] = {}
         for report_id, kind, n in counted:
             counts.setdefault(report_id, dict.fromkeys(CLASSES, 0))[kind] = int(n)
@@ -301,18 +483,31 @@ class ReportStore:
         self._ensure()
         cond, params = _within(start, end or start)
         with self._tx() as s:
-            rows = s.run(self._sql(f"SELECT {', '.join('r.' + c for c in _SUMMARY)}, r.details FROM {{s}}{_R} r "
-                                   f"WHERE {cond} ORDER BY r.created_at DESC, r.version DESC, r.date DESC, "
-                                   "r.end_date DESC"), params)  # fmt: skip
+            rows = s.run(
+                self._sql(
+                    f"SELECT {', '.join('r.' + c for c in _SUMMARY)}, r.details FROM {{s}}{_R} r "
+                    f"WHERE {cond} ORDER BY r.created_at DESC, r.version DESC, r.date DESC, "
+                    "r.end_date DESC"
+                ),
+                params,
+            )
         items = [(_summary(row[:-1]), row[-1]) for row in rows]
-        findings = {item["id"]: _rebuild(_details(details)["_record"]).findings for item, details in items}
-        # Each day's versions are all in `rows` (the filter is on the day), so every previous one is too.
+        findings = {
+            item["id"]: _rebuild(_details(details)["_record"]).findings for item, details in items
+        }
+        # Each day's versions are all in `rows` (the filter is on the day), so every previous one is
+        # too.
         prior: dict[str, str | None] = {}  # report id -> the id of its day's previous version
         last: dict[tuple[date, date], str] = {}
-        for item, _ in sorted(items, key=lambda i: (i[0]["date"], i[0]["end_date"], i[0]["version"])):
+        for item, _ in sorted(
+            items, key=lambda i: (i[0]["date"], i[0]["end_date"], i[0]["version"])
+        ):
             key = (item["date"], item["end_date"])
             prior[item["id"]], last[key] = last.get(key), item["id"]
-        return [describe(item, changes(findings.get(prior[item["id"]]), findings[item["id"]])) for item, _ in items]
+        return [
+            describe(item, changes(findings.get(prior[item["id"]]), findings[item["id"]]))
+            for item, _ in items
+        ]
 
     # -- sync audit -----------------------------------------------------------------------------
     def record_sync(self, entries: Iterable[Mapping[str, Any]]) -> int:
@@ -326,29 +521,58 @@ class ReportStore:
             missing = [k for k in ("payment_id", "action", "result") if not e.get(k)]
             if missing:
                 raise ValueError(f"sync audit entry {seq} lacks {', '.join(missing)}")
-            rows.append((str(uuid.uuid4()), seq, e.get("at") or now, e.get("run_id"), str(e["payment_id"]),
-                         e["action"], e["result"], e.get("reason"), bool(e.get("dry_run", False)), e.get("date")))
+            rows.append(
+                (
+                    str(uuid.uuid4()),
+                    seq,
+                    e.get("at") or now,
+                    e.get("run_id"),
+                    str(e["payment_id"]),
+                    e["action"],
+                    e["result"],
+                    e.get("reason"),
+                    bool(e.get("dry_run", False)),
+                    e.get("date"),
+                )
+            )
         if rows:
             with self._tx() as s:
                 s.bulk(_S, _SYNC_COLUMNS, rows)
         return len(rows)
 
-    def sync_history(self, *, run_id: str | None = None, payment_id: str | None = None,
-                     start: date | None = None, end: date | None = None,
-                     limit: int | None = None) -> list[dict[str, Any]]:
+    def sync_history(
+        self,
+        *,
+        run_id: str | None = None,
+        payment_id: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Audit rows, newest first (in entry order within one batch), filtered by run, payment
         and the reconciliation `date` range (rows without a date are left out by a date filter)."""
         self._ensure()
         where, params = ["1 = 1"], []
-        for clause, value in (("run_id = ?", run_id), ("payment_id = ?", payment_id),
-                              ("date >= ?", start), ("date <= ?", end)):  # fmt: skip
+        for clause, value in (
+            ("run_id = ?", run_id),
+            ("payment_id = ?", payment_id),
+            ("date >= ?", start),
+            ("date <= ?", end),
+        ):
             if value is not None:
                 where.append(clause), params.append(value)
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         with self._tx() as s:
-            rows = s.run(self._sql(f"SELECT {_cols(_SYNC_COLUMNS)} FROM {{s}}{_S} WHERE {' AND '.join(where)} "
-                                   f'ORDER BY "at" DESC, seq ASC{tail}'), params)  # fmt: skip
-        return [{k: v for k, v in zip(_SYNC_COLUMNS, row, strict=True) if k != "seq"} for row in rows]
+            rows = s.run(
+                self._sql(
+                    f"SELECT {_cols(_SYNC_COLUMNS)} FROM {{s}}{_S} WHERE {' AND '.join(where)} "
+                    f'ORDER BY "at" DESC, seq ASC{tail}'
+                ),
+                params,
+            )
+        return [
+            {k: v for k, v in zip(_SYNC_COLUMNS, row, strict=True) if k != "seq"} for row in rows
+        ]
 
 
 class _Session:
@@ -383,9 +607,16 @@ class _Session:
             return
         import pyarrow as pa
 
-        types = self.conn.sql(self.store._sql(f"SELECT {_cols(columns)} FROM {{s}}{table} LIMIT 0")).to_arrow_table()
-        data = pa.table([pa.array(list(col), type=f.type) for col, f in zip(zip(*rows), types.schema, strict=True)],
-                        names=list(columns))  # fmt: skip
+        types = self.conn.sql(
+            self.store._sql(f"SELECT {_cols(columns)} FROM {{s}}{table} LIMIT 0")
+        ).to_arrow_table()
+        data = pa.table(
+            [
+                pa.array(list(col), type=f.type)
+                for col, f in zip(zip(*rows), types.schema, strict=True)
+            ],
+            names=list(columns),
+        )
         self.conn.register("_recon_bulk", data)
         try:
             self.conn.execute(f"INSERT INTO {target} SELECT * FROM _recon_bulk")
@@ -410,7 +641,9 @@ def _schema_from_options(url: str) -> str | None:
 
 def _lock_key(*parts: str) -> int:
     """A stable signed 64-bit advisory lock key for these parts."""
-    digest = hashlib.blake2b("\x1f".join(("recon_dagster.report_store", *parts)).encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(
+        "\x1f".join(("recon_dagster.report_store", *parts)).encode(), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -464,14 +697,28 @@ def _rebuild(record: dict[str, Any]) -> ReconciliationResult:
         return None if text is None else datetime.fromisoformat(text)
 
     pct = ("discrepancy_percentage", "gross_discrepancy_percentage")
-    totals = tuple(CurrencyTotals(**{**t, **{p: float(t[p]) for p in pct}}) for t in record["totals"])
+    totals = tuple(
+        CurrencyTotals(**{**t, **{p: float(t[p]) for p in pct}}) for t in record["totals"]
+    )
     findings = tuple(
-        Finding(**{**f, "stripe_created": stamp(f["stripe_created"]), "database_created": stamp(f["database_created"])})
+        Finding(
+            **{
+                **f,
+                "stripe_created": stamp(f["stripe_created"]),
+                "database_created": stamp(f["database_created"]),
+            }
+        )
         for f in record["findings"]
     )
-    return ReconciliationResult(**{
-        **record, **{p: float(record[p]) for p in (*pct, "tolerance_percentage")},
-        "date": date.fromisoformat(record["date"]), "end_date": date.fromisoformat(record["end_date"]),
-        "totals": totals, "findings": findings, "recommendations": tuple(record["recommendations"]),
-        "source_mismatches": tuple(record.get("source_mismatches", ())),
-    })  # fmt: skip
+    return ReconciliationResult(
+        **{
+            **record,
+            **{p: float(record[p]) for p in (*pct, "tolerance_percentage")},
+            "date": date.fromisoformat(record["date"]),
+            "end_date": date.fromisoformat(record["end_date"]),
+            "totals": totals,
+            "findings": findings,
+            "recommendations": tuple(record["recommendations"]),
+            "source_mismatches": tuple(record.get("source_mismatches", ())),
+        }
+    )

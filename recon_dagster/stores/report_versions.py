@@ -20,16 +20,31 @@ TRIGGERS = ("schedule", "backfill", "manual", "late_change", "cli", "api")
 TRIGGER_TAG = "recon/trigger"
 
 # The keys of one `versions()` entry, in order (the CLI prints exactly these).
-VERSION_KEYS = ("date", "end_date", "version", "generated_at", "trigger", "run_id", "status", "currency",
-                "stripe_total", "database_total", "discrepancy", "gross_discrepancy", "discrepancy_percentage",
-                "gross_discrepancy_percentage", "changed")  # fmt: skip
+VERSION_KEYS = (
+    "date",
+    "end_date",
+    "version",
+    "generated_at",
+    "trigger",
+    "run_id",
+    "status",
+    "currency",
+    "stripe_total",
+    "database_total",
+    "discrepancy",
+    "gross_discrepancy",
+    "discrepancy_percentage",
+    "gross_discrepancy_percentage",
+    "changed",
+)
 MONEY = ("stripe_total", "database_total", "discrepancy", "gross_discrepancy")
 
 
 def trigger_of_run(tags: Mapping[str, str]) -> str:
     """The trigger of a Dagster run: an explicit `recon/trigger` tag naming a known trigger wins,
     then the tags Dagster sets for schedules and backfills; anything else was started by hand.
-    An unknown `recon/trigger` value is ignored rather than failing a run that already reconciled."""
+    An unknown `recon/trigger` value is ignored rather than failing a run that already
+    reconciled."""
     tagged = tags.get(TRIGGER_TAG)
     if tagged in TRIGGERS:
         return tagged
@@ -53,7 +68,9 @@ def snapshot(f: Finding) -> dict[str, Any]:
     """What auditors compare across versions: the class and the money (exact major-unit text)."""
 
     def major(minor: int | None, currency: str | None) -> str | None:
-        return None if minor is None or not currency else str(to_major(minor, currency))  # "": an invalid row
+        return (
+            None if minor is None or not currency else str(to_major(minor, currency))
+        )  # "": an invalid row
 
     return {
         "kind": f.kind,
@@ -95,8 +112,12 @@ def describe(row: Mapping[str, Any], changed: list[dict[str, Any]]) -> dict[str,
     """One `versions()` entry from a stored summary row: JSON-ready, money as exact strings."""
     out = {k: row.get(k) for k in VERSION_KEYS}
     out.update({m: str(row[m]) for m in MONEY})
-    out.update(date=_iso(row["date"]), end_date=_iso(row["end_date"]), generated_at=_iso(row["created_at"]),
-               changed=changed)  # fmt: skip
+    out.update(
+        date=_iso(row["date"]),
+        end_date=_iso(row["end_date"]),
+        generated_at=_iso(row["created_at"]),
+        changed=changed,
+    )
     return out
 
 
@@ -123,4 +144,3 @@ def _iso(value: date | datetime | str) -> str:
     if isinstance(value, datetime):  # DuckDB and psycopg both return aware values for TIMESTAMPTZ
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
     return value if isinstance(value, str) else value.isoformat()
-

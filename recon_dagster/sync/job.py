@@ -9,9 +9,14 @@ from datetime import date
 
 import dagster as dg
 
-from recon_dagster.partitions import day_window, days_between
-from recon_dagster.resources import PaymentsDatabaseResource, ReconciliationPolicy, ReportStoreResource, StripeResource
 from recon_dagster.charges.schedules import DAILY_JOB
+from recon_dagster.partitions import day_window, days_between
+from recon_dagster.resources import (
+    PaymentsDatabaseResource,
+    ReconciliationPolicy,
+    ReportStoreResource,
+    StripeResource,
+)
 from recon_dagster.sync.repair import sync_payments
 
 SYNC_JOB = "sync_missing_payments"
@@ -31,8 +36,10 @@ def sync_days(config: SyncConfig) -> list[date]:
 
 # The op's result is small and read from its metadata in the UI: keep it in memory, not in the
 # DuckDB tables the assets use.
-@dg.op(description="Insert the payments Stripe collected but the payments table lacks.",
-       out=dg.Out(dict, io_manager_key="sync_result_io"))  # fmt: skip
+@dg.op(
+    description="Insert the payments Stripe collected but the payments table lacks.",
+    out=dg.Out(dict, io_manager_key="sync_result_io"),
+)
 def sync_missing_payments_op(
     context: dg.OpExecutionContext,
     config: SyncConfig,
@@ -48,24 +55,45 @@ def sync_missing_payments_op(
         for day in days:
             report = store.latest(day)
             if report is None or report.status == "error":
-                raise dg.Failure(f"No reconciliation report for {day}: materialize reconciliation_report for it first.")
+                raise dg.Failure(
+                    f"No reconciliation report for {day}: materialize reconciliation_report for it "
+                    "first."
+                )
             ids += report.missing_in_database
-    result = sync_payments(ids, client=stripe.client(), table=payments_db.mapping(), store=store,
-                           dry_run=config.dry_run, run_id=context.run_id, day=days[0], match_on=policy.match_on,
-                           window=day_window(days[0], days[0], policy.timezone))  # fmt: skip
+    result = sync_payments(
+        ids,
+        client=stripe.client(),
+        table=payments_db.mapping(),
+        store=store,
+        dry_run=config.dry_run,
+        run_id=context.run_id,
+        day=days[0],
+        match_on=policy.match_on,
+        window=day_window(days[0], days[0], policy.timezone),
+    )
     body = result.to_json_dict()
-    context.add_output_metadata({
-        "synced": body["synced"], "failed": len(body["failed"]), "already_present": len(body["skipped"]),
-        "would_sync": len(body["would_sync"]), "dry_run": config.dry_run,
-        "details": dg.MetadataValue.json(body),
-    })  # fmt: skip
+    context.add_output_metadata(
+        {
+            "synced": body["synced"],
+            "failed": len(body["failed"]),
+            "already_present": len(body["skipped"]),
+            "would_sync": len(body["would_sync"]),
+            "dry_run": config.dry_run,
+            "details": dg.MetadataValue.json(body),
+        }
+    )
     if result.failed:
-        context.log.warning(f"{len(result.failed)} payment(s) could not be synced: " +
-                            "; ".join(f"{o.payment_id}: {o.reason}" for o in result.failed[:10]))  # fmt: skip
+        context.log.warning(
+            f"{len(result.failed)} payment(s) could not be synced: "
+            + "; ".join(f"{o.payment_id}: {o.reason}" for o in result.failed[:10])
+        )
     return body
 
 
-@dg.job(name=SYNC_JOB, description="Sync missing payments from Stripe into the payments table (see README).")
+@dg.job(
+    name=SYNC_JOB,
+    description="Sync missing payments from Stripe into the payments table (see README).",
+)
 def sync_missing_payments_job():
     sync_missing_payments_op()
 
@@ -81,10 +109,20 @@ def build_refresh_sensor(daily_job) -> dg.SensorDefinition:
         name="refresh_after_sync",
     )
     def refresh_after_sync(context: dg.RunStatusSensorContext):
-        config = context.dagster_run.run_config.get("ops", {}).get("sync_missing_payments_op", {}).get("config", {})
+        config = (
+            context.dagster_run.run_config.get("ops", {})
+            .get("sync_missing_payments_op", {})
+            .get("config", {})
+        )
         if not config or config.get("dry_run"):
             return dg.SkipReason("dry run: nothing changed")
-        return [dg.RunRequest(run_key=f"{context.dagster_run.run_id}:{d}", job_name=DAILY_JOB, partition_key=d.isoformat())
-                for d in sync_days(SyncConfig(**config))]  # fmt: skip
+        return [
+            dg.RunRequest(
+                run_key=f"{context.dagster_run.run_id}:{d}",
+                job_name=DAILY_JOB,
+                partition_key=d.isoformat(),
+            )
+            for d in sync_days(SyncConfig(**config))
+        ]
 
     return refresh_after_sync

@@ -1,4 +1,5 @@
-"""Repair: insert charges Stripe collected but the payments table lacks (the seed's syncMissingPayments).
+"""Repair: insert charges Stripe collected but the payments table lacks (the seed's
+syncMissingPayments).
 
 Safe to run unattended. Each charge is re-read from Stripe, refused unless it is money collected
 and new to the table (anywhere in it, not only in the day's window), and inserted in its own
@@ -10,17 +11,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
-from recon_dagster.sources import payments_db
-
-from recon_dagster.sources import stripe_api
 from recon_dagster.core.keys import INTENT_PREFIX
-from recon_dagster.sources.payments_db import InsertResult, NewPayment, PaymentsDataError
-from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.settings import PaymentsTable
+from recon_dagster.sources import payments_db, stripe_api
+from recon_dagster.sources.payments_db import InsertResult, NewPayment, PaymentsDataError
 from recon_dagster.sources.stripe_api import StripeUnavailableError
+from recon_dagster.stores.report_store import ReportStore
 
 log = logging.getLogger("recon_dagster.sync")
 
@@ -54,7 +53,10 @@ class SyncResult:
         return {
             "synced": self.synced,
             "failed": [{"payment_id": o.payment_id, "reason": o.reason} for o in self.failed],
-            "skipped": [{"payment_id": o.payment_id, "reason": o.reason} for o in self._ids("already_present")],
+            "skipped": [
+                {"payment_id": o.payment_id, "reason": o.reason}
+                for o in self._ids("already_present")
+            ],
             "would_sync": [o.payment_id for o in self._ids("would_insert")],
             "dry_run": self.dry_run,
         }
@@ -71,11 +73,13 @@ def _refusal(charge: dict[str, Any]) -> str | None:
 
 def _row(charge: dict[str, Any], table: PaymentsTable, kind: str) -> NewPayment:
     return NewPayment(
-        id=charge["payment_intent"] if kind == "payment_intent" and charge["payment_intent"] else charge["id"],
+        id=charge["payment_intent"]
+        if kind == "payment_intent" and charge["payment_intent"]
+        else charge["id"],
         amount=charge["amount_captured"],
         currency=charge["currency"],
         status=table.paid_statuses[0],
-        created_at=charge["created"].astimezone(timezone.utc),
+        created_at=charge["created"].astimezone(UTC),
         refunded=charge["amount_refunded"] if table.refunded_column else None,
     )
 
@@ -108,27 +112,43 @@ def sync_payments(
         return result
     by_id = {c["id"]: c for c in charges.to_dicts()}
     intents = [c["payment_intent"] for c in by_id.values() if c["payment_intent"]]
-    present = set(payments_db.find_ids(table, wanted + intents)["id"].to_list()) if dry_run else set()
+    present = (
+        set(payments_db.find_ids(table, wanted + intents)["id"].to_list()) if dry_run else set()
+    )
     kind = id_kind(table, match_on, window) if by_id else "charge"
 
     for pid in wanted:
         charge = by_id.get(pid)
         if charge is None:
-            outcome = SyncOutcome(pid, "failed", "no such charge in Stripe (404)" if pid in not_found else "not returned by Stripe")
+            outcome = SyncOutcome(
+                pid,
+                "failed",
+                "no such charge in Stripe (404)" if pid in not_found else "not returned by Stripe",
+            )
         elif charge["invalid_reason"] is not None:
-            outcome = SyncOutcome(pid, "failed", f"Stripe sent an invalid charge: {charge['invalid_reason']}")
+            outcome = SyncOutcome(
+                pid, "failed", f"Stripe sent an invalid charge: {charge['invalid_reason']}"
+            )
         elif (why := _refusal(charge)) is not None:
             outcome = SyncOutcome(pid, "failed", why)
         elif dry_run:
             there = pid in present or charge["payment_intent"] in present
-            outcome = SyncOutcome(pid, "already_present" if there else "would_insert",
-                                  "already in the payments table" if there else "")  # fmt: skip
+            outcome = SyncOutcome(
+                pid,
+                "already_present" if there else "would_insert",
+                "already in the payments table" if there else "",
+            )
         else:
             outcome = _insert(table, charge, kind)
         result.outcomes.append(outcome)
     _audit(store, result, run_id, day)
-    log.info("Sync %s: %s synced, %s failed, %s already present", "dry run" if dry_run else "done",
-             result.synced, len(result.failed), len(result._ids("already_present")))  # fmt: skip
+    log.info(
+        "Sync %s: %s synced, %s failed, %s already present",
+        "dry run" if dry_run else "done",
+        result.synced,
+        len(result.failed),
+        len(result._ids("already_present")),
+    )
     return result
 
 
@@ -155,14 +175,22 @@ def _insert(table: PaymentsTable, charge: dict[str, Any], kind: str) -> SyncOutc
     return SyncOutcome(charge["id"], "inserted")
 
 
-def _audit(store: ReportStore | None, result: SyncResult, run_id: str | None, day: date | None) -> None:
+def _audit(
+    store: ReportStore | None, result: SyncResult, run_id: str | None, day: date | None
+) -> None:
     if store is None:
         return
     action = {"inserted": "insert", "would_insert": "dry_run"}
     store.record_sync(
-        {"payment_id": o.payment_id, "action": "dry_run" if result.dry_run else action.get(o.result, "skip"),
-         "result": o.result, "reason": o.reason or None, "dry_run": result.dry_run, "run_id": run_id,
-         "date": day, "at": datetime.now(timezone.utc)}
+        {
+            "payment_id": o.payment_id,
+            "action": "dry_run" if result.dry_run else action.get(o.result, "skip"),
+            "result": o.result,
+            "reason": o.reason or None,
+            "dry_run": result.dry_run,
+            "run_id": run_id,
+            "date": day,
+            "at": datetime.now(UTC),
+        }
         for o in result.outcomes
-    )  # fmt: skip
-
+    )

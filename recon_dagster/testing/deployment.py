@@ -60,18 +60,29 @@ def consecutive_days(count: int, first: date | None = None) -> list[date]:
 
 
 def build_world(
-    root: Path, days: list[date], *, per_day: int = 180, tz: str = "UTC",
+    root: Path,
+    days: list[date],
+    *,
+    per_day: int = 180,
+    tz: str = "UTC",
     extra_env: dict[str, str] | None = None,
-) -> World:  # fmt: skip
-    """Demo data for `days`, the Stripe server up, a fresh DAGSTER_HOME, and the code location's env."""
+) -> World:
+    """Demo data for `days`, the Stripe server up, a fresh DAGSTER_HOME, and the code location's
+    env."""
     root = root.resolve()
     dataset = build_demo_dataset(days, tz, per_day=per_day)
     dataset.write(root / "data" / "demo")
     home = root / "home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    server = StripeServer(dataset.charges, api_key=DEMO_KEY, port=0, disputes=dataset.disputes).start()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("RECON_", "STRIPE_", "DAGSTER_", "BILLING_"))}
+    server = StripeServer(
+        dataset.charges, api_key=DEMO_KEY, port=0, disputes=dataset.disputes
+    ).start()
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RECON_", "STRIPE_", "DAGSTER_", "BILLING_"))
+    }
     env = {
         **base,
         "DAGSTER_HOME": str(home),
@@ -94,7 +105,9 @@ class GraphQLError(RuntimeError):
 class Deployment:
     """dagster-webserver and dagster-daemon over `world`, started in `world.root` (logs in logs/)."""
 
-    def __init__(self, world: World, *, workspace: Path = REPO / "workspace.yaml", daemon: bool = True):
+    def __init__(
+        self, world: World, *, workspace: Path = REPO / "workspace.yaml", daemon: bool = True
+    ):
         self.world = world
         self.workspace = workspace
         self.daemon = daemon
@@ -107,8 +120,14 @@ class Deployment:
         self.logs.mkdir(parents=True, exist_ok=True)
         out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         exe = str(Path(sys.executable).with_name(args[0]))
-        proc = subprocess.Popen([exe, *args[1:]], cwd=self.world.root, env=self.world.env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [exe, *args[1:]],
+            cwd=self.world.root,
+            env=self.world.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         out.close()
         self._procs.append((name, proc))
 
@@ -117,9 +136,17 @@ class Deployment:
         # Create the instance's SQLite storage once, before two processes race to create it (which
         # can leave alembic_version with two heads, and neither process able to load).
         exe = str(Path(sys.executable).with_name("dagster"))
-        subprocess.run([exe, "instance", "migrate"], cwd=self.world.root, env=self.world.env, check=True,
-                       capture_output=True, timeout=timeout)  # fmt: skip
-        self._spawn("webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", ws])
+        subprocess.run(
+            [exe, "instance", "migrate"],
+            cwd=self.world.root,
+            env=self.world.env,
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        self._spawn(
+            "webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", ws]
+        )
         if self.daemon:
             self._spawn("daemon", ["dagster-daemon", "run", "-w", ws])
         self.wait_ready(timeout)
@@ -130,7 +157,9 @@ class Deployment:
         while time.monotonic() < deadline:
             for name, proc in self._procs:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}"
+                    )
             try:
                 with urllib.request.urlopen(f"{self.url}/server_info", timeout=2) as resp:
                     if resp.status == 200:
@@ -139,14 +168,21 @@ class Deployment:
                 pass
             time.sleep(0.5)
         else:
-            raise TimeoutError(f"dagster-webserver did not answer in {timeout}s:\n{self.log_tail('webserver')}")
+            raise TimeoutError(
+                f"dagster-webserver did not answer in {timeout}s:\n{self.log_tail('webserver')}"
+            )
         # The code location loads after the server answers: wait until the repository is there.
         while time.monotonic() < deadline:
-            data = self.graphql("{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name } } } }")
+            data = self.graphql(
+                "{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name } } "
+                "} }"
+            )
             if data["repositoriesOrError"].get("nodes"):
                 return
             time.sleep(0.5)
-        raise TimeoutError(f"the code location did not load in {timeout}s:\n{self.log_tail('webserver')}")
+        raise TimeoutError(
+            f"the code location did not load in {timeout}s:\n{self.log_tail('webserver')}"
+        )
 
     def log_tail(self, name: str, chars: int = 4000) -> str:
         path = self.logs / f"{name}.log"
@@ -177,37 +213,69 @@ class Deployment:
         self.stop(only="daemon")
         self._spawn("daemon", ["dagster-daemon", "run", "-w", str(self.workspace)])
 
-    def materialize(self, partition: str, assets: tuple[str, ...] = ASSETS, timeout: float = 180.0) -> None:
+    def materialize(
+        self, partition: str, assets: tuple[str, ...] = ASSETS, timeout: float = 180.0
+    ) -> None:
         """`dagster asset materialize` of one day, from a shell, on this deployment's instance."""
         exe = str(Path(sys.executable).with_name("dagster"))
-        out = subprocess.run([exe, "asset", "materialize", "-m", "recon_dagster.definitions", "--select", ",".join(assets),
-                              "--partition", partition], cwd=self.world.root, env=self.world.env,
-                             capture_output=True, text=True, timeout=timeout)  # fmt: skip
+        out = subprocess.run(
+            [
+                exe,
+                "asset",
+                "materialize",
+                "-m",
+                "recon_dagster.definitions",
+                "--select",
+                ",".join(assets),
+                "--partition",
+                partition,
+            ],
+            cwd=self.world.root,
+            env=self.world.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if out.returncode != 0:
-            raise RuntimeError(f"materializing {partition} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}")
+            raise RuntimeError(
+                f"materializing {partition} failed "
+                f"({out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}"
+            )
 
     def wait_for(self, condition, timeout: float, what: str, poll: float = 0.5) -> None:
-        """Poll `condition` until it holds; on timeout fail saying what did not happen, with the daemon's log."""
+        """Poll `condition` until it holds; on timeout fail saying what did not happen, with the
+        daemon's log."""
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what} did not happen in {timeout}s\n--- daemon log ---\n{self.log_tail('daemon')}")
+                raise AssertionError(
+                    f"{what} did not happen in {timeout}s\n--- daemon log "
+                    f"---\n{self.log_tail('daemon')}"
+                )
             time.sleep(poll)
 
     def _sensor_selector(self, sensor: str) -> dict[str, str]:
         repo = self.repository()
-        return {"repositoryLocationName": repo["location"]["name"], "repositoryName": repo["name"], "sensorName": sensor}
+        return {
+            "repositoryLocationName": repo["location"]["name"],
+            "repositoryName": repo["name"],
+            "sensorName": sensor,
+        }
 
     def sensor_ticks(self, sensor: str, limit: int = 50) -> list[dict[str, Any]]:
         """The sensor's latest ticks, newest first, as the UI's sensor page reads them."""
-        result = self.graphql(SENSOR_TICKS, {"selector": self._sensor_selector(sensor), "limit": limit})["sensorOrError"]
+        result = self.graphql(
+            SENSOR_TICKS, {"selector": self._sensor_selector(sensor), "limit": limit}
+        )["sensorOrError"]
         if result["__typename"] != "Sensor":
             raise GraphQLError(json.dumps(result)[:4000])
         return result["sensorState"]["ticks"]
 
     def set_sensor_cursor(self, sensor: str, cursor: str | None) -> None:
         """Set the sensor's cursor, as the UI's "Edit cursor" does."""
-        result = self.graphql(SET_SENSOR_CURSOR, {"selector": self._sensor_selector(sensor), "cursor": cursor})["setSensorCursor"]
+        result = self.graphql(
+            SET_SENSOR_CURSOR, {"selector": self._sensor_selector(sensor), "cursor": cursor}
+        )["setSensorCursor"]
         if result["__typename"] != "Sensor":
             raise GraphQLError(json.dumps(result)[:4000])
 
@@ -217,11 +285,16 @@ class Deployment:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- GraphQL -----------------------------------------------------------------------------------
+    # --- GraphQL
+    # -----------------------------------------------------------------------------------
 
-    def graphql(self, query: str, variables: dict[str, Any] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        req = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 payload = json.loads(resp.read())
@@ -239,7 +312,9 @@ class Deployment:
         (repo,) = result["nodes"]
         return repo
 
-    def launch_asset_backfill(self, partitions: list[str], assets: tuple[str, ...] = ASSETS, title: str | None = None) -> str:
+    def launch_asset_backfill(
+        self, partitions: list[str], assets: tuple[str, ...] = ASSETS, title: str | None = None
+    ) -> str:
         """What the UI's "Materialize selected" over a partition range sends."""
         params = {"assetSelection": [{"path": [a]} for a in assets], "partitionNames": partitions}
         if title:
@@ -263,13 +338,20 @@ class Deployment:
                 return state
             for name, proc in self._procs:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+                    raise RuntimeError(
+                        f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}"
+                    )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"backfill {backfill_id} still {state['status']} after {timeout}s: {json.dumps(state)[:2000]}"
-                                   f"\n--- daemon log ---\n{self.log_tail('daemon')}")  # fmt: skip
+                raise TimeoutError(
+                    f"backfill {backfill_id} still {state['status']} after {timeout}s: "
+                    f"{json.dumps(state)[:2000]}"
+                    f"\n--- daemon log ---\n{self.log_tail('daemon')}"
+                )
             time.sleep(poll)
 
-    def check_executions(self, asset: str, check_name: str, partition: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def check_executions(
+        self, asset: str, check_name: str, partition: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         variables: dict[str, Any] = {"key": {"path": [asset]}, "name": check_name, "limit": limit}
         if partition is not None:
             variables["partition"] = partition

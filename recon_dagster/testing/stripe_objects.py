@@ -8,10 +8,12 @@ from typing import Any
 
 # A fixed default `created` (2024-01-01T00:00:00Z) keeps fixtures deterministic.
 DEFAULT_CREATED = 1_704_067_200
-# Where a balance transaction keeps the payout it was paid out in. Stripe never sends it (it is only the `payout`
-# list filter), so the server never does either; files keep it under this key.
+# Where a balance transaction keeps the payout it was paid out in. Stripe never sends it (it is only
+# the `payout` list filter), so the server never does either; files keep it under this key.
 PAYOUT_FIELD = "_payout"
-DEFAULT_DESTINATION = "ba_recon_local"  # the bank account payouts go to unless a payout says otherwise
+DEFAULT_DESTINATION = (
+    "ba_recon_local"  # the bank account payouts go to unless a payout says otherwise
+)
 
 
 def make_charge(
@@ -28,10 +30,12 @@ def make_charge(
     disputed: bool = False,
     **overrides: Any,
 ) -> dict:
-    """A full charge object as Stripe's API returns it; `overrides` replace any field (even with nonsense).
+    """A full charge object as Stripe's API returns it; `overrides` replace any field (even with
+    nonsense).
 
     `amount_captured` below `amount` is a partial capture. The uncaptured rest is not counted in
-    `amount_refunded`, which stays what the caller gives: reconciliation nets captured minus refunded.
+    `amount_refunded`, which stays what the caller gives: reconciliation nets captured minus
+    refunded.
     """
     suffix = id.split("_", 1)[-1]
     if amount_captured is None:
@@ -47,7 +51,14 @@ def make_charge(
         "application_fee_amount": None,
         "balance_transaction": f"txn_{suffix}" if captured and status == "succeeded" else None,
         "billing_details": {
-            "address": {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None},
+            "address": {
+                "city": None,
+                "country": None,
+                "line1": None,
+                "line2": None,
+                "postal_code": None,
+                "state": None,
+            },
             "email": None,
             "name": None,
             "phone": None,
@@ -66,26 +77,43 @@ def make_charge(
         "metadata": {},
         "on_behalf_of": None,
         "outcome": {
-            "network_status": "declined_by_network" if status == "failed" else "approved_by_network",
+            "network_status": "declined_by_network"
+            if status == "failed"
+            else "approved_by_network",
             "reason": "generic_decline" if status == "failed" else None,
             "risk_level": "normal",
             "risk_score": 32,
-            "seller_message": "The bank did not return any further details." if status == "failed" else "Payment complete.",
+            "seller_message": "The bank did not return any further details."
+            if status == "failed"
+            else "Payment complete.",
             "type": "issuer_declined" if status == "failed" else "authorized",
         },
         "paid": status == "succeeded",
         "payment_intent": payment_intent,
         "payment_method": f"pm_{suffix}",
         "payment_method_details": {
-            "card": {"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2030, "funding": "credit",
-                     "last4": "4242", "network": "visa"},  # fmt: skip
+            "card": {
+                "brand": "visa",
+                "country": "US",
+                "exp_month": 12,
+                "exp_year": 2030,
+                "funding": "credit",
+                "last4": "4242",
+                "network": "visa",
+            },
             "type": "card",
         },
         "receipt_email": None,
         "receipt_number": None,
         "receipt_url": f"https://pay.stripe.com/receipts/test/{suffix}",
         "refunded": isinstance(amount, int) and amount > 0 and amount_refunded == amount,
-        "refunds": {"object": "list", "data": [], "has_more": False, "total_count": 0, "url": f"/v1/charges/{id}/refunds"},
+        "refunds": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/charges/{id}/refunds",
+        },
         "review": None,
         "shipping": None,
         "source_transfer": None,
@@ -101,14 +129,37 @@ def make_charge(
 
 # Every evidence field Stripe returns, all null until evidence is submitted.
 _EVIDENCE_FIELDS = (
-    "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
-    "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
-    "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation", "duplicate_charge_explanation",
-    "duplicate_charge_id", "product_description", "receipt", "refund_policy", "refund_policy_disclosure",
-    "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address", "shipping_carrier",
-    "shipping_date", "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text",
-)  # fmt: skip
-EVIDENCE_DAYS = 7  # how long after a dispute opens its evidence is due (Stripe's is 7 to 21 days, by network)
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
+)
+EVIDENCE_DAYS = (
+    7  # how long after a dispute opens its evidence is due (Stripe's is 7 to 21 days, by network)
+)
 
 
 def make_dispute(
@@ -122,13 +173,15 @@ def make_dispute(
     payment_intent: str | None = None,
     **overrides: Any,
 ) -> dict:
-    """A full dispute object as Stripe's API returns it; `overrides` replace any field (even with nonsense).
+    """A full dispute object as Stripe's API returns it; `overrides` replace any field (even with
+    nonsense).
 
     Statuses: `warning_needs_response`, `warning_under_review`, `warning_closed` (an inquiry, which
     may become a chargeback), `needs_response`, `under_review`, `won`, `lost`, `prevented`.
     """
     inquiry = isinstance(status, str) and status.startswith("warning_")
-    # Evidence sent: a dispute under review, or one won (a lost one is as often accepted unanswered).
+    # Evidence sent: a dispute under review, or one won (a lost one is as often accepted
+    # unanswered).
     answered = status in ("warning_under_review", "under_review", "won")
     dispute = {
         "id": id,
@@ -147,13 +200,18 @@ def make_dispute(
             "past_due": False,
             "submission_count": 1 if answered else 0,
         },
-        # Only an inquiry leaves the charge refundable; a chargeback has already taken the money back.
+        # Only an inquiry leaves the charge refundable; a chargeback has already taken the money
+        # back.
         "is_charge_refundable": inquiry,
         "livemode": False,
         "metadata": {},
         "payment_intent": payment_intent,
         "payment_method_details": {
-            "card": {"brand": "visa", "case_type": "inquiry" if inquiry else "chargeback", "network_reason_code": None},
+            "card": {
+                "brand": "visa",
+                "case_type": "inquiry" if inquiry else "chargeback",
+                "network_reason_code": None,
+            },
             "type": "card",
         },
         "reason": reason,
@@ -164,9 +222,14 @@ def make_dispute(
 
 
 _REPORTING_CATEGORIES = {
-    "charge": "charge", "payment": "charge", "refund": "refund", "payment_refund": "refund",
-    "adjustment": "adjustment", "stripe_fee": "fee", "payout": "payout",
-}  # fmt: skip
+    "charge": "charge",
+    "payment": "charge",
+    "refund": "refund",
+    "payment_refund": "refund",
+    "adjustment": "adjustment",
+    "stripe_fee": "fee",
+    "payout": "payout",
+}
 
 
 def make_payout(
@@ -184,16 +247,21 @@ def make_payout(
     balance_transaction: str | None = None,
     **overrides: Any,
 ) -> dict:
-    """A full payout object as Stripe's API returns it; `overrides` replace any field (even with nonsense).
+    """A full payout object as Stripe's API returns it; `overrides` replace any field (even with
+    nonsense).
 
-    Stripe's `arrival_date` is midnight UTC of the day the bank should have the money; `created` defaults to two
-    days before it, a standard payout's usual transit. `balance_transaction` defaults to `txn_<pid>`, which no
-    `make_charge` transaction id can equal. Statuses: `pending`, `in_transit`, `paid`, `failed`, `canceled`.
+    Stripe's `arrival_date` is midnight UTC of the day the bank should have the money; `created`
+    defaults to two days before it, a standard payout's usual transit. `balance_transaction`
+    defaults to `txn_<pid>`, which no `make_charge` transaction id can equal. Statuses: `pending`,
+    `in_transit`, `paid`, `failed`, `canceled`.
     """
     if created is None:
         created = arrival_date - 2 * 86_400
     # A trace id comes from the bank once the payout is on its way; until then it is pending.
-    trace = {"status": "pending" if status in ("pending", "in_transit") else "unsupported", "value": None}
+    trace = {
+        "status": "pending" if status in ("pending", "in_transit") else "unsupported",
+        "value": None,
+    }
     payout = {
         "id": pid,
         "object": "payout",
@@ -214,7 +282,8 @@ def make_payout(
         "metadata": {},
         "method": "standard",
         "original_payout": None,
-        # Only an automatic payout's transactions can be listed by `payout=`; a manual one has none to reconcile.
+        # Only an automatic payout's transactions can be listed by `payout=`; a manual one has none
+        # to reconcile.
         "reconciliation_status": "completed" if automatic else "not_applicable",
         "reversed_by": None,
         "source_type": "card",
@@ -242,15 +311,20 @@ def make_balance_transaction(
     description: str | None = None,
     **overrides: Any,
 ) -> dict:
-    """A full balance transaction as Stripe's API returns it, plus `_payout` (`PAYOUT_FIELD`): the payout it was
-    paid out in, which the server keeps for the `payout` filter and never sends.
+    """A full balance transaction as Stripe's API returns it, plus `_payout` (`PAYOUT_FIELD`): the
+    payout it was paid out in, which the server keeps for the `payout` filter and never sends.
 
-    `reporting_category` follows `type` when not given; `available_on` defaults to `created`; `overrides`
-    replace any field (even with nonsense).
+    `reporting_category` follows `type` when not given; `available_on` defaults to `created`;
+    `overrides` replace any field (even with nonsense).
     """
     currency = currency.lower()
-    stripe_fee = {"amount": fee, "application": None, "currency": currency, "description": "Stripe processing fees",
-                  "type": "stripe_fee"}  # fmt: skip
+    stripe_fee = {
+        "amount": fee,
+        "application": None,
+        "currency": currency,
+        "description": "Stripe processing fees",
+        "type": "stripe_fee",
+    }
     transaction = {
         "id": tid,
         "object": "balance_transaction",
@@ -274,8 +348,8 @@ def make_balance_transaction(
 
 
 def payout_transactions(payout: dict) -> dict:
-    """The payout's own balance transaction: `type` `payout`, minus its amount, paid out in the payout itself
-    (Stripe lists it under `payout=` with the transactions the payout paid out)."""
+    """The payout's own balance transaction: `type` `payout`, minus its amount, paid out in the
+    payout itself (Stripe lists it under `payout=` with the transactions the payout paid out)."""
     return make_balance_transaction(
         payout["balance_transaction"],
         -payout["amount"],

@@ -1,5 +1,5 @@
-"""A local Stripe-compatible HTTP server for charges, disputes, payouts and balance transactions: list, retrieve,
-auth, errors, latency, rate limits.
+"""A local Stripe-compatible HTTP server for charges, disputes, payouts and balance transactions:
+list, retrieve, auth, errors, latency, rate limits.
 
 Tests, the demo and benchmarks point the official `stripe` SDK at it (`base_addresses={"api": url}`)
 so that the SDK's own encoding, pagination and retry code runs against Stripe-shaped responses.
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-# The objects it serves are built by `stripe_objects`; re-exported here, where tests have always found them.
+# The objects it serves are built by `stripe_objects`; re-exported here, where tests have always
+# found them.
 from recon_dagster.testing.stripe_objects import (  # noqa: F401
     DEFAULT_CREATED,
     DEFAULT_DESTINATION,
@@ -45,18 +46,24 @@ DROPPED = 0  # the status recorded for a connection closed without a response
 
 _EXPAND = re.compile(r"^expand(\[\d*\])?$")
 _KEY_PREFIX = re.compile(r"^[a-z]{2,4}_(?:test|live)_")
-_RATE_LIMIT_MESSAGE = (
-    "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
-)
+_RATE_LIMIT_MESSAGE = "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
 
 Key = tuple[int, str]  # (created, id): the listing order, ascending; lists are served reversed
-# (created, JSON body, the ids or values its kind's filters select by, its kind's `scanned` integers)
+# (created, JSON body, the ids or values its kind's filters select by, its kind's `scanned`
+# integers)
 Entry = tuple[int, bytes, tuple[str | None, ...], tuple[int | None, ...]]
 
 
 def _range_ops(field: str) -> dict[str, str]:
-    """The list parameters of an integer field, as Stripe takes them: `field` exactly, or `field[gt]` and so on."""
-    return {f"{field}[gt]": "gt", f"{field}[gte]": "gte", f"{field}[lt]": "lt", f"{field}[lte]": "lte", field: "eq"}
+    """The list parameters of an integer field, as Stripe takes them: `field` exactly, or
+    `field[gt]` and so on."""
+    return {
+        f"{field}[gt]": "gt",
+        f"{field}[gte]": "gte",
+        f"{field}[lt]": "lt",
+        f"{field}[lte]": "lte",
+        field: "eq",
+    }
 
 
 @dataclass(frozen=True)
@@ -65,12 +72,16 @@ class _Kind:
 
     noun: str  # as in Stripe's "No such charge: 'ch_x'"
     url: str
-    filters: tuple[str, ...]  # list parameters matching one field's id (or value) exactly; each has its own index
+    filters: tuple[
+        str, ...
+    ]  # list parameters matching one field's id (or value) exactly; each has its own index
     fields: tuple[str, ...] = ()  # the field each filter reads, when not the parameter's own name
     hidden: tuple[str, ...] = ()  # fields kept only for filters, never sent
     scanned: tuple[str, ...] = ()  # integer fields filtered like `created` but walked, not indexed
     id_param: str = "id"  # the `param` of the 404 for an unknown id
-    expands: str | None = None  # a field holding a charge id that `expand` may replace with the charge
+    expands: str | None = (
+        None  # a field holding a charge id that `expand` may replace with the charge
+    )
 
     @cached_property
     def params(self) -> frozenset[str]:
@@ -82,9 +93,11 @@ class _Kind:
 _CHARGES = _Kind("charge", "/v1/charges", ("customer", "payment_intent"))
 _DISPUTES = _Kind("dispute", "/v1/disputes", ("charge", "payment_intent"))
 # Payouts are few (one a day; a few thousand at most), so an `arrival_date` filter may walk them.
-_PAYOUTS = _Kind("payout", "/v1/payouts", ("status", "destination"), scanned=("arrival_date",), id_param="payout")
-# `payout` reads the hidden field: its index (payout id -> that payout's keys, sorted) pages a payout of 100,000
-# transactions by bisection alone.
+_PAYOUTS = _Kind(
+    "payout", "/v1/payouts", ("status", "destination"), scanned=("arrival_date",), id_param="payout"
+)
+# `payout` reads the hidden field: its index (payout id -> that payout's keys, sorted) pages a
+# payout of 100,000 transactions by bisection alone.
 _BALANCE_TRANSACTIONS = _Kind(
     "balance transaction",
     "/v1/balance_transactions",
@@ -95,7 +108,8 @@ _BALANCE_TRANSACTIONS = _Kind(
 )
 
 
-# Events: `type` is indexed; `types[]` (several types) is served from a filtered snapshot (events are few).
+# Events: `type` is indexed; `types[]` (several types) is served from a filtered snapshot (events
+# are few).
 _EVENTS = _Kind("event", "/v1/events", ("type",))
 
 
@@ -123,7 +137,9 @@ class _ApiError(Exception):
         self.status, self.body, self.headers = status, _dumps({"error": error}), tuple(headers)
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder: `json.dumps` with options builds one per call
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":")
+)  # one encoder: `json.dumps` with options builds one per call
 
 
 def _dumps(obj: Any) -> bytes:
@@ -131,8 +147,11 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _ref_id(value: Any) -> str | None:
-    """A reference (`customer`, `charge`, `payment_intent`) as an id, whether a string or an expanded object."""
-    if isinstance(value, str):  # the common case first: the `Mapping` check is slow, and 100,000 objects pay it
+    """A reference (`customer`, `charge`, `payment_intent`) as an id, whether a string or an
+    expanded object."""
+    if isinstance(
+        value, str
+    ):  # the common case first: the `Mapping` check is slow, and 100,000 objects pay it
         return value
     if isinstance(value, Mapping):
         value = value.get("id")
@@ -152,12 +171,18 @@ def mask_key(key: str) -> str:
 
 
 class _DataSet:
-    """An immutable snapshot of one kind's objects, indexed; replaced whole on change so readers need no lock."""
+    """An immutable snapshot of one kind's objects, indexed; replaced whole on change so readers
+    need no lock."""
 
     def __init__(self, kind: _Kind, entries: dict[str, Entry]):
-        self.kind, self.entries = kind, entries  # id -> (created, JSON body, filtered ids, scanned integers)
+        self.kind, self.entries = (
+            kind,
+            entries,
+        )  # id -> (created, JSON body, filtered ids, scanned integers)
         self.all: list[Key] = sorted((created, cid) for cid, (created, *_rest) in entries.items())
-        self.by: list[dict[str, list[Key]]] = [{} for _ in kind.filters]  # per filter: referenced id -> keys
+        self.by: list[dict[str, list[Key]]] = [
+            {} for _ in kind.filters
+        ]  # per filter: referenced id -> keys
         for key in self.all:  # already sorted, so each sub-index is too
             for index, ref in zip(self.by, entries[key[1]][2]):
                 if ref:
@@ -187,7 +212,12 @@ class _DataSet:
                 for name in kind.hidden:
                     obj.pop(name, None)
             body = _dumps(obj)
-            entries[oid] = (created, body, refs, tuple(_int_or_none(obj.get(name)) for name in kind.scanned))
+            entries[oid] = (
+                created,
+                body,
+                refs,
+                tuple(_int_or_none(obj.get(name)) for name in kind.scanned),
+            )
         return entries
 
 
@@ -195,15 +225,28 @@ def _int_param(name: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise _ApiError(400, "invalid_request_error", f"Invalid integer: {text}", code="parameter_invalid_integer", param=name) from None
+        raise _ApiError(
+            400,
+            "invalid_request_error",
+            f"Invalid integer: {text}",
+            code="parameter_invalid_integer",
+            param=name,
+        ) from None
 
 
 def _unknown(name: str) -> _ApiError:
-    return _ApiError(400, "invalid_request_error", f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
+    return _ApiError(
+        400,
+        "invalid_request_error",
+        f"Received unknown parameter: {name}",
+        code="parameter_unknown",
+        param=name,
+    )
 
 
 def _bounds(field: str, params: dict[str, str]) -> tuple[int | None, int | None]:
-    """The half-open [low, high) that `field`'s parameters select (None: unbounded); whole seconds make each one."""
+    """The half-open [low, high) that `field`'s parameters select (None: unbounded); whole seconds
+    make each one."""
     low = high = None
     for name, op in _range_ops(field).items():
         if name in params:
@@ -217,11 +260,14 @@ def _bounds(field: str, params: dict[str, str]) -> tuple[int | None, int | None]
     return low, high
 
 
-def _list_page(data: _DataSet, params: dict[str, str], expand: Callable[[bytes], bytes] | None = None) -> bytes:
+def _list_page(
+    data: _DataSet, params: dict[str, str], expand: Callable[[bytes], bytes] | None = None
+) -> bytes:
     """One page of a list: bisect to the window and cursor, never a scan of all.
 
-    One filter pages its own index by bisection. Further filters and `scanned` ranges are checked while walking
-    from the cursor only until the page is full, so each page costs what it skips, not the whole list.
+    One filter pages its own index by bisection. Further filters and `scanned` ranges are checked
+    while walking from the cursor only until the page is full, so each page costs what it skips, not
+    the whole list.
     """
     kind = data.kind
     for name in params:
@@ -229,7 +275,12 @@ def _list_page(data: _DataSet, params: dict[str, str], expand: Callable[[bytes],
             raise _unknown(name)
     limit = _int_param("limit", params["limit"]) if "limit" in params else 10
     if not 1 <= limit <= MAX_LIMIT:
-        raise _ApiError(400, "invalid_request_error", f"Invalid limit: must be between 1 and {MAX_LIMIT}", param="limit")
+        raise _ApiError(
+            400,
+            "invalid_request_error",
+            f"Invalid limit: must be between 1 and {MAX_LIMIT}",
+            param="limit",
+        )
     keys = data.all
     wanted = {i: params[name] for i, name in enumerate(kind.filters) if name in params}
     if wanted:  # page the shortest of the filters' lists; the others are checked while walking it
@@ -245,7 +296,11 @@ def _list_page(data: _DataSet, params: dict[str, str], expand: Callable[[bytes],
     if high is not None:
         hi = min(hi, bisect_left(keys, (high,)))
     if "starting_after" in params and "ending_before" in params:
-        raise _ApiError(400, "invalid_request_error", "You may only specify one of these parameters: ending_before, starting_after.")
+        raise _ApiError(
+            400,
+            "invalid_request_error",
+            "You may only specify one of these parameters: ending_before, starting_after.",
+        )
     newer = "ending_before" in params  # the `limit` objects just newer than the cursor
     if newer:
         lo = max(lo, bisect_right(keys, _cursor(data, params, "ending_before")))
@@ -253,12 +308,18 @@ def _list_page(data: _DataSet, params: dict[str, str], expand: Callable[[bytes],
         hi = min(hi, bisect_left(keys, _cursor(data, params, "starting_after")))
     if not wanted and not ranges:
         first, last = (lo, min(hi, lo + limit)) if newer else (max(lo, hi - limit), hi)
-        page, has_more = keys[first:last] if first < last else [], (last < hi if newer else first > lo)
+        page, has_more = (
+            keys[first:last] if first < last else [],
+            (last < hi if newer else first > lo),
+        )
     else:
+
         def matches(key: Key) -> bool:
             _created, _body, refs, scanned = data.entries[key[1]]
             return all(refs[i] == ref for i, ref in wanted.items()) and all(
-                scanned[i] is not None and (start is None or scanned[i] >= start) and (stop is None or scanned[i] < stop)
+                scanned[i] is not None
+                and (start is None or scanned[i] >= start)
+                and (stop is None or scanned[i] < stop)
                 for i, start, stop in ranges
             )
 
@@ -271,29 +332,45 @@ def _list_page(data: _DataSet, params: dict[str, str], expand: Callable[[bytes],
     items = b",".join(map(expand, bodies) if expand else bodies)
     more = b"true" if has_more else b"false"
     url = kind.url.encode()
-    return b'{"object":"list","data":[' + items + b'],"has_more":' + more + b',"url":"' + url + b'"}'
+    return (
+        b'{"object":"list","data":[' + items + b'],"has_more":' + more + b',"url":"' + url + b'"}'
+    )
 
 
 def _cursor(data: _DataSet, params: dict[str, str], name: str) -> Key:
     cid = params[name]
     if cid not in data.entries:
-        raise _ApiError(400, "invalid_request_error", f"No such {data.kind.noun}: '{cid}'", code="resource_missing", param=name)
+        raise _ApiError(
+            400,
+            "invalid_request_error",
+            f"No such {data.kind.noun}: '{cid}'",
+            code="resource_missing",
+            param=name,
+        )
     return (data.entries[cid][0], cid)
 
 
-def _retrieve(data: _DataSet, cid: str, params: dict[str, str], expand: Callable[[bytes], bytes] | None = None) -> bytes:
+def _retrieve(
+    data: _DataSet, cid: str, params: dict[str, str], expand: Callable[[bytes], bytes] | None = None
+) -> bytes:
     for name in params:
         if not _EXPAND.match(name):
             raise _unknown(name)
     if cid not in data.entries:
-        raise _ApiError(404, "invalid_request_error", f"No such {data.kind.noun}: '{cid}'", code="resource_missing",
-                        param=data.kind.id_param)  # fmt: skip
+        raise _ApiError(
+            404,
+            "invalid_request_error",
+            f"No such {data.kind.noun}: '{cid}'",
+            code="resource_missing",
+            param=data.kind.id_param,
+        )
     body = data.entries[cid][1]
     return expand(body) if expand else body
 
 
 def _expand_charge(field: str, charges: _DataSet, body: bytes) -> bytes:
-    """`body` with `field` replaced by the charge it names, as `/v1/charges/{id}` serves it; other ids stay ids."""
+    """`body` with `field` replaced by the charge it names, as `/v1/charges/{id}` serves it; other
+    ids stay ids."""
     obj = json.loads(body)
     charge = charges.entries.get(_ref_id(obj.get(field)) or "")
     if charge is None:
@@ -303,7 +380,8 @@ def _expand_charge(field: str, charges: _DataSet, body: bytes) -> bytes:
 
 
 def _endpoint(method: str, path: str) -> str:
-    """What Stripe counts as one endpoint: `GET /v1/charges` (a list) or `GET /v1/charges/{id}` (any retrieve)."""
+    """What Stripe counts as one endpoint: `GET /v1/charges` (a list) or `GET /v1/charges/{id}` (any
+    retrieve)."""
     parts = path.split("/")  # "", "v1", the resource, its id: every URL served has this shape
     if len(parts) == 4 and parts[3]:
         parts[3] = "{id}"
@@ -313,11 +391,11 @@ def _endpoint(method: str, path: str) -> str:
 class StripeServer:
     """Serves charges, disputes, payouts and balance transactions like Stripe's API on a local port.
 
-    `latency`, `rate_limit`, `endpoint_rate_limit`, `retry_after` and `api_key` are plain attributes that
-    may be set while it runs (handler threads read each once per request); the data and logs are
-    lock-protected. Like Stripe, two rolling one-second limits apply at once: `rate_limit` over every
-    request and `endpoint_rate_limit` per endpoint (`GET /v1/charges` and `GET /v1/charges/{id}` are two);
-    None is no limit.
+    `latency`, `rate_limit`, `endpoint_rate_limit`, `retry_after` and `api_key` are plain attributes
+    that may be set while it runs (handler threads read each once per request); the data and logs
+    are lock-protected. Like Stripe, two rolling one-second limits apply at once: `rate_limit` over
+    every request and `endpoint_rate_limit` per endpoint (`GET /v1/charges` and `GET
+    /v1/charges/{id}` are two); None is no limit.
     """
 
     def __init__(
@@ -343,7 +421,12 @@ class StripeServer:
         self._events = _DataSet.of(_EVENTS, ())
         self._event_count = 0
         self._host, self._port = host, port
-        self.api_key, self.latency, self.rate_limit, self.retry_after = api_key, latency, rate_limit, retry_after
+        self.api_key, self.latency, self.rate_limit, self.retry_after = (
+            api_key,
+            latency,
+            rate_limit,
+            retry_after,
+        )
         self.endpoint_rate_limit = endpoint_rate_limit
         self._faults: deque[int] = deque()
         self._recent: deque[float] = deque()  # accepted request times, for the rolling rate window
@@ -367,7 +450,9 @@ class StripeServer:
             raise
         httpd.stripe = self  # type: ignore[attr-defined]
         self._httpd, self._port = httpd, httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -429,7 +514,8 @@ class StripeServer:
             self._payouts = new
 
     def add_balance_transactions(self, transactions: Iterable[dict]) -> None:
-        """Add balance transactions (one with an existing id replaces it); each keeps its payout in `_payout`."""
+        """Add balance transactions (one with an existing id replaces it); each keeps its payout in
+        `_payout`."""
         with self._lock:
             self._balance_transactions = self._balance_transactions.adding(transactions)
 
@@ -438,16 +524,36 @@ class StripeServer:
         with self._lock:
             self._balance_transactions = new
 
-    # --- changes after the fact, each recorded as Stripe's event --------------------------------------
+    # --- changes after the fact, each recorded as Stripe's event
+    # --------------------------------------
 
-    def record_event(self, type_: str, obj: dict, *, at: int | None = None, previous_attributes: dict | None = None) -> dict:
-        """Record `GET /v1/events`' event of `type_` about `obj` (as it is now), at `at` (default now)."""
-        data = {"object": obj, **({"previous_attributes": previous_attributes} if previous_attributes else {})}
+    def record_event(
+        self,
+        type_: str,
+        obj: dict,
+        *,
+        at: int | None = None,
+        previous_attributes: dict | None = None,
+    ) -> dict:
+        """Record `GET /v1/events`' event of `type_` about `obj` (as it is now), at `at` (default
+        now)."""
+        data = {
+            "object": obj,
+            **({"previous_attributes": previous_attributes} if previous_attributes else {}),
+        }
         with self._lock:
             self._event_count += 1
-            event = {"id": f"evt_local{self._event_count:09d}", "object": "event", "api_version": "2024-06-20",
-                     "created": int(time.time()) if at is None else at, "data": data, "livemode": False,
-                     "pending_webhooks": 0, "request": {"id": None, "idempotency_key": None}, "type": type_}  # fmt: skip
+            event = {
+                "id": f"evt_local{self._event_count:09d}",
+                "object": "event",
+                "api_version": "2024-06-20",
+                "created": int(time.time()) if at is None else at,
+                "data": data,
+                "livemode": False,
+                "pending_webhooks": 0,
+                "request": {"id": None, "idempotency_key": None},
+                "type": type_,
+            }
             self._events = self._events.adding([event])
         return event
 
@@ -486,7 +592,9 @@ class StripeServer:
             self.add_charges([{**json.loads(entry[1]), "disputed": True}])
         self.add_disputes([dispute])
         closed = dispute.get("status") in ("won", "lost")
-        return self.record_event("charge.dispute.closed" if closed else "charge.dispute.created", dispute, at=at)
+        return self.record_event(
+            "charge.dispute.closed" if closed else "charge.dispute.created", dispute, at=at
+        )
 
     def update_payout(self, payout_id: str, *, at: int | None = None, **changes: Any) -> dict:
         """Change a payout as Stripe would after the fact and record its event: `payout.failed`,
@@ -495,7 +603,11 @@ class StripeServer:
         before, after = self._changed(self._payouts, payout_id, changes)
         self.add_payouts([after])
         status = after.get("status")
-        kind = f"payout.{status}" if status in ("failed", "canceled", "paid") and status != before.get("status") else "payout.updated"
+        kind = (
+            f"payout.{status}"
+            if status in ("failed", "canceled", "paid") and status != before.get("status")
+            else "payout.updated"
+        )
         previous = {k: before.get(k) for k in changes if before.get(k) != after.get(k)}
         return self.record_event(kind, after, at=at, previous_attributes=previous)
 
@@ -523,7 +635,9 @@ class StripeServer:
     def count(self, status: int | None = None, *, path: str | None = None) -> int:
         """How many logged requests had this status (and path); all of them when both are None."""
         return sum(
-            1 for r in self.requests if (status is None or r.status == status) and (path is None or r.path == path)
+            1
+            for r in self.requests
+            if (status is None or r.status == status) and (path is None or r.path == path)
         )
 
     def clear_requests(self) -> None:
@@ -537,22 +651,31 @@ class StripeServer:
             return self._faults.popleft() if self._faults else None
 
     def rate_limited(self, limiter: str | None = None) -> int:
-        """How many 429s the limiters answered: `endpoint`'s, `global`'s, or both (None); injected ones not."""
+        """How many 429s the limiters answered: `endpoint`'s, `global`'s, or both (None); injected
+        ones not."""
         with self._lock:
             return self._refused[limiter] if limiter else sum(self._refused.values())
 
     def _admit(self, method: str, path: str) -> str | None:
-        """Rolling one-second windows: None if this request is within both limits, else the limiter refusing it."""
+        """Rolling one-second windows: None if this request is within both limits, else the limiter
+        refusing it."""
         now = time.monotonic()
         with self._lock:
-            limits = (("endpoint", self.endpoint_rate_limit, self._recent_by.setdefault(_endpoint(method, path), deque())),
-                      ("global", self.rate_limit, self._recent))  # fmt: skip
+            limits = (
+                (
+                    "endpoint",
+                    self.endpoint_rate_limit,
+                    self._recent_by.setdefault(_endpoint(method, path), deque()),
+                ),
+                ("global", self.rate_limit, self._recent),
+            )
             for name, limit, recent in limits:
                 while recent and recent[0] <= now - 1.0:
                     recent.popleft()
                 if limit is not None and len(recent) >= limit:
                     self._refused[name] += 1
-                    return name  # a refused request counts in neither window: clients that back off get back in
+                    # a refused request counts in neither window: clients that back off get back in
+                    return name
             for _name, _limit, recent in limits:
                 recent.append(now)
             return None
@@ -562,55 +685,99 @@ class StripeServer:
             self._log.append(RequestRecord(method, path, query, status, time.time()))
 
     def _rate_limited(self) -> _ApiError:
-        return _ApiError(429, "invalid_request_error", _RATE_LIMIT_MESSAGE, code="rate_limit",
-                         headers=[("Retry-After", str(self.retry_after))])  # fmt: skip
+        return _ApiError(
+            429,
+            "invalid_request_error",
+            _RATE_LIMIT_MESSAGE,
+            code="rate_limit",
+            headers=[("Retry-After", str(self.retry_after))],
+        )
 
     def _fault(self, status: int) -> _ApiError:
         if status == 429:
             return self._rate_limited()
         if status >= 500:
-            return _ApiError(status, "api_error", "An unknown error occurred (injected by the local Stripe server).")
-        return _ApiError(status, "invalid_request_error", f"Injected HTTP {status} from the local Stripe server.")
+            return _ApiError(
+                status,
+                "api_error",
+                "An unknown error occurred (injected by the local Stripe server).",
+            )
+        return _ApiError(
+            status, "invalid_request_error", f"Injected HTTP {status} from the local Stripe server."
+        )
 
     def _respond(
-        self, method: str, path: str, params: dict[str, str], authorization: str | None, expand: frozenset[str] = frozenset()
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        authorization: str | None,
+        expand: frozenset[str] = frozenset(),
     ) -> bytes:
-        """The body for one request after auth and rate limiting, or raises `_ApiError`; `expand`: every value given."""
+        """The body for one request after auth and rate limiting, or raises `_ApiError`; `expand`:
+        every value given."""
         if not authorization or not authorization.startswith("Bearer "):
-            raise _ApiError(401, "invalid_request_error",
-                            "You did not provide an API key. You need to provide your API key in the Authorization "
-                            "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').")  # fmt: skip
-        given = authorization[len("Bearer "):].strip()
+            raise _ApiError(
+                401,
+                "invalid_request_error",
+                "You did not provide an API key. You need to provide your API key in the "
+                "Authorization "
+                "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+            )
+        given = authorization[len("Bearer ") :].strip()
         if not secrets.compare_digest(given.encode(), self.api_key.encode()):
-            raise _ApiError(401, "invalid_request_error", f"Invalid API Key provided: {mask_key(given)}")
+            raise _ApiError(
+                401, "invalid_request_error", f"Invalid API Key provided: {mask_key(given)}"
+            )
         if self._admit(method, path) is not None:
             raise self._rate_limited()
         charges = self._charges  # each snapshot read once: a concurrent add cannot tear a page
         events = self._events
-        types = {value for name, value in params.items() if name == "types[]" or re.fullmatch(r"types\[\d+\]", name)}
+        types = {
+            value
+            for name, value in params.items()
+            if name == "types[]" or re.fullmatch(r"types\[\d+\]", name)
+        }
         if types and path == _EVENTS.url:  # several types at once: list a snapshot of just those
             params = {k: v for k, v in params.items() if not k.startswith("types[")}
-            events = _DataSet(_EVENTS, {i: e for i, e in events.entries.items() if e[2][0] in types})
+            events = _DataSet(
+                _EVENTS, {i: e for i, e in events.entries.items() if e[2][0] in types}
+            )
         for data in (charges, self._disputes, self._payouts, self._balance_transactions, events):
             url = data.kind.url
-            rest = path[len(url) + 1:] if path.startswith(url + "/") else None
+            rest = path[len(url) + 1 :] if path.startswith(url + "/") else None
             if path != url and (rest is None or "/" in rest):
                 continue
             if method == "POST":
-                raise _ApiError(405, "invalid_request_error", "This local Stripe server is read-only.", headers=[("Allow", "GET")])
-            field, expander = data.kind.expands, None  # `expand[]=data.source` on a list, `expand[]=source` on one
+                raise _ApiError(
+                    405,
+                    "invalid_request_error",
+                    "This local Stripe server is read-only.",
+                    headers=[("Allow", "GET")],
+                )
+            field, expander = (
+                data.kind.expands,
+                None,
+            )  # `expand[]=data.source` on a list, `expand[]=source` on one
             if field is not None and (f"data.{field}" if rest is None else field) in expand:
                 expander = partial(_expand_charge, field, charges)
             if rest is None:
                 return _list_page(data, params, expander)
             return _retrieve(data, unquote(rest), params, expander)
-        raise _ApiError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}). This local server "
-                        "serves /v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions and /v1/events only.")  # fmt: skip
+        raise _ApiError(
+            404,
+            "invalid_request_error",
+            f"Unrecognized request URL ({method}: {path}). This local server "
+            "serves /v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions and "
+            "/v1/events only.",
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's requests session expects
-    disable_nagle_algorithm = True  # headers and body are two writes: without this each waits ~40 ms for an ACK
+    disable_nagle_algorithm = (
+        True  # headers and body are two writes: without this each waits ~40 ms for an ACK
+    )
     timeout = 30  # an idle kept-alive connection ends after this
 
     def setup(self) -> None:
@@ -638,7 +805,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         pairs = parse_qsl(url.query, keep_blank_values=True)
         params = dict(pairs)
-        expand = frozenset(value for name, value in pairs if _EXPAND.match(name))  # `expand[]` repeats: not in `params`
+        expand = frozenset(
+            value for name, value in pairs if _EXPAND.match(name)
+        )  # `expand[]` repeats: not in `params`
         if server.latency:
             time.sleep(server.latency)  # in this handler thread, so concurrent requests overlap
         fault = server._take_fault()
@@ -651,7 +820,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fault is not None:
                 raise server._fault(fault)
-            body = server._respond(self.command, url.path, params, self.headers.get("Authorization"), expand)
+            body = server._respond(
+                self.command, url.path, params, self.headers.get("Authorization"), expand
+            )
         except _ApiError as error:
             status, body, headers = error.status, error.body, error.headers
         server._record(self.command, url.path, params, status)
@@ -670,7 +841,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def load_charges(path: str | Path) -> list[dict]:
-    """Charges (or any kind served) from a JSON array (or a Stripe list object) or a JSON-lines file.
+    """Charges (or any kind served) from a JSON array (or a Stripe list object) or a JSON-lines
+    file.
 
     Keys are kept as written, so a balance transaction's `_payout` survives a file round trip.
     """
@@ -694,26 +866,50 @@ def load_charges(path: str | Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve charges (and more) from files like Stripe's API, until Ctrl-C.")
-    parser.add_argument("--data", required=True, help="JSON array or JSON-lines file of charge objects")
+    parser = argparse.ArgumentParser(
+        description="Serve charges (and more) from files like Stripe's API, until Ctrl-C."
+    )
+    parser.add_argument(
+        "--data", required=True, help="JSON array or JSON-lines file of charge objects"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
-    parser.add_argument("--rate-limit", type=float, default=None, help="requests per second in all before 429s")
-    parser.add_argument("--endpoint-rate-limit", type=float, default=None,
-                        help="requests per second to each endpoint (GET /v1/charges, GET /v1/charges/{id}, ...) before 429s")
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, help="requests per second in all before 429s"
+    )
+    parser.add_argument(
+        "--endpoint-rate-limit",
+        type=float,
+        default=None,
+        help="requests per second to each endpoint (GET /v1/charges, GET /v1/charges/{id}, ...) "
+        "before 429s",
+    )
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--disputes", default=None,
-                        help="JSON array or JSON-lines file of dispute objects (default: stripe_disputes.json beside --data)")
-    parser.add_argument("--payouts", default=None,
-                        help="JSON array or JSON-lines file of payout objects (default: stripe_payouts.json beside --data)")
-    parser.add_argument("--balance-transactions", default=None,
-                        help="JSON array or JSON-lines file of balance transactions, each with its payout's id under "
-                             f"'{PAYOUT_FIELD}' (default: stripe_balance_transactions.json beside --data)")
+    parser.add_argument(
+        "--disputes",
+        default=None,
+        help="JSON array or JSON-lines file of dispute objects (default: stripe_disputes.json "
+        "beside --data)",
+    )
+    parser.add_argument(
+        "--payouts",
+        default=None,
+        help="JSON array or JSON-lines file of payout objects (default: stripe_payouts.json beside "
+        "--data)",
+    )
+    parser.add_argument(
+        "--balance-transactions",
+        default=None,
+        help="JSON array or JSON-lines file of balance transactions, each with its payout's id "
+        "under "
+        f"'{PAYOUT_FIELD}' (default: stripe_balance_transactions.json beside --data)",
+    )
     args = parser.parse_args(argv)
 
     def beside_data(given: str | None, name: str) -> list[dict]:
-        """The objects of `given`, else of `name` beside `--data` if it exists; the same file formats as charges."""
+        """The objects of `given`, else of `name` beside `--data` if it exists; the same file
+        formats as charges."""
         beside = Path(args.data).with_name(name)
         path = given or (beside if beside.exists() else None)
         return load_charges(path) if path else []
@@ -721,14 +917,25 @@ def main(argv: list[str] | None = None) -> int:
     disputes = beside_data(args.disputes, "stripe_disputes.json")
     payouts = beside_data(args.payouts, "stripe_payouts.json")
     transactions = beside_data(args.balance_transactions, "stripe_balance_transactions.json")
-    server = StripeServer(load_charges(args.data), api_key=args.api_key, host=args.host, port=args.port,
-                          latency=args.latency, rate_limit=args.rate_limit, endpoint_rate_limit=args.endpoint_rate_limit,
-                          disputes=disputes, payouts=payouts,
-                          balance_transactions=transactions).start()  # fmt: skip
+    server = StripeServer(
+        load_charges(args.data),
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+        rate_limit=args.rate_limit,
+        endpoint_rate_limit=args.endpoint_rate_limit,
+        disputes=disputes,
+        payouts=payouts,
+        balance_transactions=transactions,
+    ).start()
     # The key is masked even here: logs never carry secrets.
-    print(f"Serving {len(server)} charges, {len(disputes)} disputes, {len(payouts)} payouts and "
-          f"{len(transactions)} balance transactions at {server.url} "
-          f"(API key {mask_key(args.api_key)}); Ctrl-C stops.", flush=True)  # fmt: skip
+    print(
+        f"Serving {len(server)} charges, {len(disputes)} disputes, {len(payouts)} payouts and "
+        f"{len(transactions)} balance transactions at {server.url} "
+        f"(API key {mask_key(args.api_key)}); Ctrl-C stops.",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(1)

@@ -27,12 +27,17 @@ import polars as pl
 
 from recon_dagster.core.frames import empty_payments
 from recon_dagster.settings import ConfigError, PaymentsTable
-
 from recon_dagster.sources.payments_db import duckdb_file, mysql, postgresql, sqlite_file
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE
 from recon_dagster.sources.payments_db.introspect import TableInfo
 from recon_dagster.sources.payments_db.normalise import to_payments_frame, within
-from recon_dagster.sources.payments_db.writing import InsertResult, NewPayment, PaymentsDataError, column_time, require_aware
+from recon_dagster.sources.payments_db.writing import (
+    InsertResult,
+    NewPayment,
+    PaymentsDataError,
+    column_time,
+    require_aware,
+)
 
 _BACKENDS: tuple[ModuleType, ...] = (postgresql, mysql, sqlite_file, duckdb_file)
 # A naive column is read with this margin around the window (a wall time is ambiguous for up to
@@ -54,7 +59,10 @@ def read_window(table: PaymentsTable, start: datetime, end: datetime) -> pl.Data
     backend = _backend(table)
     with backend.connect(table) as conn:
         info = backend.inspect(conn, table)
-        lo, hi = _column_bound(start, info, table, -_WALL_MARGIN), _column_bound(end, info, table, _WALL_MARGIN)
+        lo, hi = (
+            _column_bound(start, info, table, -_WALL_MARGIN),
+            _column_bound(end, info, table, _WALL_MARGIN),
+        )
         raw = backend.read_window(conn, table, info, lo, hi)
     frame = to_payments_frame(raw, table, info)
     if info.created_at_has_timezone and backend.EXACT_WINDOW:
@@ -65,7 +73,11 @@ def read_window(table: PaymentsTable, start: datetime, end: datetime) -> pl.Data
 
 
 def find_ids(
-    table: PaymentsTable, ids: Sequence[str], *, start: datetime | None = None, end: datetime | None = None
+    table: PaymentsTable,
+    ids: Sequence[str],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> pl.DataFrame:
     """Rows whose id is in `ids` (anywhere in the table, or with created_at in [start, end))."""
     wanted = list(dict.fromkeys(ids))
@@ -77,13 +89,20 @@ def find_ids(
         info = backend.inspect(conn, table)
         if not wanted:
             return empty_payments()
-        window = [(op, _column_bound(bound, info, table, margin)) for op, bound, margin
-                  in ((">=", start, -_WALL_MARGIN), ("<", end, _WALL_MARGIN)) if bound is not None]  # fmt: skip
+        window = [
+            (op, _column_bound(bound, info, table, margin))
+            for op, bound, margin in ((">=", start, -_WALL_MARGIN), ("<", end, _WALL_MARGIN))
+            if bound is not None
+        ]
         raw = backend.find_ids(conn, table, info, wanted, window)
-    return within(to_payments_frame(raw, table, info), raw["created_us"], start, end, info, table.db_timezone)
+    return within(
+        to_payments_frame(raw, table, info), raw["created_us"], start, end, info, table.db_timezone
+    )
 
 
-def insert_payment(table: PaymentsTable, row: NewPayment, *, connection: Any = None, also: Sequence[str] = ()) -> InsertResult:
+def insert_payment(
+    table: PaymentsTable, row: NewPayment, *, connection: Any = None, also: Sequence[str] = ()
+) -> InsertResult:
     """Insert one row in its own transaction, unless its id (or one of `also`: the same payment's
     other ids, e.g. its charge and its PaymentIntent) is already anywhere in the table.
 
@@ -103,13 +122,19 @@ def _backend(table: PaymentsTable) -> ModuleType:
     for backend in _BACKENDS:
         if table.url.startswith(backend.SCHEMES):
             return backend
-    raise ConfigError(URL_VARIABLE, "expected postgresql://, mysql://, mariadb://, sqlite:/// or duckdb:/// URL")
+    raise ConfigError(
+        URL_VARIABLE, "expected postgresql://, mysql://, mariadb://, sqlite:/// or duckdb:/// URL"
+    )
 
 
-def _column_bound(instant: datetime, info: TableInfo, table: PaymentsTable, margin: timedelta) -> datetime:
+def _column_bound(
+    instant: datetime, info: TableInfo, table: PaymentsTable, margin: timedelta
+) -> datetime:
     """A window bound as the column compares: the exact instant, or the wall time with a margin."""
     require_aware(instant, "window bound")
-    return column_time(instant if info.created_at_has_timezone else instant + margin, info, table.db_timezone)
+    return column_time(
+        instant if info.created_at_has_timezone else instant + margin, info, table.db_timezone
+    )
 
 
 __all__ = [

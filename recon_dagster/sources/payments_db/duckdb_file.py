@@ -13,19 +13,33 @@ import duckdb
 import polars as pl
 
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
-
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
-from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, quoted_table, write_error
+from recon_dagster.sources.payments_db.writing import (
+    Dialect,
+    InsertResult,
+    NewPayment,
+    check_and_write,
+    column_time,
+    double_quote,
+    quoted_table,
+    write_error,
+)
 
 EXACT_WINDOW = True
 SCHEMES = ("duckdb:///",)
 DIALECT = Dialect(quote=double_quote, mark="?", text="CAST({} AS VARCHAR)", returning=True)
 _TIMESTAMPS = {
-    "timestamp with time zone": True, "timestamptz": True,
-    "timestamp": False, "datetime": False, "timestamp_s": False, "timestamp_ms": False, "timestamp_ns": False, "date": False,
-}  # fmt: skip
+    "timestamp with time zone": True,
+    "timestamptz": True,
+    "timestamp": False,
+    "datetime": False,
+    "timestamp_s": False,
+    "timestamp_ms": False,
+    "timestamp_ns": False,
+    "date": False,
+}
 # DuckDB allows one writer process; this lock makes check-then-insert atomic between the threads
 # of that process (DuckDB's snapshot isolation would let two appends of the same id through).
 _WRITE_LOCK = threading.Lock()
@@ -33,10 +47,12 @@ _WRITE_LOCK = threading.Lock()
 
 @contextmanager
 def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    path = Path(table.url[len("duckdb:///"):])
+    path = Path(table.url[len("duckdb:///") :])
     if not path.is_file():
         # Never create it: an empty new file would read as "no payments at all".
-        raise ConfigError(URL_VARIABLE, f"cannot open {redact_url(table.url)} (no such DuckDB file)")
+        raise ConfigError(
+            URL_VARIABLE, f"cannot open {redact_url(table.url)} (no such DuckDB file)"
+        )
     try:
         # Reads open read-only so several processes (e.g. Dagster steps) can read at once.
         conn = duckdb.connect(str(path), read_only=not write)
@@ -52,28 +68,51 @@ def inspect(conn: duckdb.DuckDBPyConnection, table: PaymentsTable) -> TableInfo:
     schema, _, name = table.table.rpartition(".")
     rows = conn.execute(
         "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = current_database() AND lower(table_schema) = lower(coalesce(?, current_schema())) "
+        "WHERE table_catalog = current_database() AND lower(table_schema) = lower(coalesce(?, "
+        "current_schema())) "
         "AND lower(table_name) = lower(?) ORDER BY ordinal_position",
         [schema or None, name],
     ).fetchall()
-    found = (f"{rows[0][0]}.{rows[0][1]}", {row[2]: row[3].lower() for row in rows}) if rows else None
+    found = (
+        (f"{rows[0][0]}.{rows[0][1]}", {row[2]: row[3].lower() for row in rows}) if rows else None
+    )
     return table_info(table, found, case_sensitive=False, timestamp_zone=_TIMESTAMPS.get)
 
 
-def read_window(conn: duckdb.DuckDBPyConnection, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime) -> pl.DataFrame:
+def read_window(
+    conn: duckdb.DuckDBPyConnection,
+    table: PaymentsTable,
+    info: TableInfo,
+    lo: datetime,
+    hi: datetime,
+) -> pl.DataFrame:
     ts = double_quote(table.created_at_column)
     return _frame(conn, f"{_select(table)} WHERE {ts} >= ? AND {ts} < ?", [lo, hi])
 
 
-def find_ids(conn: duckdb.DuckDBPyConnection, table: PaymentsTable, info: TableInfo, ids: list[str],
-             window: Sequence[tuple[str, datetime]]) -> pl.DataFrame:  # fmt: skip
-    conditions = [f"CAST({double_quote(table.id_column)} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))"]
+def find_ids(
+    conn: duckdb.DuckDBPyConnection,
+    table: PaymentsTable,
+    info: TableInfo,
+    ids: list[str],
+    window: Sequence[tuple[str, datetime]],
+) -> pl.DataFrame:
+    conditions = [
+        f"CAST({double_quote(table.id_column)} AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))"
+    ]
     conditions += [f"{double_quote(table.created_at_column)} {op} ?" for op, _ in window]
-    return _frame(conn, f"{_select(table)} WHERE {' AND '.join(conditions)}", [ids, *(bound for _, bound in window)])
+    return _frame(
+        conn,
+        f"{_select(table)} WHERE {' AND '.join(conditions)}",
+        [ids, *(bound for _, bound in window)],
+    )
 
 
-def insert(conn: duckdb.DuckDBPyConnection, table: PaymentsTable, row: NewPayment, ids: list[str]) -> InsertResult:
-    """In its own transaction; writers of this process take turns (DuckDB allows one writer process)."""
+def insert(
+    conn: duckdb.DuckDBPyConnection, table: PaymentsTable, row: NewPayment, ids: list[str]
+) -> InsertResult:
+    """In its own transaction; writers of this process take turns (DuckDB allows one writer
+    process)."""
     with _WRITE_LOCK:
         conn.begin()
         try:
@@ -82,7 +121,15 @@ def insert(conn: duckdb.DuckDBPyConnection, table: PaymentsTable, row: NewPaymen
             def run(statement: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
                 return conn.execute(statement, list(params)).fetchone()
 
-            result = check_and_write(run, DIALECT, table, row, info, ids, column_time(row.created_at, info, table.db_timezone))
+            result = check_and_write(
+                run,
+                DIALECT,
+                table,
+                row,
+                info,
+                ids,
+                column_time(row.created_at, info, table.db_timezone),
+            )
             (conn.commit if result is InsertResult.INSERTED else conn.rollback)()
             return result
         except (duckdb.ConstraintException, duckdb.TransactionException):
@@ -114,7 +161,8 @@ def _select(table: PaymentsTable) -> str:
     return (
         f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, "
         f"{text(table.currency_column)} AS currency, {text(table.status_column)} AS status, "
-        f"epoch_us({double_quote(table.created_at_column)}) AS created_us, {text(table.refunded_column)} AS refunded "
+        f"epoch_us({double_quote(table.created_at_column)}) AS created_us, "
+        f"{text(table.refunded_column)} AS refunded "
         f"FROM {tables}"
     )
 

@@ -18,11 +18,34 @@ COLUMN_VARIABLES = {
 }
 # Type names as PostgreSQL, DuckDB and MySQL/MariaDB's information_schema spell them.
 _INTEGER_TYPES = {
-    "smallint", "integer", "bigint", "tinyint", "mediumint", "hugeint", "int", "int2", "int4", "int8",
-    "utinyint", "usmallint", "uinteger", "ubigint", "uhugeint",
-}  # fmt: skip
+    "smallint",
+    "integer",
+    "bigint",
+    "tinyint",
+    "mediumint",
+    "hugeint",
+    "int",
+    "int2",
+    "int4",
+    "int8",
+    "utinyint",
+    "usmallint",
+    "uinteger",
+    "ubigint",
+    "uhugeint",
+}
 _FLOAT_TYPES = {"real", "double precision", "double", "float", "float4", "float8"}
-_TEXT_PREFIXES = ("text", "varchar", "character", "char", "bpchar", "string", "tinytext", "mediumtext", "longtext")
+_TEXT_PREFIXES = (
+    "text",
+    "varchar",
+    "character",
+    "char",
+    "bpchar",
+    "string",
+    "tinytext",
+    "mediumtext",
+    "longtext",
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +87,8 @@ def table_info(
         raise ConfigError(
             "RECON_PAYMENTS_TABLE",
             f"table {table.table} not found in {redact_url(table.url)} "
-            "(an unqualified name is looked up in the connection's search path, database or main schema)",
+            "(an unqualified name is looked up in the connection's search path, database or main "
+            "schema)",
         )
     name, columns = found
     by_lower = {} if case_sensitive else {c.lower(): c for c in columns}
@@ -75,7 +99,10 @@ def table_info(
             continue
         actual = column if column in columns else by_lower.get(column.lower())
         if actual is None:
-            raise ConfigError(variable, f"column {column!r} not found in table {name} (columns: {', '.join(columns)})")
+            raise ConfigError(
+                variable,
+                f"column {column!r} not found in table {name} (columns: {', '.join(columns)})",
+            )
         types[attr] = columns[actual]
 
     def kind(attr: str) -> str:
@@ -83,7 +110,8 @@ def table_info(
         if found_kind is None:
             raise ConfigError(
                 COLUMN_VARIABLES[attr],
-                f"column {getattr(table, attr)!r} in table {name} has type {types[attr]}: expected an amount "
+                f"column {getattr(table, attr)!r} in table {name} has type {types[attr]}: expected "
+                "an amount "
                 "(integer, numeric, float or text)",
             )
         return found_kind
@@ -92,7 +120,8 @@ def table_info(
     if has_zone is None:
         raise ConfigError(
             "RECON_PAYMENTS_CREATED_AT_COLUMN",
-            f"column {table.created_at_column!r} in table {name} has type {types['created_at_column']}: expected a timestamp",
+            f"column {table.created_at_column!r} in table {name} has type "
+            f"{types['created_at_column']}: expected a timestamp",
         )
     return TableInfo(
         table=name,

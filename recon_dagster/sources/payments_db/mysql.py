@@ -25,31 +25,52 @@ import polars as pl
 import pymysql
 
 from recon_dagster.settings import PaymentsTable, redact_url
-
 from recon_dagster.sources.payments_db.connections import cannot_connect, scrub
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
-from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, quoted_table, write_error
+from recon_dagster.sources.payments_db.writing import (
+    Dialect,
+    InsertResult,
+    NewPayment,
+    check_and_write,
+    column_time,
+    quoted_table,
+    write_error,
+)
 
 EXACT_WINDOW = False  # TIMESTAMP windows are read with a margin (see the module)
 SCHEMES = ("mysql://", "mariadb://")
-DIALECT = Dialect(quote=lambda name: "`" + name.replace("`", "``") + "`", mark="%s", text="CAST({} AS CHAR)", returning=False)
+DIALECT = Dialect(
+    quote=lambda name: "`" + name.replace("`", "``") + "`",
+    mark="%s",
+    text="CAST({} AS CHAR)",
+    returning=False,
+)
 _TIMESTAMPS = {"timestamp": True, "datetime": False, "date": False}
 _MARGIN = timedelta(hours=3)
 _LOCK_WAIT_SECONDS = 60
-# Errors that mean "the column cannot take this value": out of range, truncated, wrong value, too long.
+# Errors that mean "the column cannot take this value": out of range, truncated, wrong value, too
+# long.
 _DATA_ERRORS = {1264, 1265, 1292, 1366, 1406}
 
 
 @contextmanager
-def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[pymysql.connections.Connection]:
+def connect(
+    table: PaymentsTable, *, write: bool = False
+) -> Iterator[pymysql.connections.Connection]:
     parts = urlsplit(table.url)
     try:
         conn = pymysql.connect(
-            host=parts.hostname or "127.0.0.1", port=parts.port or 3306, user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""), database=unquote(parts.path.lstrip("/")) or None,
-            connect_timeout=10, charset="utf8mb4", autocommit=False, init_command="SET time_zone = '+00:00'",
-        )  # fmt: skip
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.lstrip("/")) or None,
+            connect_timeout=10,
+            charset="utf8mb4",
+            autocommit=False,
+            init_command="SET time_zone = '+00:00'",
+        )
     except pymysql.MySQLError as exc:
         raise cannot_connect(table.url, exc) from None
     try:
@@ -62,16 +83,22 @@ def inspect(conn: pymysql.connections.Connection, table: PaymentsTable) -> Table
     database, _, name = table.table.rpartition(".")
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM "
+            "information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s ORDER BY "
+            "ORDINAL_POSITION",
             [database or None, name],
         )
         rows = cur.fetchall()
-    found = (f"{rows[0][0]}.{rows[0][1]}", {row[2]: row[3].lower() for row in rows}) if rows else None
+    found = (
+        (f"{rows[0][0]}.{rows[0][1]}", {row[2]: row[3].lower() for row in rows}) if rows else None
+    )
     return table_info(table, found, case_sensitive=False, timestamp_zone=_TIMESTAMPS.get)
 
 
-def read_window(conn: Any, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime) -> pl.DataFrame:
+def read_window(
+    conn: Any, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime
+) -> pl.DataFrame:
     ts = DIALECT.quote(table.created_at_column)
     if info.created_at_has_timezone:
         # Epoch seconds, compared in whatever time zone connectorx's session has (see above).
@@ -81,36 +108,57 @@ def read_window(conn: Any, table: PaymentsTable, info: TableInfo, lo: datetime, 
         where = f"{ts} >= '{lo:%Y-%m-%d %H:%M:%S.%f}' AND {ts} < '{hi:%Y-%m-%d %H:%M:%S.%f}'"
     url = "mysql://" + table.url.split("://", 1)[1]
     try:
-        arrow = connectorx.read_sql(url, f"{_select(table, info)} WHERE {where}", return_type="arrow")
+        arrow = connectorx.read_sql(
+            url, f"{_select(table, info)} WHERE {where}", return_type="arrow"
+        )
     except Exception as exc:  # connectorx raises RuntimeError/ValueError with the driver's text
-        raise RuntimeError(f"reading the payments table from {redact_url(table.url)} failed: {scrub(exc, table.url)}") from None
+        raise RuntimeError(
+            f"reading the payments table from {redact_url(table.url)} failed: "
+            f"{scrub(exc, table.url)}"
+        ) from None
     frame = pl.from_arrow(arrow)
     return frame.rename(dict(zip(frame.columns, RAW_SCHEMA, strict=True))).cast(RAW_SCHEMA)  # type: ignore[union-attr]
 
 
-def find_ids(conn: pymysql.connections.Connection, table: PaymentsTable, info: TableInfo, ids: list[str],
-             window: Sequence[tuple[str, datetime]]) -> pl.DataFrame:  # fmt: skip
+def find_ids(
+    conn: pymysql.connections.Connection,
+    table: PaymentsTable,
+    info: TableInfo,
+    ids: list[str],
+    window: Sequence[tuple[str, datetime]],
+) -> pl.DataFrame:
     ts = DIALECT.quote(table.created_at_column)
-    conditions = [f"CAST({DIALECT.quote(table.id_column)} AS CHAR) IN ({', '.join(['%s'] * len(ids))})"]
+    conditions = [
+        f"CAST({DIALECT.quote(table.id_column)} AS CHAR) IN ({', '.join(['%s'] * len(ids))})"
+    ]
     conditions += [f"{ts} {op} %s" for op, _ in window]
     with conn.cursor() as cur:
-        cur.execute(f"{_select(table, info)} WHERE {' AND '.join(conditions)}", [*ids, *(_naive(b) for _, b in window)])
+        cur.execute(
+            f"{_select(table, info)} WHERE {' AND '.join(conditions)}",
+            [*ids, *(_naive(b) for _, b in window)],
+        )
         rows = cur.fetchall()
     conn.rollback()  # end the read's snapshot
     return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
 
 
-def insert(conn: pymysql.connections.Connection, table: PaymentsTable, row: NewPayment, ids: list[str]) -> InsertResult:
+def insert(
+    conn: pymysql.connections.Connection, table: PaymentsTable, row: NewPayment, ids: list[str]
+) -> InsertResult:
     """In its own transaction, under a named lock (`GET_LOCK`) keyed by (table, the payment's
     smallest id). A lock rather than relying on a unique index: it also covers the payment's other
     id (charge and PaymentIntent) and tables without such an index; where the index exists, an
-    application's concurrent insert still turns into ALREADY_PRESENT through its duplicate-key error.
+    application's concurrent insert still turns into ALREADY_PRESENT through its duplicate-key
+    error.
     """
     digest = hashlib.sha1(f"{table.url}\0{table.table}\0{min(ids)}".encode()).hexdigest()
     with conn.cursor() as cur:
         cur.execute("SELECT GET_LOCK(%s, %s)", [f"recon_dagster:{digest}", _LOCK_WAIT_SECONDS])
         if (cur.fetchone() or (0,))[0] != 1:
-            raise TimeoutError(f"payments table {table.table}: another sync held the lock on {row.id!r} for {_LOCK_WAIT_SECONDS} s")
+            raise TimeoutError(
+                f"payments table {table.table}: another sync held the lock on {row.id!r} for "
+                f"{_LOCK_WAIT_SECONDS} s"
+            )
         try:
             conn.begin()
             info = inspect(conn, table)
@@ -119,7 +167,15 @@ def insert(conn: pymysql.connections.Connection, table: PaymentsTable, row: NewP
                 cur.execute(statement, list(params))
                 return cur.fetchone()
 
-            result = check_and_write(run, DIALECT, table, row, info, ids, _naive(column_time(row.created_at, info, table.db_timezone)))
+            result = check_and_write(
+                run,
+                DIALECT,
+                table,
+                row,
+                info,
+                ids,
+                _naive(column_time(row.created_at, info, table.db_timezone)),
+            )
             (conn.commit if result is InsertResult.INSERTED else conn.rollback)()
             return result
         except pymysql.err.IntegrityError as exc:
@@ -158,6 +214,8 @@ def _select(table: PaymentsTable, info: TableInfo) -> str:
     )
     tables = quoted_table(table.table, q)
     return (
-        f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, {text(table.currency_column)} AS currency, "
-        f"{text(table.status_column)} AS status, {created_us} AS created_us, {text(table.refunded_column)} AS refunded FROM {tables}"
+        f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, "
+        f"{text(table.currency_column)} AS currency, "
+        f"{text(table.status_column)} AS status, {created_us} AS created_us, "
+        f"{text(table.refunded_column)} AS refunded FROM {tables}"
     )

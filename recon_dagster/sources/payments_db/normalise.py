@@ -20,7 +20,6 @@ import polars as pl
 from recon_dagster.core.frames import PAYMENTS_SCHEMA, conform
 from recon_dagster.money import ISO_CODES, exponents_table
 from recon_dagster.settings import PaymentsTable, redact_url
-
 from recon_dagster.sources.payments_db.introspect import TableInfo
 
 log = logging.getLogger(__name__)
@@ -52,15 +51,45 @@ def to_payments_frame(raw: pl.DataFrame, table: PaymentsTable, info: TableInfo) 
         frame = frame.with_columns(created_bad=pl.lit(None, pl.String))
     checks = [
         (pl.col("id").is_null(), table.id_column, pl.lit(f"NULL in id column {table.id_column!r}")),
-        (pl.col("created_bad").is_not_null(), table.created_at_column,
-         pl.format(f"'{{}}' in created_at column {table.created_at_column!r} is not a timestamp", pl.col("created_bad"))),
-        (pl.col("created_us").is_null(), table.created_at_column, pl.lit(f"NULL in created_at column {table.created_at_column!r}")),
-        (pl.col("currency").is_null(), table.currency_column, pl.lit(f"NULL in currency column {table.currency_column!r}")),
-        (~pl.col("currency").is_in(sorted(ISO_CODES)), table.currency_column,
-         pl.format(f"{{}} in currency column {table.currency_column!r} is not an ISO 4217 currency code", pl.col("currency"))),
-        (pl.col("amount").is_null(), table.amount_column, pl.lit(f"NULL in amount column {table.amount_column!r}")),
-    ]  # fmt: skip
-    frame = _mark(frame.with_columns(invalid_column=pl.lit(None, pl.String), invalid_reason=pl.lit(None, pl.String)), checks)
+        (
+            pl.col("created_bad").is_not_null(),
+            table.created_at_column,
+            pl.format(
+                f"'{{}}' in created_at column {table.created_at_column!r} is not a timestamp",
+                pl.col("created_bad"),
+            ),
+        ),
+        (
+            pl.col("created_us").is_null(),
+            table.created_at_column,
+            pl.lit(f"NULL in created_at column {table.created_at_column!r}"),
+        ),
+        (
+            pl.col("currency").is_null(),
+            table.currency_column,
+            pl.lit(f"NULL in currency column {table.currency_column!r}"),
+        ),
+        (
+            ~pl.col("currency").is_in(sorted(ISO_CODES)),
+            table.currency_column,
+            pl.format(
+                f"{{}} in currency column {table.currency_column!r} is not an ISO 4217 currency "
+                "code",
+                pl.col("currency"),
+            ),
+        ),
+        (
+            pl.col("amount").is_null(),
+            table.amount_column,
+            pl.lit(f"NULL in amount column {table.amount_column!r}"),
+        ),
+    ]
+    frame = _mark(
+        frame.with_columns(
+            invalid_column=pl.lit(None, pl.String), invalid_reason=pl.lit(None, pl.String)
+        ),
+        checks,
+    )
     exp = (
         pl.col("currency").replace_strict(exponents_table(), default=2, return_dtype=pl.Int64)
         if table.amount_unit == "major"
@@ -69,8 +98,12 @@ def to_payments_frame(raw: pl.DataFrame, table: PaymentsTable, info: TableInfo) 
     frame = frame.with_columns(_exp=exp)
     frame = _to_minor(frame, "amount", table.amount_column, table, info.amount_kind)
     if table.refunded_column:
-        frame = frame.with_columns(pl.col("refunded").fill_null("0"))  # NULL refunded = nothing refunded
-        frame = _to_minor(frame, "refunded", table.refunded_column, table, info.refunded_kind or "text")
+        frame = frame.with_columns(
+            pl.col("refunded").fill_null("0")
+        )  # NULL refunded = nothing refunded
+        frame = _to_minor(
+            frame, "refunded", table.refunded_column, table, info.refunded_kind or "text"
+        )
     else:
         frame = frame.with_columns(refunded=pl.lit(None, pl.Int64))
     frame = _created_at(frame, table, info)
@@ -84,11 +117,18 @@ def wall_us(instant: datetime, zone: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def within(frame: pl.DataFrame, raw_us: pl.Series, start: datetime | None, end: datetime | None,
-           info: TableInfo, zone: str) -> pl.DataFrame:  # fmt: skip
+def within(
+    frame: pl.DataFrame,
+    raw_us: pl.Series,
+    start: datetime | None,
+    end: datetime | None,
+    info: TableInfo,
+    zone: str,
+) -> pl.DataFrame:
     """Rows whose instant is in [start, end) (a missing bound: unbounded). A naive column is read
     with a margin (a wall time is ambiguous at a DST change), so this is the exact cut; a wall time
-    that does not exist in `zone` (no instant) belongs to the window whose wall-clock span holds it."""
+    that does not exist in `zone` (no instant) belongs to the window whose wall-clock span holds
+    it."""
     if start is None and end is None:
         return frame
     instant = pl.col("created_at")
@@ -115,12 +155,19 @@ def _created_at(frame: pl.DataFrame, table: PaymentsTable, info: TableInfo) -> p
     if info.created_at_has_timezone or zone == "UTC":
         created = utc
     else:
-        local = naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
-        created = pl.when(pl.col("created_utc")).then(utc).otherwise(local) if "created_utc" in frame.columns else local
+        local = naive.dt.replace_time_zone(
+            zone, ambiguous="earliest", non_existent="null"
+        ).dt.convert_time_zone("UTC")
+        created = (
+            pl.when(pl.col("created_utc")).then(utc).otherwise(local)
+            if "created_utc" in frame.columns
+            else local
+        )
     frame = frame.with_columns(created_at=created)
     gap = pl.col("created_at").is_null() & pl.col("created_us").is_not_null()
     reason = pl.format(
-        f"'{{}}' in created_at column {table.created_at_column!r} is not a time in RECON_DB_TIMEZONE {zone} "
+        f"'{{}}' in created_at column {table.created_at_column!r} is not a time in "
+        f"RECON_DB_TIMEZONE {zone} "
         "(skipped by a daylight-saving change)",
         naive.dt.to_string("%Y-%m-%d %H:%M:%S%.f"),
     )
@@ -132,11 +179,16 @@ def _mark(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str, pl.Expr]]) -> pl
     column, reason = pl.col("invalid_column"), pl.col("invalid_reason")
     for failed, name, why in reversed(checks):  # reversed: the first check wins
         hit = failed.fill_null(False) & pl.col("invalid_reason").is_null()
-        column, reason = pl.when(hit).then(pl.lit(name)).otherwise(column), pl.when(hit).then(why).otherwise(reason)
+        column, reason = (
+            pl.when(hit).then(pl.lit(name)).otherwise(column),
+            pl.when(hit).then(why).otherwise(reason),
+        )
     return frame.with_columns(invalid_column=column, invalid_reason=reason)
 
 
-def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: PaymentsTable, kind: str) -> pl.DataFrame:
+def _to_minor(
+    frame: pl.DataFrame, column: str, configured: str, table: PaymentsTable, kind: str
+) -> pl.DataFrame:
     """Exact text -> Int64 minor units: vectorised for plain decimals, `Decimal` for the rest.
 
     A value that is not a whole number of minor units (or not a number) leaves the amount null and
@@ -147,7 +199,9 @@ def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: Payments
     if rounding:
         _warn_float(table, configured)
     # The regex runs once into helper columns; the rest is integer arithmetic on them.
-    frame = frame.with_columns(_parts=pl.col(column).str.extract_groups(_PLAIN_NUMBER)).unnest("_parts")
+    frame = frame.with_columns(_parts=pl.col(column).str.extract_groups(_PLAIN_NUMBER)).unnest(
+        "_parts"
+    )
     frac = pl.col("_frac").fill_null("").str.strip_chars_end("0")
     carry = pl.lit(0, pl.Int64)
     if rounding:
@@ -158,12 +212,20 @@ def _to_minor(frame: pl.DataFrame, column: str, configured: str, table: Payments
         _POW10, default=None, return_dtype=pl.Int64
     )
     scale = pl.col("_exp").replace_strict(_POW10, return_dtype=pl.Int64)
-    magnitude = pl.col("_int").cast(pl.Int64) * scale + frac.cast(pl.Int64, strict=False).fill_null(0) * room + carry
+    magnitude = (
+        pl.col("_int").cast(pl.Int64) * scale
+        + frac.cast(pl.Int64, strict=False).fill_null(0) * room
+        + carry
+    )
     minor = pl.when(pl.col("_sign") == "-").then(-magnitude).otherwise(magnitude)
     frame = frame.with_columns(_minor=minor).drop("_sign", "_int", "_frac")
-    slow = frame.with_row_index("_row").filter(pl.col("_minor").is_null() & pl.col("invalid_reason").is_null())
+    slow = frame.with_row_index("_row").filter(
+        pl.col("_minor").is_null() & pl.col("invalid_reason").is_null()
+    )
     if not slow.is_empty():
-        exact = [_exact_minor(r, column, configured, table, rounding) for r in slow.iter_rows(named=True)]
+        exact = [
+            _exact_minor(r, column, configured, table, rounding) for r in slow.iter_rows(named=True)
+        ]
         values = pl.Series([v if isinstance(v, int) else None for v in exact], dtype=pl.Int64)
         problems = pl.Series([v if isinstance(v, str) else None for v in exact], dtype=pl.String)
         hit = problems.is_not_null()
@@ -184,13 +246,19 @@ def _warn_float(table: PaymentsTable, column: str) -> None:
         return
     _warned.add(key)
     log.warning(
-        "payments table %s: column %r holds floating-point numbers, which may have lost cents; amounts are "
-        "rounded to each currency's minor unit before they are compared. A DECIMAL/NUMERIC column (or integer "
-        "minor units) keeps money exact.", table.table, column,
-    )  # fmt: skip
+        "payments table %s: column %r holds floating-point numbers, which may have lost cents; "
+        "amounts are "
+        "rounded to each currency's minor unit before they are compared. A DECIMAL/NUMERIC column "
+        "(or integer "
+        "minor units) keeps money exact.",
+        table.table,
+        column,
+    )
 
 
-def _exact_minor(row: dict[str, Any], column: str, configured: str, table: PaymentsTable, rounding: bool) -> int | str:
+def _exact_minor(
+    row: dict[str, Any], column: str, configured: str, table: PaymentsTable, rounding: bool
+) -> int | str:
     """One value the fast path could not take: exact through `Decimal`, or what is wrong with it."""
     text, places = row[column], row["_exp"]
     where = f"{text!r} in {column} column {configured!r}"

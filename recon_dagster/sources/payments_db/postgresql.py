@@ -19,16 +19,29 @@ import psycopg
 from psycopg import sql
 
 from recon_dagster.settings import PaymentsTable
-
 from recon_dagster.sources.payments_db.connections import cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
-from recon_dagster.sources.payments_db.writing import Dialect, InsertResult, NewPayment, check_and_write, column_time, double_quote, write_error
+from recon_dagster.sources.payments_db.writing import (
+    Dialect,
+    InsertResult,
+    NewPayment,
+    check_and_write,
+    column_time,
+    double_quote,
+    write_error,
+)
 
 EXACT_WINDOW = True
 SCHEMES = ("postgresql://", "postgres://")
 DIALECT = Dialect(quote=double_quote, mark="%s", text="{}::text", returning=True)
-_TIMESTAMPS = {"timestamp with time zone": True, "timestamptz": True, "timestamp without time zone": False, "timestamp": False, "date": False}
+_TIMESTAMPS = {
+    "timestamp with time zone": True,
+    "timestamptz": True,
+    "timestamp without time zone": False,
+    "timestamp": False,
+    "date": False,
+}
 
 
 @contextmanager
@@ -42,7 +55,9 @@ def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[psycopg.Co
 
 
 def inspect(conn: psycopg.Connection, table: PaymentsTable) -> TableInfo:
-    return table_info(table, _columns(conn, table), case_sensitive=True, timestamp_zone=_TIMESTAMPS.get)
+    return table_info(
+        table, _columns(conn, table), case_sensitive=True, timestamp_zone=_TIMESTAMPS.get
+    )
 
 
 def _columns(conn: psycopg.Connection, table: PaymentsTable) -> tuple[str, dict[str, str]] | None:
@@ -51,7 +66,8 @@ def _columns(conn: psycopg.Connection, table: PaymentsTable) -> tuple[str, dict[
     with conn.cursor() as cur:
         found = cur.execute(
             "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = "
+            "to_regclass(%s)",
             [qualified],
         ).fetchone()
         if found is None:
@@ -64,15 +80,22 @@ def _columns(conn: psycopg.Connection, table: PaymentsTable) -> tuple[str, dict[
     return f"{found[0]}.{found[1]}", {column: kind.lower() for column, kind in rows}
 
 
-def read_window(conn: psycopg.Connection, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime) -> pl.DataFrame:
+def read_window(
+    conn: psycopg.Connection, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime
+) -> pl.DataFrame:
     where = sql.SQL("WHERE {ts} >= {lo} AND {ts} < {hi}").format(
         ts=sql.Identifier(table.created_at_column), lo=sql.Literal(lo), hi=sql.Literal(hi)
     )
     return copy(conn, sql.SQL(" ").join([_select(table), where]))
 
 
-def find_ids(conn: psycopg.Connection, table: PaymentsTable, info: TableInfo, ids: list[str],
-             window: Sequence[tuple[str, datetime]]) -> pl.DataFrame:  # fmt: skip
+def find_ids(
+    conn: psycopg.Connection,
+    table: PaymentsTable,
+    info: TableInfo,
+    ids: list[str],
+    window: Sequence[tuple[str, datetime]],
+) -> pl.DataFrame:
     ts = sql.Identifier(table.created_at_column)
     clauses = [sql.SQL("{}::text = ANY(%s::text[])").format(sql.Identifier(table.id_column))]
     clauses += [sql.SQL("{} " + op + " %s").format(ts) for op, _ in window]
@@ -83,7 +106,9 @@ def find_ids(conn: psycopg.Connection, table: PaymentsTable, info: TableInfo, id
     return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
 
 
-def insert(conn: psycopg.Connection, table: PaymentsTable, row: NewPayment, ids: list[str]) -> InsertResult:
+def insert(
+    conn: psycopg.Connection, table: PaymentsTable, row: NewPayment, ids: list[str]
+) -> InsertResult:
     """In its own transaction (a savepoint inside the caller's), under a transaction-scoped advisory
     lock keyed by (table, the payment's smallest id): two syncs of the same payment queue here,
     whichever id kind each writes; other payments don't. A unique index on the id column turns an
@@ -91,7 +116,9 @@ def insert(conn: psycopg.Connection, table: PaymentsTable, row: NewPayment, ids:
     try:
         with conn.transaction():
             info = inspect(conn, table)
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", [table.table, min(ids)])
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", [table.table, min(ids)]
+            )
 
             def run(statement: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
                 return conn.execute(statement, list(params)).fetchone()

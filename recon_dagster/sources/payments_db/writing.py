@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo
 
 from recon_dagster.money import normalize_currency, to_major
 from recon_dagster.settings import PaymentsTable
-
 from recon_dagster.sources.payments_db.introspect import TableInfo
 
 Run = Callable[[str, Sequence[Any]], "tuple[Any, ...] | None"]  # one statement -> its first row
 
 
 class PaymentsDataError(ValueError):
-    """A payments row that cannot be read (or written) exactly; the message names table, column, row."""
+    """A payments row that cannot be read (or written) exactly; the message names table, column,
+    row."""
 
 
 class InsertResult(str, Enum):
@@ -49,7 +49,9 @@ class NewPayment:
             if value is None and name == "refunded":
                 continue  # written as NULL, read back as 0
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"NewPayment {self.id!r}: {name} must be integer minor units, got {value!r}")
+                raise TypeError(
+                    f"NewPayment {self.id!r}: {name} must be integer minor units, got {value!r}"
+                )
         require_aware(self.created_at, f"NewPayment {self.id!r}: created_at")
         object.__setattr__(self, "currency", normalize_currency(self.currency))
 
@@ -73,7 +75,8 @@ def double_quote(identifier: str) -> str:
 
 
 def quoted_table(name: str, quote: Callable[[str], str] | None = None) -> str:
-    """`table` or `schema.table` (`database.table` on MySQL), each part quoted (default: `double_quote`)."""
+    """`table` or `schema.table` (`database.table` on MySQL), each part quoted (default:
+    `double_quote`)."""
     return ".".join((quote or double_quote)(part) for part in name.split("."))
 
 
@@ -90,10 +93,18 @@ def column_time(instant: datetime, info: TableInfo, zone: str) -> datetime:
     return instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
 
 
-def check_and_write(run: Run, dialect: Dialect, table: PaymentsTable, row: NewPayment, info: TableInfo,
-                    ids: list[str], created: Any) -> InsertResult:  # fmt: skip
-    """Inside the caller's transaction: refuse a present id, else insert and verify the stored amount.
-    Raising (a value the column cannot hold) lets the caller roll back: nothing is half-written."""
+def check_and_write(
+    run: Run,
+    dialect: Dialect,
+    table: PaymentsTable,
+    row: NewPayment,
+    info: TableInfo,
+    ids: list[str],
+    created: Any,
+) -> InsertResult:
+    """Inside the caller's transaction: refuse a present id, else insert and verify the stored
+    amount. Raising (a value the column cannot hold) lets the caller roll back: nothing is
+    half-written."""
     where = f"{dialect.text.format(dialect.quote(table.id_column))} IN ({', '.join([dialect.mark] * len(ids))})"
     if run(f"SELECT 1 FROM {dialect.table(table)} WHERE {where} LIMIT 1", ids):
         return InsertResult.ALREADY_PRESENT
@@ -105,30 +116,43 @@ def check_and_write(run: Run, dialect: Dialect, table: PaymentsTable, row: NewPa
         table.created_at_column: created,
     }
     if table.refunded_column:
-        values[table.refunded_column] = None if row.refunded is None else in_unit(row.refunded, row.currency, table)
-    stored = [c for c in (table.amount_column, table.refunded_column) if c and values[c] is not None]
+        values[table.refunded_column] = (
+            None if row.refunded is None else in_unit(row.refunded, row.currency, table)
+        )
+    stored = [
+        c for c in (table.amount_column, table.refunded_column) if c and values[c] is not None
+    ]
     # Amounts go as strings, so the server casts them to the column's type exactly; what it kept
     # is read back (RETURNING, or a SELECT of the new row) and compared below.
     as_text = ", ".join(dialect.text.format(dialect.quote(c)) for c in stored) or "1"
-    insert = (f"INSERT INTO {dialect.table(table)} ({', '.join(map(dialect.quote, values))}) "
-              f"VALUES ({', '.join([dialect.mark] * len(values))})")  # fmt: skip
+    insert = (
+        f"INSERT INTO {dialect.table(table)} ({', '.join(map(dialect.quote, values))}) "
+        f"VALUES ({', '.join([dialect.mark] * len(values))})"
+    )
     if dialect.returning:
         kept = run(f"{insert} RETURNING {as_text}", list(values.values()))
     else:
         run(insert, list(values.values()))
-        kept = run(f"SELECT {as_text} FROM {dialect.table(table)} WHERE {dialect.quote(table.id_column)} = {dialect.mark} LIMIT 1", [row.id])
+        kept = run(
+            f"SELECT {as_text} FROM {dialect.table(table)} WHERE {dialect.quote(table.id_column)} "
+            f"= {dialect.mark} LIMIT 1",
+            [row.id],
+        )
     for column, value in zip(stored, kept or (), strict=False):
         if Decimal(value) != Decimal(values[column]):
             raise PaymentsDataError(
-                f"payments table {table.table}: row {row.id!r} would store {values[column]} ({table.amount_unit} "
-                f"units of {row.currency}) as {value} in column {column!r} ({info.columns.get(column, '?')}), "
+                f"payments table {table.table}: row {row.id!r} would store {values[column]} "
+                f"({table.amount_unit} "
+                f"units of {row.currency}) as {value} in column {column!r} "
+                f"({info.columns.get(column, '?')}), "
                 "which cannot hold the amount exactly"
             )
     return InsertResult.INSERTED
 
 
 def in_unit(minor: int, currency: str, table: PaymentsTable) -> str:
-    """Exact text of the amount in the table's unit: '1999' (minor), '19.99' USD or '1.234' KWD (major)."""
+    """Exact text of the amount in the table's unit: '1999' (minor), '19.99' USD or '1.234' KWD
+    (major)."""
     if table.amount_unit == "minor":
         return str(minor)
     return format(to_major(minor, currency), "f")
@@ -136,4 +160,6 @@ def in_unit(minor: int, currency: str, table: PaymentsTable) -> str:
 
 def write_error(table: PaymentsTable, row: NewPayment, exc: Exception) -> PaymentsDataError:
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return PaymentsDataError(f"payments table {table.table}: cannot insert row {row.id!r}: {first_line}")
+    return PaymentsDataError(
+        f"payments table {table.table}: cannot insert row {row.id!r}: {first_line}"
+    )
