@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from recon_dagster.charges.checks import CHECK_NAME
+from recon_dagster.defs.charges.checks import CHECK_NAME
 from recon_dagster.testing.deployment import Deployment, build_world, consecutive_days
 
 TARGET_SECONDS = 600

@@ -90,7 +90,7 @@ def child(reader: str, url: str) -> None:
         frame = read(reader, url)
         runs.append(time.perf_counter() - t0)
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    frame = frame.rename(dict(zip(frame.columns, _RAW_SCHEMA))).cast(_RAW_SCHEMA)  # type: ignore[union-attr]
+    frame = frame.rename(dict(zip(frame.columns, _RAW_SCHEMA, strict=True))).cast(_RAW_SCHEMA)  # type: ignore[union-attr]
     digest = frame.sort("id").hash_rows().sum()
     print(
         json.dumps(

@@ -59,7 +59,8 @@ def build_mirror(url: str, first: date, days: int, per_day: int) -> None:
 
 
 def build_payments(path: Path, url: str, day: date) -> None:
-    """The day's charges as the application recorded them (DuckDB, read straight from the mirror)."""
+    """The day's charges as the application recorded them (DuckDB, read straight from the
+    mirror)."""
     start = int(datetime.combine(day, datetime.min.time(), tzinfo=UTC).timestamp())
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         rows = cur.execute(
@@ -92,8 +93,10 @@ def _bulk(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
         rows,
         schema=["stripe_charge_id", "amount", "currency", "status", "created_at"],
         orient="row",
-    )  # noqa: F841
+    )
+    con.register("frame", frame.to_arrow())
     con.execute("INSERT INTO payments SELECT * FROM frame")
+    con.unregister("frame")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,8 @@ def _stripe_id(prefix: str, i: pl.Expr) -> pl.Expr:
 
 
 def transactions(days: int, per_day: int, seed: int) -> pl.DataFrame:
-    """Each day's charges (fee 2.9% + 30), ~1% refunds, 3 disputes; without the payouts' own rows."""
+    """Each day's charges (fee 2.9% + 30), ~1% refunds, 3 disputes; without the payouts' own
+    rows."""
     n = days * per_day
     i = pl.int_range(0, n, dtype=pl.Int64)
     base = pl.select(i=i).with_columns(h=pl.col("i").hash(seed), day=pl.col("i") // per_day)

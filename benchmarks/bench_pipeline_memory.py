@@ -43,14 +43,15 @@ def _free_port() -> int:
 
 
 def write_data(root: Path, n: int, database: str, server_url: str) -> tuple[Path, str, object]:
-    """Charges as JSON lines (only the fields our source reads, as Stripe names them) and a table."""
+    """Charges as JSON lines (only the fields our source reads, as Stripe names them) and a
+    table."""
     start = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp())
     ids = [f"ch_bench{i:09d}" for i in range(n)]
     created = [start + (i * 86_399) // n for i in range(n)]
     amounts = [500 + (i * 7919) % 20_000 for i in range(n)]
     charges_path = root / "charges.jsonl"
     with charges_path.open("w") as f:
-        for cid, ts, amount in zip(ids, created, amounts):
+        for cid, ts, amount in zip(ids, created, amounts, strict=True):
             f.write(
                 f'{{"id":"{cid}","object":"charge","amount":{amount},"amount_captured":{amount},"amount_refunded":0,'
                 f'"currency":"usd","status":"succeeded","paid":true,"captured":true,"refunded":false,'

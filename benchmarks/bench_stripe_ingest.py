@@ -47,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import stripe  # noqa: E402
 
-from recon_dagster.sources.stripe_api import StripeUnavailableError, fetch_charges, make_client  # noqa: E402
+from recon_dagster.sources.stripe_charges import fetch_charges  # noqa: E402
+from recon_dagster.sources.stripe_client import StripeUnavailableError, make_client  # noqa: E402
 from recon_dagster.sources.stripe_pacing import TARGET, endpoint  # noqa: E402
 from recon_dagster.sources.stripe_payouts import fetch_payout_transactions  # noqa: E402
 from recon_dagster.testing.stripe_server import (  # noqa: E402
@@ -108,7 +109,7 @@ def payouts_of(charges: list[dict], payouts: int) -> tuple[list[dict], list[dict
                 payout=payout["id"],
                 created=c["created"],
             )
-            for c, fee in zip(mine, fees)
+            for c, fee in zip(mine, fees, strict=True)
         ]
         ledger.append(payout_transactions(payout))
         paid.append(payout)
@@ -189,7 +190,8 @@ def _timed(conn, ingest) -> dict:
 
 
 def busiest_second(times: list[float]) -> int:
-    """The most requests in any one-second window (Stripe's limits are rolling one-second windows)."""
+    """The most requests in any one-second window (Stripe's limits are rolling one-second
+    windows)."""
     times = sorted(times)
     return max((bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 CHILD = """
 import dagster as dg
-from recon_dagster.definitions import build_definitions
+from recon_dagster.definitions import build_defs
 from recon_dagster.settings import Settings
-job = build_definitions(Settings.from_env()).resolve_job_def("daily_reconciliation")
+job = build_defs(Settings.from_env()).resolve_job_def("daily_reconciliation")
 with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME with the repository's dagster.yaml
     result = job.execute_in_process(instance=instance, partition_key="{day}")
 print("OK" if result.success else "FAILED")

@@ -53,7 +53,8 @@ def wait_for(url: str, timeout: float = 120.0) -> None:
 
 
 def shoot(page, url: str, out: Path, click: str | None = None) -> None:
-    """Open `url`, optionally click a tab (the check's tabs are not in the URL), wait, photograph."""
+    """Open `url`, optionally click a tab (the check's tabs are not in the URL), wait,
+    photograph."""
     page.goto(url, wait_until="networkidle")
     if click:
         page.get_by_text(click, exact=True).first.click()

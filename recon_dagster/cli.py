@@ -19,6 +19,9 @@ from recon_dagster.money import format_major
 from recon_dagster.settings import ConfigError, parse_percent
 
 EXIT = {"success": 0, "discrepancy_found": 1, "error": 2}
+DESCRIPTION = (
+    "recon-dagster: reconcile | sync | payouts | changes | history | demo | stripe-server."
+)
 
 
 def _print_json(obj: dict) -> None:
@@ -150,12 +153,13 @@ def _finding_text(side: dict | None) -> str:
     'absent'."""
     if side is None:
         return "absent"
-    return f"{side['kind']} {side['stripe_amount'] or '-'}/{side['database_amount'] or '-'} {side['currency']}".rstrip()
+    amounts = f"{side['stripe_amount'] or '-'}/{side['database_amount'] or '-'}"
+    return f"{side['kind']} {amounts} {side['currency']}".rstrip()
 
 
 def cmd_changes(args: argparse.Namespace) -> int:
     from recon_dagster.service import create_billing_reconciliation_service
-    from recon_dagster.sources.stripe_api import StripeUnavailableError
+    from recon_dagster.sources.stripe_client import StripeUnavailableError
 
     try:
         found = create_billing_reconciliation_service(source="cli").changes_since(args.since)
@@ -189,11 +193,11 @@ def cmd_history(args: argparse.Namespace) -> int:
             raise ConfigError("--end", "needs --start")
         start = as_date(args.start, "--start") if args.start else None
         end = as_date(args.end, "--end") if args.end else start
-        if start and end < start:
+        if start is not None and end is not None and end < start:
             raise ConfigError("--end", f"{end} is before --start {start}")
         store = ReportStore(Settings.from_env().report_store_url)
-        versions = store.versions(start, end) if start else None
-        rows = store.history() if not start else None
+        versions = store.versions(start, end) if start is not None else None
+        rows = store.history() if start is None else []
     except (ConfigError, ReportStoreError) as exc:
         return _error(args, str(exc))
     if versions is not None:
@@ -245,7 +249,7 @@ def cmd_stripe_server(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recon-dagster", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="recon-dagster", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("reconcile", help="reconcile whole days (inclusive) and store the report")

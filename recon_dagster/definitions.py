@@ -1,24 +1,29 @@
-"""The code location: `recon_dagster.definitions:defs`, assembled from the modules' objects."""
+"""The code location: `recon_dagster.definitions:defs`, assembled from the objects the `defs/`
+modules define, over one set of resources.
 
-from __future__ import annotations
+`defs` is built when first asked for (`dagster dev`, `dagster asset materialize -m
+recon_dagster.definitions`, `from recon_dagster.definitions import defs`), from the environment
+at that moment, and never when another module is imported; `build_defs(settings)` builds them
+from given settings (tests, the demo, benchmarks).
+"""
 
-import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from recon_dagster.alerts.pagerduty import PagerDutyAlertResource
-from recon_dagster.alerts.sensors import build_alert_sensors
-from recon_dagster.alerts.slack import SlackAlertResource
-from recon_dagster.charges.assets import build_assets
-from recon_dagster.charges.checks import build_check
-from recon_dagster.charges.late_changes import build_late_changes_sensor, build_recheck_schedule
-from recon_dagster.charges.schedules import build_daily_job, build_daily_schedule
-from recon_dagster.partitions import daily_partitions
-from recon_dagster.payouts.assets import build_payout_assets
-from recon_dagster.payouts.checks import build_payout_check
-from recon_dagster.payouts.schedules import build_payouts_job, build_payouts_schedule
-from recon_dagster.resources import (
+from recon_dagster.defs.alerts.resources import PagerDutyAlertResource, SlackAlertResource
+from recon_dagster.defs.alerts.sensors import build_alert_sensors
+from recon_dagster.defs.charges.assets import build_charges_assets
+from recon_dagster.defs.charges.checks import build_charges_check
+from recon_dagster.defs.charges.jobs import build_daily_job, build_daily_schedule
+from recon_dagster.defs.late_changes.recheck import build_recheck_schedule
+from recon_dagster.defs.late_changes.sensor import build_late_changes_sensor
+from recon_dagster.defs.payouts.assets import build_payout_assets
+from recon_dagster.defs.payouts.checks import build_payout_check
+from recon_dagster.defs.payouts.jobs import build_payouts_job, build_payouts_schedule
+from recon_dagster.defs.resources import (
+    AssetTablesResource,
     BankResource,
     PaymentsDatabaseResource,
     ReconciliationPolicy,
@@ -26,101 +31,76 @@ from recon_dagster.resources import (
     StripeMirrorResource,
     StripeResource,
 )
+from recon_dagster.defs.shared import daily_partitions
+from recon_dagster.defs.sync.job import build_refresh_sensor, sync_missing_payments_job
 from recon_dagster.settings import Settings
-from recon_dagster.stores.io_managers import DuckDBPolarsIOManager
-from recon_dagster.stores.postgres_io import PostgresPolarsIOManager
-from recon_dagster.sync.job import build_refresh_sensor, sync_missing_payments_job
 
-# A backfill of a long range runs as chunks of this many days per run: few enough runs to start
-# quickly, small enough for runs to spread over workers (see README, "Production").
-DAYS_PER_RUN = 31
+# The key the demo and tests use when STRIPE_API_KEY is unset (the local Stripe server's).
+LOCAL_API_KEY = "sk_test_recon_local"
 
 
-def _secret(name: str, fallback: str) -> str | dg.EnvVar:
-    """Secrets stay `EnvVar`s (resolved at run time, never shown); unset ones fall back to the demo."""
-    return dg.EnvVar(name) if os.environ.get(name, "").strip() else fallback
-
-
-def _optional_secret(name: str) -> dg.EnvVar | None:
-    """An alert secret as an `EnvVar` when set, else None (that channel is then off)."""
-    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
-
-
-def alert_resources(settings: Settings) -> dict[str, object]:
-    """Slack and PagerDuty, for the alert sensors (recon_dagster/alerts)."""
-    return {
-        "slack_alerts": SlackAlertResource(
-            webhook_url=_optional_secret("SLACK_WEBHOOK_URL"),
-            bot_token=_optional_secret("SLACK_BOT_TOKEN"),
-            channel=settings.slack_channel,
-            dashboard_url=settings.dashboard_url,
-        ),
-        "pagerduty_alerts": PagerDutyAlertResource(
-            routing_key=_optional_secret("PAGERDUTY_ROUTING_KEY"),
-            events_url=settings.pagerduty_events_url,
-            dashboard_url=settings.dashboard_url,
-        ),
-    }
-
-
-def asset_database(settings: Settings) -> str:
-    """The DuckDB file holding the two input assets, beside the DuckDB report store.
-
-    A file of its own: DuckDB refuses a second connection to one file with another configuration,
-    and dagster-duckdb configures its connections its own way.
-    """
-    return str(
-        Path(settings.report_store_url.removeprefix("duckdb:///")).with_name("assets.duckdb")
+def build_defs(settings: Settings) -> dg.Definitions:
+    """Both domains, charges and payouts, the late-change sensor, the alerts and the repair job,
+    over one set of resources."""
+    days = daily_partitions(settings)
+    daily_job, payouts_job = build_daily_job(days), build_payouts_job(days)
+    return dg.Definitions(
+        assets=[*build_charges_assets(days), *build_payout_assets(days)],
+        asset_checks=[build_charges_check(days), build_payout_check(days)],
+        jobs=[daily_job, payouts_job, sync_missing_payments_job],
+        schedules=[
+            build_daily_schedule(daily_job),
+            build_recheck_schedule(daily_job, settings.timezone, settings.recheck_days),
+            build_payouts_schedule(
+                payouts_job, settings.timezone, settings.bank_match_days, settings.start_date
+            ),
+        ],
+        sensors=[
+            build_refresh_sensor(daily_job),
+            # On by default when a Stripe key is configured: it reads Stripe's events.
+            build_late_changes_sensor(
+                daily_job,
+                payouts_job,
+                settings.timezone,
+                enabled=settings.is_set("STRIPE_API_KEY"),
+                interval_seconds=settings.late_changes_interval_seconds,
+            ),
+            *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since),
+        ],
+        resources=build_resources(settings),
     )
 
 
-def asset_io_manager(settings: Settings) -> dg.ConfigurableIOManagerFactory:
-    """Where `stripe_charges` and `db_payments` live: PostgreSQL (schema `recon_assets`) when the
-    report store is on PostgreSQL, else a DuckDB file beside the report store."""
-    if settings.report_store_url.startswith(("postgresql://", "postgres://")):
-        return PostgresPolarsIOManager(
-            url=_secret("RECON_REPORT_STORE_URL", settings.report_store_url), schema="recon_assets"
-        )
-    return DuckDBPolarsIOManager(database=asset_database(settings), schema="recon_assets")
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Every resource, from `settings`; secrets as `EnvVar`s (resolved at run time, never
+    shown)."""
 
+    def secret(name: str, fallback: Any) -> Any:
+        """The variable as an `EnvVar` when set, else `fallback` (the demo's, or None: off)."""
+        return dg.EnvVar(name) if settings.is_set(name) else fallback
 
-def bank_resource(settings: Settings) -> BankResource:
-    """The bank statement table, or an unset one (the payouts' bank step is then skipped)."""
-    bank = settings.bank
-    if bank is None:
-        return BankResource(match_days=settings.bank_match_days)
-    url = (
-        _secret("RECON_BANK_DATABASE_URL", bank.url)
-        if os.environ.get("RECON_BANK_DATABASE_URL", "").strip()
-        else _secret("RECON_DATABASE_URL", bank.url)
-    )
-    return BankResource(
-        url=url,
-        table=bank.table,
-        id_column=bank.id_column,
-        amount_column=bank.amount_column,
-        amount_unit=bank.amount_unit,
-        currency_column=bank.currency_column,
-        date_column=bank.date_column,
-        reference_column=bank.reference_column,
-        match_days=bank.match_days,
-        db_timezone=bank.db_timezone,
-    )
-
-
-def build_resources(settings: Settings) -> dict[str, object]:
-    table = settings.payments
+    table, bank = settings.payments, settings.bank
+    store_url = secret("RECON_REPORT_STORE_URL", settings.report_store_url)
     return {
         "stripe": StripeResource(
-            api_key=_secret("STRIPE_API_KEY", "sk_test_recon_local"),
+            api_key=secret("STRIPE_API_KEY", LOCAL_API_KEY),
             api_base=settings.stripe_api_base,
             max_network_retries=settings.stripe_max_network_retries,
             requests_per_second=settings.stripe_requests_per_second,
             endpoint_requests_per_second=settings.stripe_endpoint_requests_per_second,
             timeout_seconds=settings.stripe_timeout_seconds,
         ),
+        "stripe_mirror": StripeMirrorResource(
+            url=secret("RECON_STRIPE_SOURCE", settings.stripe_source)
+            if settings.stripe_source != "api"
+            else None,
+            mirror_schema=settings.mirror_schema,
+            min_lag_minutes=settings.mirror_min_lag_minutes,
+            # Comparing with the API needs a real key; without one the spot check is off.
+            spot_check=settings.mirror_spot_check if settings.is_set("STRIPE_API_KEY") else 0,
+        ),
         "payments_db": PaymentsDatabaseResource(
-            url=_secret("RECON_DATABASE_URL", table.url),
+            url=secret("RECON_DATABASE_URL", table.url),
             table=table.table,
             id_column=table.id_column,
             amount_column=table.amount_column,
@@ -132,9 +112,25 @@ def build_resources(settings: Settings) -> dict[str, object]:
             paid_statuses=list(table.paid_statuses),
             db_timezone=table.db_timezone,
         ),
-        "report_store": ReportStoreResource(
-            url=_secret("RECON_REPORT_STORE_URL", settings.report_store_url)
+        "bank": BankResource(match_days=settings.bank_match_days)
+        if bank is None
+        else BankResource(
+            # Without a URL of its own the bank table lives beside the payments.
+            url=secret("RECON_BANK_DATABASE_URL", bank.url)
+            if settings.is_set("RECON_BANK_DATABASE_URL")
+            else secret("RECON_DATABASE_URL", bank.url),
+            table=bank.table,
+            id_column=bank.id_column,
+            amount_column=bank.amount_column,
+            amount_unit=bank.amount_unit,
+            currency_column=bank.currency_column,
+            date_column=bank.date_column,
+            reference_column=bank.reference_column,
+            match_days=bank.match_days,
+            db_timezone=bank.db_timezone,
         ),
+        "report_store": ReportStoreResource(url=store_url),
+        "asset_tables": AssetTablesResource(url=asset_tables_url(settings, store_url)),
         "policy": ReconciliationPolicy(
             timezone=settings.timezone,
             tolerance_percent=str(settings.tolerance_percent),
@@ -144,57 +140,45 @@ def build_resources(settings: Settings) -> dict[str, object]:
             auto_sync=settings.auto_sync,
             match_on=settings.match_on,
         ),
-        "bank": bank_resource(settings),
-        "stripe_mirror": StripeMirrorResource(
-            url=_secret("RECON_STRIPE_SOURCE", settings.stripe_source)
-            if settings.stripe_source != "api"
-            else None,
-            mirror_schema=settings.mirror_schema,
-            min_lag_minutes=settings.mirror_min_lag_minutes,
-            # Comparing with the API needs a real key; without one the spot check is off.
-            spot_check=settings.mirror_spot_check
-            if os.environ.get("STRIPE_API_KEY", "").strip()
-            else 0,
+        "slack_alerts": SlackAlertResource(
+            webhook_url=secret("SLACK_WEBHOOK_URL", None),
+            bot_token=secret("SLACK_BOT_TOKEN", None),
+            channel=settings.slack_channel,
+            dashboard_url=settings.dashboard_url,
         ),
-        "io_manager": asset_io_manager(settings),
+        "pagerduty_alerts": PagerDutyAlertResource(
+            routing_key=secret("PAGERDUTY_ROUTING_KEY", None),
+            events_url=settings.pagerduty_events_url,
+            dashboard_url=settings.dashboard_url,
+        ),
+        # The repair op's small result, read from its metadata in the UI.
         "sync_result_io": dg.mem_io_manager,
     }
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """Both domains, charges and payouts, over one set of resources and the alert sensors."""
-    partitions = daily_partitions(settings.start_date, settings.timezone)
-    backfills = dg.BackfillPolicy.multi_run(DAYS_PER_RUN)
-    job, payouts_job = build_daily_job(partitions), build_payouts_job(partitions)
-    # On by default when a Stripe key is configured: it reads Stripe's events.
-    late_changes = build_late_changes_sensor(
-        job,
-        settings.timezone,
-        enabled=bool(os.environ.get("STRIPE_API_KEY", "").strip()),
-        interval_seconds=settings.late_changes_interval_seconds,
-        payouts_job=payouts_job,
-    )
-    return dg.Definitions(
-        assets=[
-            *build_assets(partitions, settings.timezone, backfills),
-            *build_payout_assets(partitions, backfills),
-        ],
-        asset_checks=[build_check(partitions), build_payout_check(partitions)],
-        jobs=[job, payouts_job, sync_missing_payments_job],
-        schedules=[
-            build_daily_schedule(job),
-            build_recheck_schedule(job, settings.timezone, settings.recheck_days),
-            build_payouts_schedule(
-                payouts_job, settings.timezone, settings.bank_match_days, settings.start_date
-            ),
-        ],
-        sensors=[
-            build_refresh_sensor(job),
-            late_changes,
-            *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since),
-        ],
-        resources={**build_resources(settings), **alert_resources(settings)},
-    )
+def asset_tables_url(settings: Settings, store_url: Any) -> Any:
+    """Where the input assets keep their rows: the PostgreSQL report store (schema
+    `recon_assets`), else a DuckDB file of its own beside the DuckDB report store (one writer
+    per DuckDB file: the store's connections and these must not share one)."""
+    if settings.report_store_url.startswith(("postgresql://", "postgres://")):
+        return store_url
+    path = Path(settings.report_store_url.removeprefix("duckdb:///")).with_name("assets.duckdb")
+    return f"duckdb:///{path}"
 
 
-defs = build_definitions(Settings.from_env())
+# `defs` is built on first access (PEP 562), from the environment at that moment, then kept like
+# any module attribute: once per process, as Dagster's loaders expect. Loading (or reloading) the
+# module forgets a built one.
+globals().pop("defs", None)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "defs":
+        built = globals()["defs"] = build_defs(Settings.from_env())
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # Dagster finds the code location's Definitions among the module's names.
+    return sorted([*globals(), "defs"])

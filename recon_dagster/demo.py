@@ -20,13 +20,13 @@ import dagster as dg
 from recon_dagster.core.grading import grade
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.result import ReconciliationResult
+from recon_dagster.defs.shared import DAILY_JOB, PAYOUTS_JOB
 from recon_dagster.money import format_major
-from recon_dagster.payouts.schedules import PAYOUTS_JOB
-from recon_dagster.settings import Settings
+from recon_dagster.settings import Settings, variables
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.testing.demo_data import DemoDataset, build_demo_dataset
-from recon_dagster.testing.sensor_ticks import evaluate_tick
+from recon_dagster.testing.sensor_ticks import late_changes_tick
 from recon_dagster.testing.stripe_server import StripeServer, make_dispute
 
 DEMO_KEY = "sk_test_recon_demo"
@@ -42,9 +42,8 @@ def demo_environment(stripe_url: str, root: Path) -> dict[str, str]:
         "RECON_PAYMENTS_REFUNDED_COLUMN": "amount_refunded",
         "RECON_BANK_TABLE": "bank_lines",
         "RECON_BANK_REFERENCE_COLUMN": "memo",
-        "RECON_REPORT_STORE_URL": os.environ.get("RECON_REPORT_STORE_URL")
-        or "duckdb:///data/recon.duckdb",
-        "RECON_DASHBOARD_URL": os.environ.get("RECON_DASHBOARD_URL") or "http://127.0.0.1:3000",
+        "RECON_REPORT_STORE_URL": variables.text("RECON_REPORT_STORE_URL"),
+        "RECON_DASHBOARD_URL": variables.value("RECON_DASHBOARD_URL") or "http://127.0.0.1:3000",
     }
 
 
@@ -77,21 +76,28 @@ def _ensure_instance_yaml(home: Path) -> None:
 
 
 def _serve(dataset: DemoDataset, port: int) -> StripeServer:
-    data = dict(
-        api_key=DEMO_KEY,
-        disputes=dataset.disputes,
-        payouts=dataset.payouts.payouts,
-        balance_transactions=dataset.payouts.transactions,
-    )
+    def server(port: int) -> StripeServer:
+        return StripeServer(
+            dataset.charges,
+            port=port,
+            api_key=DEMO_KEY,
+            disputes=dataset.disputes,
+            payouts=dataset.payouts.payouts,
+            balance_transactions=dataset.payouts.transactions,
+        ).start()
+
     try:
-        return StripeServer(dataset.charges, port=port, **data).start()
+        return server(port)
     except OSError:  # the port is taken: any free one will do for this run
-        return StripeServer(dataset.charges, port=0, **data).start()
+        return server(0)
 
 
 def payouts_table(results: list[PayoutResult]) -> str:
     """One line per payout of the demo's days: amount, itemization, the bank, what is wrong."""
-    head = f"{'arrival':<11} {'payout':<20} {'status':<7} {'amount':>14} {'itemized':>14} {'bank':<22} problems"
+    head = (
+        f"{'arrival':<11} {'payout':<20} {'status':<7} {'amount':>14} {'itemized':>14} "
+        f"{'bank':<22} problems"
+    )
     lines = [head, "-" * len(head)]
     for result in results:
         for p in result.payouts:
@@ -113,7 +119,10 @@ def payouts_table(results: list[PayoutResult]) -> str:
 
 
 def summary_table(results: list[ReconciliationResult], settings: Settings) -> str:
-    head = f"{'day':<11} {'status':<18} {'check':<9} {'Stripe':>16} {'database':>16} {'disc. %':>8} {'gross %':>8}  findings"
+    head = (
+        f"{'day':<11} {'status':<18} {'check':<9} {'Stripe':>16} {'database':>16} "
+        f"{'disc. %':>8} {'gross %':>8}  findings"
+    )
     lines = [head, "-" * len(head)]
     for r in results:
         verdict = (
@@ -148,11 +157,7 @@ def show_late_changes(
     """Stripe changes two reconciled days afterwards (a refund, a lost dispute); the sensor reads
     its events and re-opens exactly those days; their reports gain a version."""
     with dg.DagsterInstance.get() as instance:
-
-        def tick(cursor: str | None):
-            return evaluate_tick(defs, "stripe_late_changes", instance, cursor)
-
-        cursor = tick(None).cursor
+        _, cursor = late_changes_tick(defs, instance, None)
         refunded_day, disputed_day = days[1], days[-3]
         refunded = _a_paid_charge(dataset, refunded_day, settings.timezone)
         server.update_charge(
@@ -175,12 +180,13 @@ def show_late_changes(
             "dispute on "
             f"{disputed['id']} (made on {disputed_day}), after both days were reconciled."
         )
-        requests = tick(cursor).run_requests
+        requests, _ = late_changes_tick(defs, instance, cursor)
+        reopened = [r.partition_key for r in requests if r.partition_key]
         print(
             f"[late changes] stripe_late_changes re-opens {len(requests)} day(s): "
-            f"{', '.join(r.partition_key for r in requests)}"
+            f"{', '.join(reopened)}"
         )
-        job = defs.resolve_job_def("daily_reconciliation")
+        job = defs.resolve_job_def(DAILY_JOB)
         for request in requests:
             job.execute_in_process(
                 instance=instance,
@@ -190,8 +196,8 @@ def show_late_changes(
                 run_config={} if verbose else QUIET_RUN_CONFIG,
             )
     store = ReportStore(settings.report_store_url)
-    for request in requests:
-        for version in store.versions(date.fromisoformat(request.partition_key)):
+    for day in reopened:
+        for version in store.versions(date.fromisoformat(day)):
             changed = (
                 ", ".join(
                     f"{c['payment_id']} ({(c['before'] or {}).get('kind', '-')} -> "
@@ -256,9 +262,9 @@ def run_demo(
 def _run_demo(
     days: int, ui: bool, port: int, root: Path, verbose: bool, late_changes: bool = False
 ) -> int:
-    from recon_dagster.definitions import build_definitions
+    from recon_dagster.definitions import build_defs
 
-    tz = os.environ.get("RECON_TIMEZONE") or "UTC"
+    tz = variables.value("RECON_TIMEZONE")
     today = datetime.now(ZoneInfo(tz)).date()
     day_list: list[date] = [today - timedelta(days=n) for n in range(days, 0, -1)]
     dataset = build_demo_dataset(day_list, tz)
@@ -279,10 +285,10 @@ def _run_demo(
         os.environ.update(env)
         _ensure_instance_yaml(Path(env["DAGSTER_HOME"]))
         settings = Settings.from_env()
-        defs = build_definitions(settings)
+        defs = build_defs(settings)
         # Charges for every day; payouts for the days they arrive on (a day's sales pay out the next
         # day).
-        runs = [(defs.resolve_job_def("daily_reconciliation"), day) for day in day_list]
+        runs = [(defs.resolve_job_def(DAILY_JOB), day) for day in day_list]
         runs += [(defs.resolve_job_def(PAYOUTS_JOB), day) for day in day_list[1:]]
         failures: list[str] = []
         with dg.DagsterInstance.get() as instance:

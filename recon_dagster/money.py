@@ -65,7 +65,7 @@ class CurrencyError(ValueError):
     """A currency code that is not three ASCII letters."""
 
 
-def normalize_currency(code: str) -> str:
+def normalize_currency(code: object) -> str:
     """Upper-case ISO code; Stripe sends lower case, tables often upper."""
     if not isinstance(code, str) or len(code.strip()) != 3 or not code.strip().isalpha():
         raise CurrencyError(f"{code!r} is not a three-letter ISO 4217 currency code")

@@ -4,31 +4,30 @@ For scripts, notebooks and the CLI. A range is reconciled as one window, so a pa
 records fall either side of a midnight inside the range is matched.
 """
 
-from __future__ import annotations
-
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from recon_dagster.charges.neighbours import lookup_across_midnight
 from recon_dagster.core.grading import grade
 from recon_dagster.core.payout_result import PayoutResult
-from recon_dagster.core.reconcile import reconcile as reconcile_frames
 from recon_dagster.core.result import ReconcileParams, ReconciliationResult
-from recon_dagster.partitions import day_window, days_between
-from recon_dagster.payouts.gather import gather_and_reconcile
-from recon_dagster.resources import StripeMirrorResource
+from recon_dagster.days import day_window, days_between, today
 from recon_dagster.settings import ConfigError, Settings, parse_percent
-from recon_dagster.sources import bank, payments_db, stripe_api, stripe_events, stripe_payouts
-from recon_dagster.sources.payments_db import PaymentsDataError
-from recon_dagster.sources.stripe_api import StripeDataError, StripeUnavailableError
-from recon_dagster.sources.stripe_disputes import with_disputes
+from recon_dagster.sources import bank, payments_db, stripe_client, stripe_events, stripe_mirror
+from recon_dagster.sources.bank import BankLines
+from recon_dagster.sources.payments_db import PaymentsDataError, PaymentsReader
+from recon_dagster.sources.stripe_api import StripeApi
+from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
+from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
+from recon_dagster.sources.stripe_source import ChargeSource, PayoutSource
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.sync.repair import SyncResult, sync_payments
+from recon_dagster.usecases.charges import reconcile_charges
+from recon_dagster.usecases.payouts import reconcile_payout_days
 
 log = logging.getLogger("recon_dagster")
 
@@ -55,12 +54,13 @@ def as_date(value: date | datetime | str, name: str) -> date:
 class BillingReconciliationService:
     settings: Settings
     source: str = "api"
-    _client: object = field(default=None, init=False, repr=False)
+    _api: StripeApi | None = field(default=None, init=False, repr=False)
 
-    def stripe(self):
-        if self._client is None:
+    def stripe(self) -> StripeApi:
+        """The Stripe API, through one paced client (STRIPE_API_KEY is needed)."""
+        if self._api is None:
             s = self.settings
-            self._client = stripe_api.make_client(
+            client = stripe_client.make_client(
                 s.stripe_api_key(),
                 api_base=s.stripe_api_base,
                 max_network_retries=s.stripe_max_network_retries,
@@ -68,22 +68,21 @@ class BillingReconciliationService:
                 endpoint_requests_per_second=s.stripe_endpoint_requests_per_second,
                 timeout=s.stripe_timeout_seconds,
             )
-        return self._client
+            self._api = StripeApi(client)
+        return self._api
 
-    def mirror(self) -> StripeMirrorResource | None:
-        """The Stripe mirror when RECON_STRIPE_SOURCE names one (the same object the assets use)."""
+    def sources(self) -> tuple[ChargeSource, PayoutSource]:
+        """Where charges and payouts are read: the Stripe mirror when RECON_STRIPE_SOURCE names
+        one (an unreachable mirror or an unknown layout stops here, nothing written), else the
+        API. A mirror needs the API only for its spot check."""
         s = self.settings
         if s.stripe_source == "api":
-            return None
-        spot = (
-            s.mirror_spot_check if s.env.get("STRIPE_API_KEY", "").strip() else 0
-        )  # comparing needs a real key
-        return StripeMirrorResource(
-            url=s.stripe_source,
-            mirror_schema=s.mirror_schema,
-            min_lag_minutes=s.mirror_min_lag_minutes,
-            spot_check=spot,
-        )
+            return self.stripe(), self.stripe()
+        api = self.stripe() if s.is_set("STRIPE_API_KEY") else None
+        mirror = stripe_mirror.detect(s.stripe_source, s.mirror_schema)
+        lag = timedelta(minutes=s.mirror_min_lag_minutes)
+        charges = MirrorCharges(mirror, lag, s.mirror_spot_check if api else 0, api)
+        return charges, payout_source(charges)
 
     def store(self) -> ReportStore:
         return ReportStore(self.settings.report_store_url)
@@ -115,16 +114,9 @@ class BillingReconciliationService:
         refunds = s.include_refunds if include_refunds is None else bool(include_refunds)
         table = s.payments
         payments_db.validate(table)  # a missing table or column stops here, nothing written
-        mirror = self.mirror()
-        if mirror is not None:
-            # an unreachable mirror or an unknown layout stops here, nothing written
-            mirror.mirror()
-        # A mirror needs the API only for its spot check.
-        client = self.stripe() if mirror is None or mirror.spot_check else None
-
+        stripe, _ = self.sources()
         started = time.monotonic()
         log.info("Starting billing reconciliation for %s to %s (%s)", first, last, s.timezone)
-        start, end = day_window(first, last, s.timezone)
         params = ReconcileParams(
             start=first,
             end=last,
@@ -135,46 +127,13 @@ class BillingReconciliationService:
             refunds_tracked=table.refunded_column is not None,
             match_on=s.match_on,
         )
-        lookup = lookup_across_midnight(
-            start,
-            end,
-            timedelta(hours=s.timing_margin_hours),
-            retrieve_charges=lambda ids: stripe_api.retrieve_charges(client, ids),
-            charges_of_intents=lambda intents: stripe_api.charges_of_intents(client, intents),
-            find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
-            fetch_charges=lambda a, b: stripe_api.fetch_charges(client, a, b),
-        )
-        if mirror is not None:  # the Stripe side, and its neighbours, from the mirror
-            lookup = lookup_across_midnight(
-                start,
-                end,
-                timedelta(hours=s.timing_margin_hours),
-                retrieve_charges=mirror.retrieve_charges,
-                charges_of_intents=mirror.fetch_intents,
-                find_payments=lambda ids, a, b: payments_db.find_ids(table, ids, start=a, end=b),
-                fetch_charges=mirror.fetch_charges,
-            )
         try:
-            charges = (
-                mirror.fetch_charges(start, end)
-                if mirror is not None
-                else with_disputes(
-                    client, stripe_api.fetch_charges(client, start, end, slices=None), start
-                )
+            result = reconcile_charges(
+                params,
+                stripe=stripe,
+                payments=PaymentsReader(table),
+                margin=timedelta(hours=s.timing_margin_hours),
             )
-            result = reconcile_frames(
-                charges, payments_db.read_window(table, start, end), params, find_neighbours=lookup
-            )
-            if mirror is not None:
-                label, note, mismatches = mirror.verdict(
-                    charges,
-                    end,
-                    f"{first}:{last}",
-                    lambda ids: stripe_api.retrieve_charges(client, ids),
-                )
-                result = replace(
-                    result, stripe_source=label, source_note=note, source_mismatches=mismatches
-                )
         except RUNTIME_ERRORS as exc:
             log.error("Reconciliation failed: %s", exc)
             result = ReconciliationResult.failed(
@@ -216,7 +175,7 @@ class BillingReconciliationService:
         window = day_window(day, day, self.settings.timezone) if day is not None else None
         return sync_payments(
             list(ids),
-            client=self.stripe(),
+            client=self.stripe().client,
             table=self.settings.payments,
             store=self.store(),
             dry_run=dry_run,
@@ -265,37 +224,21 @@ class BillingReconciliationService:
         bank_table = s.bank
         if bank_table is not None:
             bank.validate(bank_table)
-        today = datetime.now(ZoneInfo(s.timezone)).date()
-        mirror = self.mirror() or StripeMirrorResource()
+        as_of = today(s.timezone)
+        _, stripe = self.sources()
         try:
-            fetch_payouts, fetch_transactions, label = mirror.payout_readers(
-                lambda a, b: stripe_payouts.fetch_payouts(self.stripe(), a, b),
-                lambda ids: stripe_payouts.fetch_payout_transactions(self.stripe(), ids),
-            )
-            result = gather_and_reconcile(
+            result = reconcile_payout_days(
                 first,
                 last,
-                fetch_payouts=fetch_payouts,
-                fetch_transactions=fetch_transactions,
-                find_payments=lambda ids: payments_db.find_ids(s.payments, ids),
-                read_deposits=(lambda a, b: bank.read_deposits(bank_table, a, b, s.timezone))
-                if bank_table
-                else None,
+                stripe=stripe,
+                payments=PaymentsReader(s.payments),
+                bank=BankLines(bank_table, s.timezone) if bank_table is not None else None,
                 match_days=s.bank_match_days,
-                reference_configured=bool(bank_table and bank_table.reference_column),
-                as_of=today,
-            )
-            result = replace(
-                result,
-                stripe_source=label,
-                source_note=mirror.payout_catch_up_note(last, label),
-                source_mismatches=mirror.payout_mismatches(
-                    result, label, lambda ids: stripe_payouts.retrieve_payouts(self.stripe(), ids)
-                ),
+                as_of=as_of,
             )
         except RUNTIME_ERRORS as exc:
             log.error("Payout reconciliation failed: %s", exc)
-            result = PayoutResult.failed(first, last, today, str(exc), match_days=s.bank_match_days)
+            result = PayoutResult.failed(first, last, as_of, str(exc), match_days=s.bank_match_days)
         if store:
             PayoutStore(self.store()).save(result, source=self.source)
         log.info("Payout reconciliation completed %s", {"status": result.status, **result.counts()})
@@ -307,7 +250,7 @@ class BillingReconciliationService:
         s = self.settings
         first = as_date(since, "--since")
         start = datetime.combine(first, datetime.min.time(), tzinfo=ZoneInfo(s.timezone))
-        client = self.stripe()
+        client = self.stripe().client
         # The stored days are the charges' reports: only the events that change a charge count here.
         changes = stripe_events.read_changes(
             client,
@@ -335,7 +278,7 @@ class BillingReconciliationService:
         return {"days": days, "events_read": len(changes)}
 
     def yesterday(self) -> date:
-        return datetime.now(ZoneInfo(self.settings.timezone)).date() - timedelta(days=1)
+        return today(self.settings.timezone) - timedelta(days=1)
 
     def run_daily_reconciliation(self) -> ReconciliationResult:
         """The previous day in RECON_TIMEZONE, as the 02:00 schedule does."""

@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dagster as dg
 import psycopg
@@ -22,8 +22,9 @@ from psycopg import sql
 
 from recon_dagster.settings import redact_url
 from recon_dagster.testing.stripe_server import StripeServer
-from recon_dagster_tests.instances import fresh_database, postgres_home, sqlite_home
-from recon_dagster_tests.scenario import API_KEY, new_scenario
+from recon_dagster_tests.support.databases import mysql_connect
+from recon_dagster_tests.support.instances import fresh_database, postgres_home, sqlite_home
+from recon_dagster_tests.support.scenario import API_KEY, new_scenario
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
@@ -47,7 +48,8 @@ def reachable(
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """A reachable PostgreSQL URL, or the test is skipped (failed under RECON_REQUIRE_POSTGRES=1)."""
+    """A reachable PostgreSQL URL, or the test is skipped (failed under
+    RECON_REQUIRE_POSTGRES=1)."""
     return reachable(
         "PostgreSQL",
         "RECON_TEST_POSTGRES_URL",
@@ -60,7 +62,8 @@ def postgres_url() -> str:
 
 @pytest.fixture(scope="session")
 def mysql_url() -> str:
-    """A reachable MySQL/MariaDB URL, or the test is skipped (failed under RECON_REQUIRE_MYSQL=1)."""
+    """A reachable MySQL/MariaDB URL, or the test is skipped (failed under
+    RECON_REQUIRE_MYSQL=1)."""
     return reachable(
         "MySQL/MariaDB",
         "RECON_TEST_MYSQL_URL",
@@ -68,21 +71,6 @@ def mysql_url() -> str:
         "RECON_REQUIRE_MYSQL",
         lambda url: mysql_connect(url).close(),
         pymysql.MySQLError,
-    )
-
-
-def mysql_connect(url: str, database: str | None = None) -> pymysql.connections.Connection:
-    """A test's own autocommit connection (UTC session) to the server of `url`."""
-    parts = urlsplit(url)
-    return pymysql.connect(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        database=database,
-        autocommit=True,
-        connect_timeout=3,
-        init_command="SET time_zone = '+00:00'",
     )
 
 
@@ -145,7 +133,8 @@ def _with_search_path(url: str, schema: str) -> str:
 
 @pytest.fixture
 def serve():
-    """Start local Stripe servers for a test (`serve(charges, **options)`) and stop them afterwards."""
+    """Start local Stripe servers for a test (`serve(charges, **options)`) and stop them
+    afterwards."""
     started: list[StripeServer] = []
 
     def start(charges=(), **options) -> StripeServer:

@@ -14,7 +14,7 @@ import pytest
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.report_versions import VERSION_KEYS
 from recon_dagster.testing.stripe_server import make_payout
-from recon_dagster_tests.scenario import API_KEY, at
+from recon_dagster_tests.support.scenario import API_KEY, at
 
 DAY, NEXT = date(2024, 5, 6), date(2024, 5, 7)
 SEED_KEYS = {

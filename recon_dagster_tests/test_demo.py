@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from recon_dagster.charges.checks import CHECK_NAME, REPORT_KEY
+from recon_dagster.defs.charges.checks import CHECK_NAME, REPORT as REPORT_KEY
 from recon_dagster.demo import failure_cause
-from recon_dagster_tests.scenario import API_KEY
+from recon_dagster_tests.support.scenario import API_KEY
 
 # A module-scoped fixture (an expensive world) is built once: every test of this file runs on one
 # xdist worker.

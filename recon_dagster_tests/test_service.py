@@ -10,8 +10,8 @@ import pytest
 
 from recon_dagster import ConfigError, Settings, create_billing_reconciliation_service
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
-from recon_dagster_tests.databases import KINDS, execute
-from recon_dagster_tests.scenario import API_KEY, at
+from recon_dagster_tests.support.databases import KINDS, execute
+from recon_dagster_tests.support.scenario import API_KEY, at
 
 TZ = "America/New_York"
 SPRING = date(2024, 3, 10)  # 23 hours long in New York

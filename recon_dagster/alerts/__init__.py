@@ -1,5 +1,6 @@
-"""Slack and PagerDuty alerts, driven by the `discrepancy_within_tolerance` check's evaluations.
+"""Slack messages and PagerDuty events for the checks' evaluations, and their delivery's retries.
 
-Sensors (`sensors.py`) read the check's evaluations from the Dagster instance, so a run's own code
-never sends an alert; `slack.py` and `pagerduty.py` build and deliver the messages.
+No Dagster here: the sensors (`defs/alerts/sensors.py`) read the evaluations from the instance, so
+a run's own code never sends an alert, and hand each one's figures (`figures.Evaluation`) to
+`slack_messages` and `pagerduty_events`.
 """

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import dagster as dg
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -30,22 +28,6 @@ class Evaluation:
     def asset(self) -> str:
         return "payout_reconciliation" if self.is_payouts else "reconciliation_report"
 
-    @classmethod
-    def from_check(
-        cls, execution_id: int, evaluation: dg.AssetCheckEvaluation, timestamp: float = 0.0
-    ) -> Evaluation:
-        figures = {key: value.value for key, value in (evaluation.metadata or {}).items()}
-        return cls(
-            execution_id=execution_id,
-            timestamp=timestamp,
-            date=str(evaluation.partition or figures.get("date") or ""),
-            passed=bool(evaluation.passed),
-            critical=(not evaluation.passed) and evaluation.severity == dg.AssetCheckSeverity.ERROR,
-            description=evaluation.description or "",
-            figures=figures,
-            check=evaluation.check_name,
-        )
-
 
 def partition_link(
     dashboard_url: str | None, date: str, asset: str = "reconciliation_report"
@@ -61,3 +43,19 @@ def percent(value: Any) -> str:
         return f"{float(value):.2f}%"
     except (TypeError, ValueError):
         return "n/a"
+
+
+def as_dict(value: Any) -> dict[str, Any] | None:
+    """A figure that should be an object (JSON metadata), or None when it is not one."""
+    return value if isinstance(value, dict) else None
+
+
+def as_list(value: Any) -> list[Any]:
+    """A figure that should be a list (JSON metadata); empty when it is not one."""
+    return value if isinstance(value, list) else []
+
+
+def dedup_key(date: str, payouts: bool = False) -> str:
+    """One incident per day and domain: `billing-reconciliation-<date>`,
+    `billing-payouts-<date>`."""
+    return f"billing-{'payouts' if payouts else 'reconciliation'}-{date}"

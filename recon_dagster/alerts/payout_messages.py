@@ -6,9 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from recon_dagster.alerts.figures import Evaluation, partition_link
-from recon_dagster.alerts.pagerduty import dedup_key
-from recon_dagster.alerts.slack import IDS_SHOWN, ORANGE, RED, escape, escape_mrkdwn
+from recon_dagster.alerts.figures import Evaluation, as_dict, as_list, dedup_key, partition_link
+from recon_dagster.alerts.slack_text import IDS_SHOWN, ORANGE, RED, escape, escape_mrkdwn
 
 
 def _payout_line(p: dict[str, Any]) -> str:
@@ -19,14 +18,15 @@ def _payout_line(p: dict[str, Any]) -> str:
         else ""
     )
     failure = f", {p.get('failure_code')}" if p.get("failure_code") else ""
-    return f"{p.get('id')} {p.get('amount')} {p.get('currency')} ({', '.join(p.get('problems') or [])}{extra}{failure})"
+    problems = ", ".join(p.get("problems") or [])
+    return f"{p.get('id')} {p.get('amount')} {p.get('currency')} ({problems}{extra}{failure})"
 
 
 def build_payout_message(
     evaluation: Evaluation, dashboard_url: str | None = None
 ) -> dict[str, Any]:
     f = evaluation.figures
-    counts = f.get("counts") if isinstance(f.get("counts"), dict) else {}
+    counts = as_dict(f.get("counts")) or {}
     level = "CRITICAL" if evaluation.critical else "WARNING"
     title = f"Payout reconciliation {level}: {escape(evaluation.date)}"
     link = partition_link(dashboard_url, evaluation.date, "payout_reconciliation")
@@ -41,7 +41,7 @@ def build_payout_message(
     )
     if problems:
         fields.append({"title": "Problems", "value": problems, "short": False})
-    payouts = [p for p in f.get("problem_payouts") or [] if isinstance(p, dict)]
+    payouts = [p for p in as_list(f.get("problem_payouts")) if isinstance(p, dict)]
     if payouts:
         fields.append(
             {
@@ -50,7 +50,7 @@ def build_payout_message(
                 "value": "\n".join(escape(_payout_line(p)) for p in payouts[:IDS_SHOWN]),
             }
         )
-    deposits = [d for d in f.get("deposits_without_payout") or [] if isinstance(d, dict)]
+    deposits = [d for d in as_list(f.get("deposits_without_payout")) if isinstance(d, dict)]
     if deposits:
         fields.append(
             {
@@ -68,7 +68,7 @@ def build_payout_message(
         fields.append(
             {"title": "Bank", "value": "not checked (RECON_BANK_TABLE is not set)", "short": False}
         )
-    late = f.get("late_change") if isinstance(f.get("late_change"), dict) else None
+    late = as_dict(f.get("late_change"))
     if late:
         events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
         fields.append(
@@ -121,7 +121,7 @@ def build_payout_trigger(
     summary_limit: int,
 ) -> dict[str, Any]:
     f = evaluation.figures
-    counts = f.get("counts") if isinstance(f.get("counts"), dict) else {}
+    counts = as_dict(f.get("counts")) or {}
     found = ", ".join(
         f"{k} {int(v)}" for k, v in counts.items() if k not in ("payouts", "awaiting_bank") and v
     )

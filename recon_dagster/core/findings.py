@@ -55,7 +55,8 @@ def _columns(common: dict[str, pl.Expr], columns: dict[str, pl.Expr]) -> list[pl
 
 
 def _finding(kind: str, **columns: pl.Expr) -> list[pl.Expr]:
-    """A joined class's finding columns; what the class does not set is null (or the common value)."""
+    """A joined class's finding columns; what the class does not set is null (or the common
+    value)."""
     common = {
         "kind": pl.lit(kind),
         "payment_id": pl.col("id"),
@@ -200,7 +201,12 @@ def _per_class(params: ReconcileParams) -> list[tuple[pl.Expr, list[pl.Expr]]]:
 
 
 def _across(
-    frame: pl.DataFrame | None, schema: dict, ids: pl.Series, prefix: str, amount: str, created: str
+    frame: pl.DataFrame | None,
+    schema: pl.Schema,
+    ids: pl.Series,
+    prefix: str,
+    amount: str,
+    created: str,
 ) -> pl.DataFrame:
     """The earliest counterpart of each id in `frame` (ties broken on every column: order-free)."""
     frame = conform(
@@ -344,7 +350,8 @@ def build_findings(
 
 
 def _by_intent_too(charges: pl.DataFrame | None) -> pl.DataFrame | None:
-    """Neighbour charges findable by their id and by their PaymentIntent id (a `pi_` row's look-up)."""
+    """Neighbour charges findable by their id and by their PaymentIntent id (a `pi_` row's
+    look-up)."""
     if charges is None:
         return None
     charges = conform(charges, CHARGES_SCHEMA, "neighbour")
@@ -421,7 +428,7 @@ def to_objects(findings: pl.DataFrame) -> list[Finding]:
     try:
         for row in findings.iter_rows():
             finding = new(Finding)
-            finding.__dict__.update(zip(names, row))
+            finding.__dict__.update(zip(names, row, strict=True))
             out.append(finding)
     finally:
         if paused:

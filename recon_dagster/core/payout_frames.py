@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .frames import UTC_TS
+from recon_dagster.core.frames import UTC_TS
 
 PAYOUT_STATUSES: tuple[str, ...] = ("paid", "pending", "in_transit", "canceled", "failed")
 # The statuses of a payout that will never reach the bank.
@@ -20,51 +20,59 @@ FAILED_STATUSES: tuple[str, ...] = ("failed", "canceled")
 
 # One row per payout: the reported ones, and those just before the window that may own deposits in
 # it.
-PAYOUTS_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "amount": pl.Int64(),  # positive: money sent to the bank
-    "currency": pl.String(),
-    "arrival_date": pl.Date(),  # the date Stripe expects the money in the bank
-    "status": pl.String(),  # one of PAYOUT_STATUSES
-    "automatic": pl.Boolean(),  # only automatic payouts can be itemized
-    "failure_code": pl.String(),
-    "trace_id": pl.String(),  # the bank's trace number, when Stripe has it (nullable)
-    "created": UTC_TS,
-}
+PAYOUTS_SCHEMA = pl.Schema(
+    {
+        "id": pl.String(),
+        "amount": pl.Int64(),  # positive: money sent to the bank
+        "currency": pl.String(),
+        "arrival_date": pl.Date(),  # the date Stripe expects the money in the bank
+        "status": pl.String(),  # one of PAYOUT_STATUSES
+        "automatic": pl.Boolean(),  # only automatic payouts can be itemized
+        "failure_code": pl.String(),
+        "trace_id": pl.String(),  # the bank's trace number, when Stripe has it (nullable)
+        "created": UTC_TS,
+    }
+)
 
 # One row per balance transaction of an automatic payout, its own `payout` transaction included.
-PAYOUT_TRANSACTIONS_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "payout": pl.String(),  # the payout it was paid out in
-    "amount": pl.Int64(),  # gross, signed as it moves the balance
-    "fee": pl.Int64(),  # Stripe's fee on it (positive: taken from the balance)
-    "net": pl.Int64(),  # amount - fee
-    "currency": pl.String(),
-    "type": pl.String(),
-    "reporting_category": pl.String(),
-    "source": pl.String(),  # ch_/py_/re_/du_/po_ id, or null
-    "charge": pl.String(),  # the charge id of a charge-category row, else null
-    "payment_intent": pl.String(),  # that charge's PaymentIntent, when known
-    "created": UTC_TS,
-}
+PAYOUT_TRANSACTIONS_SCHEMA = pl.Schema(
+    {
+        "id": pl.String(),
+        "payout": pl.String(),  # the payout it was paid out in
+        "amount": pl.Int64(),  # gross, signed as it moves the balance
+        "fee": pl.Int64(),  # Stripe's fee on it (positive: taken from the balance)
+        "net": pl.Int64(),  # amount - fee
+        "currency": pl.String(),
+        "type": pl.String(),
+        "reporting_category": pl.String(),
+        "source": pl.String(),  # ch_/py_/re_/du_/po_ id, or null
+        "charge": pl.String(),  # the charge id of a charge-category row, else null
+        "payment_intent": pl.String(),  # that charge's PaymentIntent, when known
+        "created": UTC_TS,
+    }
+)
 
 # One row per bank statement line; only deposits (amount > 0) are looked at.
-BANK_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "amount": pl.Int64(),
-    "currency": pl.String(),
-    "date": pl.Date(),
-    "reference": pl.String(),  # the statement's free text (nullable)
-}
+BANK_SCHEMA = pl.Schema(
+    {
+        "id": pl.String(),
+        "amount": pl.Int64(),
+        "currency": pl.String(),
+        "date": pl.Date(),
+        "reference": pl.String(),  # the statement's free text (nullable)
+    }
+)
 
 # The columns of the application's payments table rows that the charge checks need: any frame with
 # them will do (a `frames.PAYMENTS_SCHEMA` frame does). `id` is a charge or a PaymentIntent id, and
 # several rows may share it.
-PAYMENT_ROWS_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "amount": pl.Int64(),
-    "currency": pl.String(),
-}
+PAYMENT_ROWS_SCHEMA = pl.Schema(
+    {
+        "id": pl.String(),
+        "amount": pl.Int64(),
+        "currency": pl.String(),
+    }
+)
 
 
 def empty_payouts() -> pl.DataFrame:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any, Literal
 
-from ..money import to_major
+from recon_dagster.money import to_major
 
 Status = Literal["reconciled", "problems", "error"]
 Severity = Literal["pass", "warn", "error"]

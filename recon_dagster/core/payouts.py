@@ -28,9 +28,9 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from .frames import conform
-from .ids import id_hash
-from .payout_frames import (
+from recon_dagster.core.frames import conform
+from recon_dagster.core.ids import id_hash
+from recon_dagster.core.payout_frames import (
     BANK_SCHEMA,
     FAILED_STATUSES,
     PAYMENT_ROWS_SCHEMA,
@@ -38,7 +38,13 @@ from .payout_frames import (
     PAYOUTS_SCHEMA,
     empty_bank,
 )
-from .payout_result import MANUAL_NOTE, PROBLEMS, Deposit, PayoutLine, PayoutResult
+from recon_dagster.core.payout_result import (
+    MANUAL_NOTE,
+    PROBLEMS,
+    Deposit,
+    PayoutLine,
+    PayoutResult,
+)
 
 CATEGORY = pl.col("reporting_category")
 # reporting_category -> component; every other category is an adjustment.
@@ -222,9 +228,10 @@ def _codes(currencies: pl.Series) -> pl.Series:
 def _only(codes: pl.Series) -> int | None:
     """The one value of `codes` when they all have it (no nulls), else None: one account, one
     currency is the usual case, and then no row's currency needs a look."""
-    if codes.is_empty() or codes.has_nulls() or codes.min() != codes.max():
+    low = codes.min()
+    if codes.is_empty() or codes.has_nulls() or low != codes.max() or not isinstance(low, int):
         return None
-    return codes.min()  # type: ignore[return-value]
+    return low
 
 
 def _sorted_keys(hashes: pl.Series, rows: pl.Series) -> pl.DataFrame:
@@ -347,8 +354,8 @@ def _deposits(bank: pl.DataFrame) -> pl.LazyFrame:
 
 def _pairs(payouts: pl.DataFrame, deposits: pl.LazyFrame, match_days: int) -> pl.LazyFrame:
     """Every (payout, deposit) pair that may match, ranked (`rank`, 0 is best) by the rule above."""
-    payouts = payouts.lazy().filter(~pl.col("status").is_in(FAILED_STATUSES))
-    pairs = payouts.select("id", "amount", "currency", "arrival_date", "trace_id").join(
+    paid = payouts.lazy().filter(~pl.col("status").is_in(FAILED_STATUSES))
+    pairs = paid.select("id", "amount", "currency", "arrival_date", "trace_id").join(
         deposits.select("d", "amount", "currency", "date", "reference", deposit_id="id"),
         on=["amount", "currency"],
     )
@@ -394,7 +401,8 @@ def _greedy(pairs: pl.LazyFrame) -> pl.DataFrame:
 def _problems(
     lines: pl.LazyFrame, *, as_of: date, match_days: int, bank_configured: bool
 ) -> pl.LazyFrame:
-    """One boolean column per problem code, with the itemization filled in (0) or voided (manual)."""
+    """One boolean column per problem code, with the itemization filled in (0) or voided
+    (manual)."""
     automatic = pl.col("automatic")
     # An automatic payout without transactions is itemized as 0; a manual one is not itemized.
     sums = (

@@ -77,7 +77,10 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             "the "
             f"rows, then re-run the day (`recon-dagster reconcile {flags}`)."
         )
-        return f"{_plural(n, 'payment')} {_verb(n, 'differ')} in amount by {_money(items)} in total (e.g. {example}). {cause}"
+        return (
+            f"{_plural(n, 'payment')} {_verb(n, 'differ')} in amount by {_money(items)} in total "
+            f"(e.g. {example}). {cause}"
+        )
     if kind == "status_mismatches":
         f = items[0]
         return (
@@ -147,7 +150,7 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
     if kind == "invalid_rows":
         shown = "; ".join(
             f"{f.source or 'row'} "
-            f"{f.payment_id or '(no id, created ' + str(f.stripe_created or f.database_created) + ')'}: "
+            f"{f.payment_id or f'(no id, created {f.stripe_created or f.database_created})'}: "
             f"{f.detail}"
             for f in items[:_MAX_IDS]
         )

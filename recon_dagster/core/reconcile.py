@@ -80,11 +80,11 @@ def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
 def _flagged(
     stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool
 ) -> pl.LazyFrame:
-    stripe, database = stripe.lazy(), database.drop(DATABASE_DETAILS)
+    left, right = stripe.lazy(), database.drop(DATABASE_DETAILS)
     if on_hash:
-        joined = stripe.join(database, on="h", how="full")
+        joined = left.join(right, on="h", how="full")
     else:
-        joined = stripe.join(database, left_on="s_id", right_on="d_id", how="full", coalesce=False)
+        joined = left.join(right, left_on="s_id", right_on="d_id", how="full", coalesce=False)
     flags = pl.any_horizontal(list(JOIN_CLASSES)) | (COLLISION if on_hash else pl.lit(False))
     return _classify(joined, params).filter(flags).with_columns(id=pl.coalesce("s_id", "d_id"))
 

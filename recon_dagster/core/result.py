@@ -15,6 +15,9 @@ from typing import Any, Literal
 from recon_dagster.money import to_major
 
 Status = Literal["success", "discrepancy_found", "error"]
+# What the payments table's id column holds: each id by its prefix, charge ids, or PaymentIntent
+# ids.
+MatchOn = Literal["auto", "charge", "payment_intent"]
 
 # The discrepancy classes, in the order reports and alerts list them.
 CLASSES: tuple[str, ...] = (
@@ -32,7 +35,12 @@ CLASSES: tuple[str, ...] = (
 # Reported, but never money against the tolerance by themselves (a lost dispute's `difference` is).
 REPORT_ONLY: tuple[str, ...] = ("timing_differences", "invalid_rows")
 # Dispute statuses that may still take the money back (Stripe's open states).
-OPEN_DISPUTES: tuple[str, ...] = ("needs_response", "under_review", "warning_needs_response", "warning_under_review")
+OPEN_DISPUTES: tuple[str, ...] = (
+    "needs_response",
+    "under_review",
+    "warning_needs_response",
+    "warning_under_review",
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,9 @@ class Finding:
     stripe_created: datetime | None = None
     database_created: datetime | None = None
     detail: str = ""
-    database_id: str | None = None  # the table's id when it is not `payment_id` (a PaymentIntent id)
+    database_id: str | None = (
+        None  # the table's id when it is not `payment_id` (a PaymentIntent id)
+    )
     dispute_id: str | None = None
     dispute_status: str | None = None
     source: str | None = None  # invalid_rows: "stripe" or "database"
@@ -79,7 +89,9 @@ class CurrencyTotals:
     gross_discrepancy: int  # sum of |difference| over findings, so offsetting errors still show
     discrepancy_percentage: float
     gross_discrepancy_percentage: float
-    disputes_lost: int = 0  # lost disputes: money Stripe took back (counted in the gross discrepancy)
+    disputes_lost: int = (
+        0  # lost disputes: money Stripe took back (counted in the gross discrepancy)
+    )
     disputes_open: int = 0  # open disputes: money at risk, not counted against the tolerance
 
 
@@ -133,20 +145,43 @@ class ReconciliationResult:
             counts[f.kind] += 1
         return counts
 
-    def with_recommendations(self, recommendations: list[str] | tuple[str, ...]) -> ReconciliationResult:
+    def with_recommendations(
+        self, recommendations: list[str] | tuple[str, ...]
+    ) -> ReconciliationResult:
         return replace(self, recommendations=tuple(recommendations))
 
     @classmethod
-    def failed(cls, start: date, end: date, timezone: str, error: str, *, tolerance: float, include_refunds: bool) -> ReconciliationResult:
+    def failed(
+        cls,
+        start: date,
+        end: date,
+        timezone: str,
+        error: str,
+        *,
+        tolerance: float,
+        include_refunds: bool,
+    ) -> ReconciliationResult:
         """The seed's status `error`: the reconciliation could not run; the message says why."""
         return cls(
-            date=start, end_date=end, timezone=timezone, status="error", currency=None,
-            stripe_total=0, database_total=0, discrepancy=0, discrepancy_percentage=0.0,
-            gross_discrepancy=0, gross_discrepancy_percentage=0.0,
-            tolerance_percentage=tolerance, include_refunds=include_refunds, error=error,
-            recommendations=("Fix the error above, then re-run the day (materialize the partition "
-                             "or `recon-dagster reconcile`).",),
-        )  # fmt: skip
+            date=start,
+            end_date=end,
+            timezone=timezone,
+            status="error",
+            currency=None,
+            stripe_total=0,
+            database_total=0,
+            discrepancy=0,
+            discrepancy_percentage=0.0,
+            gross_discrepancy=0,
+            gross_discrepancy_percentage=0.0,
+            tolerance_percentage=tolerance,
+            include_refunds=include_refunds,
+            error=error,
+            recommendations=(
+                "Fix the error above, then re-run the day (materialize the partition "
+                "or `recon-dagster reconcile`).",
+            ),
+        )
 
     # -- the edge: JSON with major units --------------------------------------------------------
     def to_json_dict(self) -> dict[str, Any]:
@@ -161,17 +196,41 @@ class ReconciliationResult:
         def item(f: Finding) -> dict[str, Any]:
             if f.kind == "invalid_rows":
                 created = f.stripe_created or f.database_created
-                return {"id": f.payment_id or None, "source": f.source, "created": created.isoformat() if created else None,
-                        "column": f.column, "reason": f.detail}  # fmt: skip
+                return {
+                    "id": f.payment_id or None,
+                    "source": f.source,
+                    "created": created.isoformat() if created else None,
+                    "column": f.column,
+                    "reason": f.detail,
+                }
             out: dict[str, Any] = {"payment_id": f.payment_id, "currency": f.currency}
             if f.kind == "disputes":
-                out |= {"id": f.payment_id, "amount": major(f.stripe_amount, f.currency),
-                        "dispute_id": f.dispute_id, "dispute_status": f.dispute_status}  # fmt: skip
-            for name in ("stripe_amount", "database_amount", "difference", "stripe_refunded", "database_refunded"):
+                out |= {
+                    "id": f.payment_id,
+                    "amount": major(f.stripe_amount, f.currency),
+                    "dispute_id": f.dispute_id,
+                    "dispute_status": f.dispute_status,
+                }
+            for name in (
+                "stripe_amount",
+                "database_amount",
+                "difference",
+                "stripe_refunded",
+                "database_refunded",
+            ):
                 value = getattr(f, name)
-                if value is not None and not (name == "difference" and f.kind == "currency_mismatches"):
+                if value is not None and not (
+                    name == "difference" and f.kind == "currency_mismatches"
+                ):
                     out[name] = major(value, f.currency)
-            for name in ("stripe_status", "database_status", "stripe_currency", "database_currency", "database_count", "database_id"):
+            for name in (
+                "stripe_status",
+                "database_status",
+                "stripe_currency",
+                "database_currency",
+                "database_count",
+                "database_id",
+            ):
                 value = getattr(f, name)
                 if value is not None:
                     out[name] = value
@@ -201,7 +260,12 @@ class ReconciliationResult:
             "missing_in_database": self.missing_in_database,
             "missing_in_stripe": self.missing_in_stripe,
             "amount_mismatches": [
-                {k: v for k, v in item(f).items() if k in ("payment_id", "stripe_amount", "database_amount", "difference", "currency")}
+                {
+                    k: v
+                    for k, v in item(f).items()
+                    if k
+                    in ("payment_id", "stripe_amount", "database_amount", "difference", "currency")
+                }
                 for f in self.amount_mismatches
             ],
             "missing_in_database_details": by_kind["missing_in_database"],
@@ -249,5 +313,5 @@ class ReconcileParams:
     include_refunds: bool = True
     paid_statuses: tuple[str, ...] = ("succeeded", "paid", "completed")
     refunds_tracked: bool = False  # the payments table has a refunded column
-    match_on: str = "auto"  # what the table's ids are: auto (by prefix) | charge | payment_intent
+    match_on: MatchOn = "auto"  # what the table's ids are (RECON_MATCH_ON)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -12,12 +12,13 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
 from recon_dagster.core.payout_frames import BANK_SCHEMA
-from recon_dagster.partitions import day_window
+from recon_dagster.days import day_window
 from recon_dagster.settings import BankTable, ConfigError
 from recon_dagster.sources import payments_db
 
@@ -88,4 +89,20 @@ def read_deposits(bank: BankTable, first: date, last: date, timezone: str) -> pl
         "currency",
         date=pl.col("created_at").dt.convert_time_zone(zone).dt.date(),
         reference=pl.col("status") if bank.reference_column else pl.lit(None, pl.String),
-    ).cast(BANK_SCHEMA)  # type: ignore[arg-type]
+    ).cast(BANK_SCHEMA)
+
+
+@dataclass(frozen=True)
+class BankLines:
+    """The bank statement table as payout reconciliation reads it: deposits by date, days cut in
+    `timezone` (RECON_TIMEZONE)."""
+
+    table: BankTable
+    timezone: str
+
+    @property
+    def has_reference(self) -> bool:
+        return self.table.reference_column is not None
+
+    def read_deposits(self, first: date, last: date) -> pl.DataFrame:
+        return read_deposits(self.table, first, last, self.timezone)

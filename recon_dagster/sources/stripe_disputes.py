@@ -15,24 +15,20 @@ from typing import Any
 import polars as pl
 import stripe
 
-from recon_dagster.sources.stripe_api import (
-    PAGE_SIZE,
-    _calling_stripe,
-    _ceil_seconds,
-    _page_of,
-    _run_all,
-)
+from recon_dagster.sources.stripe_client import ceil_seconds, list_all, run_all
 
 # Up to this many disputed charges, one `?charge=` request each; past it, listing the disputes
 # created since the window began takes fewer requests (a page holds 100).
 MAX_BY_CHARGE = 100
-DISPUTE_COLUMNS: dict[str, pl.DataType] = {
-    "id": pl.String(),  # the charge's id
-    "dispute_id": pl.String(),
-    "dispute_status": pl.String(),
-    "dispute_reason": pl.String(),
-    "dispute_amount": pl.Int64(),
-}
+DISPUTE_COLUMNS = pl.Schema(
+    {
+        "id": pl.String(),  # the charge's id
+        "dispute_id": pl.String(),
+        "dispute_status": pl.String(),
+        "dispute_reason": pl.String(),
+        "dispute_amount": pl.Int64(),
+    }
+)
 
 
 def _row(dispute: Any) -> tuple | None:
@@ -48,24 +44,9 @@ def _row(dispute: Any) -> tuple | None:
 
 
 def _list(client: stripe.StripeClient, params: dict[str, Any], context: str) -> list[tuple]:
-    rows: list[tuple] = []
-    cursor = None
-    while True:
-        page_params = {
-            **params,
-            "limit": PAGE_SIZE,
-            **({"starting_after": cursor} if cursor else {}),
-        }
-        page = _calling_stripe(
-            context, lambda: client.raw_request("get", "/v1/disputes", **page_params)
-        )  # noqa: B023
-        data, has_more = _page_of(page.data, context)
-        rows += [r for r in map(_row, data) if r is not None]
-        if not has_more or not data:
-            return rows
-        cursor = data[-1].get("id") if isinstance(data[-1], dict) else None
-        if not cursor:
-            return rows
+    return [
+        r for r in map(_row, list_all(client, "/v1/disputes", params, context)) if r is not None
+    ]
 
 
 def fetch_disputes(
@@ -77,7 +58,7 @@ def fetch_disputes(
     if not wanted:
         return pl.DataFrame(schema=DISPUTE_COLUMNS)
     if len(wanted) <= MAX_BY_CHARGE:
-        per_charge = _run_all(
+        per_charge = run_all(
             lambda cid: _list(client, {"charge": cid}, f"listing the disputes of charge {cid}"),
             wanted,
             max_workers,
@@ -86,7 +67,7 @@ def fetch_disputes(
     else:
         rows = _list(
             client,
-            {"created": {"gte": _ceil_seconds(since)}},
+            {"created": {"gte": ceil_seconds(since)}},
             f"listing disputes created since {since.isoformat()}",
         )
     frame = pl.DataFrame(rows, schema=DISPUTE_COLUMNS, orient="row")
@@ -112,6 +93,7 @@ def disputed_ids(charges: pl.DataFrame) -> list[str]:
 def with_disputes(
     client: stripe.StripeClient, charges: pl.DataFrame, since: datetime
 ) -> pl.DataFrame:
-    """`charges` with the disputes of those marked disputed (one Disputes API look-up per window)."""
+    """`charges` with the disputes of those marked disputed (one Disputes API look-up per
+    window)."""
     ids = disputed_ids(charges)
     return attach_disputes(charges, fetch_disputes(client, ids, since)) if ids else charges

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import stripe
 
-from recon_dagster.sources.stripe_api import PAGE_SIZE, _calling_stripe, _page_of, retrieve_charges
+from recon_dagster.sources.stripe_charges import retrieve_charges
+from recon_dagster.sources.stripe_client import list_all
 
 LATE_CHANGE_TYPES = (
     "charge.refunded",
@@ -121,25 +122,9 @@ def read_changes(
 ) -> list[Change]:
     """Events of `types` (default: the charges' and the payouts') not yet read past `after`, oldest
     first, at most `limit` (the rest next time: the cursor only moves past what was returned)."""
-    params: dict[str, Any] = {
-        "created": {"gte": after.created},
-        "types": list(types),
-        "limit": PAGE_SIZE,
-    }
-    events: list[dict] = []
-    cursor = None
-    while True:
-        page = _calling_stripe(
-            "listing Stripe events",
-            lambda: client.raw_request(
-                "get", "/v1/events", **params, **({"starting_after": cursor} if cursor else {})
-            ),
-        )  # noqa: B023
-        data, has_more = _page_of(page.data, "listing Stripe events")
-        events += [e for e in data if isinstance(e, dict) and isinstance(e.get("id"), str)]
-        if not has_more or not data:
-            break
-        cursor = data[-1].get("id")
+    params: dict[str, Any] = {"created": {"gte": after.created}, "types": list(types)}
+    found = list_all(client, "/v1/events", params, "listing Stripe events")
+    events = [e for e in found if isinstance(e, dict) and isinstance(e.get("id"), str)]
     changes = sorted(
         (_change(e) for e in events if e["id"] not in after.seen),
         key=lambda c: (c.created, c.event_id),
@@ -194,7 +179,8 @@ def _change(event: dict) -> Change:
 
 
 def payout_days_of(changes: list[Change]) -> dict[date, list[Change]]:
-    """The payout changes by the arrival date they touch (a payout partition is its arrival date)."""
+    """The payout changes by the arrival date they touch (a payout partition is its arrival
+    date)."""
     out: dict[date, list[Change]] = {}
     for change in changes:
         for day in change.payout_days:

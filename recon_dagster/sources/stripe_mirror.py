@@ -19,6 +19,7 @@ import io
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import LiteralString
 
 import polars as pl
 import psycopg
@@ -26,27 +27,28 @@ from psycopg import sql
 
 from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.money import ISO_CODES
-from recon_dagster.settings import ConfigError, redact_url
-from recon_dagster.sources.payments_db.connections import scrub
+from recon_dagster.settings import ConfigError, redact_url, scrub
 from recon_dagster.sources.stripe_disputes import DISPUTE_COLUMNS, attach_disputes
 
 SOURCE_VARIABLE = "RECON_STRIPE_SOURCE"
 _SYNC_COLUMNS = {"data_pipeline": ("_updated_at",), "sync_engine": ("last_synced_at", "updated_at")}
-_RAW: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "amount": pl.String(),
-    "amount_captured": pl.String(),
-    "amount_refunded": pl.String(),
-    "currency": pl.String(),
-    "status": pl.String(),
-    "paid": pl.String(),
-    "captured": pl.String(),
-    "refunded": pl.String(),
-    "created": pl.String(),
-    "payment_intent": pl.String(),
-    "customer": pl.String(),
-    "disputed": pl.String(),
-}
+_RAW = pl.Schema(
+    {
+        "id": pl.String(),
+        "amount": pl.String(),
+        "amount_captured": pl.String(),
+        "amount_refunded": pl.String(),
+        "currency": pl.String(),
+        "status": pl.String(),
+        "paid": pl.String(),
+        "captured": pl.String(),
+        "refunded": pl.String(),
+        "created": pl.String(),
+        "payment_intent": pl.String(),
+        "customer": pl.String(),
+        "disputed": pl.String(),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ class Mirror:
         return column
 
     def sync_column_of(self, columns: dict[str, str]) -> str | None:
-        """The column of a table of this mirror that says when a row was last synced, if it has one."""
+        """The column of a table of this mirror that says when a row was last synced, if it has
+        one."""
         return next((c for c in _SYNC_COLUMNS[self.layout] if c in columns), None)
 
 
@@ -256,7 +259,7 @@ def _created(mirror: Mirror) -> sql.Composable:
 def _select(mirror: Mirror) -> sql.Composed:
     have = mirror.columns
 
-    def col(name: str, fallback: str | sql.Composable = "NULL") -> sql.Composable:
+    def col(name: str, fallback: LiteralString | sql.Composable = "NULL") -> sql.Composable:
         if name in have:
             return sql.SQL("{}::text").format(sql.Identifier(name))
         return sql.SQL("({})::text").format(
@@ -375,7 +378,7 @@ def _validate(raw: pl.DataFrame) -> pl.DataFrame:
         created=(pl.col("created") * 1_000_000).cast(CHARGES_SCHEMA["created"]),
         **{n: pl.lit(None, CHARGES_SCHEMA[n]) for n in DISPUTE_COLUMNS if n != "id"},
     )
-    return frame.select(list(CHARGES_SCHEMA)).cast(CHARGES_SCHEMA)  # type: ignore[arg-type]
+    return frame.select(list(CHARGES_SCHEMA)).cast(CHARGES_SCHEMA)
 
 
 def _disputes(conn: psycopg.Connection, mirror: Mirror, charge_ids: list[str]) -> pl.DataFrame:

@@ -19,9 +19,8 @@ import psycopg
 from psycopg import sql
 
 from recon_dagster.core.payout_frames import PAYOUT_TRANSACTIONS_SCHEMA, PAYOUTS_SCHEMA
-from recon_dagster.settings import ConfigError, redact_url
-from recon_dagster.sources.payments_db.connections import scrub
-from recon_dagster.sources.stripe_api import StripeDataError, StripeUnavailableError
+from recon_dagster.settings import ConfigError, redact_url, scrub
+from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
 from recon_dagster.sources.stripe_mirror import Mirror, connect
 from recon_dagster.sources.stripe_payouts import payout_row, transaction_row
 
@@ -31,7 +30,8 @@ _SOURCES = ("source", "source_id")
 
 @dataclass(frozen=True)
 class PayoutTables:
-    """The mirror's `payouts` and `balance_transactions` columns (name -> type); None when absent."""
+    """The mirror's `payouts` and `balance_transactions` columns (name -> type); None when
+    absent."""
 
     payouts: dict[str, str] | None
     transactions: dict[str, str] | None
@@ -209,7 +209,14 @@ def synced_since(
     ], newest
 
 
-def _rows(mirror: Mirror, query: sql.Composable, params: list, what: str) -> list[tuple]:
+def payouts_synced_since(
+    mirror: Mirror, since: datetime
+) -> tuple[list[tuple[str, date]], datetime | None]:
+    """`synced_since` over the mirror's own payout tables."""
+    return synced_since(mirror, describe(mirror), since)
+
+
+def _rows(mirror: Mirror, query: sql.Composed, params: list, what: str) -> list[tuple]:
     """The query's rows; a database failure becomes an unavailable source naming the mirror (no
     password)."""
     with connect(mirror.url) as conn:

@@ -1,6 +1,6 @@
 """Stripe payouts by arrival date, and the balance transactions each automatic payout paid out.
 
-Through the official SDK and the same paced, retrying client as the charges (`stripe_api`).
+Through the official SDK and the same paced, retrying client as the charges (`stripe_client`).
 Stripe gives `arrival_date` as a timestamp at midnight UTC of the date the bank should have the
 money, so a day's payouts are those whose arrival_date falls on that UTC date: the day is the
 date itself, not a window of RECON_TIMEZONE. A payout's transactions are listed with
@@ -18,13 +18,7 @@ import stripe
 
 from recon_dagster.core.payout_frames import PAYOUT_TRANSACTIONS_SCHEMA, PAYOUTS_SCHEMA
 from recon_dagster.money import CurrencyError, normalize_currency
-from recon_dagster.sources.stripe_api import (
-    PAGE_SIZE,
-    StripeDataError,
-    _calling_stripe,
-    _page_of,
-    _run_all,
-)
+from recon_dagster.sources.stripe_client import StripeDataError, call, list_all, run_all
 
 _CHARGE_CATEGORIES = ("charge",)
 
@@ -60,7 +54,7 @@ def fetch_payout_transactions(
         ]
 
     rows = [
-        row for rows in _run_all(one, list(dict.fromkeys(payout_ids)), max_workers) for row in rows
+        row for rows in run_all(one, list(dict.fromkeys(payout_ids)), max_workers) for row in rows
     ]
     return pl.DataFrame(rows, schema=PAYOUT_TRANSACTIONS_SCHEMA, orient="row")
 
@@ -72,14 +66,14 @@ def retrieve_payouts(
     wanted = list(dict.fromkeys(ids))
 
     def one(pid: str) -> dict | None:
-        found = _calling_stripe(
+        found = call(
             f"retrieving payout {pid}",
             lambda: client.raw_request("get", f"/v1/payouts/{pid}"),
             missing_ok=True,
         )
         return None if found is None else found.data
 
-    found = _run_all(one, wanted, max_workers)
+    found = run_all(one, wanted, max_workers)
     rows = [payout_row(p) for p in found if p is not None]
     return pl.DataFrame(rows, schema=PAYOUTS_SCHEMA, orient="row"), [
         pid for pid, p in zip(wanted, found, strict=True) if p is None
@@ -89,31 +83,11 @@ def retrieve_payouts(
 def _list(
     client: stripe.StripeClient, path: str, params: dict[str, Any], context: str
 ) -> list[dict]:
-    """Every object of a list endpoint, page by page (newest first, `starting_after` the last id)."""
-    out: list[dict] = []
-    cursor = None
-    while True:
-        page_params = {
-            **params,
-            "limit": PAGE_SIZE,
-            **({"starting_after": cursor} if cursor else {}),
-        }
-        page = _calling_stripe(context, lambda: client.raw_request("get", path, **page_params))  # noqa: B023
-        data, has_more = _page_of(page.data, context)
-        bad = next(
-            (
-                item
-                for item in data
-                if not isinstance(item, dict) or not isinstance(item.get("id"), str)
-            ),
-            None,
-        )
-        if bad is not None:
-            raise StripeDataError(f"Stripe sent an object without an id while {context}.")
-        out += data
-        if not has_more or not data:
-            return out
-        cursor = data[-1]["id"]
+    """Every object of a list endpoint; an object without an id is refused."""
+    objects = list_all(client, path, params, context)
+    if any(not isinstance(o, dict) or not isinstance(o.get("id"), str) for o in objects):
+        raise StripeDataError(f"Stripe sent an object without an id while {context}.")
+    return objects
 
 
 def _integer(obj: dict, name: str, what: str) -> int:

@@ -23,11 +23,13 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
         [
             f"""CREATE TABLE {{s}}{_R} (
             id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL, timezone TEXT NOT NULL,
-            currency TEXT, stripe_total DECIMAL(38,4) NOT NULL, database_total DECIMAL(38,4) NOT NULL,
+            currency TEXT, stripe_total DECIMAL(38,4) NOT NULL,
+            database_total DECIMAL(38,4) NOT NULL,
             discrepancy DECIMAL(38,4) NOT NULL, stripe_total_minor BIGINT NOT NULL,
             database_total_minor BIGINT NOT NULL, discrepancy_minor BIGINT NOT NULL,
             discrepancy_percentage {_DOUBLE} NOT NULL, gross_discrepancy DECIMAL(38,4) NOT NULL,
-            gross_discrepancy_minor BIGINT NOT NULL, gross_discrepancy_percentage {_DOUBLE} NOT NULL,
+            gross_discrepancy_minor BIGINT NOT NULL,
+            gross_discrepancy_percentage {_DOUBLE} NOT NULL,
             tolerance_percentage {_DOUBLE} NOT NULL, include_refunds BOOLEAN NOT NULL,
             stripe_count BIGINT NOT NULL, database_count BIGINT NOT NULL, status TEXT NOT NULL,
             error TEXT, details {{json}} NOT NULL, source TEXT NOT NULL, run_id TEXT,
@@ -43,13 +45,15 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
             f"CREATE INDEX IF NOT EXISTS {_L}_day_idx ON {{s}}{_L} (date, end_date)",
             f"CREATE INDEX IF NOT EXISTS {_L}_payment_idx ON {{s}}{_L} (payment_id)",
             f"""CREATE TABLE {{s}}{_C} (
-            report_id TEXT NOT NULL, date DATE NOT NULL, end_date DATE NOT NULL, currency TEXT NOT NULL,
+            report_id TEXT NOT NULL, date DATE NOT NULL, end_date DATE NOT NULL,
+            currency TEXT NOT NULL,
             stripe_total_minor BIGINT NOT NULL, database_total_minor BIGINT NOT NULL,
             discrepancy_minor BIGINT NOT NULL, gross_discrepancy_minor BIGINT NOT NULL,
             stripe_total DECIMAL(38,4) NOT NULL, database_total DECIMAL(38,4) NOT NULL,
             discrepancy DECIMAL(38,4) NOT NULL, gross_discrepancy DECIMAL(38,4) NOT NULL,
             stripe_count BIGINT NOT NULL, database_count BIGINT NOT NULL,
-            discrepancy_percentage {_DOUBLE} NOT NULL, gross_discrepancy_percentage {_DOUBLE} NOT NULL,
+            discrepancy_percentage {_DOUBLE} NOT NULL,
+            gross_discrepancy_percentage {_DOUBLE} NOT NULL,
             PRIMARY KEY (report_id, currency))""",
             f"""CREATE TABLE {{s}}{_S} (
             id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "at" TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -77,16 +81,22 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
         [
             """CREATE TABLE {s}payout_reports (
             id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL, as_of DATE NOT NULL,
-            status TEXT NOT NULL, severity TEXT NOT NULL, payouts BIGINT NOT NULL, problems BIGINT NOT NULL,
+            status TEXT NOT NULL, severity TEXT NOT NULL, payouts BIGINT NOT NULL,
+            problems BIGINT NOT NULL,
             deposits_without_payout BIGINT NOT NULL, bank_checked BOOLEAN NOT NULL, error TEXT,
             details {json} NOT NULL, source TEXT NOT NULL, run_id TEXT,
             created_at TIMESTAMPTZ NOT NULL DEFAULT now(), UNIQUE (date, end_date))""",
             """CREATE TABLE {s}payout_line_items (
-            report_id TEXT NOT NULL, position INTEGER NOT NULL, date DATE NOT NULL, end_date DATE NOT NULL,
-            kind TEXT NOT NULL, id TEXT NOT NULL, amount BIGINT NOT NULL, amount_major DECIMAL(38,4) NOT NULL,
-            currency TEXT NOT NULL, arrival_date DATE, status TEXT, automatic BOOLEAN, itemized_net BIGINT,
-            difference BIGINT, charges BIGINT, refunds BIGINT, disputes BIGINT, fees BIGINT, adjustments BIGINT,
-            transaction_count BIGINT, bank_deposit_id TEXT, problems TEXT, charges_missing_in_database TEXT,
+            report_id TEXT NOT NULL, position INTEGER NOT NULL, date DATE NOT NULL,
+            end_date DATE NOT NULL,
+            kind TEXT NOT NULL, id TEXT NOT NULL, amount BIGINT NOT NULL,
+            amount_major DECIMAL(38,4) NOT NULL,
+            currency TEXT NOT NULL, arrival_date DATE, status TEXT, automatic BOOLEAN,
+            itemized_net BIGINT,
+            difference BIGINT, charges BIGINT, refunds BIGINT, disputes BIGINT, fees BIGINT,
+            adjustments BIGINT,
+            transaction_count BIGINT, bank_deposit_id TEXT, problems TEXT,
+            charges_missing_in_database TEXT,
             charges_amount_mismatch TEXT, reference TEXT, PRIMARY KEY (report_id, position))""",
             "CREATE INDEX IF NOT EXISTS payout_line_items_day_idx ON {s}payout_line_items (date, "
             "end_date)",
@@ -121,16 +131,20 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
             # migrate()'s transaction: a failure leaves the old table as it was.
             "duckdb": [
                 """CREATE TABLE {s}reconciliation_reports_v4 (
-                id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL, timezone TEXT NOT NULL,
-                currency TEXT, stripe_total DECIMAL(38,4) NOT NULL, database_total DECIMAL(38,4) NOT NULL,
+                id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL,
+                timezone TEXT NOT NULL,
+                currency TEXT, stripe_total DECIMAL(38,4) NOT NULL,
+                database_total DECIMAL(38,4) NOT NULL,
                 discrepancy DECIMAL(38,4) NOT NULL, stripe_total_minor BIGINT NOT NULL,
                 database_total_minor BIGINT NOT NULL, discrepancy_minor BIGINT NOT NULL,
                 discrepancy_percentage {double} NOT NULL, gross_discrepancy DECIMAL(38,4) NOT NULL,
-                gross_discrepancy_minor BIGINT NOT NULL, gross_discrepancy_percentage {double} NOT NULL,
+                gross_discrepancy_minor BIGINT NOT NULL,
+                gross_discrepancy_percentage {double} NOT NULL,
                 tolerance_percentage {double} NOT NULL, include_refunds BOOLEAN NOT NULL,
                 stripe_count BIGINT NOT NULL, database_count BIGINT NOT NULL, status TEXT NOT NULL,
                 error TEXT, details {json} NOT NULL, source TEXT NOT NULL, run_id TEXT,
-                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), version INTEGER NOT NULL, trigger TEXT,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), version INTEGER NOT NULL,
+                trigger TEXT,
                 UNIQUE (date, end_date, version))""",
                 "INSERT INTO {s}reconciliation_reports_v4 SELECT *, 1, CASE WHEN source IN ('cli', "
                 "'api') THEN source END "

@@ -16,7 +16,8 @@ from datetime import date
 
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.money import to_major
-from recon_dagster.stores.report_store import ReportStore, _jsonable, _lock_key
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.stores.store_database import json_column, jsonable
 
 _COLUMNS = (
     "report_id",
@@ -51,17 +52,16 @@ class PayoutStore:
     """Saves and reads payout results beside the charges' reports (see the module docstring)."""
 
     def __init__(self, store: ReportStore):
-        self.store = store
+        self.db = store.db
 
     def save(
         self, result: PayoutResult, *, source: str = "dagster", run_id: str | None = None
     ) -> str:
-        store = self.store
-        store._ensure()
+        db = self.db
         report_id, key = str(uuid.uuid4()), (result.first, result.last)
         counts = result.counts()
         problems = sum(1 for p in result.payouts if set(p.problems) - {"awaiting_bank"})
-        details = _jsonable(
+        details = jsonable(
             {**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}}
         )
         report = (
@@ -137,21 +137,18 @@ class PayoutStore:
             )
             for i, d in enumerate(result.deposits_without_payout)
         ]
-        json_type = store.dialect.json
-        with store._tx() as s:
-            if store.dialect.name == "postgresql":
-                s.run(
-                    "SELECT pg_advisory_xact_lock(?)",
-                    (_lock_key("save_payouts", store.schema or "", *map(str, key)),),
-                )
+        with db.transaction() as s:
+            s.lock("save_payouts", *map(str, key))
             for table in ("payout_line_items", "payout_reports"):
-                s.run(store._sql(f"DELETE FROM {{s}}{table} WHERE date = ? AND end_date = ?"), key)
+                s.run(
+                    db.qualified(f"DELETE FROM {{s}}{table} WHERE date = ? AND end_date = ?"), key
+                )
             s.run(
-                store._sql(
+                db.qualified(
                     "INSERT INTO {s}payout_reports (id, date, end_date, as_of, status, severity, "
                     "payouts, problems, "
                     "deposits_without_payout, bank_checked, error, details, source, run_id) VALUES "
-                    f"({', '.join(['?'] * 11)}, CAST(? AS {json_type}), ?, ?)"
+                    f"({', '.join(['?'] * 11)}, CAST(? AS {db.dialect.json}), ?, ?)"
                 ),
                 report,
             )
@@ -160,15 +157,14 @@ class PayoutStore:
 
     def latest(self, first: date, last: date | None = None) -> PayoutResult | None:
         """The stored result for (first, last or first), rebuilt losslessly, or None."""
-        store = self.store
-        store._ensure()
-        with store._tx() as s:
+        with self.db.transaction() as s:
             rows = s.run(
-                store._sql("SELECT details FROM {s}payout_reports WHERE date = ? AND end_date = ?"),
+                self.db.qualified(
+                    "SELECT details FROM {s}payout_reports WHERE date = ? AND end_date = ?"
+                ),
                 (first, last or first),
             )
         if not rows:
             return None
-        details = rows[0][0]
-        record = (json.loads(details) if isinstance(details, str) else details)["_record"]
+        record = json_column(rows[0][0])["_record"]
         return PayoutResult.from_record({k: v for k, v in record.items() if k != "version"})

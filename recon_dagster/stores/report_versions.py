@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from itertools import zip_longest
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from recon_dagster.core.result import Finding
 from recon_dagster.money import to_major
 
 # What started a save. `cli` and `api` are the Python service's own sources; the others are read
 # from a Dagster run's tags (`trigger_of_run`). NULL in the store: saved before migration 4.
-TRIGGERS = ("schedule", "backfill", "manual", "late_change", "cli", "api")
+Trigger = Literal["schedule", "backfill", "manual", "late_change", "cli", "api"]
+TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
 TRIGGER_TAG = "recon/trigger"
 
 # The keys of one `versions()` entry, in order (the CLI prints exactly these).
@@ -40,14 +41,14 @@ VERSION_KEYS = (
 MONEY = ("stripe_total", "database_total", "discrepancy", "gross_discrepancy")
 
 
-def trigger_of_run(tags: Mapping[str, str]) -> str:
+def trigger_of_run(tags: Mapping[str, str]) -> Trigger:
     """The trigger of a Dagster run: an explicit `recon/trigger` tag naming a known trigger wins,
     then the tags Dagster sets for schedules and backfills; anything else was started by hand.
     An unknown `recon/trigger` value is ignored rather than failing a run that already
     reconciled."""
     tagged = tags.get(TRIGGER_TAG)
     if tagged in TRIGGERS:
-        return tagged
+        return cast(Trigger, tagged)
     if tags.get("dagster/schedule_name"):
         return "schedule"
     if tags.get("dagster/backfill"):
@@ -55,13 +56,13 @@ def trigger_of_run(tags: Mapping[str, str]) -> str:
     return "manual"
 
 
-def trigger_for_save(trigger: str | None, source: str) -> str:
+def trigger_for_save(trigger: str | None, source: str) -> Trigger:
     """`save`'s trigger: as given, else the service's source (`cli`/`api`), else `manual`.
     Unknown values are refused so the column stays a closed vocabulary auditors can filter on."""
     chosen = trigger or (source if source in ("cli", "api") else "manual")
     if chosen not in TRIGGERS:
         raise ValueError(f"unknown trigger {chosen!r}: use one of {', '.join(TRIGGERS)}")
-    return chosen
+    return cast(Trigger, chosen)
 
 
 def snapshot(f: Finding) -> dict[str, Any]:

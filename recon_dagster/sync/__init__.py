@@ -1,2 +1,2 @@
-"""Repair: insert the payments Stripe collected but the table lacks (`repair.py`), as a job with a
-refresh sensor (`job.py`)."""
+"""Repair: insert the payments Stripe collected but the table lacks (`repair.py`); its Dagster
+job is in `defs/sync/`."""

@@ -12,22 +12,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from recon_dagster.core.keys import INTENT_PREFIX
+from recon_dagster.core.result import MatchOn
 from recon_dagster.settings import PaymentsTable
-from recon_dagster.sources import payments_db, stripe_api
+from recon_dagster.sources import payments_db, stripe_charges
 from recon_dagster.sources.payments_db import InsertResult, NewPayment, PaymentsDataError
-from recon_dagster.sources.stripe_api import StripeUnavailableError
+from recon_dagster.sources.stripe_client import StripeUnavailableError
 from recon_dagster.stores.report_store import ReportStore
 
 log = logging.getLogger("recon_dagster.sync")
+
+# What a sync did with one id.
+Outcome = Literal["inserted", "already_present", "would_insert", "failed"]
 
 
 @dataclass(frozen=True)
 class SyncOutcome:
     payment_id: str
-    result: str  # inserted | already_present | would_insert | failed
+    result: Outcome
     reason: str = ""
 
 
@@ -38,16 +42,16 @@ class SyncResult:
     dry_run: bool
     outcomes: list[SyncOutcome] = field(default_factory=list)
 
-    def _ids(self, result: str) -> list[SyncOutcome]:
+    def with_result(self, result: Outcome) -> list[SyncOutcome]:
         return [o for o in self.outcomes if o.result == result]
 
     @property
     def synced(self) -> int:
-        return len(self._ids("inserted"))
+        return len(self.with_result("inserted"))
 
     @property
     def failed(self) -> list[SyncOutcome]:
-        return self._ids("failed")
+        return self.with_result("failed")
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -55,9 +59,9 @@ class SyncResult:
             "failed": [{"payment_id": o.payment_id, "reason": o.reason} for o in self.failed],
             "skipped": [
                 {"payment_id": o.payment_id, "reason": o.reason}
-                for o in self._ids("already_present")
+                for o in self.with_result("already_present")
             ],
-            "would_sync": [o.payment_id for o in self._ids("would_insert")],
+            "would_sync": [o.payment_id for o in self.with_result("would_insert")],
             "dry_run": self.dry_run,
         }
 
@@ -93,7 +97,7 @@ def sync_payments(
     dry_run: bool = False,
     run_id: str | None = None,
     day: date | None = None,
-    match_on: str = "auto",
+    match_on: MatchOn = "auto",
     window: tuple[datetime, datetime] | None = None,
 ) -> SyncResult:
     """Insert the Stripe charges `ids` that are missing from the payments table.
@@ -105,7 +109,7 @@ def sync_payments(
     wanted = list(dict.fromkeys(ids))
     result = SyncResult(dry_run=dry_run)
     try:
-        charges, not_found = stripe_api.retrieve_charges(client, wanted)
+        charges, not_found = stripe_charges.retrieve_charges(client, wanted)
     except StripeUnavailableError as exc:
         result.outcomes = [SyncOutcome(i, "failed", f"Stripe unavailable: {exc}") for i in wanted]
         _audit(store, result, run_id, day)
@@ -147,13 +151,16 @@ def sync_payments(
         "dry run" if dry_run else "done",
         result.synced,
         len(result.failed),
-        len(result._ids("already_present")),
+        len(result.with_result("already_present")),
     )
     return result
 
 
-def id_kind(table: PaymentsTable, match_on: str, window: tuple[datetime, datetime] | None) -> str:
-    """`charge` or `payment_intent`: what new rows' ids should be, as the table's rows are that day."""
+def id_kind(
+    table: PaymentsTable, match_on: MatchOn, window: tuple[datetime, datetime] | None
+) -> str:
+    """`charge` or `payment_intent`: what new rows' ids should be, as the table's rows are that
+    day."""
     if match_on in ("charge", "payment_intent"):
         return match_on
     if window is None:
@@ -181,7 +188,7 @@ def _audit(
     if store is None:
         return
     action = {"inserted": "insert", "would_insert": "dry_run"}
-    store.record_sync(
+    store.sync_audit.record(
         {
             "payment_id": o.payment_id,
             "action": "dry_run" if result.dry_run else action.get(o.result, "skip"),

@@ -1,1 +1,2 @@
-"""Real stand-ins for outside services (a local Stripe API) used by tests, the demo and benchmarks."""
+"""Real stand-ins for outside services (a local Stripe API) used by tests, the demo and
+benchmarks."""

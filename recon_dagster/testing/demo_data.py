@@ -84,11 +84,10 @@ class DemoDataset:
             {c: [p[c] for p in self.payments] for c in columns},
             schema_overrides={"created_at": pl.Datetime("us", "UTC")},
         )
-        rows = (
-            rows.with_row_index("id", offset=1).with_columns(pl.col("id").cast(pl.Int64)).to_arrow()
-        )  # noqa: F841
+        rows = rows.with_row_index("id", offset=1).with_columns(pl.col("id").cast(pl.Int64))
         with duckdb.connect(str(db_path)) as con:
             con.execute(PAYMENTS_DDL)
+            con.register("rows", rows.to_arrow())
             # One bulk insert: a year of rows in seconds (executemany takes minutes).
             con.execute(f"insert into payments select id, {', '.join(columns)} from rows")
             con.execute(BANK_DDL)
@@ -236,11 +235,12 @@ def build_demo_dataset(
         b.rng.shuffle(plain)
         usd_total = sum(pairs[i][0]["amount"] for i in plain)
 
-        def take(n: int) -> list[int]:
+        # This day's `plain` and `pairs`, bound now (the loop moves on to the next day's).
+        def take(n: int, plain: list[int] = plain) -> list[int]:
             return [plain.pop() for _ in range(n)]
 
-        def smallest() -> int:
-            i = min(plain, key=lambda j: (pairs[j][0]["amount"], j))
+        def smallest(plain: list[int] = plain, pairs: list = pairs) -> int:
+            i = min(plain, key=lambda k: (pairs[k][0]["amount"], k))
             plain.remove(i)
             return i
 
@@ -273,7 +273,7 @@ def build_demo_dataset(
                 currency="USD",
             )
             rows.append(manual)
-            seeded["missing_in_stripe"] = [manual["stripe_charge_id"]]
+            seeded["missing_in_stripe"] = [str(manual["stripe_charge_id"])]
 
             [i] = take(1)  # the application charged a different amount than it recorded
             pairs[i][1]["amount"] -= 500

@@ -18,7 +18,10 @@ from recon_dagster.testing.stripe_server import (
 FEE = {"usd": (29, 30), "eur": (25, 25), "jpy": (36, 0)}  # per mille, fixed (minor units)
 DISPUTE_FEE = {"usd": 1500, "eur": 1500, "jpy": 1500}
 
-BANK_DDL = "create table bank_lines (id varchar primary key, booked_on date not null, amount bigint not null, currency varchar(3) not null, memo varchar)"
+BANK_DDL = (
+    "create table bank_lines (id varchar primary key, booked_on date not null, "
+    "amount bigint not null, currency varchar(3) not null, memo varchar)"
+)
 
 
 @dataclass

@@ -103,7 +103,8 @@ class GraphQLError(RuntimeError):
 
 
 class Deployment:
-    """dagster-webserver and dagster-daemon over `world`, started in `world.root` (logs in logs/)."""
+    """dagster-webserver and dagster-daemon over `world`, started in `world.root` (logs in
+    logs/)."""
 
     def __init__(
         self, world: World, *, workspace: Path = REPO / "workspace.yaml", daemon: bool = True
@@ -118,7 +119,7 @@ class Deployment:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        out = open(self.logs / f"{name}.log", "wb")  # closed with the process
         exe = str(Path(sys.executable).with_name(args[0]))
         proc = subprocess.Popen(
             [exe, *args[1:]],
@@ -410,7 +411,8 @@ SENSOR_TICKS = """
 query SensorTicks($selector: SensorSelector!, $limit: Int!) {
   sensorOrError(sensorSelector: $selector) {
     __typename
-    ... on Sensor { sensorState { status ticks(limit: $limit) { id status timestamp skipReason runKeys runIds error { message } } } }
+    ... on Sensor { sensorState { status ticks(limit: $limit) {
+      id status timestamp skipReason runKeys runIds error { message } } } }
     ... on PythonError { message }
     ... on Error { message }
   }

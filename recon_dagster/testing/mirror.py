@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from typing import LiteralString
 
 import psycopg
 from psycopg import sql
 
 LAYOUTS = ("data_pipeline", "sync_engine")
-_DDL = {
+_DDL: dict[str, LiteralString] = {
     # Stripe Data Pipeline: API-named columns, created in epoch seconds,
     # _account_id/_updated_at/_raw_data.
     "data_pipeline": """
@@ -93,7 +94,7 @@ _CHARGE_COLUMNS = {
 def create_mirror(url: str, schema: str, layout: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        conn.execute(_DDL[layout].replace("{s}", sql.Identifier(schema).as_string(conn)))
+        conn.execute(sql.SQL(_DDL[layout]).format(s=sql.Identifier(schema)))
 
 
 def load_charges(

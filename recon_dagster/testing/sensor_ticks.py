@@ -1,8 +1,6 @@
 """Sensor ticks as dagster-daemon evaluates them: from the code location's own definitions and
 resources, on a given instance (tests, and the demo's late-changes story)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 
@@ -11,7 +9,7 @@ def evaluate_tick(
 ):
     """One evaluation of the sensor after `cursor` (its run requests, cursor and skip message)."""
     sensor = defs.resolve_sensor_def(sensor_name)
-    resources = {key: defs.resources[key] for key in sensor.required_resource_keys}
+    resources = {key: (defs.resources or {})[key] for key in sensor.required_resource_keys}
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
@@ -26,4 +24,4 @@ def late_changes_tick(
 ) -> tuple[list[dg.RunRequest], str | None]:
     """(run requests, cursor) of one `stripe_late_changes` tick."""
     result = evaluate_tick(defs, "stripe_late_changes", instance, cursor)
-    return result.run_requests, result.cursor
+    return list(result.run_requests or []), result.cursor

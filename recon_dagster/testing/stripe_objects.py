@@ -17,7 +17,7 @@ DEFAULT_DESTINATION = (
 
 
 def make_charge(
-    id: str,  # noqa: A002 - Stripe's field name
+    id: str,  # Stripe's field name
     amount: int,
     currency: str = "usd",
     created: int = DEFAULT_CREATED,
@@ -163,7 +163,7 @@ EVIDENCE_DAYS = (
 
 
 def make_dispute(
-    id: str,  # noqa: A002 - Stripe's field name
+    id: str,  # Stripe's field name
     charge: str,
     amount: int,
     currency: str = "usd",
@@ -302,7 +302,7 @@ def make_balance_transaction(
     *,
     fee: int = 0,
     currency: str = "usd",
-    type: str = "charge",  # noqa: A002 - Stripe's field name
+    type: str = "charge",  # Stripe's field name
     reporting_category: str | None = None,
     source: str | None = None,
     payout: str | None = None,

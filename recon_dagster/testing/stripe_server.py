@@ -28,15 +28,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 # The objects it serves are built by `stripe_objects`; re-exported here, where tests have always
 # found them.
-from recon_dagster.testing.stripe_objects import (  # noqa: F401
-    DEFAULT_CREATED,
-    DEFAULT_DESTINATION,
-    PAYOUT_FIELD,
-    make_balance_transaction,
-    make_charge,
-    make_dispute,
-    make_payout,
-    payout_transactions,
+from recon_dagster.testing.stripe_objects import (
+    DEFAULT_CREATED as DEFAULT_CREATED,
+    DEFAULT_DESTINATION as DEFAULT_DESTINATION,
+    PAYOUT_FIELD as PAYOUT_FIELD,
+    make_balance_transaction as make_balance_transaction,
+    make_charge as make_charge,
+    make_dispute as make_dispute,
+    make_payout as make_payout,
+    payout_transactions as payout_transactions,
 )
 
 DEFAULT_API_KEY = "sk_test_recon_local"
@@ -46,7 +46,10 @@ DROPPED = 0  # the status recorded for a connection closed without a response
 
 _EXPAND = re.compile(r"^expand(\[\d*\])?$")
 _KEY_PREFIX = re.compile(r"^[a-z]{2,4}_(?:test|live)_")
-_RATE_LIMIT_MESSAGE = "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
+_RATE_LIMIT_MESSAGE = (
+    "Too many requests hit the API too quickly. We recommend an exponential backoff of your "
+    "requests."
+)
 
 Key = tuple[int, str]  # (created, id): the listing order, ascending; lists are served reversed
 # (created, JSON body, the ids or values its kind's filters select by, its kind's `scanned`
@@ -68,7 +71,8 @@ def _range_ops(field: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Kind:
-    """What differs between the resources served; listing, paging and errors are otherwise the same."""
+    """What differs between the resources served; listing, paging and errors are otherwise the
+    same."""
 
     noun: str  # as in Stripe's "No such charge: 'ch_x'"
     url: str
@@ -184,7 +188,7 @@ class _DataSet:
             {} for _ in kind.filters
         ]  # per filter: referenced id -> keys
         for key in self.all:  # already sorted, so each sub-index is too
-            for index, ref in zip(self.by, entries[key[1]][2]):
+            for index, ref in zip(self.by, entries[key[1]][2], strict=True):
                 if ref:
                     index.setdefault(ref, []).append(key)
 
@@ -314,13 +318,17 @@ def _list_page(
         )
     else:
 
+        def within(value: int | None, start: int | None, stop: int | None) -> bool:
+            return (
+                value is not None
+                and (start is None or value >= start)
+                and (stop is None or value < stop)
+            )
+
         def matches(key: Key) -> bool:
             _created, _body, refs, scanned = data.entries[key[1]]
             return all(refs[i] == ref for i, ref in wanted.items()) and all(
-                scanned[i] is not None
-                and (start is None or scanned[i] >= start)
-                and (stop is None or scanned[i] < stop)
-                for i, start, stop in ranges
+                within(scanned[i], start, stop) for i, start, stop in ranges
             )
 
         walk = (keys[at] for at in (range(lo, hi) if newer else range(hi - 1, lo - 1, -1)))
@@ -434,13 +442,13 @@ class StripeServer:
         self._refused = {"endpoint": 0, "global": 0}  # 429s answered by each limiter
         self._log: list[RequestRecord] = []
         self._connections: set[socket.socket] = set()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> StripeServer:
-        httpd = ThreadingHTTPServer((self._host, self._port), _Handler, bind_and_activate=False)
+        httpd = _HTTPServer((self._host, self._port), _Handler, bind_and_activate=False)
         httpd.request_queue_size = 256  # benchmarks open many connections at once
         try:
             httpd.server_bind()
@@ -448,7 +456,7 @@ class StripeServer:
         except OSError:  # e.g. the port is taken: release the socket, let the caller choose again
             httpd.server_close()
             raise
-        httpd.stripe = self  # type: ignore[attr-defined]
+        httpd.stripe = self
         self._httpd, self._port = httpd, httpd.server_address[1]
         self._thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -623,7 +631,8 @@ class StripeServer:
             self._faults.extend([status] * count)
 
     def drop_connection_next(self, count: int = 1) -> None:
-        """Close the connection of the next `count` requests without answering (a network failure)."""
+        """Close the connection of the next `count` requests without answering (a network
+        failure)."""
         with self._lock:
             self._faults.extend([DROPPED] * count)
 
@@ -646,7 +655,16 @@ class StripeServer:
 
     # --- request handling (called from handler threads) -------------------------------------------
 
-    def _take_fault(self) -> int | None:
+    def opened(self, connection: socket.socket) -> None:
+        """A client connection to close when the server stops."""
+        with self._lock:
+            self._connections.add(connection)
+
+    def closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
+    def take_fault(self) -> int | None:
         with self._lock:
             return self._faults.popleft() if self._faults else None
 
@@ -680,7 +698,7 @@ class StripeServer:
                 recent.append(now)
             return None
 
-    def _record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
+    def record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
         with self._lock:
             self._log.append(RequestRecord(method, path, query, status, time.time()))
 
@@ -693,7 +711,7 @@ class StripeServer:
             headers=[("Retry-After", str(self.retry_after))],
         )
 
-    def _fault(self, status: int) -> _ApiError:
+    def fault(self, status: int) -> _ApiError:
         if status == 429:
             return self._rate_limited()
         if status >= 500:
@@ -706,7 +724,7 @@ class StripeServer:
             status, "invalid_request_error", f"Injected HTTP {status} from the local Stripe server."
         )
 
-    def _respond(
+    def respond(
         self,
         method: str,
         path: str,
@@ -773,6 +791,12 @@ class StripeServer:
         )
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    """The HTTP server, with the `StripeServer` its handlers answer for."""
+
+    stripe: StripeServer
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's requests session expects
     disable_nagle_algorithm = (
@@ -782,13 +806,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        with self.server.stripe._lock:  # type: ignore[attr-defined]
-            self.server.stripe._connections.add(self.connection)  # type: ignore[attr-defined]
+        self._stripe().opened(self.connection)
 
     def finish(self) -> None:
-        with self.server.stripe._lock:  # type: ignore[attr-defined]
-            self.server.stripe._connections.discard(self.connection)  # type: ignore[attr-defined]
+        self._stripe().closed(self.connection)
         super().finish()
+
+    def _stripe(self) -> StripeServer:
+        assert isinstance(self.server, _HTTPServer)
+        return self.server.stripe
 
     def do_GET(self) -> None:
         self._handle()
@@ -801,7 +827,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def _handle(self) -> None:
-        server: StripeServer = self.server.stripe  # type: ignore[attr-defined]
+        server = self._stripe()
         url = urlsplit(self.path)
         pairs = parse_qsl(url.query, keep_blank_values=True)
         params = dict(pairs)
@@ -810,22 +836,22 @@ class _Handler(BaseHTTPRequestHandler):
         )  # `expand[]` repeats: not in `params`
         if server.latency:
             time.sleep(server.latency)  # in this handler thread, so concurrent requests overlap
-        fault = server._take_fault()
+        fault = server.take_fault()
         if fault == DROPPED:
-            server._record(self.command, url.path, params, DROPPED)
+            server.record(self.command, url.path, params, DROPPED)
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         status, headers = 200, ()
         try:
             if fault is not None:
-                raise server._fault(fault)
-            body = server._respond(
+                raise server.fault(fault)
+            body = server.respond(
                 self.command, url.path, params, self.headers.get("Authorization"), expand
             )
         except _ApiError as error:
             status, body, headers = error.status, error.body, error.headers
-        server._record(self.command, url.path, params, status)
+        server.record(self.command, url.path, params, status)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -836,7 +862,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:  # `format`: the stdlib's name
         pass  # tests read `server.requests`; stderr stays quiet
 
 

@@ -19,8 +19,8 @@ Decisions, on every database:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import ModuleType
 from typing import Any
 
 import polars as pl
@@ -28,6 +28,7 @@ import polars as pl
 from recon_dagster.core.frames import empty_payments
 from recon_dagster.settings import ConfigError, PaymentsTable
 from recon_dagster.sources.payments_db import duckdb_file, mysql, postgresql, sqlite_file
+from recon_dagster.sources.payments_db.backend import Backend
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE
 from recon_dagster.sources.payments_db.introspect import TableInfo
 from recon_dagster.sources.payments_db.normalise import to_payments_frame, within
@@ -39,7 +40,7 @@ from recon_dagster.sources.payments_db.writing import (
     require_aware,
 )
 
-_BACKENDS: tuple[ModuleType, ...] = (postgresql, mysql, sqlite_file, duckdb_file)
+_BACKENDS: tuple[Backend, ...] = (postgresql, mysql, sqlite_file, duckdb_file)
 # A naive column is read with this margin around the window (a wall time is ambiguous for up to
 # an hour at a DST fall-back), then cut exactly by instant.
 _WALL_MARGIN = timedelta(hours=3)
@@ -118,7 +119,7 @@ def insert_payment(
         return backend.insert(conn, table, row, ids)
 
 
-def _backend(table: PaymentsTable) -> ModuleType:
+def _backend(table: PaymentsTable) -> Backend:
     for backend in _BACKENDS:
         if table.url.startswith(backend.SCHEMES):
             return backend
@@ -137,7 +138,23 @@ def _column_bound(
     )
 
 
+@dataclass(frozen=True)
+class PaymentsReader:
+    """The payments table as the use cases read it: a day's window, or rows by id."""
+
+    table: PaymentsTable
+
+    def read_window(self, start: datetime, end: datetime) -> pl.DataFrame:
+        return read_window(self.table, start, end)
+
+    def find_ids(
+        self, ids: Sequence[str], start: datetime | None = None, end: datetime | None = None
+    ) -> pl.DataFrame:
+        return find_ids(self.table, ids, start=start, end=end)
+
+
 __all__ = [
+    "PaymentsReader",
     "InsertResult",
     "NewPayment",
     "PaymentsDataError",

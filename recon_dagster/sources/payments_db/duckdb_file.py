@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from recon_dagster.core.frames import from_arrow
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
@@ -27,8 +28,8 @@ from recon_dagster.sources.payments_db.writing import (
     write_error,
 )
 
-EXACT_WINDOW = True
-SCHEMES = ("duckdb:///",)
+EXACT_WINDOW: bool = True
+SCHEMES: tuple[str, ...] = ("duckdb:///",)
 DIALECT = Dialect(quote=double_quote, mark="?", text="CAST({} AS VARCHAR)", returning=True)
 _TIMESTAMPS = {
     "timestamp with time zone": True,
@@ -168,4 +169,4 @@ def _select(table: PaymentsTable) -> str:
 
 
 def _frame(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pl.DataFrame:
-    return pl.from_arrow(conn.sql(query, params=params).to_arrow_table()).cast(RAW_SCHEMA)  # type: ignore[union-attr]
+    return from_arrow(conn.sql(query, params=params).to_arrow_table()).cast(RAW_SCHEMA)

@@ -50,7 +50,8 @@ _TEXT_PREFIXES = (
 
 @dataclass(frozen=True)
 class TableInfo:
-    """What `validate` found: the table and the types of its columns (database names, lower-case)."""
+    """What `validate` found: the table and the types of its columns (database names,
+    lower-case)."""
 
     table: str  # schema.table as found
     columns: dict[str, str]  # every column -> its type

@@ -24,8 +24,9 @@ import connectorx
 import polars as pl
 import pymysql
 
-from recon_dagster.settings import PaymentsTable, redact_url
-from recon_dagster.sources.payments_db.connections import cannot_connect, scrub
+from recon_dagster.core.frames import from_arrow
+from recon_dagster.settings import PaymentsTable, redact_url, scrub
+from recon_dagster.sources.payments_db.connections import cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
 from recon_dagster.sources.payments_db.writing import (
@@ -38,8 +39,8 @@ from recon_dagster.sources.payments_db.writing import (
     write_error,
 )
 
-EXACT_WINDOW = False  # TIMESTAMP windows are read with a margin (see the module)
-SCHEMES = ("mysql://", "mariadb://")
+EXACT_WINDOW: bool = False  # TIMESTAMP windows are read with a margin (see the module)
+SCHEMES: tuple[str, ...] = ("mysql://", "mariadb://")
 DIALECT = Dialect(
     quote=lambda name: "`" + name.replace("`", "``") + "`",
     mark="%s",
@@ -116,8 +117,8 @@ def read_window(
             f"reading the payments table from {redact_url(table.url)} failed: "
             f"{scrub(exc, table.url)}"
         ) from None
-    frame = pl.from_arrow(arrow)
-    return frame.rename(dict(zip(frame.columns, RAW_SCHEMA, strict=True))).cast(RAW_SCHEMA)  # type: ignore[union-attr]
+    frame = from_arrow(arrow)
+    return frame.rename(dict(zip(frame.columns, RAW_SCHEMA, strict=True))).cast(RAW_SCHEMA)
 
 
 def find_ids(

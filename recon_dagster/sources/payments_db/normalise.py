@@ -24,14 +24,16 @@ from recon_dagster.sources.payments_db.introspect import TableInfo
 
 log = logging.getLogger(__name__)
 
-RAW_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "amount": pl.String(),
-    "currency": pl.String(),
-    "status": pl.String(),
-    "created_us": pl.Int64(),
-    "refunded": pl.String(),
-}
+RAW_SCHEMA = pl.Schema(
+    {
+        "id": pl.String(),
+        "amount": pl.String(),
+        "currency": pl.String(),
+        "status": pl.String(),
+        "created_us": pl.Int64(),
+        "refunded": pl.String(),
+    }
+)
 # Optional raw columns a backend may add (SQLite, whose values carry their own form per row):
 # `created_utc` (Boolean) marks a `created_us` that is already UTC; `created_bad` holds a value
 # that is not a timestamp at all.
@@ -42,6 +44,11 @@ _PLAIN_NUMBER = r"^\s*(?P<_sign>[+-]?)(?P<_int>\d{1,14})(?:\.(?P<_frac>\d*))?\s*
 _POW10 = {k: 10**k for k in range(19)}
 _INT64 = (-(2**63), 2**63 - 1)
 _warned: set[tuple[str, str, str]] = set()
+
+
+def forget_warnings() -> None:
+    """Warn again about float columns already warned about (once per process otherwise)."""
+    _warned.clear()
 
 
 def to_payments_frame(raw: pl.DataFrame, table: PaymentsTable, info: TableInfo) -> pl.DataFrame:
@@ -111,7 +118,8 @@ def to_payments_frame(raw: pl.DataFrame, table: PaymentsTable, info: TableInfo) 
 
 
 def wall_us(instant: datetime, zone: str) -> int:
-    """`instant`'s wall time in `zone`, as microseconds since 1970-01-01 00:00 of that wall clock."""
+    """`instant`'s wall time in `zone`, as microseconds since 1970-01-01 00:00 of that wall
+    clock."""
     wall = instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
     delta = wall - datetime(1970, 1, 1)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
@@ -175,7 +183,8 @@ def _created_at(frame: pl.DataFrame, table: PaymentsTable, info: TableInfo) -> p
 
 
 def _mark(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str, pl.Expr]]) -> pl.DataFrame:
-    """Set (`invalid_column`, `invalid_reason`) from the first failing check, on rows still valid."""
+    """Set (`invalid_column`, `invalid_reason`) from the first failing check, on rows still
+    valid."""
     column, reason = pl.col("invalid_column"), pl.col("invalid_reason")
     for failed, name, why in reversed(checks):  # reversed: the first check wins
         hit = failed.fill_null(False) & pl.col("invalid_reason").is_null()

@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString, cast
 
 import polars as pl
 import psycopg
@@ -32,8 +32,8 @@ from recon_dagster.sources.payments_db.writing import (
     write_error,
 )
 
-EXACT_WINDOW = True
-SCHEMES = ("postgresql://", "postgres://")
+EXACT_WINDOW: bool = True
+SCHEMES: tuple[str, ...] = ("postgresql://", "postgres://")
 DIALECT = Dialect(quote=double_quote, mark="%s", text="{}::text", returning=True)
 _TIMESTAMPS = {
     "timestamp with time zone": True,
@@ -98,7 +98,8 @@ def find_ids(
 ) -> pl.DataFrame:
     ts = sql.Identifier(table.created_at_column)
     clauses = [sql.SQL("{}::text = ANY(%s::text[])").format(sql.Identifier(table.id_column))]
-    clauses += [sql.SQL("{} " + op + " %s").format(ts) for op, _ in window]
+    compare: dict[str, LiteralString] = {">=": "{} >= %s", "<": "{} < %s"}
+    clauses += [sql.SQL(compare[op]).format(ts) for op, _ in window]
     query = sql.SQL(" ").join([_select(table), sql.SQL("WHERE"), sql.SQL(" AND ").join(clauses)])
     # Bound parameters (not COPY): a few thousand ids give at most as many rows.
     with conn.cursor() as cur:
@@ -121,7 +122,9 @@ def insert(
             )
 
             def run(statement: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-                return conn.execute(statement, list(params)).fetchone()
+                # The statement's identifiers were checked (`parse_identifier`) and quoted by
+                # `writing`; its values are parameters.
+                return conn.execute(cast(LiteralString, statement), list(params)).fetchone()
 
             created = column_time(row.created_at, info, table.db_timezone)
             return check_and_write(run, DIALECT, table, row, info, ids, created)

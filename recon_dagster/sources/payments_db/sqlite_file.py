@@ -23,8 +23,9 @@ from urllib.parse import quote
 import connectorx
 import polars as pl
 
-from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
-from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect, scrub
+from recon_dagster.core.frames import from_arrow
+from recon_dagster.settings import ConfigError, PaymentsTable, redact_url, scrub
+from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.writing import (
     Dialect,
@@ -37,8 +38,8 @@ from recon_dagster.sources.payments_db.writing import (
     write_error,
 )
 
-EXACT_WINDOW = False  # every window is read with a margin (see the module)
-SCHEMES = ("sqlite:///",)
+EXACT_WINDOW: bool = False  # every window is read with a margin (see the module)
+SCHEMES: tuple[str, ...] = ("sqlite:///",)
 DIALECT = Dialect(quote=double_quote, mark="?", text="CAST({} AS TEXT)", returning=True)
 _MARGIN = timedelta(hours=14)  # the widest UTC offset a text value may carry
 _MILLISECONDS_FROM = 10**11
@@ -46,15 +47,17 @@ _TEXT_TIME = (
     r"^\s*(?P<_date>\d{4}-\d{2}-\d{2})(?:[ T](?P<_time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?))?"
     r"\s*(?P<_zone>Z|[+-]\d{2}:?\d{2})?\s*$"
 )
-_RAW_TEXT_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "amount": pl.String(),
-    "currency": pl.String(),
-    "status": pl.String(),
-    "created_type": pl.String(),
-    "created_text": pl.String(),
-    "refunded": pl.String(),
-}
+_RAW_TEXT_SCHEMA = pl.Schema(
+    {
+        "id": pl.String(),
+        "amount": pl.String(),
+        "currency": pl.String(),
+        "status": pl.String(),
+        "created_type": pl.String(),
+        "created_text": pl.String(),
+        "refunded": pl.String(),
+    }
+)
 
 
 def path_of(url: str) -> Path:
@@ -122,10 +125,9 @@ def read_window(
             f"reading the payments table from {redact_url(table.url)} failed: "
             f"{scrub(exc, table.url)}"
         ) from None
-    frame = pl.from_arrow(arrow)
-    return _decode(
-        frame.rename(dict(zip(frame.columns, _RAW_TEXT_SCHEMA, strict=True))).cast(_RAW_TEXT_SCHEMA)
-    )  # type: ignore[union-attr]
+    frame = from_arrow(arrow)
+    names = dict(zip(frame.columns, _RAW_TEXT_SCHEMA, strict=True))
+    return _decode(frame.rename(names).cast(_RAW_TEXT_SCHEMA))
 
 
 def find_ids(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,7 @@ class PaymentsDataError(ValueError):
     row."""
 
 
-class InsertResult(str, Enum):
+class InsertResult(StrEnum):
     INSERTED = "inserted"
     ALREADY_PRESENT = "already_present"
 
@@ -86,7 +86,8 @@ def require_aware(value: Any, what: str) -> None:
 
 
 def column_time(instant: datetime, info: TableInfo, zone: str) -> datetime:
-    """The instant as the column wants it: aware UTC, or the naive wall time in RECON_DB_TIMEZONE."""
+    """The instant as the column wants it: aware UTC, or the naive wall time in
+    RECON_DB_TIMEZONE."""
     require_aware(instant, "timestamp")
     if info.created_at_has_timezone:
         return instant.astimezone(UTC)
@@ -105,7 +106,8 @@ def check_and_write(
     """Inside the caller's transaction: refuse a present id, else insert and verify the stored
     amount. Raising (a value the column cannot hold) lets the caller roll back: nothing is
     half-written."""
-    where = f"{dialect.text.format(dialect.quote(table.id_column))} IN ({', '.join([dialect.mark] * len(ids))})"
+    marks = ", ".join([dialect.mark] * len(ids))
+    where = f"{dialect.text.format(dialect.quote(table.id_column))} IN ({marks})"
     if run(f"SELECT 1 FROM {dialect.table(table)} WHERE {where} LIMIT 1", ids):
         return InsertResult.ALREADY_PRESENT
     values: dict[str, Any] = {

@@ -1,0 +1,258 @@
+"""The daily assets: `stripe_charges` and `db_payments` feed `reconciliation_report`.
+
+A run may cover one day or a range of days (a backfill chunk); each day is still reconciled,
+stored and described on its own. The two input assets keep their rows in the asset tables
+(`stores.asset_tables`), which the report reads back by day. A failure records an `error` report
+for the run's days and fails the run with the reason.
+"""
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, NoReturn
+
+import dagster as dg
+import polars as pl
+
+from recon_dagster.core.result import ReconcileParams
+from recon_dagster.days import day_window
+from recon_dagster.defs.charges.metadata import report_metadata
+from recon_dagster.defs.resources import (
+    AssetTablesResource,
+    PaymentsDatabaseResource,
+    ReconciliationPolicy,
+    ReportStoreResource,
+    StripeMirrorResource,
+    StripeResource,
+)
+from recon_dagster.defs.shared import (
+    CHARGES_GROUP,
+    DB_PAYMENTS,
+    EXPECTED_ERRORS,
+    STRIPE_CHARGES,
+    backfill_policy,
+    run_days,
+    run_failure,
+    run_window,
+)
+from recon_dagster.sources.stripe_mirror_source import MirrorCharges
+from recon_dagster.stores.asset_slice import Slice
+from recon_dagster.stores.report_versions import trigger_of_run
+from recon_dagster.sync.repair import sync_payments
+from recon_dagster.usecases.charges import reconcile_charges
+
+
+def fail_days(
+    context: dg.AssetExecutionContext,
+    report_store: ReportStoreResource,
+    policy: ReconciliationPolicy,
+    what: str,
+    exc: Exception,
+    days: list[date] | None = None,
+) -> NoReturn:
+    """Record an `error` report for the run's days (or `days`), then fail the run saying why."""
+    days = days or run_days(context)
+    failure = run_failure(what, exc, days)
+    store = report_store.store()
+    for day in days:
+        store.save_error(
+            day,
+            day,
+            policy.timezone,
+            failure.description or "",
+            tolerance=float(policy.tolerance),
+            include_refunds=policy.include_refunds,
+            source="dagster",
+            run_id=context.run_id,
+            trigger=trigger_of_run(context.run.tags),
+        )
+    raise failure
+
+
+def store_source_rows(
+    context: dg.AssetExecutionContext,
+    read: Callable[[datetime, datetime], pl.DataFrame],
+    column: str,
+    tables: AssetTablesResource,
+    fail: Callable[[Exception], NoReturn],
+    timezone: str,
+) -> dict[str, Any]:
+    """A source asset's body: read the run's window, keep its rows in the asset tables, and say
+    how many each day (in `timezone`) has; or record the days as failed and stop. Returns the
+    materialization's metadata."""
+    start, end = run_window(context)
+    try:
+        frame = read(start, end)
+        tables.tables().write(context.asset_key.path[-1], frame, Slice(column, start, end))
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    for day in run_days(context):
+        low, high = day_window(day, day, timezone)
+        count = frame.filter(pl.col(column).is_between(low, high, closed="left")).height
+        context.add_asset_metadata({"row_count": count}, partition_key=day.isoformat())
+    columns = [dg.TableColumn(name=n, type=str(t)) for n, t in frame.schema.items()]
+    return {
+        "window_start_utc": start.isoformat(),
+        "window_end_utc": end.isoformat(),
+        "dataframe_columns": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
+    }
+
+
+def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The three assets over `partitions` (days in RECON_TIMEZONE)."""
+    timezone = partitions.timezone
+    backfills = backfill_policy()
+
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=backfills,
+        group_name=CHARGES_GROUP,
+        key=STRIPE_CHARGES,
+        kinds={"stripe", "polars"},
+        description="Charges created in each day's window, from the Stripe API (newest first, "
+        "100 per page) or from a Stripe mirror in PostgreSQL (RECON_STRIPE_SOURCE).",
+    )
+    def stripe_charges(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
+        asset_tables: AssetTablesResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+    ) -> dg.MaterializeResult:
+        what = "Could not read Stripe charges" + (
+            " from the mirror" if stripe_mirror.enabled else ""
+        )
+
+        def fail(exc: Exception) -> NoReturn:
+            fail_days(context, report_store, policy, what, exc)
+
+        try:
+            source, _ = stripe_mirror.sources(stripe)
+        except EXPECTED_ERRORS as exc:
+            fail(exc)
+        metadata = store_source_rows(
+            context, source.fetch_charges, "created", asset_tables, fail, timezone
+        )
+        if isinstance(source, MirrorCharges):  # how current the mirror was when the days were read
+            status = source.status()
+            newest = status.newest_created
+            metadata |= {
+                "stripe_source": source.label,
+                "mirror_synced_at": status.synced_at.isoformat() if status.synced_at else "never",
+                "mirror_newest_created": newest.isoformat() if newest else "none",
+            }
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=backfills,
+        group_name=CHARGES_GROUP,
+        key=DB_PAYMENTS,
+        kinds={"sql", "polars"},
+        description="The application's payments in each day's window, amounts in integer minor "
+        "units.",
+    )
+    def db_payments(
+        context: dg.AssetExecutionContext,
+        payments_db: PaymentsDatabaseResource,
+        asset_tables: AssetTablesResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+    ) -> dg.MaterializeResult:
+        def fail(exc: Exception) -> NoReturn:
+            fail_days(context, report_store, policy, "Could not read the payments table", exc)
+
+        reader = payments_db.reader()
+        metadata = store_source_rows(
+            context, reader.read_window, "created_at", asset_tables, fail, timezone
+        )
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=backfills,
+        group_name=CHARGES_GROUP,
+        deps=[stripe_charges, db_payments],
+        kinds={"polars"},
+        description="Each day's reconciliation: totals per currency, every discrepancy class, "
+        "recommendations.",
+    )
+    def reconciliation_report(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
+        payments_db: PaymentsDatabaseResource,
+        asset_tables: AssetTablesResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+    ) -> dg.MaterializeResult:
+        store = report_store.store()
+        days = run_days(context)
+        try:
+            source, _ = stripe_mirror.sources(stripe)
+            payments = payments_db.reader()
+            start, end = run_window(context)
+            tables = asset_tables.tables()
+            all_charges = tables.read(STRIPE_CHARGES.path[-1], Slice("created", start, end))
+            all_rows = tables.read(DB_PAYMENTS.path[-1], Slice("created_at", start, end))
+        except EXPECTED_ERRORS as exc:
+            fail_days(context, report_store, policy, "Could not reconcile", exc)
+        trigger = trigger_of_run(context.run.tags)
+        for i, day in enumerate(days):
+            low, high = day_window(day, day, timezone)
+            params = ReconcileParams(
+                start=day,
+                end=day,
+                timezone=timezone,
+                tolerance_percentage=float(policy.tolerance),
+                include_refunds=policy.include_refunds,
+                paid_statuses=tuple(payments_db.paid_statuses),
+                refunds_tracked=bool(payments_db.refunded_column),
+                match_on=policy.match_on,
+            )
+
+            def repair(ids: list[str], day: date = day, window=(low, high)) -> int:
+                synced = sync_payments(
+                    ids,
+                    client=stripe.client(),
+                    table=payments.table,
+                    store=store,
+                    run_id=context.run_id,
+                    day=day,
+                    match_on=policy.match_on,
+                    window=window,
+                )
+                context.log.info(
+                    f"Auto-sync for {day.isoformat()}: {synced.synced} synced, "
+                    f"{len(synced.failed)} failed"
+                )
+                return synced.synced
+
+            try:
+                result = reconcile_charges(
+                    params,
+                    stripe=source,
+                    payments=payments,
+                    margin=policy.margin,
+                    charges=_within(all_charges, "created", low, high),
+                    rows=_within(all_rows, "created_at", low, high),
+                    repair=repair if policy.auto_sync else None,
+                )
+            except EXPECTED_ERRORS as exc:
+                fail_days(context, report_store, policy, "Could not reconcile", exc, days[i:])
+            # A new version: earlier ones stay.
+            report_id = store.save(result, source="dagster", run_id=context.run_id, trigger=trigger)
+            key = day.isoformat()
+            context.add_asset_metadata(report_metadata(result, report_id), partition_key=key)
+            context.log.info(
+                f"Reconciliation completed for {key}: {result.status}, discrepancy "
+                f"{result.discrepancy_percentage:.4f}% "
+                f"(gross {result.gross_discrepancy_percentage:.4f}%)"
+            )
+        return dg.MaterializeResult()
+
+    return [stripe_charges, db_payments, reconciliation_report]
+
+
+def _within(frame: pl.DataFrame, column: str, start: datetime, end: datetime) -> pl.DataFrame:
+    return frame.filter((pl.col(column) >= start) & (pl.col(column) < end))

@@ -1,0 +1,190 @@
+"""The payout assets, daily-partitioned by arrival date: `stripe_payouts` and
+`stripe_payout_transactions` feed `payout_reconciliation`, which also reads the payments table
+(by the charge ids the payouts settle, whatever day they were created) and the bank table.
+
+A partition key is the arrival date itself (Stripe's `arrival_date` is a date: see
+`sources/stripe_payouts.py`). The input assets keep their rows in the asset tables, by arrival
+date. A failure records an `error` report for the run's days and fails the run with the reason.
+"""
+
+from datetime import date, timedelta
+from typing import NoReturn
+
+import dagster as dg
+import polars as pl
+
+from recon_dagster.core.payout_result import PayoutResult
+from recon_dagster.days import today
+from recon_dagster.defs.payouts.metadata import payout_metadata
+from recon_dagster.defs.resources import (
+    AssetTablesResource,
+    BankResource,
+    PaymentsDatabaseResource,
+    ReconciliationPolicy,
+    ReportStoreResource,
+    StripeMirrorResource,
+    StripeResource,
+)
+from recon_dagster.defs.shared import (
+    EXPECTED_ERRORS,
+    PAYOUT_TRANSACTIONS,
+    PAYOUTS_GROUP,
+    STRIPE_PAYOUTS,
+    backfill_policy,
+    run_days,
+    run_failure,
+)
+from recon_dagster.stores.asset_slice import Slice
+from recon_dagster.stores.payout_store import PayoutStore
+from recon_dagster.usecases.payouts import reconcile_payout_days
+
+
+def fail_payout_days(
+    context: dg.AssetExecutionContext,
+    report_store: ReportStoreResource,
+    policy: ReconciliationPolicy,
+    bank: BankResource,
+    what: str,
+    exc: Exception,
+    days: list[date] | None = None,
+) -> NoReturn:
+    """Record an `error` payout report for the run's days (or `days`), then fail the run saying
+    why."""
+    days = days or run_days(context)
+    failure = run_failure(what, exc, days)
+    store = PayoutStore(report_store.store())
+    as_of = today(policy.timezone)
+    for day in days:
+        failed = PayoutResult.failed(
+            day, day, as_of, failure.description or "", match_days=bank.match_days
+        )
+        store.save(failed, source="dagster", run_id=context.run_id)
+    raise failure
+
+
+def arrivals(context: dg.AssetExecutionContext) -> Slice:
+    """The run's rows of a payout table: its days' arrival dates."""
+    days = run_days(context)
+    return Slice("arrival_date", days[0], days[-1] + timedelta(days=1))
+
+
+def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    backfills = backfill_policy()
+
+    @dg.asset(
+        partitions_def=partitions_def,
+        backfill_policy=backfills,
+        group_name=PAYOUTS_GROUP,
+        key=STRIPE_PAYOUTS,
+        kinds={"stripe", "polars"},
+        description="Payouts arriving on each day, from the Stripe API (GET /v1/payouts by "
+        "arrival_date) or from a Stripe mirror in PostgreSQL (RECON_STRIPE_SOURCE).",
+    )
+    def stripe_payouts(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
+        asset_tables: AssetTablesResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+        bank: BankResource,
+    ) -> dg.MaterializeResult:
+        days = run_days(context)
+        try:
+            _, source = stripe_mirror.sources(stripe)
+            frame = source.fetch_payouts(days[0], days[-1])
+            asset_tables.tables().write(STRIPE_PAYOUTS.path[-1], frame, arrivals(context))
+        except EXPECTED_ERRORS as exc:
+            what = "Could not read Stripe payouts"
+            fail_payout_days(context, report_store, policy, bank, what, exc)
+        for day in days:
+            count = frame.filter(pl.col("arrival_date") == day).height
+            context.add_asset_metadata(
+                {"row_count": count, "stripe_source": source.label}, partition_key=day.isoformat()
+            )
+        return dg.MaterializeResult()
+
+    @dg.asset(
+        partitions_def=partitions_def,
+        backfill_policy=backfills,
+        group_name=PAYOUTS_GROUP,
+        key=PAYOUT_TRANSACTIONS,
+        deps=[stripe_payouts],
+        kinds={"stripe", "polars"},
+        description="The balance transactions each automatic payout paid out (the payout's own "
+        "included), with the payout's arrival_date.",
+    )
+    def stripe_payout_transactions(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
+        asset_tables: AssetTablesResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+        bank: BankResource,
+    ) -> dg.MaterializeResult:
+        try:
+            _, source = stripe_mirror.sources(stripe)
+            tables = asset_tables.tables()
+            payouts = tables.read(STRIPE_PAYOUTS.path[-1], arrivals(context))
+            automatic = payouts.filter(pl.col("automatic")).get_column("id").to_list()
+            arrival = payouts.select(payout="id", arrival_date="arrival_date")
+            frame = source.fetch_payout_transactions(automatic)
+            frame = frame.join(arrival, on="payout", how="left")
+            tables.write(PAYOUT_TRANSACTIONS.path[-1], frame, arrivals(context))
+        except EXPECTED_ERRORS as exc:
+            what = "Could not read the payouts' balance transactions"
+            fail_payout_days(context, report_store, policy, bank, what, exc)
+        return dg.MaterializeResult(metadata={"row_count": frame.height})
+
+    @dg.asset(
+        partitions_def=partitions_def,
+        backfill_policy=backfills,
+        group_name=PAYOUTS_GROUP,
+        deps=[stripe_payouts, stripe_payout_transactions],
+        kinds={"polars"},
+        description="Each day's payouts itemized and matched to the payments table and the bank.",
+    )
+    def payout_reconciliation(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
+        payments_db: PaymentsDatabaseResource,
+        bank: BankResource,
+        asset_tables: AssetTablesResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+    ) -> dg.MaterializeResult:
+        store = PayoutStore(report_store.store())
+        days = run_days(context)
+        what = "Could not reconcile payouts"
+        try:
+            _, source = stripe_mirror.sources(stripe)
+            tables = asset_tables.tables()
+            payouts = tables.read(STRIPE_PAYOUTS.path[-1], arrivals(context))
+            transactions = tables.read(PAYOUT_TRANSACTIONS.path[-1], arrivals(context))
+            payments, lines = payments_db.reader(), bank.lines(policy.timezone)
+        except EXPECTED_ERRORS as exc:
+            fail_payout_days(context, report_store, policy, bank, what, exc)
+        for i, day in enumerate(days):
+            try:
+                result = reconcile_payout_days(
+                    day,
+                    day,
+                    stripe=source,
+                    payments=payments,
+                    bank=lines,
+                    match_days=bank.match_days,
+                    as_of=today(policy.timezone),
+                    payouts=payouts,
+                    transactions=transactions,
+                )
+            except EXPECTED_ERRORS as exc:
+                fail_payout_days(context, report_store, policy, bank, what, exc, days[i:])
+            report_id = store.save(result, source="dagster", run_id=context.run_id)
+            key = day.isoformat()
+            context.add_asset_metadata(payout_metadata(result, report_id), partition_key=key)
+            context.log.info(f"Payouts reconciled for {key}: {result.status}, {result.counts()}")
+        return dg.MaterializeResult()
+
+    return [stripe_payouts, stripe_payout_transactions, payout_reconciliation]

@@ -1,0 +1,284 @@
+"""Dagster resources: thin, configurable handles on the sources, the stores and the policy.
+
+Defaults and descriptions come from the table of settings (`settings.variables`); each value is
+validated with the same parser as its environment variable, so a wrong value typed into the
+launchpad fails with the same message, naming the variable.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import dagster as dg
+import stripe
+from pydantic import Field, field_validator
+
+from recon_dagster.core.result import MatchOn
+from recon_dagster.settings import (
+    AmountUnit,
+    BankTable,
+    ConfigError,
+    PaymentsTable,
+    parse_identifier,
+)
+from recon_dagster.settings.variables import BY_NAME, default, parse
+from recon_dagster.sources import stripe_client, stripe_mirror
+from recon_dagster.sources.bank import BankLines
+from recon_dagster.sources.payments_db import PaymentsReader
+from recon_dagster.sources.stripe_api import StripeApi
+from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
+from recon_dagster.sources.stripe_source import ChargeSource, PayoutSource
+from recon_dagster.stores.asset_tables import AssetTables
+from recon_dagster.stores.report_store import ReportStore
+
+
+def setting(name: str) -> Any:
+    """A resource field defaulting to the variable `name`'s default, described by its doc."""
+    value = default(name)
+    description = f"{BY_NAME[name].doc} ({name})"
+    if isinstance(value, tuple):
+        return Field(default_factory=lambda: list(value), description=description)
+    return Field(default=value, description=description)
+
+
+class StripeResource(dg.ConfigurableResource):
+    """The Stripe API through the official SDK; the key comes from `EnvVar("STRIPE_API_KEY")`."""
+
+    api_key: str = Field(description=f"{BY_NAME['STRIPE_API_KEY'].doc} (STRIPE_API_KEY)")
+    api_base: str | None = setting("STRIPE_API_BASE")
+    max_network_retries: int = setting("STRIPE_MAX_NETWORK_RETRIES")
+    requests_per_second: float | None = setting("STRIPE_REQUESTS_PER_SECOND")
+    endpoint_requests_per_second: float = setting("STRIPE_ENDPOINT_REQUESTS_PER_SECOND")
+    timeout_seconds: float = setting("STRIPE_TIMEOUT_SECONDS")
+    # None: automatic (one request for a small window; a busy day split on demand over 8 workers).
+    slices: int | None = None
+
+    def client(self) -> stripe.StripeClient:
+        return stripe_client.make_client(
+            self.api_key,
+            api_base=self.api_base,
+            max_network_retries=self.max_network_retries,
+            requests_per_second=self.requests_per_second,
+            endpoint_requests_per_second=self.endpoint_requests_per_second,
+            timeout=self.timeout_seconds,
+        )
+
+    def api(self) -> StripeApi:
+        return StripeApi(self.client(), self.slices)
+
+
+class StripeMirrorResource(dg.ConfigurableResource):
+    """A Stripe mirror in PostgreSQL as the source (RECON_STRIPE_SOURCE); without `url` the API is
+    the source. The URL comes as an `EnvVar` (it may carry a password)."""
+
+    url: str | None = None
+    mirror_schema: str = setting("RECON_STRIPE_MIRROR_SCHEMA")
+    min_lag_minutes: int = setting("RECON_MIRROR_MIN_LAG_MINUTES")
+    # 0 without Stripe API credentials: the spot check compares with the API.
+    spot_check: int = setting("RECON_MIRROR_SPOT_CHECK")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    def mirror(self) -> stripe_mirror.Mirror:
+        if not self.url:
+            raise ConfigError("RECON_STRIPE_SOURCE", "is api: there is no Stripe mirror to read")
+        return stripe_mirror.detect(self.url, self.mirror_schema)
+
+    def sources(self, stripe: StripeResource) -> tuple[ChargeSource, PayoutSource]:
+        """Where charges and payouts are read: the mirror when configured, else the API."""
+        api = stripe.api()
+        if not self.enabled:
+            return api, api
+        charges = MirrorCharges(
+            self.mirror(), timedelta(minutes=self.min_lag_minutes), self.spot_check, api
+        )
+        return charges, payout_source(charges)
+
+
+class _MappedTable(dg.ConfigurableResource):
+    """A table of the team's whose columns are mapped onto ours (payments, bank lines): the unit
+    of its amounts and the zone of its timestamps without one, validated like their variables."""
+
+    _prefix: ClassVar[str]  # RECON_PAYMENTS or RECON_BANK: the variables' names
+    amount_unit: AmountUnit = setting("RECON_PAYMENTS_AMOUNT_UNIT")
+    db_timezone: str = setting("RECON_DB_TIMEZONE")
+
+    @field_validator("amount_unit", mode="before")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        return parse(f"{cls._prefix}_AMOUNT_UNIT", value)
+
+    @field_validator("db_timezone")
+    @classmethod
+    def _db_tz(cls, value: str) -> str:
+        return parse("RECON_DB_TIMEZONE", value)
+
+    def _check_columns(self, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+        """Each `<name>_column` is a plain identifier (an `optional` one may be unset); a wrong
+        one names its variable, `<prefix>_<NAME>_COLUMN`."""
+        for name in (*names, *optional):
+            value = getattr(self, f"{name}_column")
+            if value or name not in optional:
+                parse_identifier(f"{self._prefix}_{name.upper()}_COLUMN", value)
+
+
+class PaymentsDatabaseResource(_MappedTable):
+    """The application's payments table and how its columns map onto a payment."""
+
+    _prefix: ClassVar[str] = "RECON_PAYMENTS"
+    url: str
+    table: str = setting("RECON_PAYMENTS_TABLE")
+    id_column: str = setting("RECON_PAYMENTS_ID_COLUMN")
+    amount_column: str = setting("RECON_PAYMENTS_AMOUNT_COLUMN")
+    currency_column: str = setting("RECON_PAYMENTS_CURRENCY_COLUMN")
+    status_column: str = setting("RECON_PAYMENTS_STATUS_COLUMN")
+    created_at_column: str = setting("RECON_PAYMENTS_CREATED_AT_COLUMN")
+    refunded_column: str | None = setting("RECON_PAYMENTS_REFUNDED_COLUMN")
+    paid_statuses: list[str] = setting("RECON_PAYMENTS_PAID_STATUSES")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        return parse_identifier("RECON_PAYMENTS_TABLE", value, qualified=True)
+
+    def mapping(self) -> PaymentsTable:
+        self._check_columns(
+            ("id", "amount", "currency", "status", "created_at"), optional=("refunded",)
+        )
+        return PaymentsTable(
+            url=self.url,
+            table=self.table,
+            id_column=self.id_column,
+            amount_column=self.amount_column,
+            amount_unit=self.amount_unit,
+            currency_column=self.currency_column,
+            status_column=self.status_column,
+            created_at_column=self.created_at_column,
+            refunded_column=self.refunded_column or None,
+            paid_statuses=tuple(self.paid_statuses),
+            db_timezone=self.db_timezone,
+        )
+
+    def reader(self) -> PaymentsReader:
+        return PaymentsReader(self.mapping())
+
+
+class BankResource(_MappedTable):
+    """The bank statement table (RECON_BANK_*); without `table` the payouts' bank step is
+    skipped."""
+
+    _prefix: ClassVar[str] = "RECON_BANK"
+    url: str | None = None
+    table: str | None = setting("RECON_BANK_TABLE")
+    amount_unit: AmountUnit = setting("RECON_BANK_AMOUNT_UNIT")
+    id_column: str = setting("RECON_BANK_ID_COLUMN")
+    amount_column: str = setting("RECON_BANK_AMOUNT_COLUMN")
+    currency_column: str = setting("RECON_BANK_CURRENCY_COLUMN")
+    date_column: str = setting("RECON_BANK_DATE_COLUMN")
+    reference_column: str | None = setting("RECON_BANK_REFERENCE_COLUMN")
+    match_days: int = setting("RECON_BANK_MATCH_DAYS")
+
+    @field_validator("match_days")
+    @classmethod
+    def _days(cls, value: int) -> int:
+        return parse("RECON_BANK_MATCH_DAYS", str(value))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.table)
+
+    def mapping(self) -> BankTable:
+        self._check_columns(("id", "amount", "currency", "date"), optional=("reference",))
+        if not self.url or not self.table:
+            raise ConfigError(
+                "RECON_BANK_TABLE",
+                "is not set: the bank step needs the table of bank statement lines",
+            )
+        return BankTable(
+            url=self.url,
+            table=parse_identifier("RECON_BANK_TABLE", self.table, qualified=True),
+            id_column=self.id_column,
+            amount_column=self.amount_column,
+            amount_unit=self.amount_unit,
+            currency_column=self.currency_column,
+            date_column=self.date_column,
+            reference_column=self.reference_column or None,
+            match_days=self.match_days,
+            db_timezone=self.db_timezone,
+        )
+
+    def lines(self, timezone: str) -> BankLines | None:
+        """The statement lines, days cut in `timezone`; None when no bank table is set."""
+        return BankLines(self.mapping(), timezone) if self.enabled else None
+
+
+class ReportStoreResource(dg.ConfigurableResource):
+    """Where reports, line items and the sync audit are kept (DuckDB file or PostgreSQL)."""
+
+    url: str
+
+    def store(self) -> ReportStore:
+        return ReportStore(self.url)
+
+
+class AssetTablesResource(dg.ConfigurableResource):
+    """Where the input assets keep their frames between steps (`stores.asset_tables`): a DuckDB
+    file beside the DuckDB report store, or the PostgreSQL report store's `recon_assets` schema."""
+
+    url: str
+    asset_schema: str = "recon_assets"
+
+    def tables(self) -> AssetTables:
+        return AssetTables(self.url, self.asset_schema)
+
+
+class ReconciliationPolicy(dg.ConfigurableResource):
+    """The thresholds and choices that decide what counts as a discrepancy."""
+
+    timezone: str = setting("RECON_TIMEZONE")
+    tolerance_percent: str = Field(
+        default=str(default("BILLING_RECONCILIATION_TOLERANCE_PERCENT")),
+        description=BY_NAME["BILLING_RECONCILIATION_TOLERANCE_PERCENT"].doc,
+    )
+    critical_percent: str = Field(
+        default=str(default("RECON_CRITICAL_PERCENT")),
+        description=BY_NAME["RECON_CRITICAL_PERCENT"].doc,
+    )
+    include_refunds: bool = setting("BILLING_RECONCILIATION_INCLUDE_REFUNDS")
+    timing_margin_hours: float = setting("RECON_TIMING_MARGIN_HOURS")
+    auto_sync: bool = setting("RECON_AUTO_SYNC")
+    match_on: MatchOn = setting("RECON_MATCH_ON")
+
+    @field_validator("match_on", mode="before")
+    @classmethod
+    def _match_on(cls, value: str) -> str:
+        return parse("RECON_MATCH_ON", value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return parse("RECON_TIMEZONE", value)
+
+    @field_validator("tolerance_percent")
+    @classmethod
+    def _tolerance(cls, value: str) -> str:
+        return str(parse("BILLING_RECONCILIATION_TOLERANCE_PERCENT", value))
+
+    @field_validator("critical_percent")
+    @classmethod
+    def _critical(cls, value: str) -> str:
+        return str(parse("RECON_CRITICAL_PERCENT", value))
+
+    @property
+    def tolerance(self) -> Decimal:
+        return Decimal(self.tolerance_percent)
+
+    @property
+    def critical(self) -> Decimal:
+        return Decimal(self.critical_percent)
+
+    @property
+    def margin(self) -> timedelta:
+        return timedelta(hours=self.timing_margin_hours)

@@ -1,0 +1,114 @@
+"""What every Dagster domain shares, each defined once: asset keys, group, job and check names,
+run tags, the errors a run reports as they are, the days a run covers, and the partitions.
+
+The domains (`charges/`, `payouts/`) never import each other; what both need is here.
+"""
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any, TypeAlias
+
+import dagster as dg
+
+from recon_dagster.days import span
+from recon_dagster.settings import ConfigError, Settings
+from recon_dagster.sources.payments_db import PaymentsDataError
+from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
+from recon_dagster.stores.asset_slice import AssetTablesError
+from recon_dagster.stores.report_versions import TRIGGER_TAG
+
+# The charges domain: its group, assets, check and job.
+CHARGES_GROUP = "reconciliation"
+STRIPE_CHARGES = dg.AssetKey("stripe_charges")
+DB_PAYMENTS = dg.AssetKey("db_payments")
+REPORT = dg.AssetKey("reconciliation_report")
+REPORT_CHECK = dg.AssetCheckKey(REPORT, "discrepancy_within_tolerance")
+DAILY_JOB = "daily_reconciliation"
+
+# The payouts domain.
+PAYOUTS_GROUP = "payouts"
+STRIPE_PAYOUTS = dg.AssetKey("stripe_payouts")
+PAYOUT_TRANSACTIONS = dg.AssetKey("stripe_payout_transactions")
+PAYOUT_REPORT = dg.AssetKey("payout_reconciliation")
+PAYOUT_CHECK = dg.AssetCheckKey(PAYOUT_REPORT, "payouts_reconciled")
+PAYOUTS_JOB = "payout_reconciliation_job"
+
+SYNC_JOB = "sync_missing_payments"
+# A job `dg.define_asset_job` returns: Dagster does not export its class to annotate with.
+AssetJob: TypeAlias = Any
+
+# A backfill of a long range runs as chunks of this many days per run: few enough runs to start
+# quickly, small enough for runs to spread over workers (see README, "Production").
+DAYS_PER_RUN = 31
+
+# Run tags: `TRIGGER_TAG` says what started a run (stores/report_versions.py); a run that a late
+# change started also names the Stripe events behind it.
+EVENTS_TAG = "recon/late_events"
+EVENT_COUNT_TAG = "recon/late_event_count"
+EVENT_TYPES_TAG = "recon/late_event_types"
+_TAG_LIMIT = 4000  # Dagster tag values are bounded: the first event ids, and how many in all
+
+# Errors about the outside world or its data, reported as they are; anything else is a bug and
+# keeps its traceback.
+EXPECTED_ERRORS = (
+    StripeUnavailableError,
+    StripeDataError,
+    PaymentsDataError,
+    ConfigError,
+    AssetTablesError,
+)
+
+
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    """One partition per calendar day in RECON_TIMEZONE from RECON_START_DATE; a DST day has 23
+    or 25 hours."""
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.start_date.isoformat(), timezone=settings.timezone
+    )
+
+
+def backfill_policy() -> dg.BackfillPolicy:
+    return dg.BackfillPolicy.multi_run(DAYS_PER_RUN)
+
+
+def run_days(context: dg.AssetExecutionContext) -> list[date]:
+    """The days (partitions) a run covers: one, or a backfill's chunk."""
+    return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
+    """The UTC instants the run's days cover."""
+    window = context.partition_time_window
+    return window.start.astimezone(UTC), window.end.astimezone(UTC)
+
+
+def run_failure(what: str, exc: Exception, days: list[date]) -> dg.Failure:
+    """The failure of a run over `days`: what could not be done, for which days, and why."""
+    return dg.Failure(
+        description=f"{what} for {span(days)}: {exc}",
+        metadata={"days": [d.isoformat() for d in days]},
+        allow_retries=False,
+    )
+
+
+def late_change_tags(events: str, count: int, types: str) -> dict[str, str]:
+    """The tags of a run a late change started: the events (ids, or `mirror:` and the rows'
+    ids), how many, and their types."""
+    return {
+        TRIGGER_TAG: "late_change",
+        EVENTS_TAG: events[:_TAG_LIMIT],
+        EVENT_COUNT_TAG: str(count),
+        EVENT_TYPES_TAG: types[:_TAG_LIMIT],
+    }
+
+
+def late_events(tags: Mapping[str, str]) -> dict[str, Any]:
+    """What re-opened a run's day, from its tags: the events, their types and how many; empty
+    for a run no late change started."""
+    if tags.get(TRIGGER_TAG) != "late_change":
+        return {}
+    return {
+        "events": [e for e in tags.get(EVENTS_TAG, "").split(",") if e],
+        "event_types": tags.get(EVENT_TYPES_TAG, ""),
+        "event_count": int(tags.get(EVENT_COUNT_TAG, "0") or 0),
+    }

@@ -1,0 +1,1 @@
+"""Acceptance tests: the product driven end to end through its CLI, API and Dagster."""

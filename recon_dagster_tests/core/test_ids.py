@@ -1,0 +1,66 @@
+"""Matching on the ids' u64 hashes: fast, and exact even when two ids share a hash."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from recon_dagster.core.ids import duplicated
+from recon_dagster.core.reconcile import flag_rows
+from recon_dagster.core.sides import collapse_duplicates, database_side, stripe_side
+from recon_dagster_tests.support.core_builders import charge, charges, params, payment, payments
+
+IDS = pl.Series("id", ["ch_a", "ch_b", "ch_a", "ch_c", "ch_d", "ch_c", "ch_a"])
+
+
+def test_duplicated_marks_every_copy_of_a_repeated_id():
+    assert duplicated(IDS, IDS.hash()).to_list() == [True, False, True, True, False, True, True]
+
+
+def test_duplicated_confirms_a_shared_hash_on_the_text():
+    every_id_collides = pl.Series([0] * len(IDS), dtype=pl.UInt64)
+    assert duplicated(IDS, every_id_collides).to_list() == IDS.is_duplicated().to_list()
+
+
+def test_duplicated_of_distinct_ids_is_all_false():
+    ids = pl.Series("id", ["ch_1", "ch_2", "ch_3"])
+    assert duplicated(ids, ids.hash()).to_list() == [False, False, False]
+
+
+def _sides(colliding: bool):
+    c = charges(charge("ch_ok", 1000), charge("ch_lost", 500), charge("ch_amt", 700))
+    p = payments(
+        payment("ch_ok", 1000),
+        payment("ch_amt", 650),
+        payment("ch_manual_1", 90),
+        payment("ch_ok", 1000),
+    )
+    stripe, database = stripe_side(c, include_refunds=True), database_side(p, params())
+    if colliding:  # the worst case: every id has the same hash
+        stripe = stripe.with_columns(h=pl.lit(0, pl.UInt64))
+        database = database.with_columns(h=pl.lit(0, pl.UInt64))
+    collapsed, _ = collapse_duplicates(database)
+    return flag_rows(stripe, collapsed, params())
+
+
+def _flags(flagged: pl.DataFrame) -> list[tuple]:
+    names = [
+        "id",
+        "missing_in_database",
+        "missing_in_stripe",
+        "amount_mismatches",
+        "duplicates_in_database",
+    ]
+    return sorted(flagged.select(names).iter_rows())
+
+
+def test_a_hash_collision_never_pairs_two_different_ids():
+    assert _flags(_sides(colliding=True)) == _flags(_sides(colliding=False))
+
+
+def test_flagged_rows_name_each_class_once():
+    assert _flags(_sides(colliding=False)) == [
+        ("ch_amt", False, False, True, False),
+        ("ch_lost", True, False, False, False),
+        ("ch_manual_1", False, True, False, False),
+        ("ch_ok", False, False, False, True),
+    ]

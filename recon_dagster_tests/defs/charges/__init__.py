@@ -1,0 +1,1 @@
+"""Tests of recon_dagster/defs/charges."""

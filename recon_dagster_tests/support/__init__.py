@@ -1,0 +1,1 @@
+"""What the tests share: data builders, databases, instances, receivers and a small world."""
