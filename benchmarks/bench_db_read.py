@@ -19,6 +19,7 @@ reads, from `ru_maxrss`), with `rows`. The table is made in a throwaway database
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import resource
 import subprocess
@@ -27,11 +28,12 @@ import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
+import polars as pl
 import psycopg
 from psycopg import sql
 
 READERS = ("copy", "connectorx", "adbc")
-CHOSEN = "copy"  # recon_dagster/payments_db/postgresql.py
+CHOSEN = "copy"  # recon_dagster/sources/payments_db/postgresql.py
 QUERY = (
     "SELECT stripe_charge_id::text, amount::text, currency::text, status::text, "
     "(EXTRACT(EPOCH FROM created_at) * 1000000)::bigint, amount_refunded::text FROM payments "
@@ -58,8 +60,8 @@ def make_table(url: str, rows: int) -> None:
         conn.execute("ANALYZE payments")
 
 
-def read(reader: str, url: str):
-    import polars as pl
+def read(reader: str, url: str) -> pl.DataFrame:
+    from recon_dagster.core.frames import from_arrow
 
     if reader == "copy":
         from recon_dagster.sources.payments_db.postgresql import copy
@@ -69,18 +71,18 @@ def read(reader: str, url: str):
     if reader == "connectorx":
         import connectorx
 
-        return pl.from_arrow(connectorx.read_sql(url, QUERY, return_type="arrow"))
-    import adbc_driver_postgresql.dbapi
+        return from_arrow(connectorx.read_sql(url, QUERY, return_type="arrow"))
+    # The `bench` extra, which CI does not install: imported by name so the type checker does not
+    # require it.
+    adbc = importlib.import_module("adbc_driver_postgresql.dbapi")
 
-    with adbc_driver_postgresql.dbapi.connect(url) as conn, conn.cursor() as cur:
+    with adbc.connect(url) as conn, conn.cursor() as cur:
         cur.execute(QUERY)
-        return pl.from_arrow(cur.fetch_arrow_table())
+        return from_arrow(cur.fetch_arrow_table())
 
 
 def child(reader: str, url: str) -> None:
     """One reader in this (fresh) process: best of 3, peak RSS growth, and a digest of the frame."""
-    import polars as pl
-
     from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA as _RAW_SCHEMA
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -90,7 +92,8 @@ def child(reader: str, url: str) -> None:
         frame = read(reader, url)
         runs.append(time.perf_counter() - t0)
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    frame = frame.rename(dict(zip(frame.columns, _RAW_SCHEMA, strict=True))).cast(_RAW_SCHEMA)  # type: ignore[union-attr]
+    assert frame is not None
+    frame = frame.rename(dict(zip(frame.columns, _RAW_SCHEMA, strict=True))).cast(_RAW_SCHEMA)
     digest = frame.sort("id").hash_rows().sum()
     print(
         json.dumps(
@@ -104,11 +107,10 @@ def child(reader: str, url: str) -> None:
             }
         )
     )
-    del pl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--json", action="store_true")
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     name = f"bench_db_read_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(args.url)._replace(path=f"/{name}"))
+    server: str = args.url
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     try:
         make_table(url, args.rows)
         out: dict = {"rows": args.rows}

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import duckdb
 import psycopg
 from daily_job_child import run_daily_job
+from psycopg import sql
 
 API_CHARGES_PER_SECOND = 25 * 100
 
@@ -100,7 +101,7 @@ def _bulk(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--per-day", type=int, default=1_000_000)
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -110,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     day = first + timedelta(days=args.days // 2)
     name = f"bench_mirror_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    url = urlunsplit(urlsplit(args.url)._replace(path=f"/{name}"))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    server: str = args.url
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             run = run_daily_job(root, day, env)
     finally:
         with psycopg.connect(args.url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))
     out = {
         "rows_in_mirror": args.days * args.per_day,
         "day_charges": args.per_day,

@@ -123,7 +123,7 @@ def transactions(days: int, per_day: int, seed: int) -> pl.DataFrame:
         payment_intent=pl.lit(None, pl.String),
         created=created,
     )
-    return pl.concat([charges, refunds, disputes]).cast(PAYOUT_TRANSACTIONS_SCHEMA)  # type: ignore[arg-type]
+    return pl.concat([charges, refunds, disputes]).cast(PAYOUT_TRANSACTIONS_SCHEMA)
 
 
 def generate(days: int, per_day: int, seed: int) -> dict[str, pl.DataFrame]:
@@ -140,7 +140,7 @@ def generate(days: int, per_day: int, seed: int) -> dict[str, pl.DataFrame]:
         failure_code=pl.lit(None, pl.String),
         trace_id=pl.concat_str(pl.lit("TRACE"), day.cast(pl.String)),
         created=pl.lit(START) + pl.duration(days=day - 2),
-    ).cast(PAYOUTS_SCHEMA)  # type: ignore[arg-type]
+    ).cast(PAYOUTS_SCHEMA)
     own = payouts.select(
         id=pl.concat_str(pl.lit("txn_"), "id"),
         payout="id",
@@ -154,7 +154,7 @@ def generate(days: int, per_day: int, seed: int) -> dict[str, pl.DataFrame]:
         charge=pl.lit(None, pl.String),
         payment_intent=pl.lit(None, pl.String),
         created="created",
-    ).cast(PAYOUT_TRANSACTIONS_SCHEMA)  # type: ignore[arg-type]
+    ).cast(PAYOUT_TRANSACTIONS_SCHEMA)
     charges = tx.filter(pl.col("reporting_category") == "charge").with_columns(
         h=pl.col("charge").hash(seed + 1)
     )
@@ -168,7 +168,7 @@ def generate(days: int, per_day: int, seed: int) -> dict[str, pl.DataFrame]:
             currency="currency",
         )
         .cast(PAYMENT_ROWS_SCHEMA)
-    )  # type: ignore[arg-type]
+    )
     missing = [f"po_{days // 4}", f"po_{3 * days // 4}"]
     bank = payouts.filter(~pl.col("id").is_in(missing)).select(  # two missing
         id=pl.concat_str(pl.lit("bank_"), "id"),
@@ -186,7 +186,7 @@ def generate(days: int, per_day: int, seed: int) -> dict[str, pl.DataFrame]:
             "reference": ["STRIPE TRANSFER"],
         }
     )
-    bank = pl.concat([bank.cast(BANK_SCHEMA), extra.cast(BANK_SCHEMA)])  # type: ignore[arg-type]
+    bank = pl.concat([bank.cast(BANK_SCHEMA), extra.cast(BANK_SCHEMA)])
     return {
         "payouts": payouts,
         "transactions": pl.concat([tx, own]),
@@ -245,7 +245,7 @@ def child(folder: Path, days: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--charges-per-day", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)

@@ -22,8 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -42,7 +44,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_data(root: Path, n: int, database: str, server_url: str) -> tuple[Path, str, object]:
+def write_data(
+    root: Path, n: int, database: str, server_url: str
+) -> tuple[Path, str, Callable[[], None]]:
     """Charges as JSON lines (only the fields our source reads, as Stripe names them) and a
     table."""
     start = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp())
@@ -75,7 +79,7 @@ def write_data(root: Path, n: int, database: str, server_url: str) -> tuple[Path
 
 def write_table(
     root: Path, rows: pl.DataFrame, database: str, server_url: str
-) -> tuple[str, object]:
+) -> tuple[str, Callable[[], None]]:
     """The payments table in `database`; returns its RECON_DATABASE_URL and a function that drops
     it."""
     if database == "duckdb":
@@ -105,9 +109,10 @@ def write_table(
     name = f"bench_memory_{uuid.uuid4().hex[:8]}"
     if database == "postgresql":
         import psycopg
+        from psycopg import sql
 
         with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f"create database {name}")
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
@@ -123,7 +128,8 @@ def write_table(
 
         def drop_pg() -> None:
             with psycopg.connect(server_url, autocommit=True) as conn:
-                conn.execute(f"drop database if exists {name} with (force)")
+                drop = sql.SQL("drop database if exists {} with (force)")
+                conn.execute(drop.format(sql.Identifier(name)))
 
         return url, drop_pg
     import pymysql
@@ -212,13 +218,12 @@ def main() -> int:
                 "RECON_REPORT_STORE_URL": f"duckdb:///{root / 'recon.duckdb'}",
                 "RECON_START_DATE": "2024-06-01",
             }
-            run = run_daily_job(
-                root, DAY, env
-            )  # before the server is waited on: the peak is the job's
+            # Before the server is waited on: the peak is the job's.
+            run = run_daily_job(root, DAY, env)
         finally:
             server.terminate()
             server.wait()
-            drop()  # type: ignore[operator]
+            drop()
     out = {
         "charges": args.charges,
         "peak_mib": run["peak_mib"],

@@ -130,7 +130,7 @@ def generate(
     )
 
 
-def typed(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def typed(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     """The frame in `schema`'s types; `conform` adds the columns a source sets only now and then
     (disputes, invalid rows), as it does for frames stored before them."""
     return conform(
@@ -257,7 +257,7 @@ def timed(fn: Callable[[], object], repeat: int) -> tuple[float, list[float], ob
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="charges (and payment rows)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")

@@ -42,16 +42,17 @@ import time
 from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import stripe  # noqa: E402
+import stripe
 
-from recon_dagster.sources.stripe_charges import fetch_charges  # noqa: E402
-from recon_dagster.sources.stripe_client import StripeUnavailableError, make_client  # noqa: E402
-from recon_dagster.sources.stripe_pacing import TARGET, endpoint  # noqa: E402
-from recon_dagster.sources.stripe_payouts import fetch_payout_transactions  # noqa: E402
-from recon_dagster.testing.stripe_server import (  # noqa: E402
+from recon_dagster.sources.stripe_charges import fetch_charges
+from recon_dagster.sources.stripe_client import StripeUnavailableError, make_client
+from recon_dagster.sources.stripe_pacing import TARGET, endpoint
+from recon_dagster.sources.stripe_payouts import fetch_payout_transactions
+from recon_dagster.testing.stripe_server import (
     StripeServer,
     make_balance_transaction,
     make_charge,
@@ -237,7 +238,7 @@ def per_endpoint(records: list[tuple], endpoint_limit: float, limit: float) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--charges", type=int, default=50_000)
     parser.add_argument("--latency", type=float, default=0.05, help="server seconds per request")
@@ -315,9 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         url, payout_ids, transactions = parent.recv()
         start, end = DAY, DAY + timedelta(days=1)
 
-        def client() -> (
-            stripe.StripeClient
-        ):  # as the resource does: a client per call, one budget per account
+        # As the resource does: a client per call, one budget per account.
+        def client() -> stripe.StripeClient:
             return make_client(
                 LIVE_KEY,
                 api_base=url,
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 client(), start, end, slices=None, max_workers=args.max_workers
             ).height
 
-        listed: dict[str, object] = {}
+        listed: dict[str, Any] = {}
 
         def with_transactions() -> int:
             def transactions_job() -> None:
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                     listed["transactions"] = fetch_payout_transactions(
                         client(), payout_ids
                     ).height  # a thread per payout
-                except BaseException as exc:  # noqa: BLE001 - reported, and the run marked incomplete
+                except BaseException as exc:  # reported, and the run marked incomplete
                     listed["error"] = exc
                 listed["transactions_seconds"] = time.perf_counter() - began
 
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 thread.join()
                 if isinstance(listed.get("error"), BaseException):
-                    raise listed["error"]  # type: ignore[misc]
+                    raise listed["error"]
 
         if args.gc_freeze:
             gc.freeze()

@@ -20,7 +20,7 @@ from recon_dagster.settings import ConfigError, parse_percent
 
 EXIT = {"success": 0, "discrepancy_found": 1, "error": 2}
 DESCRIPTION = (
-    "recon-dagster: reconcile | sync | payouts | changes | history | demo | stripe-server."
+    "`recon-dagster`: reconcile | sync | payouts | changes | history | demo | stripe-server."
 )
 
 
@@ -175,8 +175,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     for day in found["days"]:
         print(
             f"  {day['date']}: {len(day['events'])} event(s) ({', '.join(day['types'])}) on "
-            f"{', '.join(day['charges'])}; "
-            f"last report {day['last_report_at']}"
+            f"{', '.join(day['charges'])}; last report {day['last_report_at']}"
         )
     return 0
 

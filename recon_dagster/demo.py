@@ -251,9 +251,8 @@ def run_demo(
     root = (root or Path.cwd()).resolve()
     os.chdir(root)
     with warnings.catch_warnings():
-        if (
-            not verbose
-        ):  # Dagster's notes that backfill policies and partitioned checks are beta/preview
+        # Dagster's notes that backfill policies and partitioned checks are beta/preview.
+        if not verbose:
             warnings.simplefilter("ignore", dg.BetaWarning)
             warnings.simplefilter("ignore", dg.PreviewWarning)
         return _run_demo(days, ui, port, root, verbose, late_changes)
@@ -271,8 +270,7 @@ def _run_demo(
     dataset.write(root / "data" / "demo")
     print(
         f"[1/4] Demo data: {len(dataset.charges)} Stripe charges, {len(dataset.disputes)} "
-        "disputes, "
-        f"{len(dataset.payouts.payouts)} payouts, {len(dataset.payments)} payment rows, "
+        f"disputes, {len(dataset.payouts.payouts)} payouts, {len(dataset.payments)} payment rows, "
         f"{len(dataset.payouts.bank_lines)} bank lines, {day_list[0]} to {day_list[-1]} ({tz}) in "
         "data/demo/",
         flush=True,
@@ -302,13 +300,11 @@ def _run_demo(
                 )
                 if not run.success:
                     failures.append(f"{job.name} {day}: {failure_cause(run)}")
-                if (
-                    n == len(runs) or sys.stdout.isatty()
-                ):  # a terminal redraws the line; a log gets the last
+                # A terminal redraws the line; a log gets the last.
+                if n == len(runs) or sys.stdout.isatty():
                     print(
                         f"\r[3/4] Materializing through Dagster: {n}/{len(runs)} runs done "
-                        "(charges, then payouts)"
-                        f"{f', {len(failures)} failed' if failures else ''}",
+                        f"(charges, then payouts){f', {len(failures)} failed' if failures else ''}",
                         end="",
                         flush=True,
                     )

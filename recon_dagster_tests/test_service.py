@@ -71,7 +71,10 @@ def world(request, tmp_path):
         make_charge("ch_kwd", 1234, "kwd", created=int(ts(14).timestamp())),
         make_charge("ch_midnight", 800, "usd", created=int(ts(23, 59, 58).timestamp())),
     ]
-    wall = lambda moment: moment.astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
+
+    def wall(moment: datetime) -> str:
+        return moment.astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%d %H:%M:%S")
+
     rows = [
         ("ch_ok", "19.99", "USD", "paid", ts(0, 0, 2), "0"),
         ("ch_yen", "1400", "JPY", "paid", ts(9, 0, 2), "0"),  # 100 yen short

@@ -66,8 +66,7 @@ def build_trigger(
         f"Critical billing discrepancy on {evaluation.date}: "
         f"{percent(f.get('gross_discrepancy_percentage'))} gross "
         f"(net {f.get('discrepancy', 'n/a')} {cur}); Stripe {f.get('stripe_total', 'n/a')} vs "
-        "database "
-        f"{f.get('database_total', 'n/a')} {cur}"
+        f"database {f.get('database_total', 'n/a')} {cur}"
     )[:SUMMARY_LIMIT]
     body: dict[str, Any] = {
         "routing_key": routing_key,

@@ -7,7 +7,15 @@ from decimal import Decimal
 from typing import Any
 
 from recon_dagster.alerts.figures import Evaluation, as_dict, as_list, dedup_key, partition_link
-from recon_dagster.alerts.slack_text import IDS_SHOWN, ORANGE, RED, escape, escape_mrkdwn
+from recon_dagster.alerts.slack_text import (
+    IDS_SHOWN,
+    ORANGE,
+    RED,
+    escape,
+    escape_mrkdwn,
+    late_events,
+    message_body,
+)
 
 
 def _payout_line(p: dict[str, Any]) -> str:
@@ -70,14 +78,12 @@ def build_payout_message(
         )
     late = as_dict(f.get("late_change"))
     if late:
-        events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
         fields.append(
             {
                 "title": "Late change",
                 "short": False,
                 "value": "Stripe changed these payouts after the day was reconciled: "
-                f"{int(late.get('event_count') or 0)} "
-                f"event(s) ({escape(late.get('event_types') or '')}): {events}",
+                + late_events(late),
             }
         )
     if f.get("source_note"):
@@ -92,25 +98,17 @@ def build_payout_message(
         )
     if f.get("error"):
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
-    if link:
-        fields.append({"title": "Dagster UI", "value": link, "short": False})
-    attachment: dict[str, Any] = {
-        "color": RED if evaluation.critical else ORANGE,
-        "title": title,
-        "text": escape(evaluation.description),
-        "fallback": f"{title}: {escape(evaluation.description)}",
-        "fields": fields,
-        "footer": "recon_dagster · payouts_reconciled",
-        "mrkdwn_in": [],
-    }
-    if link:
-        attachment["title_link"] = link
-    headline = f"Payout reconciliation {level}: {escape_mrkdwn(evaluation.date)}"
-    icon = ":rotating_light:" if evaluation.critical else ":warning:"
-    return {
-        "text": f"{icon} {'Late change: ' if late else ''}{headline}",
-        "attachments": [attachment],
-    }
+    return message_body(
+        title=title,
+        headline=f"Payout reconciliation {level}: {escape_mrkdwn(evaluation.date)}",
+        description=evaluation.description,
+        fields=fields,
+        footer="recon_dagster · payouts_reconciled",
+        colour=RED if evaluation.critical else ORANGE,
+        icon=":rotating_light:" if evaluation.critical else ":warning:",
+        link=link,
+        late=bool(late),
+    )
 
 
 def build_payout_trigger(

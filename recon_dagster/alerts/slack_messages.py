@@ -5,7 +5,16 @@ from typing import Any
 
 from recon_dagster.alerts.figures import Evaluation, as_dict, as_list, partition_link, percent
 from recon_dagster.alerts.payout_messages import build_payout_message
-from recon_dagster.alerts.slack_text import GREEN, IDS_SHOWN, ORANGE, RED, escape, escape_mrkdwn
+from recon_dagster.alerts.slack_text import (
+    GREEN,
+    IDS_SHOWN,
+    ORANGE,
+    RED,
+    escape,
+    escape_mrkdwn,
+    late_events,
+    message_body,
+)
 
 RECOMMENDATIONS_SHOWN = 3
 _MAIN_CLASSES = ("missing_in_database", "missing_in_stripe", "amount_mismatches")
@@ -128,15 +137,13 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
     late = as_dict(f.get("late_change"))
     if late:
-        events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
         fields.append(
             {
                 "title": "Late change",
                 "short": False,
                 "value": "Stripe changed this day after it was reconciled: "
-                f"{escape(late.get('previous_grade'))} -> "
-                f"{escape(late.get('grade'))}; {int(late.get('event_count') or 0)} event(s) "
-                f"({escape(late.get('event_types') or '')}): {events}",
+                f"{escape(late.get('previous_grade'))} -> {escape(late.get('grade'))}; "
+                + late_events(late),
             }
         )
     if f.get("source_note"):
@@ -149,31 +156,23 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
                 "value": _ids(f.get("source_mismatches"), len(f.get("source_mismatches") or [])),
             }
         )
-    if link:
-        fields.append({"title": "Dagster UI", "value": link, "short": False})
-    attachment: dict[str, Any] = {
-        "color": RED if evaluation.critical else GREEN if evaluation.passed else ORANGE,
-        "fallback": f"{title}: {escape(evaluation.description)}",
-        "title": title,
-        "text": escape(evaluation.description),
-        "fields": fields,
-        "footer": "recon_dagster · discrepancy_within_tolerance",
-        "mrkdwn_in": [],
-    }
-    if link:
-        attachment["title_link"] = link
-    headline = f"Billing discrepancy {level}: {escape_mrkdwn(evaluation.date)}"
-    icon = (
-        ":rotating_light:"
-        if evaluation.critical
-        else ":white_check_mark:"
-        if evaluation.passed
-        else ":warning:"
+    if evaluation.critical:
+        colour, icon = RED, ":rotating_light:"
+    elif evaluation.passed:
+        colour, icon = GREEN, ":white_check_mark:"
+    else:
+        colour, icon = ORANGE, ":warning:"
+    return message_body(
+        title=title,
+        headline=f"Billing discrepancy {level}: {escape_mrkdwn(evaluation.date)}",
+        description=evaluation.description,
+        fields=fields,
+        footer="recon_dagster · discrepancy_within_tolerance",
+        colour=colour,
+        icon=icon,
+        link=link,
+        late=bool(late),
     )
-    return {
-        "text": f"{icon} {'Late change: ' if late else ''}{headline}",
-        "attachments": [attachment],
-    }
 
 
 def late_change_moved(evaluation: Evaluation) -> bool:

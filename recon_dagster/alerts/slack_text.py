@@ -1,4 +1,5 @@
-"""Slack text made safe and consistent: colours, how many ids a message shows, and escaping.
+"""Slack text made safe and consistent: colours, how many ids a message shows, escaping, and the
+message body around a check's fields.
 
 Data-derived text (ids, recommendations, error messages) goes into attachment fields that Slack
 does not format (no `mrkdwn_in`), escaped per Slack's rules (`&`, `<`, `>`), with `@` followed by
@@ -30,3 +31,44 @@ def escape_mrkdwn(text: Any) -> str:
     for mark in ("*", "_", "~"):
         out = out.replace(mark, mark + "\u200b")
     return out
+
+
+def late_events(late: dict[str, Any]) -> str:
+    """A late change's count, types and first events, as a field's text."""
+    events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
+    types = escape(late.get("event_types") or "")
+    return f"{int(late.get('event_count') or 0)} event(s) ({types}): {events}"
+
+
+def message_body(
+    *,
+    title: str,
+    headline: str,
+    description: str,
+    fields: list[dict[str, Any]],
+    footer: str,
+    colour: str,
+    icon: str,
+    link: str | None,
+    late: bool,
+) -> dict[str, Any]:
+    """The message around an evaluation's fields: one attachment Slack shows unformatted (its
+    title linked to the Dagster UI when there is a link), and a formatted one-line `text` for
+    notifications."""
+    if link:
+        fields = [*fields, {"title": "Dagster UI", "value": link, "short": False}]
+    attachment: dict[str, Any] = {
+        "color": colour,
+        "fallback": f"{title}: {escape(description)}",
+        "title": title,
+        "text": escape(description),
+        "fields": fields,
+        "footer": footer,
+        "mrkdwn_in": [],
+    }
+    if link:
+        attachment["title_link"] = link
+    return {
+        "text": f"{icon} {'Late change: ' if late else ''}{headline}",
+        "attachments": [attachment],
+    }

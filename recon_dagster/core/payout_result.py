@@ -45,17 +45,10 @@ COUNTED: tuple[str, ...] = (
     "failed",
 )
 MANUAL_NOTE = "manual payout: matched to the bank only"
+# What a payout's balance transactions add up to, by type: a payout line's itemization.
+ITEMIZED = ("charges", "refunds", "disputes", "fees", "adjustments")
 # The money fields of a payout line, converted to major units in JSON.
-_LINE_MONEY = (
-    "amount",
-    "itemized_net",
-    "difference",
-    "charges",
-    "refunds",
-    "disputes",
-    "fees",
-    "adjustments",
-)
+_LINE_MONEY = ("amount", "itemized_net", "difference", *ITEMIZED)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from recon_dagster.core.payout_frames import (
     empty_bank,
 )
 from recon_dagster.core.payout_result import (
+    ITEMIZED,
     MANUAL_NOTE,
     PROBLEMS,
     Deposit,
@@ -57,7 +58,8 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 KNOWN_CATEGORIES = tuple(c for cats in COMPONENTS.values() for c in cats)
 # Row numbers packed under the id hashes' high half (`_sorted_keys`): frames up to 4G rows.
 ROW_SPAN = 1 << 32
-ITEMIZED = ("itemized_net", "difference", "charges", "refunds", "disputes", "fees", "adjustments")
+# A payout line's itemization: what its transactions net to, the difference, and by type.
+ITEMIZATION = ("itemized_net", "difference", *ITEMIZED)
 
 
 def reconcile_payouts(
@@ -405,15 +407,7 @@ def _problems(
     (manual)."""
     automatic = pl.col("automatic")
     # An automatic payout without transactions is itemized as 0; a manual one is not itemized.
-    sums = (
-        "itemized_net",
-        "charges",
-        "refunds",
-        "disputes",
-        "fees",
-        "adjustments",
-        "transaction_count",
-    )
+    sums = ("itemized_net", *ITEMIZED, "transaction_count")
     lines = lines.with_columns(
         pl.when(automatic).then(pl.col(c).fill_null(0)) for c in sums
     ).with_columns(
@@ -443,7 +437,7 @@ def _line(row: dict) -> PayoutLine:
         automatic=row["automatic"],
         failure_code=row["failure_code"],
         trace_id=row["trace_id"],
-        **{name: row[name] for name in ITEMIZED},
+        **{name: row[name] for name in ITEMIZATION},
         transaction_count=row["transaction_count"],
         charges_missing_in_database=tuple(row["missing_ids"] or ()),
         charges_amount_mismatch=tuple(row["mismatch_ids"] or ()),

@@ -74,8 +74,7 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             f"reconcile {flags}`)."
             if refunded
             else "Likely cause: partial captures or an application that rewrites amounts. Correct "
-            "the "
-            f"rows, then re-run the day (`recon-dagster reconcile {flags}`)."
+            f"the rows, then re-run the day (`recon-dagster reconcile {flags}`)."
         )
         return (
             f"{_plural(n, 'payment')} {_verb(n, 'differ')} in amount by {_money(items)} in total "
@@ -89,8 +88,7 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             f"(e.g. {f.payment_id}: Stripe '{f.stripe_status}', database '{f.database_status}'): "
             f"{ids}. Likely "
             "cause: missed charge.failed / charge.captured webhooks. Check the webhook endpoint, "
-            "correct "
-            f"the statuses, then re-run the day (`recon-dagster reconcile {flags}`)."
+            f"correct the statuses, then re-run the day (`recon-dagster reconcile {flags}`)."
         )
     if kind == "refund_mismatches":
         return (
@@ -98,8 +96,7 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             "and the database "
             f"(Stripe refunded {_money(items, field='stripe_refunded')} vs database "
             f"{_money(items, field='database_refunded')}): {ids}. Likely cause: refund timing or a "
-            "missed "
-            "charge.refunded webhook. Check the webhook endpoint, then re-run the day "
+            "missed charge.refunded webhook. Check the webhook endpoint, then re-run the day "
             f"(`recon-dagster reconcile {flags}`)."
         )
     if kind == "duplicates_in_database":
@@ -107,8 +104,7 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             f"{_plural(n, 'Stripe charge')} {'is' if n == 1 else 'are'} recorded more than once in "
             "the database "
             f"(extra {_money(items)}): {ids}. Likely cause: a webhook retry processed twice. "
-            "Remove the extra "
-            "rows and add a UNIQUE constraint on the charge id column."
+            "Remove the extra rows and add a UNIQUE constraint on the charge id column."
         )
     if kind == "currency_mismatches":
         f = items[0]
@@ -159,15 +155,13 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             f"{_plural(len(items), 'row')} could not be reconciled and "
             f"{'was' if len(items) == 1 else 'were'} left "
             f"out: {shown}{more}. Fix {'it' if len(items) == 1 else 'them'} at the source, then "
-            "re-run the day "
-            f"(`recon-dagster reconcile {flags}`)."
+            f"re-run the day (`recon-dagster reconcile {flags}`)."
         )
     # timing_differences
     return (
         f"{_plural(n, 'payment')} {_verb(n, 'fall')} on the other side of midnight ({ids}): likely "
         "time zones or a recording delay, not money lost. They are matched across the day boundary "
-        "and "
-        "do not count against the tolerance; reconcile the two days as one range to confirm "
+        "and do not count against the tolerance; reconcile the two days as one range to confirm "
         f"(`recon-dagster reconcile --start <first day> --end <second day>`)."
     )
 

@@ -23,7 +23,6 @@ def day_evaluation(
     check: dg.AssetCheckKey,
     partition: str,
     target: Target | None,
-    *,
     passed: bool,
     description: str,
     metadata: dict[str, Any],

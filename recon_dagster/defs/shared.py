@@ -4,7 +4,7 @@ run tags, the errors a run reports as they are, the days a run covers, and the p
 The domains (`charges/`, `payouts/`) never import each other; what both need is here.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeAlias
 
@@ -67,8 +67,13 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     )
 
 
-def backfill_policy() -> dg.BackfillPolicy:
-    return dg.BackfillPolicy.multi_run(DAYS_PER_RUN)
+def daily_asset(
+    partitions: dg.PartitionsDefinition, group: str, **spec: Any
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """`dg.asset` for a daily asset of `group`: over `partitions`, a backfill run taking up to
+    `DAYS_PER_RUN` days; `spec` is the rest of `dg.asset`'s arguments."""
+    policy = dg.BackfillPolicy.multi_run(DAYS_PER_RUN)
+    return dg.asset(partitions_def=partitions, backfill_policy=policy, group_name=group, **spec)
 
 
 def run_days(context: dg.AssetExecutionContext) -> list[date]:

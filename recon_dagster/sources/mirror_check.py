@@ -38,8 +38,7 @@ def catch_up_note(
         f"the Stripe mirror has not caught up to {day_end.isoformat()}: its newest sync is "
         f"{newest} "
         f"(RECON_MIRROR_MIN_LAG_MINUTES {int(min_lag.total_seconds() // 60)}); {what} of the day "
-        "may be missing, "
-        "re-run the day once it has"
+        "may be missing, re-run the day once it has"
     )
 
 

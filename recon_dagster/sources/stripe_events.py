@@ -129,9 +129,8 @@ def read_changes(
         (_change(e) for e in events if e["id"] not in after.seen),
         key=lambda c: (c.created, c.event_id),
     )
-    if (
-        len(changes) > limit
-    ):  # cut at a whole second, so the cursor's `seen` stays complete for its second
+    # Cut at a whole second, so the cursor's `seen` stays complete for its second.
+    if len(changes) > limit:
         changes = [c for c in changes if c.created <= changes[limit - 1].created]
     return changes
 

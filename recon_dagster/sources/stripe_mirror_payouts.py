@@ -46,8 +46,7 @@ def describe(mirror: Mirror) -> PayoutTables:
     with connect(mirror.url) as conn:
         rows = conn.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE "
-            "table_schema = %s "
-            "AND table_name IN ('payouts', 'balance_transactions')",
+            "table_schema = %s AND table_name IN ('payouts', 'balance_transactions')",
             [mirror.schema],
         ).fetchall()
     tables: dict[str, dict[str, str]] = {}
@@ -78,8 +77,7 @@ def fetch_payouts(mirror: Mirror, tables: PayoutTables, first: date, last: date)
     arrival = _epoch("arrival_date", have)
     query = sql.SQL(
         "SELECT id::text, amount, currency::text, {arrival}, status::text, automatic, {failure}, "
-        "{trace}, {created} "
-        "FROM {table} WHERE {arrival} >= %s AND {arrival} < %s ORDER BY id"
+        "{trace}, {created} FROM {table} WHERE {arrival} >= %s AND {arrival} < %s ORDER BY id"
     ).format(
         arrival=arrival,
         created=_epoch("created", have),

@@ -147,8 +147,7 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
                 trigger TEXT,
                 UNIQUE (date, end_date, version))""",
                 "INSERT INTO {s}reconciliation_reports_v4 SELECT *, 1, CASE WHEN source IN ('cli', "
-                "'api') THEN source END "
-                "FROM {s}reconciliation_reports",
+                "'api') THEN source END FROM {s}reconciliation_reports",
                 "DROP TABLE {s}reconciliation_reports",
                 "ALTER TABLE {s}reconciliation_reports_v4 RENAME TO reconciliation_reports",
             ],

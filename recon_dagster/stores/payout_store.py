@@ -14,7 +14,7 @@ import json
 import uuid
 from datetime import date
 
-from recon_dagster.core.payout_result import PayoutResult
+from recon_dagster.core.payout_result import ITEMIZED, PayoutResult
 from recon_dagster.money import to_major
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.store_database import json_column, jsonable
@@ -34,11 +34,7 @@ _COLUMNS = (
     "automatic",
     "itemized_net",
     "difference",
-    "charges",
-    "refunds",
-    "disputes",
-    "fees",
-    "adjustments",
+    *ITEMIZED,
     "transaction_count",
     "bank_deposit_id",
     "problems",

@@ -300,8 +300,7 @@ class ReportStore:
             rows = s.run(
                 self.db.qualified(
                     f"SELECT details, trigger, run_id FROM {{s}}{_R} WHERE date = ? AND end_date = "
-                    "? "
-                    "ORDER BY version DESC LIMIT 2"
+                    "? ORDER BY version DESC LIMIT 2"
                 ),
                 (date, date),
             )

@@ -114,9 +114,8 @@ def build_demo_payouts(
             out.transactions += [*txns, payout_transactions(payout)]
             if failed:
                 out.seeded["failed"].append(pid)
-            elif (
-                n == 0 and currency == "usd"
-            ):  # the first USD payout never showed up on the statement
+            elif n == 0 and currency == "usd":
+                # The first USD payout never showed up on the statement.
                 out.seeded["missing_in_bank"].append(pid)
             else:
                 booked = arrival + timedelta(days=0 if currency == "usd" else 1)

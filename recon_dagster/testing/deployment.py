@@ -345,8 +345,7 @@ class Deployment:
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"backfill {backfill_id} still {state['status']} after {timeout}s: "
-                    f"{json.dumps(state)[:2000]}"
-                    f"\n--- daemon log ---\n{self.log_tail('daemon')}"
+                    f"{json.dumps(state)[:2000]}\n--- daemon log ---\n{self.log_tail('daemon')}"
                 )
             time.sleep(poll)
 

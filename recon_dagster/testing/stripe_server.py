@@ -153,9 +153,8 @@ def _dumps(obj: Any) -> bytes:
 def _ref_id(value: Any) -> str | None:
     """A reference (`customer`, `charge`, `payment_intent`) as an id, whether a string or an
     expanded object."""
-    if isinstance(
-        value, str
-    ):  # the common case first: the `Mapping` check is slow, and 100,000 objects pay it
+    # The common case first: the `Mapping` check is slow, and 100,000 objects pay it.
+    if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
         value = value.get("id")
@@ -928,8 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         "--balance-transactions",
         default=None,
         help="JSON array or JSON-lines file of balance transactions, each with its payout's id "
-        "under "
-        f"'{PAYOUT_FIELD}' (default: stripe_balance_transactions.json beside --data)",
+        f"under '{PAYOUT_FIELD}' (default: stripe_balance_transactions.json beside --data)",
     )
     args = parser.parse_args(argv)
 

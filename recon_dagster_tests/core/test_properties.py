@@ -135,9 +135,8 @@ def inject(
             )
         )
         ds.payments.append(row)
-    elif (
-        kind == "chargeback_recorded"
-    ):  # a lost dispute the table records in its refunded column: listed, not counted
+    elif kind == "chargeback_recorded":
+        # A lost dispute the table records in its refunded column: listed, not counted.
         refunded, lost = k % amount, amount - k % amount
         ds.charges.append(
             charge(
@@ -164,9 +163,8 @@ def inject(
         else:
             recorded = "cs_" + pid.removeprefix("ch_")
             ds.payments.append({**row, "id": recorded})
-    elif (
-        kind == "partial_capture"
-    ):  # captured less than authorised; the table records what was taken
+    elif kind == "partial_capture":
+        # Captured less than authorised; the table records what was taken.
         captured = 1 + k % amount
         ds.charges.append(
             charge(

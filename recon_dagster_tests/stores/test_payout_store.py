@@ -45,7 +45,7 @@ def a_result(*, difference: int = 0) -> PayoutResult:
     )
 
 
-def test_a_saved_day_reads_back_as_the_same_result(store):  # noqa: F811
+def test_a_saved_day_reads_back_as_the_same_result(store):
     payouts = PayoutStore(store)
 
     payouts.save(a_result())
@@ -53,7 +53,7 @@ def test_a_saved_day_reads_back_as_the_same_result(store):  # noqa: F811
     assert payouts.latest(DAY) == a_result()
 
 
-def test_a_day_read_from_a_stripe_mirror_reads_back_with_its_source_and_findings(store):  # noqa: F811
+def test_a_day_read_from_a_stripe_mirror_reads_back_with_its_source_and_findings(store):
     payouts = PayoutStore(store)
     from_mirror = replace(
         a_result(),
@@ -67,7 +67,7 @@ def test_a_day_read_from_a_stripe_mirror_reads_back_with_its_source_and_findings
     assert payouts.latest(DAY) == from_mirror
 
 
-def test_saving_a_day_again_replaces_its_report_and_line_items(store):  # noqa: F811
+def test_saving_a_day_again_replaces_its_report_and_line_items(store):
     payouts = PayoutStore(store)
 
     payouts.save(a_result())
@@ -86,5 +86,5 @@ def test_saving_a_day_again_replaces_its_report_and_line_items(store):  # noqa: 
     assert payouts.latest(DAY).payouts[0].difference == 100
 
 
-def test_an_unknown_day_reads_as_none(store):  # noqa: F811
+def test_an_unknown_day_reads_as_none(store):
     assert PayoutStore(store).latest(DAY) is None

@@ -24,7 +24,10 @@ from recon_dagster_tests.support.databases import KINDS, execute, kind_of
 from recon_dagster_tests.support.scenario import API_KEY, at
 
 DAY = date(2024, 7, 1)
-ORDERS = "create table {t} (charge_ref varchar(64), total_major numeric(12, 2), cur varchar(3), state varchar(20), placed_at timestamptz, refunded_major numeric(12, 2))"  # noqa: E501
+ORDERS = (
+    "create table {t} (charge_ref varchar(64), total_major numeric(12, 2), cur varchar(3), "
+    "state varchar(20), placed_at timestamptz, refunded_major numeric(12, 2))"
+)
 CHARGES = [
     make_charge("ch_kept", 2_000, created=int(at(DAY, 9).timestamp())),
     make_charge("ch_lost1", 1_999, created=int(at(DAY, 10).timestamp())),

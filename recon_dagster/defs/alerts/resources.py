@@ -17,6 +17,7 @@ Secrets (webhook URLs, tokens, routing keys) come as `EnvVar`s and never appear 
 errors.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -60,7 +61,27 @@ class _BotSlackResource(SlackResource):
         )
 
 
-class SlackAlertResource(dg.ConfigurableResource):
+class _AlertChannel(dg.ConfigurableResource):
+    """What both channels share: the link to the Dagster UI, and how a delivery is retried."""
+
+    dashboard_url: str | None = setting("RECON_DASHBOARD_URL")
+    timeout_seconds: float = 10.0
+    max_retries: int = 3
+    backoff_seconds: float = 1.0
+    max_wait_seconds: float = 30.0
+
+    def _deliver(self, attempt: Callable[[], None], channel: str) -> int:
+        """`attempt` with bounded retries (`with_retries`); the number of attempts made."""
+        return with_retries(
+            attempt,
+            channel=channel,
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_wait_seconds=self.max_wait_seconds,
+        )
+
+
+class SlackAlertResource(_AlertChannel):
     """Where Slack alerts go. Secrets come as `EnvVar`s and never appear in logs or errors."""
 
     webhook_url: str | None = Field(
@@ -73,11 +94,6 @@ class SlackAlertResource(dg.ConfigurableResource):
     api_base_url: str | None = Field(
         default=None, description="Slack Web API base URL; Slack's by default."
     )
-    dashboard_url: str | None = setting("RECON_DASHBOARD_URL")
-    timeout_seconds: float = 10.0
-    max_retries: int = 3
-    backoff_seconds: float = 1.0
-    max_wait_seconds: float = 30.0
 
     def uses_bot(self) -> bool:
         return bool((self.bot_token or "").strip() and (self.channel or "").strip())
@@ -132,16 +148,10 @@ class SlackAlertResource(dg.ConfigurableResource):
 
         else:
             raise DeliveryError("Slack: not configured")
-        return with_retries(
-            attempt,
-            channel="Slack",
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_wait_seconds=self.max_wait_seconds,
-        )
+        return self._deliver(attempt, "Slack")
 
 
-class PagerDutyAlertResource(dg.ConfigurableResource):
+class PagerDutyAlertResource(_AlertChannel):
     """Events API v2 client. The routing key comes as an `EnvVar` and never appears in logs or
     errors."""
 
@@ -149,11 +159,6 @@ class PagerDutyAlertResource(dg.ConfigurableResource):
         default=None, description="Events API v2 routing key (PAGERDUTY_ROUTING_KEY)."
     )
     events_url: str = setting("PAGERDUTY_EVENTS_URL")
-    dashboard_url: str | None = setting("RECON_DASHBOARD_URL")
-    timeout_seconds: float = 10.0
-    max_retries: int = 3
-    backoff_seconds: float = 1.0
-    max_wait_seconds: float = 30.0
 
     def is_configured(self) -> bool:
         return bool((self.routing_key or "").strip())
@@ -180,13 +185,7 @@ class PagerDutyAlertResource(dg.ConfigurableResource):
                 raise retryable_http(response.status_code, response.headers)
             raise DeliveryError(f"PagerDuty: HTTP {response.status_code}{self._reason(response)}")
 
-        return with_retries(
-            attempt,
-            channel="PagerDuty",
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_wait_seconds=self.max_wait_seconds,
-        )
+        return self._deliver(attempt, "PagerDuty")
 
     def _accepted(self, response: requests.Response) -> None:
         """A 2xx counts only when PagerDuty says `"status": "success"` (it answers a refused event

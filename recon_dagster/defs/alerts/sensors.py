@@ -239,9 +239,8 @@ def build_alert_sensors(interval_seconds: int, since: datetime | None) -> list[d
             )
 
         def handle(evaluation: Evaluation, ledger: DeliveryLedger) -> None:
-            if evaluation.passed and not late_change_moved(
-                evaluation
-            ):  # a late change back to passing is news
+            # A passing evaluation is news only when a late change brought the day back.
+            if evaluation.passed and not late_change_moved(evaluation):
                 return
             attempts = slack_alerts.send(build_message(evaluation, slack_alerts.dashboard_url))
             context.log.info(
@@ -256,8 +255,7 @@ def build_alert_sensors(interval_seconds: int, since: datetime | None) -> list[d
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="A PagerDuty incident for each ERROR discrepancy_within_tolerance or "
-        "payouts_reconciled evaluation, "
-        "resolved once the day passes.",
+        "payouts_reconciled evaluation, resolved once the day passes.",
     )
     def pagerduty_critical_alerts(
         context: dg.SensorEvaluationContext, pagerduty_alerts: PagerDutyAlertResource

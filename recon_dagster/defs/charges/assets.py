@@ -29,7 +29,7 @@ from recon_dagster.defs.shared import (
     DB_PAYMENTS,
     EXPECTED_ERRORS,
     STRIPE_CHARGES,
-    backfill_policy,
+    daily_asset,
     run_days,
     run_failure,
     run_window,
@@ -100,12 +100,10 @@ def store_source_rows(
 def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The three assets over `partitions` (days in RECON_TIMEZONE)."""
     timezone = partitions.timezone
-    backfills = backfill_policy()
 
-    @dg.asset(
-        partitions_def=partitions,
-        backfill_policy=backfills,
-        group_name=CHARGES_GROUP,
+    @daily_asset(
+        partitions,
+        CHARGES_GROUP,
         key=STRIPE_CHARGES,
         kinds={"stripe", "polars"},
         description="Charges created in each day's window, from the Stripe API (newest first, "
@@ -143,10 +141,9 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
             }
         return dg.MaterializeResult(metadata=metadata)
 
-    @dg.asset(
-        partitions_def=partitions,
-        backfill_policy=backfills,
-        group_name=CHARGES_GROUP,
+    @daily_asset(
+        partitions,
+        CHARGES_GROUP,
         key=DB_PAYMENTS,
         kinds={"sql", "polars"},
         description="The application's payments in each day's window, amounts in integer minor "
@@ -168,10 +165,9 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
         )
         return dg.MaterializeResult(metadata=metadata)
 
-    @dg.asset(
-        partitions_def=partitions,
-        backfill_policy=backfills,
-        group_name=CHARGES_GROUP,
+    @daily_asset(
+        partitions,
+        CHARGES_GROUP,
         deps=[stripe_charges, db_payments],
         kinds={"polars"},
         description="Each day's reconciliation: totals per currency, every discrepancy class, "

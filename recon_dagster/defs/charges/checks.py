@@ -5,6 +5,7 @@ materialization and read back from the report store (see `defs/check_results.py`
 """
 
 from datetime import date
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -87,19 +88,7 @@ WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
 def _evaluate_day(
     store: ReportStore, policy: ReconciliationPolicy, partition: str, target: Target | None = None
 ) -> AssetCheckEvaluation:
-    def verdict(
-        passed: bool, description: str, metadata: dict[str, Any], severity=ERROR
-    ) -> AssetCheckEvaluation:
-        return day_evaluation(
-            REPORT_CHECK,
-            partition,
-            target,
-            passed=passed,
-            severity=severity,
-            description=description,
-            metadata=metadata,
-        )
-
+    verdict = partial(day_evaluation, REPORT_CHECK, partition, target)
     result = store.latest(date.fromisoformat(partition))
     if result is None:
         missing = f"No reconciliation report for {partition}: materialize the day first."

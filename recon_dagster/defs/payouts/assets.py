@@ -30,7 +30,7 @@ from recon_dagster.defs.shared import (
     PAYOUT_TRANSACTIONS,
     PAYOUTS_GROUP,
     STRIPE_PAYOUTS,
-    backfill_policy,
+    daily_asset,
     run_days,
     run_failure,
 )
@@ -69,12 +69,10 @@ def arrivals(context: dg.AssetExecutionContext) -> Slice:
 
 
 def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    backfills = backfill_policy()
 
-    @dg.asset(
-        partitions_def=partitions_def,
-        backfill_policy=backfills,
-        group_name=PAYOUTS_GROUP,
+    @daily_asset(
+        partitions_def,
+        PAYOUTS_GROUP,
         key=STRIPE_PAYOUTS,
         kinds={"stripe", "polars"},
         description="Payouts arriving on each day, from the Stripe API (GET /v1/payouts by "
@@ -104,10 +102,9 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             )
         return dg.MaterializeResult()
 
-    @dg.asset(
-        partitions_def=partitions_def,
-        backfill_policy=backfills,
-        group_name=PAYOUTS_GROUP,
+    @daily_asset(
+        partitions_def,
+        PAYOUTS_GROUP,
         key=PAYOUT_TRANSACTIONS,
         deps=[stripe_payouts],
         kinds={"stripe", "polars"},
@@ -137,10 +134,9 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             fail_payout_days(context, report_store, policy, bank, what, exc)
         return dg.MaterializeResult(metadata={"row_count": frame.height})
 
-    @dg.asset(
-        partitions_def=partitions_def,
-        backfill_policy=backfills,
-        group_name=PAYOUTS_GROUP,
+    @daily_asset(
+        partitions_def,
+        PAYOUTS_GROUP,
         deps=[stripe_payouts, stripe_payout_transactions],
         kinds={"polars"},
         description="Each day's payouts itemized and matched to the payments table and the bank.",

@@ -8,6 +8,7 @@ claims; passed otherwise (payouts still awaiting their deposit pass).
 
 from collections.abc import Mapping
 from datetime import date
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -44,19 +45,7 @@ def evaluate_payout_day(
 def _evaluate_payout_day(
     store: PayoutStore, partition: str, target: Target | None = None
 ) -> AssetCheckEvaluation:
-    def verdict(
-        passed: bool, description: str, metadata: dict[str, Any], severity=ERROR
-    ) -> AssetCheckEvaluation:
-        return day_evaluation(
-            PAYOUT_CHECK,
-            partition,
-            target,
-            passed=passed,
-            severity=severity,
-            description=description,
-            metadata=metadata,
-        )
-
+    verdict = partial(day_evaluation, PAYOUT_CHECK, partition, target)
     result = store.latest(date.fromisoformat(partition))
     if result is None:
         missing = f"No payout report for {partition}: materialize the day first."
@@ -100,8 +89,7 @@ def build_payout_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetCheck
         name=CHECK_NAME,
         partitions_def=partitions_def,
         description="Each day's payouts itemize to their amounts, settle charges the payments "
-        "table "
-        "records, and reach the bank (ERROR), and no deposit is left unclaimed (WARN).",
+        "table records, and reach the bank (ERROR), and no deposit is left unclaimed (WARN).",
     )
     def payouts_reconciled(
         context: dg.AssetCheckExecutionContext, report_store: ReportStoreResource

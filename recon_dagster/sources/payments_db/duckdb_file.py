@@ -70,8 +70,7 @@ def inspect(conn: duckdb.DuckDBPyConnection, table: PaymentsTable) -> TableInfo:
     rows = conn.execute(
         "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
         "WHERE table_catalog = current_database() AND lower(table_schema) = lower(coalesce(?, "
-        "current_schema())) "
-        "AND lower(table_name) = lower(?) ORDER BY ordinal_position",
+        "current_schema())) AND lower(table_name) = lower(?) ORDER BY ordinal_position",
         [schema or None, name],
     ).fetchall()
     found = (
@@ -163,8 +162,7 @@ def _select(table: PaymentsTable) -> str:
         f"SELECT {text(table.id_column)} AS id, {text(table.amount_column)} AS amount, "
         f"{text(table.currency_column)} AS currency, {text(table.status_column)} AS status, "
         f"epoch_us({double_quote(table.created_at_column)}) AS created_us, "
-        f"{text(table.refunded_column)} AS refunded "
-        f"FROM {tables}"
+        f"{text(table.refunded_column)} AS refunded FROM {tables}"
     )
 
 

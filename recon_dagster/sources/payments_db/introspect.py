@@ -112,8 +112,7 @@ def table_info(
             raise ConfigError(
                 COLUMN_VARIABLES[attr],
                 f"column {getattr(table, attr)!r} in table {name} has type {types[attr]}: expected "
-                "an amount "
-                "(integer, numeric, float or text)",
+                "an amount (integer, numeric, float or text)",
             )
         return found_kind
 

@@ -20,13 +20,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import connectorx
 import polars as pl
 import pymysql
 
-from recon_dagster.core.frames import from_arrow
-from recon_dagster.settings import PaymentsTable, redact_url, scrub
-from recon_dagster.sources.payments_db.connections import cannot_connect
+from recon_dagster.settings import PaymentsTable
+from recon_dagster.sources.payments_db.connections import cannot_connect, read_arrow
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.normalise import RAW_SCHEMA
 from recon_dagster.sources.payments_db.writing import (
@@ -108,17 +106,7 @@ def read_window(
     else:
         where = f"{ts} >= '{lo:%Y-%m-%d %H:%M:%S.%f}' AND {ts} < '{hi:%Y-%m-%d %H:%M:%S.%f}'"
     url = "mysql://" + table.url.split("://", 1)[1]
-    try:
-        arrow = connectorx.read_sql(
-            url, f"{_select(table, info)} WHERE {where}", return_type="arrow"
-        )
-    except Exception as exc:  # connectorx raises RuntimeError/ValueError with the driver's text
-        raise RuntimeError(
-            f"reading the payments table from {redact_url(table.url)} failed: "
-            f"{scrub(exc, table.url)}"
-        ) from None
-    frame = from_arrow(arrow)
-    return frame.rename(dict(zip(frame.columns, RAW_SCHEMA, strict=True))).cast(RAW_SCHEMA)
+    return read_arrow(url, f"{_select(table, info)} WHERE {where}", table, RAW_SCHEMA)
 
 
 def find_ids(

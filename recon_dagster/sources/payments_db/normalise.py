@@ -175,8 +175,7 @@ def _created_at(frame: pl.DataFrame, table: PaymentsTable, info: TableInfo) -> p
     gap = pl.col("created_at").is_null() & pl.col("created_us").is_not_null()
     reason = pl.format(
         f"'{{}}' in created_at column {table.created_at_column!r} is not a time in "
-        f"RECON_DB_TIMEZONE {zone} "
-        "(skipped by a daylight-saving change)",
+        f"RECON_DB_TIMEZONE {zone} (skipped by a daylight-saving change)",
         naive.dt.to_string("%Y-%m-%d %H:%M:%S%.f"),
     )
     return _mark(frame, [(gap, table.created_at_column, reason)])
@@ -258,8 +257,7 @@ def _warn_float(table: PaymentsTable, column: str) -> None:
         "payments table %s: column %r holds floating-point numbers, which may have lost cents; "
         "amounts are "
         "rounded to each currency's minor unit before they are compared. A DECIMAL/NUMERIC column "
-        "(or integer "
-        "minor units) keeps money exact.",
+        "(or integer minor units) keeps money exact.",
         table.table,
         column,
     )

@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import connectorx
 import polars as pl
 
-from recon_dagster.core.frames import from_arrow
-from recon_dagster.settings import ConfigError, PaymentsTable, redact_url, scrub
-from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
+from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
+from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect, read_arrow
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
 from recon_dagster.sources.payments_db.writing import (
     Dialect,
@@ -116,18 +114,8 @@ def read_window(
     conn: sqlite3.Connection, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime
 ) -> pl.DataFrame:
     url = "sqlite://" + quote(str(path_of(table.url)))
-    try:
-        arrow = connectorx.read_sql(
-            url, f"{_select(table)} WHERE {_window(table, lo, hi)}", return_type="arrow"
-        )
-    except Exception as exc:  # connectorx raises RuntimeError/ValueError with the driver's text
-        raise RuntimeError(
-            f"reading the payments table from {redact_url(table.url)} failed: "
-            f"{scrub(exc, table.url)}"
-        ) from None
-    frame = from_arrow(arrow)
-    names = dict(zip(frame.columns, _RAW_TEXT_SCHEMA, strict=True))
-    return _decode(frame.rename(names).cast(_RAW_TEXT_SCHEMA))
+    query = f"{_select(table)} WHERE {_window(table, lo, hi)}"
+    return _decode(read_arrow(url, query, table, _RAW_TEXT_SCHEMA))
 
 
 def find_ids(

@@ -144,8 +144,7 @@ def check_and_write(
         if Decimal(value) != Decimal(values[column]):
             raise PaymentsDataError(
                 f"payments table {table.table}: row {row.id!r} would store {values[column]} "
-                f"({table.amount_unit} "
-                f"units of {row.currency}) as {value} in column {column!r} "
+                f"({table.amount_unit} units of {row.currency}) as {value} in column {column!r} "
                 f"({info.columns.get(column, '?')}), "
                 "which cannot hold the amount exactly"
             )

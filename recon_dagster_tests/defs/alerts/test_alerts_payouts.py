@@ -62,7 +62,7 @@ def payouts_world(world):
 
 def test_a_failed_payout_alerts_under_its_own_incident_which_resolves_once_the_day_passes(
     payouts_world, monkeypatch, any_instance, slack_rx, pd_rx
-):  # noqa: F811
+):
     failed, txns = payout("failed")
     payouts_world.server.add_payouts([failed])
     payouts_world.server.add_balance_transactions(txns)
@@ -102,7 +102,7 @@ def test_a_failed_payout_alerts_under_its_own_incident_which_resolves_once_the_d
 
 def test_charges_and_payouts_of_one_day_are_two_incidents(
     payouts_world, monkeypatch, instance, pd_rx
-):  # noqa: F811
+):
     failed, txns = payout("failed")
     payouts_world.server.add_payouts([failed])
     payouts_world.server.add_balance_transactions(txns)

@@ -48,7 +48,10 @@ def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once
     first, second, never = world.days
     deployment.materialize(first.isoformat())
     deployment.materialize(second.isoformat())
-    ticks = lambda: deployment.sensor_ticks("stripe_late_changes")  # noqa: E731
+
+    def ticks() -> list:
+        return deployment.sensor_ticks("stripe_late_changes")
+
     deployment.wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick")
 
     refunded = a_paid_charge_of(world, first)
@@ -71,9 +74,8 @@ def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once
     assert refunded["id"] in [c["payment_id"] for c in latest["changed"]]
     assert [v["version"] for v in store.versions(second)] == [1] and store.versions(never) == []
 
-    def latest_evaluation() -> (
-        dict | None
-    ):  # the report is saved before the check step evaluates it
+    # The report is saved before the check step evaluates it.
+    def latest_evaluation() -> dict | None:
         [execution] = deployment.check_executions(
             "reconciliation_report", "discrepancy_within_tolerance", first.isoformat(), limit=1
         )
@@ -90,7 +92,10 @@ def test_the_same_event_read_twice_by_the_daemon_reopens_the_day_once(deployment
     world = deployment.world
     day = world.days[0]
     deployment.materialize(day.isoformat())
-    ticks = lambda: deployment.sensor_ticks("stripe_late_changes")  # noqa: E731
+
+    def ticks() -> list:
+        return deployment.sensor_ticks("stripe_late_changes")
+
     deployment.wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick")
     before_refund = Cursor(int(time.time()) - 1).dumps()
     refunded = a_paid_charge_of(world, day)
