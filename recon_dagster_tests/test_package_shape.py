@@ -1,6 +1,7 @@
 """The package's boundaries, checked on its import graph: no cycle, no module reaching into
 another's underscore names, domains that never import each other, Dagster only under `defs/`
-(and in the modules that assemble or drive it), and at most one private Dagster import."""
+(and in the modules that assemble or drive it), at most one private Dagster import, and the
+environment read only by `settings/`."""
 
 from __future__ import annotations
 
@@ -105,3 +106,27 @@ def test_at_most_one_module_imports_dagster_privately():
         if module.startswith("dagster._")
     }
     assert private <= {"recon_dagster.defs.check_results"}
+
+
+def reads_the_environment(tree: ast.Module) -> bool:
+    """`os.environ` or `os.getenv` anywhere in the module (reading or writing it)."""
+    return any(
+        isinstance(node, ast.Attribute)
+        and node.attr in ("environ", "getenv")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+        for node in ast.walk(tree)
+    )
+
+
+def test_only_the_settings_read_the_environment():
+    # `testing/` starts servers and deployments with their own environments; the demo sets
+    # DAGSTER_HOME (Dagster's variable, not ours) for the instance it creates.
+    offenders = [
+        name
+        for name, tree in modules().items()
+        if reads_the_environment(tree)
+        and not name.startswith(("recon_dagster.settings", "recon_dagster.testing"))
+        and name != "recon_dagster.demo"
+    ]
+    assert offenders == []
