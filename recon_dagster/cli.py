@@ -1,18 +1,21 @@
-"""`recon-dagster`: reconcile | sync | payouts | changes | history | demo | stripe-server.
+"""`recon-dagster`: reconcile | sync | payouts | changes | history | close | demo | stripe-server.
 
 Exit codes for `reconcile`: 0 success, 1 discrepancy_found, 2 error (including bad input).
 For `sync`: 0 nothing failed, 1 some ids failed (each with its reason), 2 error.
 For `payouts`: 0 every payout reconciled (or still awaiting its deposit), 1 any problem, 2 error.
+For `close`: 0 tied out, 1 not tied out (or a lock refused), 2 error.
 With `--json`, stdout holds exactly one JSON object, whatever happens; logs go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 
 from recon_dagster.core.result import CLASSES, ReconciliationResult
 from recon_dagster.money import format_major
@@ -20,7 +23,8 @@ from recon_dagster.settings import ConfigError, parse_percent
 
 EXIT = {"success": 0, "discrepancy_found": 1, "error": 2}
 DESCRIPTION = (
-    "`recon-dagster`: reconcile | sync | payouts | changes | history | demo | stripe-server."
+    "`recon-dagster`: reconcile | sync | payouts | changes | history | close | demo | "
+    "stripe-server."
 )
 
 
@@ -228,6 +232,65 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_close(data: dict) -> str:
+    """A human summary of `MonthClose.to_json_dict()`: the roll-forward per currency, then what
+    explains the rest."""
+    lock = ", locked" if data["locked"] else ""
+    lines = [f"Month close {data['month']} ({data['timezone']}): {data['status']}{lock}"]
+    for c in data["currencies"]:
+        cur = c["currency"]
+        lines.append(
+            f"  {cur}: opening {c['opening']} + activity "
+            f"{sum(Decimal(v) for v in c['activity'].values())} + payouts {c['payouts']} = "
+            f"closing {c['closing']} | Stripe {c['stripe_balance']} | difference {c['difference']}"
+        )
+        for name, amount in c["activity"].items():
+            lines.append(f"      {name}: {amount}")
+        for item in c["reconciling_items"]:
+            lines.append(
+                f"    {item['kind']} {item['id']}: {item['amount']} {cur} ({item['date']})"
+            )
+    for q in data["quarantined"]:
+        lines.append(f"  quarantined {q['id']}: {q['reason']}")
+    if data["unmapped_categories"]:
+        lines.append(f"  unmapped categories: {', '.join(data['unmapped_categories'])}")
+    journal = data["journal"]
+    balanced = "balanced" if journal["balanced"] else "NOT balanced"
+    lines.append(f"  journal: {journal['lines']} lines, {balanced}")
+    return "\n".join(lines)
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    from recon_dagster.close import journal_csv, workbook
+    from recon_dagster.close.gl_mapping import GLMappingError
+    from recon_dagster.core.journal import UnmappedCategoryError
+    from recon_dagster.service import RUNTIME_ERRORS, create_billing_reconciliation_service
+    from recon_dagster.stores.close_store import PeriodLockedError
+
+    try:
+        service = create_billing_reconciliation_service(source="cli")
+        result, recorded = service.close_month(
+            args.month, lock=args.lock, unlock=args.unlock, actor=args.actor, reason=args.reason
+        )
+        if args.journal:
+            journal_csv.write(result.journal, args.journal)
+        if args.xlsx:
+            workbook.write(result, args.xlsx)
+    except PeriodLockedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json:
+            _print_json({"month": args.month, "status": "lock_refused", "error": str(exc)})
+        return 1
+    except (ConfigError, GLMappingError, UnmappedCategoryError, OSError, *RUNTIME_ERRORS) as exc:
+        return _error(args, str(exc), month=args.month)
+    data = {**result.to_json_dict(), "version": recorded["version"]}
+    if args.json:
+        _print_json(data)
+    else:
+        print(render_close(data))
+    return 0 if result.tied_out else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from recon_dagster.demo import run_demo
 
@@ -308,6 +371,24 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--limit", type=int, default=30, help="lines shown without --json")
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_history)
+
+    m = sub.add_parser(
+        "close",
+        help="close a month: the Stripe balance rolled forward and tied out, with its reconciling "
+        "items and journal entries",
+    )
+    m.add_argument("--month", required=True, help="YYYY-MM, in RECON_TIMEZONE")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.add_argument("--xlsx", metavar="PATH", help="write the workbook (Summary, Roll-forward, …)")
+    m.add_argument("--journal", metavar="PATH", help="write the journal entries as CSV")
+    lock = m.add_mutually_exclusive_group()
+    lock.add_argument("--lock", action="store_true", help="lock the month once it ties out")
+    lock.add_argument("--unlock", action="store_true", help="re-open a locked month (--reason)")
+    m.add_argument("--reason", default="", help="why the month is re-opened")
+    m.add_argument(
+        "--actor", default=getpass.getuser(), help="who locks or unlocks (default: your login)"
+    )
+    m.set_defaults(func=cmd_close)
 
     d = sub.add_parser(
         "demo", help="build demo data, reconcile the last days through Dagster, print a summary"

@@ -6,12 +6,14 @@ records fall either side of a midnight inside the range is matched.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from recon_dagster.close import gl_mapping
 from recon_dagster.core.grading import grade
+from recon_dagster.core.month_close import MonthClose
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.result import ReconcileParams, ReconciliationResult
 from recon_dagster.days import day_window, days_between, today
@@ -23,10 +25,12 @@ from recon_dagster.sources.stripe_api import StripeApi
 from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
 from recon_dagster.sources.stripe_source import ChargeSource, PayoutSource
+from recon_dagster.stores.close_store import CloseStore, PeriodLockedError
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.sync.repair import SyncResult, sync_payments
 from recon_dagster.usecases.charges import reconcile_charges
+from recon_dagster.usecases.month_close import Month, close_month
 from recon_dagster.usecases.payouts import reconcile_payout_days
 
 log = logging.getLogger("recon_dagster")
@@ -243,6 +247,53 @@ class BillingReconciliationService:
             PayoutStore(self.store()).save(result, source=self.source)
         log.info("Payout reconciliation completed %s", {"status": result.status, **result.counts()})
         return result
+
+    def close_month(
+        self,
+        month: str,
+        *,
+        lock: bool = False,
+        unlock: bool = False,
+        actor: str = "recon-dagster",
+        reason: str = "",
+    ) -> tuple[MonthClose, dict]:
+        """Close `month` (YYYY-MM): the balance rolled forward, tied to Stripe's, with its
+        reconciling items and journal; every close is stored as a new version, except of a
+        locked month, whose figures stay as locked. `lock` locks a tied-out month (refused
+        otherwise: `PeriodLockedError`); `unlock` re-opens a locked one first, saying why.
+        Returns the close and what was recorded (`{"version", "lock"}`)."""
+        s = self.settings
+        closes = CloseStore(self.store())
+        target = Month.parse(month, s.timezone)
+        if unlock:
+            if not reason.strip():
+                raise ConfigError("--reason", "say why the month is re-opened")
+            closes.unlock(target.name, actor=actor, reason=reason.strip())
+        result = close_month(
+            target,
+            client=self.stripe().client,
+            store=self.store(),
+            timezone=s.timezone,
+            start_date=s.start_date,
+            opening_balances=s.opening_balances,
+            mapping=gl_mapping.load(s.gl_mapping),
+            log=log.info,
+        )
+        recorded: dict = {"version": None, "lock": None}
+        if not result.locked:
+            figures = result.to_json_dict()
+            close_id, recorded["version"] = closes.save(figures, source=self.source)
+            if lock:
+                if not result.tied_out:
+                    raise PeriodLockedError(
+                        f"{target.name} is not tied out ({result.status}): it cannot be locked"
+                    )
+                closes.lock(target.name, actor=actor, figures=figures, close_id=close_id)
+                result = replace(result, locked=True)
+                recorded["lock"] = "locked"
+        elif lock:
+            raise PeriodLockedError(f"{target.name} is already locked")
+        return result, recorded
 
     def changes_since(self, since: date | datetime | str) -> dict:
         """Which stored days Stripe has changed since their last report, without running anything:

@@ -98,6 +98,9 @@ class Settings:
     pagerduty_events_url: str
     alerts_since: datetime | None
     alerts_interval_seconds: int
+    opening_balances: dict[str, int] | None  # minor units at the start of start_date
+    gl_mapping: str | None  # a TOML file; None: the one that ships
+    locked_period_policy: str  # book_in_open_period | reopen
     env: Mapping[str, str] = field(repr=False, compare=False)
 
     @classmethod
@@ -161,6 +164,9 @@ class Settings:
             pagerduty_events_url=v["PAGERDUTY_EVENTS_URL"],
             alerts_since=in_zone(v["RECON_ALERTS_SINCE"], v["RECON_TIMEZONE"]),
             alerts_interval_seconds=v["RECON_ALERTS_INTERVAL_SECONDS"],
+            opening_balances=v["RECON_OPENING_BALANCES"],
+            gl_mapping=v["RECON_GL_MAPPING"],
+            locked_period_policy=v["RECON_LOCKED_PERIOD_POLICY"],
             env=env,
         )
 

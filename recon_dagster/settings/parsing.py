@@ -282,3 +282,34 @@ def resolve_file_url(url: str, base_dir: Path) -> str:
     if not raw.startswith("/") and not path.exists() and Path("/" + raw).is_file():
         path = Path("/" + raw)  # `sqlite:///tmp/app.db` meant the absolute path (connectorx's form)
     return f"{kind}:///{path.resolve()}"
+
+
+def parse_balances(variable: str, value: str) -> dict[str, int] | None:
+    """`usd=1234.56,eur=0` (major units, exact) -> {"USD": 123456, "EUR": 0}; None when empty."""
+    from recon_dagster.money import CurrencyError, normalize_currency, to_minor
+
+    if not value.strip():
+        return None
+    balances: dict[str, int] = {}
+    for part in value.split(","):
+        currency, sep, amount = part.partition("=")
+        try:
+            code = normalize_currency(currency)
+            if not sep or code in balances:
+                raise ValueError("each currency once, as currency=amount")
+            balances[code] = to_minor(amount.strip(), code)
+        except (CurrencyError, ValueError) as exc:
+            raise ConfigError(
+                variable, f"{part.strip()!r}: {exc} (expected e.g. usd=1234.56,eur=0)"
+            ) from None
+    return balances
+
+
+def parse_existing_file(variable: str, value: str) -> str | None:
+    """The path of a file that exists; None when empty."""
+    if not value.strip():
+        return None
+    path = Path(value.strip()).expanduser()
+    if not path.is_file():
+        raise ConfigError(variable, f"{value.strip()!r} is not a file")
+    return str(path)

@@ -17,12 +17,14 @@ from recon_dagster.core.result import MatchOn
 from recon_dagster.settings.parsing import (
     ConfigError,
     parse_amount_unit,
+    parse_balances,
     parse_bool,
     parse_choice,
     parse_column,
     parse_count,
     parse_database_url,
     parse_date,
+    parse_existing_file,
     parse_hours,
     parse_http_url,
     parse_moment,
@@ -79,6 +81,10 @@ _TABLE_URL = partial(
 _STORE_URL = partial(parse_database_url, servers=("postgresql",), files=("duckdb",))
 _MATCH_ON = partial(parse_choice, choices=MATCH_MODES, what="a matching mode")
 _IDENTIFIER = parse_column  # a schema name has the same shape as a column name
+LOCKED_PERIOD_POLICIES = ("book_in_open_period", "reopen")
+_LOCKED_POLICY = partial(
+    parse_choice, choices=LOCKED_PERIOD_POLICIES, what="a locked-period policy"
+)
 
 STRIPE, PAYMENTS, BANK, MIRROR = (
     "Stripe",
@@ -87,6 +93,7 @@ STRIPE, PAYMENTS, BANK, MIRROR = (
     "Stripe mirror",
 )
 LATE, DAYS, POLICY, ALERTS = "Late changes", "Days and storage", "Reconciliation", "Alerts"
+CLOSE = "Month close"
 
 V = Variable
 VARIABLES: tuple[Variable, ...] = (
@@ -181,6 +188,18 @@ VARIABLES: tuple[Variable, ...] = (
       "how far across midnight counterparts are looked for"),
     V("RECON_AUTO_SYNC", POLICY, parse_bool, "false",
       "sync missing payments after each day's reconciliation"),
+    # --- Month close
+    V("RECON_OPENING_BALANCES", CLOSE, parse_balances, "",
+      "the Stripe balance at the start of `RECON_START_DATE`, major units (e.g. "
+      "`usd=1234.56,eur=0`)", default_doc="(none: summed from every earlier balance transaction)",
+      example="usd=1234.56,eur=0"),
+    V("RECON_GL_MAPPING", CLOSE, parse_existing_file, "",
+      "a TOML file mapping each Stripe reporting category to a debit and a credit account",
+      default_doc="(the one that ships: `recon_dagster/close/default_gl_mapping.toml`)",
+      example="gl_mapping.toml"),
+    V("RECON_LOCKED_PERIOD_POLICY", CLOSE, _LOCKED_POLICY, "book_in_open_period",
+      "a late change to a locked month: `book_in_open_period` (a prior-period adjustment in the "
+      "open month) or `reopen` (unlock it and close it again)"),
     # --- Alerts
     V("RECON_DASHBOARD_URL", ALERTS, parse_http_url, "",
       "the Dagster UI's address, for links in alerts", example="http://127.0.0.1:3000"),

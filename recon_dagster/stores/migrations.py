@@ -11,6 +11,8 @@ REPORTS, LINE_ITEMS, CURRENCY_TOTALS, SYNC_AUDIT = (
     "reconciliation_currency_totals",
     "sync_audit",
 )
+# The month close's tables (close_store.py).
+MONTH_CLOSES, PERIOD_LOCKS = "month_closes", "period_locks"
 _R, _L, _C, _S = REPORTS, LINE_ITEMS, CURRENCY_TOTALS, SYNC_AUDIT  # short, for the statements below
 _DOUBLE = "{double}"
 
@@ -152,5 +154,19 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
                 "ALTER TABLE {s}reconciliation_reports_v4 RENAME TO reconciliation_reports",
             ],
         },
+    ),
+    # The month close (issue 21): every close of a month, versioned, and the locks of periods.
+    (
+        5,
+        [
+            f"""CREATE TABLE {{s}}{MONTH_CLOSES} (
+            id TEXT PRIMARY KEY, month TEXT NOT NULL, version INTEGER NOT NULL,
+            status TEXT NOT NULL, figures {{json}} NOT NULL, source TEXT NOT NULL, run_id TEXT,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(), UNIQUE (month, version))""",
+            f"""CREATE TABLE {{s}}{PERIOD_LOCKS} (
+            id TEXT PRIMARY KEY, month TEXT NOT NULL, seq INTEGER NOT NULL,
+            action TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT, close_id TEXT,
+            figures {{json}}, at TIMESTAMPTZ NOT NULL DEFAULT now(), UNIQUE (month, seq))""",
+        ],
     ),
 ]

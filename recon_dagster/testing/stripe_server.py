@@ -426,6 +426,9 @@ class StripeServer:
         self._payouts = _DataSet.of(_PAYOUTS, payouts)
         self._balance_transactions = _DataSet.of(_BALANCE_TRANSACTIONS, balance_transactions)
         self._events = _DataSet.of(_EVENTS, ())
+        # Funds Stripe holds for connected accounts' negative balances, per currency: part of
+        # `GET /v1/balance` that no balance transaction of this account moves.
+        self.connect_reserved: dict[str, int] = {}
         self._event_count = 0
         self._host, self._port = host, port
         self.api_key, self.latency, self.rate_limit, self.retry_after = (
@@ -618,6 +621,35 @@ class StripeServer:
         previous = {k: before.get(k) for k in changes if before.get(k) != after.get(k)}
         return self.record_event(kind, after, at=at, previous_attributes=previous)
 
+    def balance(self, now: int | None = None) -> dict[str, Any]:
+        """`GET /v1/balance` as Stripe computes it: per currency, the net of every balance
+        transaction, `available` once its `available_on` has passed (else `pending`), and
+        `connect_reserved` as set on the server."""
+        now = int(time.time()) if now is None else now
+        sums: dict[str, dict[str, int]] = {}
+        for entry in self._balance_transactions.entries.values():
+            txn = json.loads(entry[1])
+            currency, net = txn.get("currency"), txn.get("net")
+            if not isinstance(currency, str) or not isinstance(net, int):
+                continue  # a malformed transaction Stripe would never have counted
+            when = txn.get("available_on")
+            part = "available" if isinstance(when, int) and when <= now else "pending"
+            sums.setdefault(currency.lower(), {"available": 0, "pending": 0})[part] += net
+        for currency in self.connect_reserved:
+            sums.setdefault(currency.lower(), {"available": 0, "pending": 0})
+        body: dict[str, Any] = {"object": "balance", "livemode": False}
+        for part in ("available", "pending"):
+            body[part] = [
+                {"amount": s[part], "currency": c, "source_types": {"card": s[part]}}
+                for c, s in sorted(sums.items())
+            ]
+        if self.connect_reserved:
+            body["connect_reserved"] = [
+                {"amount": a, "currency": c.lower()}
+                for c, a in sorted(self.connect_reserved.items())
+            ]
+        return body
+
     def __len__(self) -> int:
         """The number of charges (the other kinds are extra)."""
         return len(self._charges.entries)
@@ -748,6 +780,15 @@ class StripeServer:
             )
         if self._admit(method, path) is not None:
             raise self._rate_limited()
+        if path == "/v1/balance":
+            if method != "GET":
+                raise _ApiError(
+                    405,
+                    "invalid_request_error",
+                    "This local Stripe server is read-only.",
+                    headers=[("Allow", "GET")],
+                )
+            return _dumps(self.balance())
         charges = self._charges  # each snapshot read once: a concurrent add cannot tear a page
         events = self._events
         types = {
@@ -785,8 +826,8 @@ class StripeServer:
             404,
             "invalid_request_error",
             f"Unrecognized request URL ({method}: {path}). This local server "
-            "serves /v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions and "
-            "/v1/events only.",
+            "serves /v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions, "
+            "/v1/balance and /v1/events only.",
         )
 
 

@@ -1,0 +1,159 @@
+"""Month closes and period locks in the report store (same database, migration 5).
+
+month_closes   every close of a month, versioned (1, 2, …): status and the figures as JSON
+               (`MonthClose.to_json_dict()`); a re-run adds a version, never rewrites one.
+period_locks   the lock history of each month: `lock` / `unlock`, who, when, why, and the
+               figures locked. A month is locked when its last entry is a `lock`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from recon_dagster.stores.migrations import MONTH_CLOSES, PERIOD_LOCKS
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.stores.store_database import json_column, jsonable
+
+_LOCK_COLUMNS = ("month", "seq", "action", "actor", "reason", "close_id", "figures", "at")
+
+
+class PeriodLockedError(RuntimeError):
+    """A change asked of a locked month (or an unlock of an open one)."""
+
+
+class CloseStore:
+    """Saves month closes and records locks, beside the daily reports."""
+
+    def __init__(self, store: ReportStore):
+        self.db = store.db
+
+    def save(
+        self, figures: dict[str, Any], *, source: str, run_id: str | None = None
+    ) -> tuple[str, int]:
+        """Record a close of `figures["month"]` as its next version; returns (id, version)."""
+        month, close_id = figures["month"], str(uuid.uuid4())
+        with self.db.transaction() as s:
+            s.lock("month_close", month)
+            [(last,)] = s.run(
+                self.db.qualified(f"SELECT max(version) FROM {{s}}{MONTH_CLOSES} WHERE month = ?"),
+                (month,),
+            )
+            version = (last or 0) + 1
+            s.run(
+                self.db.qualified(
+                    f"INSERT INTO {{s}}{MONTH_CLOSES} (id, month, version, status, figures, "
+                    "source, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    close_id,
+                    month,
+                    version,
+                    figures["status"],
+                    json.dumps(jsonable(figures)),
+                    source,
+                    run_id,
+                    datetime.now(UTC),
+                ),
+            )
+        return close_id, version
+
+    def closes(self, month: str) -> list[dict[str, Any]]:
+        """Every close of `month`, newest first: id, version, status, source, run_id,
+        created_at, figures."""
+        with self.db.transaction() as s:
+            rows = s.run(
+                self.db.qualified(
+                    "SELECT id, version, status, source, run_id, created_at, figures FROM "
+                    f"{{s}}{MONTH_CLOSES} WHERE month = ? ORDER BY version DESC"
+                ),
+                (month,),
+            )
+        keys = ("id", "version", "status", "source", "run_id", "created_at", "figures")
+        return [
+            {**dict(zip(keys, row, strict=True)), "figures": json_column(row[-1])} for row in rows
+        ]
+
+    def lock(
+        self, month: str, *, actor: str, figures: dict[str, Any], close_id: str | None
+    ) -> dict[str, Any]:
+        """Lock `month` with the figures it was closed at; a locked month refuses a second
+        lock."""
+        return self._record(month, "lock", actor, None, close_id, figures)
+
+    def unlock(self, month: str, *, actor: str, reason: str) -> dict[str, Any]:
+        """Re-open a locked `month`, saying why; an open month refuses."""
+        return self._record(month, "unlock", actor, reason, None, None)
+
+    def locks(self, month: str | None = None) -> list[dict[str, Any]]:
+        """The lock history (of `month`, or of every month), oldest first."""
+        where, params = ("WHERE month = ?", (month,)) if month else ("", ())
+        with self.db.transaction() as s:
+            rows = s.run(
+                self.db.qualified(
+                    f"SELECT {', '.join(_LOCK_COLUMNS)} FROM {{s}}{PERIOD_LOCKS} {where} "
+                    "ORDER BY month, seq"
+                ),
+                params,
+            )
+        out: list[dict[str, Any]] = [dict(zip(_LOCK_COLUMNS, row, strict=True)) for row in rows]
+        for entry in out:
+            entry["figures"] = json_column(entry["figures"]) if entry["figures"] else None
+        return out
+
+    def locked_months(self) -> set[str]:
+        """The months whose last lock entry is a lock."""
+        last: dict[str, str] = {}
+        for entry in self.locks():
+            last[entry["month"]] = entry["action"]
+        return {month for month, action in last.items() if action == "lock"}
+
+    def is_locked(self, month: str) -> bool:
+        return month in self.locked_months()
+
+    def _record(
+        self,
+        month: str,
+        action: str,
+        actor: str,
+        reason: str | None,
+        close_id: str | None,
+        figures: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        with self.db.transaction() as s:
+            s.lock("period_lock", month)
+            rows = s.run(
+                self.db.qualified(
+                    f"SELECT seq, action FROM {{s}}{PERIOD_LOCKS} WHERE month = ? "
+                    "ORDER BY seq DESC LIMIT 1"
+                ),
+                (month,),
+            )
+            seq, previous = rows[0] if rows else (0, "unlock")
+            if previous == action:
+                state = "locked" if action == "lock" else "not locked"
+                raise PeriodLockedError(f"{month} is already {state}")
+            entry = {
+                "month": month,
+                "seq": seq + 1,
+                "action": action,
+                "actor": actor,
+                "reason": reason,
+                "close_id": close_id,
+                "figures": figures,
+                "at": datetime.now(UTC),
+            }
+            values = [
+                json.dumps(jsonable(figures)) if k == "figures" and figures else entry[k]
+                for k in _LOCK_COLUMNS
+            ]
+            s.run(
+                self.db.qualified(
+                    f"INSERT INTO {{s}}{PERIOD_LOCKS} (id, {', '.join(_LOCK_COLUMNS)}) VALUES "
+                    f"(?, {', '.join('?' for _ in _LOCK_COLUMNS)})"
+                ),
+                (str(uuid.uuid4()), *values),
+            )
+        return entry

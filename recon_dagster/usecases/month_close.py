@@ -1,0 +1,196 @@
+"""Close a month, the same way for the CLI, the service and the `month_close` asset: gather the
+balance transactions, Stripe's balance and the reconciling items around the pure core
+(`core/month_close.py`).
+
+The opening balance is RECON_OPENING_BALANCES at the start of RECON_START_DATE plus everything
+since, or, without it, the sum of every balance transaction before the month (one listing of
+the account's whole history, paced like any other: about 4 s per 10,000 transactions at
+Stripe's 25 requests/s). Transactions up to now are read too: Stripe's balance is the balance
+now, and the month-end balance is that minus what happened since.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import stripe
+
+from recon_dagster.core.journal import GLMapping
+from recon_dagster.core.month_close import MonthClose, ReconcilingItem, close
+from recon_dagster.core.payout_frames import FAILED_STATUSES
+from recon_dagster.days import day_window, days_between
+from recon_dagster.money import to_minor
+from recon_dagster.settings import ConfigError
+from recon_dagster.sources import stripe_balance
+from recon_dagster.sources.stripe_client import list_all
+from recon_dagster.sources.stripe_payouts import payout_row
+from recon_dagster.stores.close_store import CloseStore
+from recon_dagster.stores.report_store import ReportStore
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OPEN_DISPUTES = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+_DISPUTE_DAYS = 120  # a dispute still open is younger than this (Stripe's longest windows)
+_TRANSIT_DAYS = 31  # a payout created this long before month end can still be on its way
+
+
+@dataclass(frozen=True)
+class Month:
+    """A calendar month in the reconciliation time zone."""
+
+    name: str  # 2026-11
+    days: list[date]
+    window: tuple[datetime, datetime]  # UTC instants: [first midnight, the next month's)
+
+    @classmethod
+    def parse(cls, text: str, timezone: str, variable: str = "--month") -> Month:
+        found = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+        if not found or not 1 <= int(found[2]) <= 12:
+            raise ConfigError(variable, f"{text!r} is not a month: expected YYYY-MM, e.g. 2026-11")
+        first = date(int(found[1]), int(found[2]), 1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        last = following - timedelta(days=1)
+        return cls(found[0], days_between(first, last), day_window(first, last, timezone))
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def close_month(
+    month: Month,
+    *,
+    client: stripe.StripeClient,
+    store: ReportStore,
+    timezone: str,
+    start_date: date,
+    opening_balances: dict[str, int] | None,
+    mapping: GLMapping,
+    now: datetime | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> MonthClose:
+    """The close of `month` from the Stripe API and the report store (see the module
+    docstring)."""
+    now = now or datetime.now(UTC)
+    start, end = month.window
+    if start > now:
+        raise ConfigError("--month", f"{month.name} has not begun")
+    if opening_balances is not None:
+        since = day_window(start_date, start_date, timezone)[0]
+        if start < since:
+            raise ConfigError(
+                "--month",
+                f"{month.name} begins before RECON_START_DATE ({start_date.isoformat()}), "
+                "where RECON_OPENING_BALANCES applies",
+            )
+        before = opening_balances
+    else:
+        since, before = _EPOCH, {}
+        log("RECON_OPENING_BALANCES is unset: summing every balance transaction before the month")
+    began = datetime.now(UTC)
+    transactions = stripe_balance.fetch_balance_transactions(client, since, now + timedelta(0, 1))
+    took = (datetime.now(UTC) - began).total_seconds()
+    log(f"read {transactions.height} balance transactions since {since.date()} in {took:.1f} s")
+    stripe_now = {c: b.total for c, b in stripe_balance.fetch_balance(client).items()}
+    items = [
+        *payouts_in_transit(client, month),
+        *open_disputes(client, month),
+        *missing_payments(store, month),
+        *late_changes(store, month),
+    ]
+    return close(
+        month.name,
+        month.days,
+        timezone,
+        month.window,
+        transactions,
+        before,
+        stripe_now,
+        items,
+        mapping,
+        locked=CloseStore(store).is_locked(month.name),
+    )
+
+
+def payouts_in_transit(client: stripe.StripeClient, month: Month) -> list[ReconcilingItem]:
+    """Payouts created by month end that reach the bank after it (and have not failed)."""
+    start, end = month.window
+    low = int((end - timedelta(days=_TRANSIT_DAYS)).timestamp())
+    context = f"listing payouts created before the end of {month.name}"
+    objects = list_all(
+        client, "/v1/payouts", {"created": {"gte": low, "lt": int(end.timestamp())}}, context
+    )
+    items = []
+    for payout in objects:
+        pid, amount, currency, arrival, status, *_ = payout_row(payout)
+        if arrival > month.days[-1] and status not in FAILED_STATUSES:
+            items.append(ReconcilingItem("payout_in_transit", pid, amount, currency, arrival))
+    return items
+
+
+def open_disputes(client: stripe.StripeClient, month: Month) -> list[ReconcilingItem]:
+    """Disputes opened by month end that are still open (as Stripe says now)."""
+    end = month.window[1]
+    low = int((end - timedelta(days=_DISPUTE_DAYS)).timestamp())
+    context = f"listing disputes opened before the end of {month.name}"
+    found = list_all(
+        client, "/v1/disputes", {"created": {"gte": low, "lt": int(end.timestamp())}}, context
+    )
+    items = []
+    for dispute in found:
+        if not isinstance(dispute, dict) or dispute.get("status") not in OPEN_DISPUTES:
+            continue
+        amount, currency = dispute.get("amount"), dispute.get("currency")
+        if isinstance(amount, int) and isinstance(currency, str):
+            opened = datetime.fromtimestamp(int(dispute.get("created") or 0), UTC).date()
+            items.append(
+                ReconcilingItem(
+                    "open_dispute", str(dispute.get("id")), amount, currency.upper(), opened
+                )
+            )
+    return items
+
+
+def missing_payments(store: ReportStore, month: Month) -> list[ReconcilingItem]:
+    """Charges in Stripe missing from the payments table, and rows Stripe does not know, from
+    each day's latest report."""
+    items = []
+    for day in month.days:
+        report = store.latest(day)
+        if report is None:
+            continue
+        for f in report.findings:
+            if f.kind in ("missing_in_database", "missing_in_stripe"):
+                amount = f.stripe_amount if f.kind == "missing_in_database" else f.database_amount
+                items.append(ReconcilingItem(f.kind, f.payment_id, amount or 0, f.currency, day))
+    return items
+
+
+def late_changes(store: ReportStore, month: Month) -> list[ReconcilingItem]:
+    """Days re-reconciled after a late change since the month was last closed: the change in
+    each currency's Stripe total between the versions."""
+    closes = CloseStore(store).closes(month.name)
+    since = closes[0]["created_at"] if closes else None
+    versions = store.versions(month.days[0], month.days[-1])
+    items = []
+    by_day: dict[str, list[dict]] = {}
+    for v in sorted(versions, key=lambda v: (v["date"], v["version"])):
+        by_day.setdefault(v["date"], []).append(v)
+    for day, chain in by_day.items():
+        for previous, current in zip(chain, chain[1:], strict=False):
+            stamped = datetime.fromisoformat(current["generated_at"])
+            if current.get("trigger") != "late_change" or (since and stamped <= since):
+                continue
+            currency = current.get("currency")
+            if not currency or previous.get("currency") != currency:
+                continue
+            change = to_minor(current["stripe_total"], currency) - to_minor(
+                previous["stripe_total"], currency
+            )
+            label = f"{day} v{current['version']}"
+            items.append(
+                ReconcilingItem("late_change", label, change, currency, date.fromisoformat(day))
+            )
+    return items
