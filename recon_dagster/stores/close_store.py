@@ -17,7 +17,7 @@ from recon_dagster.stores.migrations import MONTH_CLOSES, PERIOD_LOCKS
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.store_database import json_column, jsonable
 
-_LOCK_COLUMNS = ("month", "seq", "action", "actor", "reason", "close_id", "figures", "at")
+_LOCK_COLUMNS = ("month", "seq", "action", "actor", "reason", "close_id", "figures", "recorded_at")
 
 
 class PeriodLockedError(RuntimeError):
@@ -143,7 +143,7 @@ class CloseStore:
                 "reason": reason,
                 "close_id": close_id,
                 "figures": figures,
-                "at": datetime.now(UTC),
+                "recorded_at": datetime.now(UTC),
             }
             values = [
                 json.dumps(jsonable(figures)) if k == "figures" and figures else entry[k]

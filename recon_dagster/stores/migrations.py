@@ -166,7 +166,8 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
             f"""CREATE TABLE {{s}}{PERIOD_LOCKS} (
             id TEXT PRIMARY KEY, month TEXT NOT NULL, seq INTEGER NOT NULL,
             action TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT, close_id TEXT,
-            figures {{json}}, at TIMESTAMPTZ NOT NULL DEFAULT now(), UNIQUE (month, seq))""",
+            figures {{json}}, recorded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            UNIQUE (month, seq))""",
         ],
     ),
 ]
