@@ -17,6 +17,13 @@ from recon_dagster.defs.alerts.sensors import build_alert_sensors
 from recon_dagster.defs.charges.assets import build_charges_assets
 from recon_dagster.defs.charges.checks import build_charges_check
 from recon_dagster.defs.charges.jobs import build_daily_job, build_daily_schedule
+from recon_dagster.defs.close.assets import build_close_assets
+from recon_dagster.defs.close.checks import build_close_checks
+from recon_dagster.defs.close.jobs import (
+    build_balance_job,
+    build_close_schedules,
+    build_month_close_job,
+)
 from recon_dagster.defs.late_changes.recheck import build_recheck_schedule
 from recon_dagster.defs.late_changes.sensor import build_late_changes_sensor
 from recon_dagster.defs.payouts.assets import build_payout_assets
@@ -25,14 +32,16 @@ from recon_dagster.defs.payouts.jobs import build_payouts_job, build_payouts_sch
 from recon_dagster.defs.resources import (
     AssetTablesResource,
     BankResource,
+    MonthCloseResource,
     PaymentsDatabaseResource,
     ReconciliationPolicy,
     ReportStoreResource,
     StripeMirrorResource,
     StripeResource,
 )
-from recon_dagster.defs.shared import daily_partitions
+from recon_dagster.defs.shared import daily_partitions, monthly_partitions
 from recon_dagster.defs.sync.job import build_refresh_sensor, sync_missing_payments_job
+from recon_dagster.money import to_major
 from recon_dagster.settings import Settings
 
 # The key the demo and tests use when STRIPE_API_KEY is unset (the local Stripe server's).
@@ -40,15 +49,25 @@ LOCAL_API_KEY = "sk_test_recon_local"
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    """Both domains, charges and payouts, the late-change sensor, the alerts and the repair job,
-    over one set of resources."""
-    days = daily_partitions(settings)
+    """The three domains, charges, payouts and the month close, the late-change sensor, the
+    alerts and the repair job, over one set of resources."""
+    days, months = daily_partitions(settings), monthly_partitions(settings)
     daily_job, payouts_job = build_daily_job(days), build_payouts_job(days)
+    balance_job, close_job = build_balance_job(days), build_month_close_job(months)
     return dg.Definitions(
-        assets=[*build_charges_assets(days), *build_payout_assets(days)],
-        asset_checks=[build_charges_check(days), build_payout_check(days)],
-        jobs=[daily_job, payouts_job, sync_missing_payments_job],
+        assets=[
+            *build_charges_assets(days),
+            *build_payout_assets(days),
+            *build_close_assets(days, months),
+        ],
+        asset_checks=[
+            build_charges_check(days),
+            build_payout_check(days),
+            *build_close_checks(days, months),
+        ],
+        jobs=[daily_job, payouts_job, balance_job, close_job, sync_missing_payments_job],
         schedules=[
+            *build_close_schedules(balance_job, close_job),
             build_daily_schedule(daily_job),
             build_recheck_schedule(daily_job, settings.timezone, settings.recheck_days),
             build_payouts_schedule(
@@ -150,6 +169,14 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             routing_key=secret("PAGERDUTY_ROUTING_KEY", None),
             events_url=settings.pagerduty_events_url,
             dashboard_url=settings.dashboard_url,
+        ),
+        "month_close": MonthCloseResource(
+            start_date=settings.start_date.isoformat(),
+            opening_balances=",".join(
+                f"{c}={to_major(v, c)}" for c, v in (settings.opening_balances or {}).items()
+            ),
+            gl_mapping=settings.gl_mapping,
+            locked_period_policy=settings.locked_period_policy,
         ),
         # The repair op's small result, read from its metadata in the UI.
         "sync_result_io": dg.mem_io_manager,

@@ -30,7 +30,7 @@ from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.sync.repair import SyncResult, sync_payments
 from recon_dagster.usecases.charges import reconcile_charges
-from recon_dagster.usecases.month_close import Month, close_month
+from recon_dagster.usecases.month_close import Month, close_month, record_close
 from recon_dagster.usecases.payouts import reconcile_payout_days
 
 log = logging.getLogger("recon_dagster")
@@ -280,14 +280,15 @@ class BillingReconciliationService:
             log=log.info,
         )
         recorded: dict = {"version": None, "lock": None}
-        if not result.locked:
-            figures = result.to_json_dict()
-            close_id, recorded["version"] = closes.save(figures, source=self.source)
+        saved = record_close(closes, result, source=self.source)
+        if saved is not None:
+            close_id, recorded["version"] = saved
             if lock:
                 if not result.tied_out:
                     raise PeriodLockedError(
                         f"{target.name} is not tied out ({result.status}): it cannot be locked"
                     )
+                figures = result.to_json_dict()
                 closes.lock(target.name, actor=actor, figures=figures, close_id=close_id)
                 result = replace(result, locked=True)
                 recorded["lock"] = "locked"

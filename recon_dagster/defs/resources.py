@@ -5,7 +5,7 @@ validated with the same parser as its environment variable, so a wrong value typ
 launchpad fails with the same message, naming the variable.
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -13,6 +13,8 @@ import dagster as dg
 import stripe
 from pydantic import Field, field_validator
 
+from recon_dagster.close import gl_mapping
+from recon_dagster.core.journal import GLMapping
 from recon_dagster.core.result import MatchOn
 from recon_dagster.settings import (
     AmountUnit,
@@ -282,3 +284,38 @@ class ReconciliationPolicy(dg.ConfigurableResource):
     @property
     def margin(self) -> timedelta:
         return timedelta(hours=self.timing_margin_hours)
+
+
+class MonthCloseResource(dg.ConfigurableResource):
+    """What the month close needs beyond Stripe and the store: where the balance starts, the
+    GL mapping, and what a late change to a locked month does."""
+
+    start_date: str = Field(
+        default=str(default("RECON_START_DATE")), description=BY_NAME["RECON_START_DATE"].doc
+    )
+    opening_balances: str = Field(
+        default="", description=f"{BY_NAME['RECON_OPENING_BALANCES'].doc} (RECON_OPENING_BALANCES)"
+    )
+    gl_mapping: str | None = setting("RECON_GL_MAPPING")
+    locked_period_policy: str = setting("RECON_LOCKED_PERIOD_POLICY")
+
+    @field_validator("opening_balances")
+    @classmethod
+    def _balances(cls, value: str) -> str:
+        parse("RECON_OPENING_BALANCES", value)
+        return value
+
+    @field_validator("locked_period_policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        return parse("RECON_LOCKED_PERIOD_POLICY", value)
+
+    def first_day(self) -> date:
+        return parse("RECON_START_DATE", self.start_date)
+
+    def opening(self) -> dict[str, int] | None:
+        """RECON_OPENING_BALANCES in minor units; None: summed from Stripe's history."""
+        return parse("RECON_OPENING_BALANCES", self.opening_balances)
+
+    def mapping(self) -> GLMapping:
+        return gl_mapping.load(self.gl_mapping)

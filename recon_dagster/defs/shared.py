@@ -1,7 +1,7 @@
 """What every Dagster domain shares, each defined once: asset keys, group, job and check names,
 run tags, the errors a run reports as they are, the days a run covers, and the partitions.
 
-The domains (`charges/`, `payouts/`) never import each other; what both need is here.
+The domains (`charges/`, `payouts/`, `close/`) never import each other; what both need is here.
 """
 
 from collections.abc import Callable, Mapping
@@ -32,6 +32,15 @@ PAYOUT_TRANSACTIONS = dg.AssetKey("stripe_payout_transactions")
 PAYOUT_REPORT = dg.AssetKey("payout_reconciliation")
 PAYOUT_CHECK = dg.AssetCheckKey(PAYOUT_REPORT, "payouts_reconciled")
 PAYOUTS_JOB = "payout_reconciliation_job"
+
+# The month close domain.
+CLOSE_GROUP = "month_close"
+BALANCE_TRANSACTIONS = dg.AssetKey("stripe_balance_transactions")
+ROLLFORWARD = dg.AssetKey("balance_rollforward")
+MONTH_CLOSE = dg.AssetKey("month_close")
+TIES_OUT_CHECK = dg.AssetCheckKey(ROLLFORWARD, "balance_ties_out")
+BALANCE_JOB = "balance_rollforward_job"
+MONTH_CLOSE_JOB = "month_close_job"
 
 SYNC_JOB = "sync_missing_payments"
 # A job `dg.define_asset_job` returns: Dagster does not export its class to annotate with.
@@ -65,6 +74,13 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(
         start_date=settings.start_date.isoformat(), timezone=settings.timezone
     )
+
+
+def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
+    """One partition per calendar month in RECON_TIMEZONE, from RECON_START_DATE's month; a month
+    is a partition once it has ended."""
+    first = settings.start_date.replace(day=1)
+    return dg.MonthlyPartitionsDefinition(start_date=first.isoformat(), timezone=settings.timezone)
 
 
 def daily_asset(

@@ -21,6 +21,7 @@ import stripe
 from recon_dagster.core.journal import GLMapping
 from recon_dagster.core.month_close import MonthClose, ReconcilingItem, close
 from recon_dagster.core.payout_frames import FAILED_STATUSES
+from recon_dagster.core.rollforward import balances
 from recon_dagster.days import day_window, days_between
 from recon_dagster.money import to_minor
 from recon_dagster.settings import ConfigError
@@ -194,3 +195,40 @@ def late_changes(store: ReportStore, month: Month) -> list[ReconcilingItem]:
                 ReconcilingItem("late_change", label, change, currency, date.fromisoformat(day))
             )
     return items
+
+
+def balance_before(
+    client: stripe.StripeClient,
+    moment: datetime,
+    *,
+    timezone: str,
+    start_date: date,
+    opening_balances: dict[str, int] | None,
+) -> dict[str, int]:
+    """The Stripe balance per currency at `moment`: RECON_OPENING_BALANCES plus every balance
+    transaction since the start of RECON_START_DATE, or, without it, every one before `moment`."""
+    if opening_balances is not None:
+        since = day_window(start_date, start_date, timezone)[0]
+        if moment < since:
+            raise ConfigError(
+                "RECON_OPENING_BALANCES",
+                f"is the balance at {since.isoformat()} (RECON_START_DATE): nothing is known "
+                f"of {moment.isoformat()}, before it",
+            )
+        balance = dict(opening_balances)
+    else:
+        since, balance = _EPOCH, {}
+    history = stripe_balance.fetch_balance_transactions(client, since, moment)
+    for currency, net in balances(history).items():
+        balance[currency] = balance.get(currency, 0) + net
+    return balance
+
+
+def record_close(
+    closes: CloseStore, result: MonthClose, *, source: str, run_id: str | None = None
+) -> tuple[str, int] | None:
+    """Store `result` as its month's next version, (id, version); a locked month's figures stay
+    as they were locked: nothing is stored (None)."""
+    if result.locked:
+        return None
+    return closes.save(result.to_json_dict(), source=source, run_id=run_id)

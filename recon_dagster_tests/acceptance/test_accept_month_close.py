@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
+from recon_dagster.definitions import build_defs
+from recon_dagster.settings import Settings
 from recon_dagster.testing.month_activity import a_month
 from recon_dagster.testing.stripe_objects import make_balance_transaction
 from recon_dagster_tests.support.scenario import API_KEY
@@ -225,3 +227,31 @@ def test_an_unmapped_category_stops_the_close_naming_it(env, tmp_path):
 
     assert (code, out["status"]) == (2, "error")
     assert "'brand_new'" in out["error"] and "RECON_GL_MAPPING" in out["error"]
+
+
+def test_the_dagster_jobs_roll_each_day_forward_and_close_the_month_tied_out(
+    env, instance, monkeypatch, tmp_path
+):
+    settings, _ = env
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    defs = build_defs(Settings.from_env())
+    november = {
+        "dagster/asset_partition_range_start": "2026-11-01",
+        "dagster/asset_partition_range_end": "2026-11-30",
+    }
+
+    days = defs.resolve_job_def("balance_rollforward_job").execute_in_process(
+        instance=instance, tags=november
+    )
+    month = defs.resolve_job_def("month_close_job").execute_in_process(
+        instance=instance, partition_key="2026-11-01"
+    )
+
+    ties = [e for e in days.get_asset_check_evaluations() if e.check_name == "balance_ties_out"]
+    assert days.success and len(ties) == 30 and all(e.passed for e in ties)
+    [closed] = month.get_asset_check_evaluations()
+    assert (closed.check_name, closed.passed) == ("month_tied_out", True)
+    metadata = month.asset_materializations_for_node("month_close")[0].metadata
+    assert metadata["status"].value == "tied_out"

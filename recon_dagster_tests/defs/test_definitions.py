@@ -21,7 +21,7 @@ def load_defs(monkeypatch, tmp_path, **env: str) -> dg.Definitions:
     return build_defs(Settings.from_env())
 
 
-def test_code_location_has_both_domains_assets_checks_jobs_and_schedules(monkeypatch, tmp_path):
+def test_code_location_has_every_domains_assets_checks_jobs_and_schedules(monkeypatch, tmp_path):
     defs = load_defs(monkeypatch, tmp_path)
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {
@@ -31,6 +31,9 @@ def test_code_location_has_both_domains_assets_checks_jobs_and_schedules(monkeyp
         "stripe_payouts",
         "stripe_payout_transactions",
         "payout_reconciliation",
+        "stripe_balance_transactions",
+        "balance_rollforward",
+        "month_close",
     }
     assert (
         dg.AssetCheckKey(dg.AssetKey("reconciliation_report"), "discrepancy_within_tolerance")
@@ -46,6 +49,11 @@ def test_code_location_has_both_domains_assets_checks_jobs_and_schedules(monkeyp
     )
     assert defs.resolve_schedule_def("daily_reconciliation_schedule").cron_schedule == "0 2 * * *"
     assert defs.resolve_schedule_def("payouts_daily").cron_schedule == "0 3 * * *"
+    assert {
+        dg.AssetCheckKey(dg.AssetKey("balance_rollforward"), "balance_ties_out"),
+        dg.AssetCheckKey(dg.AssetKey("month_close"), "month_tied_out"),
+    } <= set(graph.asset_check_keys)
+    assert defs.resolve_schedule_def("month_close_monthly").cron_schedule == "0 4 1 * *"
 
 
 def test_workspace_file_loads_through_dagster_cli(tmp_path):

@@ -1,0 +1,194 @@
+"""The month close's assets: `stripe_balance_transactions` (every balance transaction of a day,
+by `created` in RECON_TIMEZONE) feeds `balance_rollforward` (opening + activity + payouts =
+closing per day and currency), and `month_close` closes each ended month.
+
+A day opens at the previous day's stored closing; where that day was never rolled forward (the
+first day, or a backfill chunk's), at the balance Stripe's history gives (RECON_OPENING_BALANCES
+plus everything since RECON_START_DATE, or every earlier transaction). The month close reads
+Stripe again, whole, so it ties to Stripe's own balance and not to what the days stored.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+import polars as pl
+
+from recon_dagster.core import rollforward
+from recon_dagster.defs.resources import (
+    AssetTablesResource,
+    MonthCloseResource,
+    ReconciliationPolicy,
+    ReportStoreResource,
+    StripeResource,
+)
+from recon_dagster.defs.shared import (
+    BALANCE_TRANSACTIONS,
+    CLOSE_GROUP,
+    EXPECTED_ERRORS,
+    MONTH_CLOSE,
+    ROLLFORWARD,
+    daily_asset,
+    run_days,
+    run_failure,
+    run_window,
+)
+from recon_dagster.sources.stripe_balance import fetch_balance_transactions
+from recon_dagster.stores.asset_slice import Slice
+from recon_dagster.stores.asset_tables import AssetTables
+from recon_dagster.stores.close_store import CloseStore
+from recon_dagster.usecases.month_close import Month, balance_before, close_month, record_close
+
+# The tables the daily assets keep their rows in (asset_tables).
+TRANSACTIONS_TABLE, ROLLFORWARD_TABLE = BALANCE_TRANSACTIONS.path[-1], ROLLFORWARD.path[-1]
+ACTIVITY_TABLE, QUARANTINE_TABLE = "balance_activity", "balance_quarantine"
+
+
+def build_close_assets(
+    days: dg.PartitionsDefinition, months: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+
+    @daily_asset(
+        days,
+        CLOSE_GROUP,
+        key=BALANCE_TRANSACTIONS,
+        kinds={"stripe", "polars"},
+        description="Every balance transaction created on each day (GET /v1/balance_transactions"
+        " by created, paced), with Stripe's reporting category; a malformed one is kept, named.",
+    )
+    def stripe_balance_transactions(
+        context: dg.AssetExecutionContext, stripe: StripeResource, asset_tables: AssetTablesResource
+    ) -> dg.MaterializeResult:
+        start, end = run_window(context)
+        try:
+            frame = fetch_balance_transactions(stripe.client(), start, end)
+            asset_tables.tables().write(TRANSACTIONS_TABLE, frame, Slice("created", start, end))
+        except EXPECTED_ERRORS as exc:
+            raise run_failure(
+                "Could not read balance transactions", exc, run_days(context)
+            ) from None
+        bad = frame.filter(pl.col("invalid_reason").is_not_null()).height
+        return dg.MaterializeResult(metadata={"row_count": frame.height, "quarantined": bad})
+
+    @daily_asset(
+        days,
+        CLOSE_GROUP,
+        key=ROLLFORWARD,
+        deps=[stripe_balance_transactions],
+        kinds={"polars"},
+        description="The Stripe balance per day and currency: opening + activity by reporting "
+        "category + payouts = closing, and opening(day) = closing(day - 1).",
+    )
+    def balance_rollforward(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        asset_tables: AssetTablesResource,
+        policy: ReconciliationPolicy,
+        month_close: MonthCloseResource,
+    ) -> dg.MaterializeResult:
+        days = run_days(context)
+        start, end = run_window(context)
+        tables = asset_tables.tables()
+        try:
+            transactions = tables.read(TRANSACTIONS_TABLE, Slice("created", start, end))
+            opening = _opening(context, tables, stripe, policy, month_close)
+            activity = rollforward.activity(transactions, policy.timezone)
+            rolled = rollforward.roll_forward(activity.by_category, opening, days)
+            by_day = Slice("day", days[0], days[-1] + timedelta(days=1))
+            quarantined = activity.quarantined.with_columns(
+                day=rollforward.local_day(pl.col("created"), policy.timezone)
+            )
+            for table, frame in (
+                (ACTIVITY_TABLE, activity.by_category),
+                (QUARANTINE_TABLE, quarantined),
+                (ROLLFORWARD_TABLE, rolled),
+            ):
+                tables.write(table, frame, by_day)
+        except EXPECTED_ERRORS as exc:
+            raise run_failure("Could not roll the balance forward", exc, days) from None
+        for day in days:
+            rows = rolled.filter(pl.col("day") == day)
+            closing = {c: int(v) for c, v in rows.select("currency", "closing").iter_rows()}
+            context.add_asset_metadata(
+                {"closing": dg.MetadataValue.json(closing), "unmapped": activity.unmapped},
+                partition_key=day.isoformat(),
+            )
+        return dg.MaterializeResult()
+
+    @dg.asset(
+        key=MONTH_CLOSE,
+        partitions_def=months,
+        group_name=CLOSE_GROUP,
+        deps=[balance_rollforward],
+        kinds={"polars"},
+        description="Each ended month closed: the balance rolled forward per currency and tied to"
+        " Stripe's at month end, its reconciling items and journal, stored as a new version (a "
+        "locked month keeps its figures).",
+    )
+    def month_close_asset(
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        report_store: ReportStoreResource,
+        policy: ReconciliationPolicy,
+        month_close: MonthCloseResource,
+    ) -> dg.MaterializeResult:
+        month = Month.parse(context.partition_key[:7], policy.timezone)
+        store = report_store.store()
+        try:
+            result = close_month(
+                month,
+                client=stripe.client(),
+                store=store,
+                timezone=policy.timezone,
+                start_date=month_close.first_day(),
+                opening_balances=month_close.opening(),
+                mapping=month_close.mapping(),
+                log=context.log.info,
+            )
+        except (*EXPECTED_ERRORS, ValueError) as exc:
+            raise run_failure(f"Could not close {month.name}", exc, month.days) from None
+        figures = result.to_json_dict()
+        recorded = record_close(CloseStore(store), result, source="dagster", run_id=context.run_id)
+        context.log.info(f"Month {month.name} closed: {result.status}")
+        return dg.MaterializeResult(
+            metadata={
+                "status": result.status,
+                "locked": result.locked,
+                "version": recorded[1] if recorded else "locked: not stored again",
+                "currencies": dg.MetadataValue.json(figures["currencies"]),
+                "journal_lines": result.journal.height,
+                "quarantined": result.quarantined.height,
+            }
+        )
+
+    return [stripe_balance_transactions, balance_rollforward, month_close_asset]
+
+
+def _opening(
+    context: dg.AssetExecutionContext,
+    tables: AssetTables,
+    stripe: StripeResource,
+    policy: ReconciliationPolicy,
+    month_close: MonthCloseResource,
+) -> dict[str, int]:
+    """The balance the run's first day opens at: the day before's stored closing, else what
+    Stripe's history gives (logged: a one-time, paced listing)."""
+    first = run_days(context)[0]
+    before = first - timedelta(days=1)
+    try:
+        stored = tables.read(ROLLFORWARD_TABLE, Slice("day", before, first))
+    except EXPECTED_ERRORS:
+        stored = None
+    if stored is not None and stored.height:
+        return {c: int(v) for c, v in stored.select("currency", "closing").iter_rows()}
+    start = run_window(context)[0]
+    context.log.info(
+        f"{before.isoformat()} was never rolled forward: its closing balance is summed from "
+        "Stripe's balance transactions (one paced listing)"
+    )
+    return balance_before(
+        stripe.client(),
+        start,
+        timezone=policy.timezone,
+        start_date=month_close.first_day(),
+        opening_balances=month_close.opening(),
+    )

@@ -1,0 +1,128 @@
+"""`balance_ties_out`: one result per day of `balance_rollforward`, and `month_tied_out` on
+`month_close`.
+
+A day fails (ERROR) when its opening is not the previous day's stored closing, when a balance
+transaction of it was quarantined, or, for today, when its closing differs from Stripe's
+`GET /v1/balance` (available + pending + connect reserved); each message names the currency
+and the difference. A month fails when its last close is not tied out.
+"""
+
+from datetime import date, timedelta
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from recon_dagster.days import today
+from recon_dagster.defs.check_results import day_evaluation, materialization_target
+from recon_dagster.defs.close.assets import QUARANTINE_TABLE, ROLLFORWARD_TABLE
+from recon_dagster.defs.resources import (
+    AssetTablesResource,
+    ReconciliationPolicy,
+    ReportStoreResource,
+    StripeResource,
+)
+from recon_dagster.defs.shared import EXPECTED_ERRORS, MONTH_CLOSE, ROLLFORWARD, TIES_OUT_CHECK
+from recon_dagster.money import format_major
+from recon_dagster.sources.stripe_balance import fetch_balance
+from recon_dagster.stores.asset_slice import Slice
+from recon_dagster.stores.asset_tables import AssetTables
+from recon_dagster.stores.close_store import CloseStore
+
+ERROR = dg.AssetCheckSeverity.ERROR
+
+
+def day_problems(
+    tables: AssetTables, day: date, stripe_balance: dict[str, int] | None
+) -> tuple[list[str], dict[str, int]]:
+    """What is wrong with `day`'s roll-forward (empty: it ties out), and its closing balances."""
+    rows = tables.read(ROLLFORWARD_TABLE, Slice("day", day - timedelta(days=1), day + timedelta(1)))
+    today_rows = rows.filter(pl.col("day") == day)
+    closing = {c: int(v) for c, v in today_rows.select("currency", "closing").iter_rows()}
+    problems = []
+    previous = {
+        c: int(v)
+        for c, v in rows.filter(pl.col("day") < day).select("currency", "closing").iter_rows()
+    }
+    for currency, opening in today_rows.select("currency", "opening").iter_rows():
+        if previous and opening != previous.get(currency, 0):
+            gap = opening - previous.get(currency, 0)
+            problems.append(
+                f"{currency} opens at {format_major(opening, currency)}, "
+                f"{format_major(gap, currency)} away from the previous day's closing"
+            )
+    quarantined = tables.read(QUARANTINE_TABLE, Slice("day", day, day + timedelta(days=1)))
+    problems += [str(reason) for reason in quarantined.get_column("invalid_reason")]
+    if stripe_balance is not None:
+        for currency in sorted(set(closing) | set(stripe_balance)):
+            gap = closing.get(currency, 0) - stripe_balance.get(currency, 0)
+            if gap:
+                problems.append(
+                    f"{currency} closes at {format_major(closing.get(currency, 0), currency)}, "
+                    f"Stripe's balance is {format_major(stripe_balance.get(currency, 0), currency)}"
+                    f" (difference {format_major(gap, currency)})"
+                )
+    return problems, closing
+
+
+def build_close_checks(
+    days: dg.PartitionsDefinition, months: dg.PartitionsDefinition
+) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(
+        asset=ROLLFORWARD,
+        name=TIES_OUT_CHECK.name,
+        partitions_def=days,
+        description="Each day opens where the day before closed, no balance transaction was "
+        "quarantined, and today's closing balance equals Stripe's GET /v1/balance (ERROR).",
+    )
+    def balance_ties_out(
+        context: dg.AssetCheckExecutionContext,
+        stripe: StripeResource,
+        asset_tables: AssetTablesResource,
+        policy: ReconciliationPolicy,
+    ) -> Any:  # yields one AssetCheckEvaluation a day (see defs/check_results.py)
+        tables = asset_tables.tables()
+        current = today(policy.timezone)
+        for partition in context.partition_keys:
+            day = date.fromisoformat(partition)
+            target = materialization_target(context.instance, ROLLFORWARD, partition)
+            try:
+                balance = None
+                if day == current:
+                    found = fetch_balance(stripe.client())
+                    balance = {c: b.total for c, b in found.items()}
+                problems, closing = day_problems(tables, day, balance)
+            except EXPECTED_ERRORS as exc:
+                problems, closing = [f"could not check {partition}: {exc}"], {}
+            figures = {"date": partition, "closing": dg.MetadataValue.json(closing)}
+            tied = "Ties out to Stripe's balance." if day == current else "Ties out."
+            text = "; ".join(problems) if problems else tied
+            yield day_evaluation(
+                TIES_OUT_CHECK, partition, target, not problems, text, figures, ERROR
+            )
+        yield dg.Output(None)
+
+    @dg.asset_check(
+        asset=MONTH_CLOSE,
+        name="month_tied_out",
+        partitions_def=months,
+        description="The month's last close ties out to Stripe's balance at month end (ERROR).",
+    )
+    def month_tied_out(
+        context: dg.AssetCheckExecutionContext, report_store: ReportStoreResource
+    ) -> dg.AssetCheckResult:
+        month = context.partition_key[:7]
+        closes = CloseStore(report_store.store()).closes(month)
+        if not closes:
+            return dg.AssetCheckResult(
+                passed=False, severity=ERROR, description=f"{month} was never closed."
+            )
+        last = closes[0]
+        return dg.AssetCheckResult(
+            passed=last["status"] == "tied_out",
+            severity=ERROR,
+            description=f"{month} v{last['version']}: {last['status']}",
+            metadata={"month": month, "version": last["version"]},
+        )
+
+    return [balance_ties_out, month_tied_out]
