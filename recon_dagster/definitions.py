@@ -80,6 +80,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_late_changes_sensor(
                 daily_job,
                 payouts_job,
+                close_job,
                 settings.timezone,
                 enabled=settings.is_set("STRIPE_API_KEY"),
                 interval_seconds=settings.late_changes_interval_seconds,

@@ -16,13 +16,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import polars as pl
 
 from recon_dagster.core.grading import grade
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.result import ReconciliationResult
-from recon_dagster.defs.shared import DAILY_JOB, PAYOUTS_JOB
+from recon_dagster.defs.shared import BALANCE_JOB, DAILY_JOB, PAYOUTS_JOB, ROLLFORWARD
 from recon_dagster.money import format_major
 from recon_dagster.settings import Settings, variables
+from recon_dagster.sources.stripe_balance import fetch_balance
+from recon_dagster.sources.stripe_client import make_client
+from recon_dagster.stores.asset_slice import Slice
+from recon_dagster.stores.asset_tables import AssetTables
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.testing.demo_data import DemoDataset, build_demo_dataset
@@ -137,6 +142,37 @@ def summary_table(results: list[ReconciliationResult], settings: Settings) -> st
             f"{format_major(r.stripe_total, cur):>16} "
             f"{format_major(r.database_total, cur):>16} {r.discrepancy_percentage:>8.2f} "
             f"{r.gross_discrepancy_percentage:>8.2f}  {found}"
+        )
+    return "\n".join(lines)
+
+
+def rollforward_table(settings: Settings, days: list[date], server: StripeServer) -> str:
+    """The week's Stripe balance per day and currency, and whether its last closing is what
+    Stripe's `GET /v1/balance` says now (nothing has moved the balance since)."""
+    from recon_dagster.definitions import asset_tables_url
+
+    tables = AssetTables(asset_tables_url(settings, settings.report_store_url))
+    rolled = tables.read(ROLLFORWARD.path[-1], Slice("day", days[0], days[-1] + timedelta(1)))
+    head = (
+        f"{'day':<11} {'cur':<4} {'opening':>14} {'activity':>14} {'payouts':>14} {'closing':>14}"
+    )
+    lines = [head, "-" * len(head)]
+    for day, cur, opening, activity, payouts, closing in rolled.sort("day", "currency").iter_rows():
+        amounts = [
+            format_major(a, cur).rsplit(" ", 1)[0] for a in (opening, activity, payouts, closing)
+        ]
+        lines.append(f"{day.isoformat():<11} {cur:<4} " + " ".join(f"{a:>14}" for a in amounts))
+    client = make_client(DEMO_KEY, api_base=server.url)
+    stripe_now = {c: b.total for c, b in fetch_balance(client).items()}
+    last = rolled.filter(pl.col("day") == days[-1])
+    for cur, closing in last.select("currency", "closing").iter_rows():
+        stripe = stripe_now.get(cur, 0)
+        verdict = (
+            "ties out" if closing == stripe else f"differs by {format_major(closing - stripe, cur)}"
+        )
+        lines.append(
+            f"{cur}: closing {format_major(closing, cur)} on {days[-1]}, Stripe's balance now "
+            f"{format_major(stripe, cur)}: {verdict}"
         )
     return "\n".join(lines)
 
@@ -286,25 +322,35 @@ def _run_demo(
         defs = build_defs(settings)
         # Charges for every day; payouts for the days they arrive on (a day's sales pay out the next
         # day).
-        runs = [(defs.resolve_job_def(DAILY_JOB), day) for day in day_list]
-        runs += [(defs.resolve_job_def(PAYOUTS_JOB), day) for day in day_list[1:]]
+        # The balance is rolled forward over the whole week in one run, as a backfill does.
+        week = {
+            "dagster/asset_partition_range_start": day_list[0].isoformat(),
+            "dagster/asset_partition_range_end": day_list[-1].isoformat(),
+        }
+        runs: list[tuple[dg.JobDefinition, str | None, dict[str, str]]] = [
+            (defs.resolve_job_def(DAILY_JOB), day.isoformat(), {}) for day in day_list
+        ]
+        runs += [(defs.resolve_job_def(PAYOUTS_JOB), day.isoformat(), {}) for day in day_list[1:]]
+        runs.append((defs.resolve_job_def(BALANCE_JOB), None, week))
         failures: list[str] = []
         with dg.DagsterInstance.get() as instance:
-            for n, (job, day) in enumerate(runs, 1):
+            for n, (job, partition, tags) in enumerate(runs, 1):
                 run = job.execute_in_process(
                     instance=instance,
-                    partition_key=day.isoformat(),
+                    partition_key=partition,
                     raise_on_error=False,
-                    tags={"recon/source": "demo"},
+                    tags={"recon/source": "demo", **tags},
                     run_config={} if verbose else QUIET_RUN_CONFIG,
                 )
                 if not run.success:
-                    failures.append(f"{job.name} {day}: {failure_cause(run)}")
+                    what = partition or f"{day_list[0]} to {day_list[-1]}"
+                    failures.append(f"{job.name} {what}: {failure_cause(run)}")
                 # A terminal redraws the line; a log gets the last.
                 if n == len(runs) or sys.stdout.isatty():
                     print(
                         f"\r[3/4] Materializing through Dagster: {n}/{len(runs)} runs done "
-                        f"(charges, then payouts){f', {len(failures)} failed' if failures else ''}",
+                        f"(charges, payouts, then the balance)"
+                        f"{f', {len(failures)} failed' if failures else ''}",
                         end="",
                         flush=True,
                     )
@@ -321,6 +367,8 @@ def _run_demo(
         print(
             payouts_table([r for r in (payouts.latest(d) for d in day_list[1:]) if r is not None])
         )
+        print()
+        print(rollforward_table(settings, day_list, server))
         print()
         wrote = _write_env_file(root, env)
         print(

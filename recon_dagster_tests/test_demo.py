@@ -92,9 +92,16 @@ def test_demo_prints_one_line_per_step_and_no_dagster_log(demo):
     _, out = demo
     steps = [line for line in out.stdout.splitlines() if line.startswith("[")]
     assert [s[:5] for s in steps] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
-    assert "13/13 runs done (charges, then payouts)" in steps[2]
+    assert "14/14 runs done (charges, payouts, then the balance)" in steps[2]
     assert "DEBUG" not in out.stdout + out.stderr and "STEP_START" not in out.stdout + out.stderr
     assert "Warning" not in out.stderr and "Telemetry" not in out.stderr
+
+
+def test_demo_rolls_the_weeks_balance_forward_and_it_ties_out_to_stripe(demo):
+    _, out = demo
+    verdicts = [line for line in out.stdout.splitlines() if "Stripe's balance now" in line]
+    assert [line[:4] for line in verdicts] == ["EUR:", "JPY:", "USD:"]
+    assert all(line.endswith(": ties out") for line in verdicts)
 
 
 def test_demo_instance_file_is_the_repositorys_dagster_yaml(demo):

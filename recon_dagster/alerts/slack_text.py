@@ -37,7 +37,22 @@ def late_events(late: dict[str, Any]) -> str:
     """A late change's count, types and first events, as a field's text."""
     events = ", ".join(escape(e) for e in (late.get("events") or [])[:IDS_SHOWN])
     types = escape(late.get("event_types") or "")
-    return f"{int(late.get('event_count') or 0)} event(s) ({types}): {events}"
+    text = f"{int(late.get('event_count') or 0)} event(s) ({types}): {events}"
+    return text + locked_period(late)
+
+
+def locked_period(late: dict[str, Any]) -> str:
+    """What a late change to a locked month did, as a sentence (empty for an open month)."""
+    month = late.get("locked_month")
+    if not month:
+        return ""
+    if late.get("locked_period_policy") == "reopen":
+        return f". {escape(month)} was locked: it is re-opened and its close re-run."
+    booked = escape(late.get("booked_in") or "the open month")
+    return (
+        f". {escape(month)} is locked and stays as closed: the change is booked in {booked} "
+        "as a prior-period adjustment."
+    )
 
 
 def message_body(

@@ -55,6 +55,10 @@ DAYS_PER_RUN = 31
 EVENTS_TAG = "recon/late_events"
 EVENT_COUNT_TAG = "recon/late_event_count"
 EVENT_TYPES_TAG = "recon/late_event_types"
+# A late change to a locked month: the month, the policy applied, and where it was booked.
+LOCKED_MONTH_TAG = "recon/locked_month"
+LOCKED_POLICY_TAG = "recon/locked_period_policy"
+BOOKED_IN_TAG = "recon/booked_in"
 _TAG_LIMIT = 4000  # Dagster tag values are bounded: the first event ids, and how many in all
 
 # Errors about the outside world or its data, reported as they are; anything else is a bug and
@@ -128,8 +132,14 @@ def late_events(tags: Mapping[str, str]) -> dict[str, Any]:
     for a run no late change started."""
     if tags.get(TRIGGER_TAG) != "late_change":
         return {}
-    return {
+    late: dict[str, Any] = {
         "events": [e for e in tags.get(EVENTS_TAG, "").split(",") if e],
         "event_types": tags.get(EVENT_TYPES_TAG, ""),
         "event_count": int(tags.get(EVENT_COUNT_TAG, "0") or 0),
     }
+    if tags.get(LOCKED_MONTH_TAG):
+        late["locked_month"] = tags[LOCKED_MONTH_TAG]
+        late["locked_period_policy"] = tags.get(LOCKED_POLICY_TAG, "")
+        if tags.get(BOOKED_IN_TAG):
+            late["booked_in"] = tags[BOOKED_IN_TAG]
+    return late

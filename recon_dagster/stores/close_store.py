@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from recon_dagster.stores.migrations import MONTH_CLOSES, PERIOD_LOCKS
+from recon_dagster.stores.migrations import ADJUSTMENTS, MONTH_CLOSES, PERIOD_LOCKS
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.store_database import json_column, jsonable
 
@@ -112,6 +112,58 @@ class CloseStore:
 
     def is_locked(self, month: str) -> bool:
         return month in self.locked_months()
+
+    def book_adjustment(
+        self,
+        *,
+        run_key: str,
+        locked_month: str,
+        day: date,
+        booked_month: str,
+        events: str,
+        event_types: str,
+    ) -> bool:
+        """Book a late change to `day` (of the locked month) in `booked_month`; False when this
+        run key was booked already (a re-read event books nothing twice)."""
+        with self.db.transaction() as s:
+            s.lock("adjustment", run_key)
+            found = s.run(
+                self.db.qualified(f"SELECT 1 FROM {{s}}{ADJUSTMENTS} WHERE run_key = ?"),
+                (run_key,),
+            )
+            if found:
+                return False
+            s.run(
+                self.db.qualified(
+                    f"INSERT INTO {{s}}{ADJUSTMENTS} (id, run_key, locked_month, day, "
+                    "booked_month, events, event_types, recorded_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    str(uuid.uuid4()),
+                    run_key,
+                    locked_month,
+                    day,
+                    booked_month,
+                    events,
+                    event_types,
+                    datetime.now(UTC),
+                ),
+            )
+        return True
+
+    def adjustments(self, booked_month: str) -> list[dict[str, Any]]:
+        """The prior-period adjustments booked in `booked_month`, oldest first."""
+        keys = ("run_key", "locked_month", "day", "events", "event_types", "recorded_at")
+        with self.db.transaction() as s:
+            rows = s.run(
+                self.db.qualified(
+                    f"SELECT {', '.join(keys)} FROM {{s}}{ADJUSTMENTS} WHERE booked_month = ? "
+                    "ORDER BY recorded_at"
+                ),
+                (booked_month,),
+            )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def _record(
         self,

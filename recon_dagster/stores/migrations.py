@@ -12,7 +12,11 @@ REPORTS, LINE_ITEMS, CURRENCY_TOTALS, SYNC_AUDIT = (
     "sync_audit",
 )
 # The month close's tables (close_store.py).
-MONTH_CLOSES, PERIOD_LOCKS = "month_closes", "period_locks"
+MONTH_CLOSES, PERIOD_LOCKS, ADJUSTMENTS = (
+    "month_closes",
+    "period_locks",
+    "prior_period_adjustments",
+)
 _R, _L, _C, _S = REPORTS, LINE_ITEMS, CURRENCY_TOTALS, SYNC_AUDIT  # short, for the statements below
 _DOUBLE = "{double}"
 
@@ -155,7 +159,8 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
             ],
         },
     ),
-    # The month close (issue 21): every close of a month, versioned, and the locks of periods.
+    # The month close (issue 21): every close of a month, versioned, the locks of periods, and the
+    # late changes to locked months booked in the open one.
     (
         5,
         [
@@ -168,6 +173,12 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
             action TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT, close_id TEXT,
             figures {{json}}, recorded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
             UNIQUE (month, seq))""",
+            # A late change to a locked month, booked in the open month (the run key of the
+            # day's re-run makes booking it twice impossible).
+            f"""CREATE TABLE {{s}}{ADJUSTMENTS} (
+            id TEXT PRIMARY KEY, run_key TEXT NOT NULL UNIQUE, locked_month TEXT NOT NULL,
+            day DATE NOT NULL, booked_month TEXT NOT NULL, events TEXT, event_types TEXT,
+            recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
         ],
     ),
 ]

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from recon_dagster.testing.stripe_server import (
+    PAYOUT_FIELD,
     make_balance_transaction,
     make_payout,
     payout_transactions,
@@ -39,12 +40,14 @@ def _midnight(day: date) -> int:
 def build_demo_payouts(
     days: list[date], timezone: str, charges: list[dict], disputes: list[dict], *, seed: int = 11
 ) -> DemoPayouts:
-    """Payouts arriving on days[1:], each paying out the previous day's sales in one currency."""
+    """Payouts arriving on days[1:], each paying out the previous day's sales in one currency;
+    the last day's sales are in the balance, not yet paid out. Every movement of the balance has
+    its balance transaction, so the week rolls forward to Stripe's balance."""
     rng = random.Random(seed)
     out = DemoPayouts(seeded={"missing_in_bank": [], "failed": [], "deposits_without_payout": []})
     tz = ZoneInfo(timezone)
     lost = {d["charge"]: d for d in disputes if d.get("status") == "lost"}
-    for n, (sold, arrival) in enumerate(zip(days, days[1:], strict=False)):
+    for n, (sold, arrival) in enumerate(zip(days, [*days[1:], None], strict=True)):
         start = int(datetime.combine(sold, time(0), tzinfo=tz).timestamp())
         end = int(datetime.combine(sold + timedelta(days=1), time(0), tzinfo=tz).timestamp())
         settled = [
@@ -53,7 +56,8 @@ def build_demo_payouts(
             if start <= c["created"] < end and c["status"] == "succeeded" and c["amount_captured"]
         ]
         for currency in sorted({c["currency"] for c in settled}):
-            pid = f"po_demo{arrival:%m%d}{currency}"
+            # The payout these sales go out in; the last day's stay in the balance.
+            pid = f"po_demo{(arrival or sold):%m%d}{currency}"
             txns = []
             for c in (c for c in settled if c["currency"] == currency):
                 per_mille, fixed = FEE[currency]
@@ -96,7 +100,8 @@ def build_demo_payouts(
                         )
                     )
             amount = sum(t["net"] for t in txns)
-            if amount <= 0:
+            if arrival is None or amount <= 0:  # not paid out (yet): the money stays in Stripe
+                out.transactions += [{**t, PAYOUT_FIELD: None} for t in txns]
                 continue
             trace = f"DEMO{rng.randrange(10**9, 10**10)}"
             failed = n == 1 and currency == "usd"  # the bank refused the second day's USD payout
@@ -105,6 +110,7 @@ def build_demo_payouts(
                 amount,
                 currency,
                 arrival_date=_midnight(arrival),
+                created=_midnight(arrival) - 6 * 3_600,  # the evening before it arrives
                 trace_id=trace,
                 status="failed" if failed else "paid",
                 failure_code="account_closed" if failed else None,
@@ -114,6 +120,18 @@ def build_demo_payouts(
             out.transactions += [*txns, payout_transactions(payout)]
             if failed:
                 out.seeded["failed"].append(pid)
+                # The bank refused it: Stripe puts the money back in the balance.
+                out.transactions.append(
+                    make_balance_transaction(
+                        f"txn_pf{pid[3:]}",
+                        amount,
+                        currency=currency,
+                        type="payout_failure",
+                        reporting_category="payout_reversal",
+                        source=pid,
+                        created=_midnight(arrival),
+                    )
+                )
             elif n == 0 and currency == "usd":
                 # The first USD payout never showed up on the statement.
                 out.seeded["missing_in_bank"].append(pid)

@@ -100,6 +100,7 @@ def close_month(
         *open_disputes(client, month),
         *missing_payments(store, month),
         *late_changes(store, month),
+        *prior_period_adjustments(store, month),
     ]
     return close(
         month.name,
@@ -171,30 +172,61 @@ def missing_payments(store: ReportStore, month: Month) -> list[ReconcilingItem]:
 
 def late_changes(store: ReportStore, month: Month) -> list[ReconcilingItem]:
     """Days re-reconciled after a late change since the month was last closed: the change in
-    each currency's Stripe total between the versions."""
+    each day's Stripe total between the versions."""
     closes = CloseStore(store).closes(month.name)
     since = closes[0]["created_at"] if closes else None
-    versions = store.versions(month.days[0], month.days[-1])
-    items = []
     by_day: dict[str, list[dict]] = {}
-    for v in sorted(versions, key=lambda v: (v["date"], v["version"])):
+    for v in sorted(store.versions(month.days[0], month.days[-1]), key=_version_order):
         by_day.setdefault(v["date"], []).append(v)
+    items = []
     for day, chain in by_day.items():
         for previous, current in zip(chain, chain[1:], strict=False):
             stamped = datetime.fromisoformat(current["generated_at"])
             if current.get("trigger") != "late_change" or (since and stamped <= since):
                 continue
-            currency = current.get("currency")
-            if not currency or previous.get("currency") != currency:
-                continue
-            change = to_minor(current["stripe_total"], currency) - to_minor(
-                previous["stripe_total"], currency
-            )
-            label = f"{day} v{current['version']}"
-            items.append(
-                ReconcilingItem("late_change", label, change, currency, date.fromisoformat(day))
-            )
+            change = _stripe_change(previous, current)
+            if change is not None:
+                label = f"{day} v{current['version']}"
+                items.append(
+                    ReconcilingItem("late_change", label, *change, date.fromisoformat(day))
+                )
     return items
+
+
+def prior_period_adjustments(store: ReportStore, month: Month) -> list[ReconcilingItem]:
+    """Late changes to a locked month's days booked in this one: each the change in the day's
+    Stripe total between the report before the booking and the first after it (0 until the
+    day's re-run has stored one)."""
+    items = []
+    for booked in CloseStore(store).adjustments(month.name):
+        day, at = booked["day"], booked["recorded_at"]
+        versions = sorted(store.versions(day), key=_version_order)
+        before = [v for v in versions if datetime.fromisoformat(v["generated_at"]) <= at]
+        after = [v for v in versions if datetime.fromisoformat(v["generated_at"]) > at]
+        if not before:
+            continue
+        change = _stripe_change(before[-1], after[0]) if after else (0, before[-1]["currency"])
+        if change is not None and change[1]:
+            label = f"{day.isoformat()} ({booked['locked_month']}, locked)"
+            items.append(ReconcilingItem("prior_period_adjustment", label, *change, day))
+    return items
+
+
+def _version_order(version: dict) -> tuple:
+    return (version["date"], version["version"])
+
+
+def _stripe_change(previous: dict, current: dict) -> tuple[int, str] | None:
+    """How a day's Stripe total moved between two report versions, in its currency (None when
+    the versions differ in currency or have none)."""
+    currency = current.get("currency")
+    if not currency or previous.get("currency") != currency:
+        return None
+    new, old = (
+        to_minor(current["stripe_total"], currency),
+        to_minor(previous["stripe_total"], currency),
+    )
+    return new - old, currency
 
 
 def balance_before(

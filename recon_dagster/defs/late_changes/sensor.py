@@ -6,7 +6,8 @@ requests one re-materialization per affected day that has a report already (neve
 days stay the user's to backfill), tagged `recon/trigger=late_change` with the events behind it.
 At least once: the cursor moves only with the requests it returns, and a run key per (day,
 events) keeps a re-read event from re-opening a day twice. `payout.*` events re-open their
-payout's arrival date in the payouts domain the same way.
+payout's arrival date in the payouts domain the same way. A day of a locked month follows
+RECON_LOCKED_PERIOD_POLICY (`locked_periods.py`).
 """
 
 import hashlib
@@ -17,10 +18,18 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from recon_dagster.defs.resources import StripeMirrorResource, StripeResource
+from recon_dagster.days import today
+from recon_dagster.defs.late_changes import locked_periods
+from recon_dagster.defs.resources import (
+    MonthCloseResource,
+    ReportStoreResource,
+    StripeMirrorResource,
+    StripeResource,
+)
 from recon_dagster.defs.shared import PAYOUT_REPORT, REPORT, AssetJob, late_change_tags
 from recon_dagster.sources import stripe_events, stripe_mirror, stripe_mirror_payouts
 from recon_dagster.sources.stripe_events import Change, Cursor
+from recon_dagster.stores.close_store import CloseStore
 
 # (the domain's report, its job, the run keys' prefix, the touched days -> what touched them)
 Domain = tuple[dg.AssetKey, str, str, dict]
@@ -29,17 +38,19 @@ Domain = tuple[dg.AssetKey, str, str, dict]
 def build_late_changes_sensor(
     job: AssetJob,
     payouts_job: AssetJob,
+    close_job: AssetJob,
     timezone: str,
     *,
     enabled: bool,
     interval_seconds: int,
 ) -> dg.SensorDefinition:
     """`enabled`: running by default (a Stripe key is configured); `interval_seconds`:
-    RECON_LATE_CHANGES_INTERVAL_SECONDS."""
+    RECON_LATE_CHANGES_INTERVAL_SECONDS; `close_job` re-closes a month a late change re-opens
+    (see `locked_periods`)."""
 
     @dg.sensor(
         name="stripe_late_changes",
-        jobs=[job, payouts_job],
+        jobs=[job, payouts_job, close_job],
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING
         if enabled
@@ -51,9 +62,23 @@ def build_late_changes_sensor(
         context: dg.SensorEvaluationContext,
         stripe: StripeResource,
         stripe_mirror: StripeMirrorResource,
+        report_store: ReportStoreResource,
+        month_close: MonthCloseResource,
     ):
+        def locked(requests: list[dg.RunRequest]) -> list[dg.RunRequest]:
+            if not requests:
+                return requests
+            closes = CloseStore(report_store.store())
+            policy = month_close.locked_period_policy
+            return locked_periods.apply(requests, closes, policy, today(timezone), close_job.name)
+
         if stripe_mirror.enabled:
-            return _mirror_tick(context, stripe_mirror, timezone, job.name, payouts_job.name)
+            tick = _mirror_tick(context, stripe_mirror, timezone, job.name, payouts_job.name)
+            return dg.SensorResult(
+                run_requests=locked(list(tick.run_requests or [])),
+                cursor=tick.cursor,
+                skip_reason=tick.skip_reason,
+            )
         cursor = Cursor.loads(context.cursor)
         if cursor is None:  # first tick: from now on (history is recheck_recent_days')
             start = Cursor(int(time.time()))
@@ -107,7 +132,7 @@ def build_late_changes_sensor(
         # stays quiet.
         context.log.debug(f"{len(changes)} Stripe event(s) read; re-opening {len(requests)} day(s)")
         return dg.SensorResult(
-            run_requests=requests,
+            run_requests=locked(requests),
             cursor=cursor.advanced(changes, read_at=now).dumps(),
             skip_reason=skip,
         )
