@@ -23,6 +23,7 @@ class _Book:
         self.book = xlsxwriter.Workbook(str(path))
         self.bold = self.book.add_format({"bold": True})
         self.title = self.book.add_format({"bold": True, "font_size": 14})
+        self.column_head = self.book.add_format({"bold": True, "align": "right"})
         self.formats: dict[str, Any] = {}
 
     def money_format(self, currency: str) -> Any:
@@ -133,7 +134,7 @@ def _summary(book: _Book, close: MonthClose) -> None:
     sheet.write(2, 0, "Locked", book.bold)
     sheet.write(2, 1, "yes" if close.locked else "no")
     currencies = close.currencies
-    sheet.write_row(4, 0, ["", *currencies], book.bold)
+    sheet.write_row(4, 1, currencies, book.column_head)
     categories = sorted({k for c in currencies for k in close.by_category(c)})
     lines: list[tuple[str, Any]] = [("Opening balance", close.opening)]
     lines += [(f"  {k}", lambda c, k=k: close.by_category(c).get(k, 0)) for k in categories]
@@ -153,3 +154,6 @@ def _summary(book: _Book, close: MonthClose) -> None:
             book.money(sheet, r, c, value(currency), currency)
     sheet.set_column(0, 0, 28)
     sheet.set_column(1, len(currencies), 18)
+    # One printed page, across: the page finance signs.
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 1)
