@@ -202,8 +202,9 @@ def close(
         ReconcilingItem("funds_not_yet_available", f"pending {c}", amount, c, days[-1])
         for c, amount in sorted(pending.items())
     ]
+    earlier = before.filter(pl.col("invalid_reason").is_not_null())
     quarantined = pl.concat(
-        [rollforward.activity(before, timezone).quarantined, act.quarantined], how="vertical"
+        [earlier.select(rollforward.QUARANTINE_COLUMNS), act.quarantined], how="vertical"
     )
     order = {kind: i for i, kind in enumerate(ITEM_KINDS)}
     every = sorted([*waiting, *items], key=lambda i: (order.get(i.kind, 99), i.currency, i.id))

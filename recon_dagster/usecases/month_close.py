@@ -118,14 +118,8 @@ def close_month(
 
 def payouts_in_transit(client: stripe.StripeClient, month: Month) -> list[ReconcilingItem]:
     """Payouts created by month end that reach the bank after it (and have not failed)."""
-    start, end = month.window
-    low = int((end - timedelta(days=_TRANSIT_DAYS)).timestamp())
-    context = f"listing payouts created before the end of {month.name}"
-    objects = list_all(
-        client, "/v1/payouts", {"created": {"gte": low, "lt": int(end.timestamp())}}, context
-    )
     items = []
-    for payout in objects:
+    for payout in _created_by_month_end(client, "/v1/payouts", month, _TRANSIT_DAYS):
         pid, amount, currency, arrival, status, *_ = payout_row(payout)
         if arrival > month.days[-1] and status not in FAILED_STATUSES:
             items.append(ReconcilingItem("payout_in_transit", pid, amount, currency, arrival))
@@ -134,14 +128,8 @@ def payouts_in_transit(client: stripe.StripeClient, month: Month) -> list[Reconc
 
 def open_disputes(client: stripe.StripeClient, month: Month) -> list[ReconcilingItem]:
     """Disputes opened by month end that are still open (as Stripe says now)."""
-    end = month.window[1]
-    low = int((end - timedelta(days=_DISPUTE_DAYS)).timestamp())
-    context = f"listing disputes opened before the end of {month.name}"
-    found = list_all(
-        client, "/v1/disputes", {"created": {"gte": low, "lt": int(end.timestamp())}}, context
-    )
     items = []
-    for dispute in found:
+    for dispute in _created_by_month_end(client, "/v1/disputes", month, _DISPUTE_DAYS):
         if not isinstance(dispute, dict) or dispute.get("status") not in OPEN_DISPUTES:
             continue
         amount, currency = dispute.get("amount"), dispute.get("currency")
@@ -153,6 +141,16 @@ def open_disputes(client: stripe.StripeClient, month: Month) -> list[Reconciling
                 )
             )
     return items
+
+
+def _created_by_month_end(
+    client: stripe.StripeClient, path: str, month: Month, days: int
+) -> list[dict]:
+    """The objects of a list endpoint created in the `days` days before `month` ends."""
+    end = month.window[1]
+    low = int((end - timedelta(days=days)).timestamp())
+    context = f"listing {path} created in the {days} days before the end of {month.name}"
+    return list_all(client, path, {"created": {"gte": low, "lt": int(end.timestamp())}}, context)
 
 
 def missing_payments(store: ReportStore, month: Month) -> list[ReconcilingItem]:

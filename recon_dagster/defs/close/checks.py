@@ -2,18 +2,22 @@
 `month_close`.
 
 A day fails (ERROR) when its opening is not the previous day's stored closing, when a balance
-transaction of it was quarantined, or, for today, when its closing differs from Stripe's
-`GET /v1/balance` (available + pending + connect reserved); each message names the currency
-and the difference. A month fails when its last close is not tied out.
+transaction of it was quarantined, or, for the latest day (yesterday: a daily partition exists
+once its day has ended), when its closing differs from Stripe's balance at its end: `GET
+/v1/balance` (available + pending + connect reserved) minus the net of what was created since.
+Each message names the currency and the difference. A month fails when its last close is not
+tied out.
 """
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import polars as pl
+import stripe
 
-from recon_dagster.days import today
+from recon_dagster.core.rollforward import balances
+from recon_dagster.days import day_window, today
 from recon_dagster.defs.check_results import day_evaluation, materialization_target
 from recon_dagster.defs.close.assets import QUARANTINE_TABLE, ROLLFORWARD_TABLE
 from recon_dagster.defs.resources import (
@@ -24,7 +28,7 @@ from recon_dagster.defs.resources import (
 )
 from recon_dagster.defs.shared import EXPECTED_ERRORS, MONTH_CLOSE, ROLLFORWARD, TIES_OUT_CHECK
 from recon_dagster.money import format_major
-from recon_dagster.sources.stripe_balance import fetch_balance
+from recon_dagster.sources.stripe_balance import fetch_balance, fetch_balance_transactions
 from recon_dagster.stores.asset_slice import Slice
 from recon_dagster.stores.asset_tables import AssetTables
 from recon_dagster.stores.close_store import CloseStore
@@ -65,6 +69,16 @@ def day_problems(
     return problems, closing
 
 
+def balance_at_end_of(client: stripe.StripeClient, day: date, timezone: str) -> dict[str, int]:
+    """Stripe's balance per currency at the end of `day`: the balance now, less the net of the
+    transactions created since (listed up to just before the balance was read: one created in
+    between is counted in the balance only, and shows as a difference until the next check)."""
+    read_at = datetime.now(UTC)
+    now = {c: b.total for c, b in fetch_balance(client).items()}
+    since = balances(fetch_balance_transactions(client, day_window(day, day, timezone)[1], read_at))
+    return {c: now.get(c, 0) - since.get(c, 0) for c in sorted(set(now) | set(since))}
+
+
 def build_close_checks(
     days: dg.PartitionsDefinition, months: dg.PartitionsDefinition
 ) -> list[dg.AssetChecksDefinition]:
@@ -88,14 +102,13 @@ def build_close_checks(
             target = materialization_target(context.instance, ROLLFORWARD, partition)
             try:
                 balance = None
-                if day == current:
-                    found = fetch_balance(stripe.client())
-                    balance = {c: b.total for c, b in found.items()}
+                if day >= current - timedelta(days=1):
+                    balance = balance_at_end_of(stripe.client(), day, policy.timezone)
                 problems, closing = day_problems(tables, day, balance)
             except EXPECTED_ERRORS as exc:
                 problems, closing = [f"could not check {partition}: {exc}"], {}
             figures = {"date": partition, "closing": dg.MetadataValue.json(closing)}
-            tied = "Ties out to Stripe's balance." if day == current else "Ties out."
+            tied = "Ties out to Stripe's balance." if balance is not None else "Ties out."
             text = "; ".join(problems) if problems else tied
             yield day_evaluation(
                 TIES_OUT_CHECK, partition, target, not problems, text, figures, ERROR
