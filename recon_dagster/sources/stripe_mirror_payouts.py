@@ -74,18 +74,18 @@ def fetch_payouts(mirror: Mirror, tables: PayoutTables, first: date, last: date)
         if have["trace_id"] == "jsonb"
         else sql.SQL("trace_id::text")
     )
-    arrival = _epoch("arrival_date", have)
+    arrival = epoch("arrival_date", have)
     query = sql.SQL(
         "SELECT id::text, amount, currency::text, {arrival}, status::text, automatic, {failure}, "
         "{trace}, {created} FROM {table} WHERE {arrival} >= %s AND {arrival} < %s ORDER BY id"
     ).format(
         arrival=arrival,
-        created=_epoch("created", have),
+        created=epoch("created", have),
         trace=trace,
         table=sql.Identifier(mirror.schema, "payouts"),
         failure=sql.SQL("failure_code::text") if "failure_code" in have else sql.SQL("NULL"),
     )
-    rows = _rows(mirror, query, [low, high], "payouts")
+    rows = rows_of(mirror, query, [low, high], "payouts")
     names = (
         "id",
         "amount",
@@ -99,7 +99,7 @@ def fetch_payouts(mirror: Mirror, tables: PayoutTables, first: date, last: date)
     )
     return pl.DataFrame(
         [
-            _checked(payout_row, dict(zip(names, r, strict=True)), f"{mirror.schema}.payouts")
+            checked(payout_row, dict(zip(names, r, strict=True)), f"{mirror.schema}.payouts")
             for r in rows
         ],
         schema=PAYOUTS_SCHEMA,
@@ -137,12 +137,12 @@ def fetch_payout_transactions(
         category=sql.SQL("t.reporting_category::text")
         if "reporting_category" in have
         else sql.SQL("NULL"),
-        created=_epoch("created", have, "t"),
+        created=epoch("created", have, "t"),
         table=sql.Identifier(mirror.schema, "balance_transactions"),
         charges=sql.Identifier(mirror.schema, "charges"),
     )
     rows = (
-        _rows(mirror, query, [list(dict.fromkeys(payout_ids))], "balance transactions")
+        rows_of(mirror, query, [list(dict.fromkeys(payout_ids))], "balance transactions")
         if payout_ids
         else []
     )
@@ -173,7 +173,7 @@ def fetch_payout_transactions(
             "source": {"id": src, "object": "charge", "payment_intent": pi} if is_charge else src,
         }
         out.append(
-            _checked(
+            checked(
                 lambda t, p=payout: transaction_row(t, p),
                 txn,
                 f"{mirror.schema}.balance_transactions",
@@ -192,11 +192,11 @@ def synced_since(
     if sync is None:
         return [], None
     query = sql.SQL("SELECT id::text, {arrival}, {sync} FROM {table} WHERE {sync} > %s").format(
-        arrival=_epoch("arrival_date", have),
+        arrival=epoch("arrival_date", have),
         sync=sql.Identifier(sync),
         table=sql.Identifier(mirror.schema, "payouts"),
     )
-    rows = _rows(mirror, query, [since], "synced payouts")
+    rows = rows_of(mirror, query, [since], "synced payouts")
     newest = max((r[2] for r in rows), default=None)
     if isinstance(newest, datetime) and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
@@ -214,7 +214,7 @@ def payouts_synced_since(
     return synced_since(mirror, describe(mirror), since)
 
 
-def _rows(mirror: Mirror, query: sql.Composed, params: list, what: str) -> list[tuple]:
+def rows_of(mirror: Mirror, query: sql.Composed, params: list, what: str) -> list[tuple]:
     """The query's rows; a database failure becomes an unavailable source naming the mirror (no
     password)."""
     with connect(mirror.url) as conn:
@@ -227,7 +227,7 @@ def _rows(mirror: Mirror, query: sql.Composed, params: list, what: str) -> list[
             ) from None
 
 
-def _epoch(column: str, have: dict[str, str], alias: str | None = None) -> sql.Composable:
+def epoch(column: str, have: dict[str, str], alias: str | None = None) -> sql.Composable:
     """Epoch seconds from a column kept as a timestamp, a number or (stripe-sync-engine) text; text
     that is not an integer becomes NULL, which the row checks name."""
     ref = sql.Identifier(alias, column) if alias else sql.Identifier(column)
@@ -239,7 +239,7 @@ def _epoch(column: str, have: dict[str, str], alias: str | None = None) -> sql.C
     return ref
 
 
-def _checked(row_of, obj: dict, where: str) -> tuple:
+def checked(row_of, obj: dict, where: str) -> tuple:
     try:
         return row_of(obj)
     except StripeDataError as exc:

@@ -34,7 +34,7 @@ _DDL: dict[str, LiteralString] = {
         CREATE TABLE {s}.balance_transactions (id text PRIMARY KEY, amount bigint, fee bigint, net
         bigint, currency text,
             type text, reporting_category text, source text, automatic_transfer_id text, created
-            bigint,
+            bigint, available_on bigint,
             _account_id text, _updated_at timestamptz, _raw_data jsonb);""",
     # stripe-sync-engine: API-named columns, no amount_captured, no disputed,
     # updated_at/last_synced_at.
@@ -197,6 +197,7 @@ def load_balance_transactions(
         "source",
         "automatic_transfer_id",
         "created",
+        "available_on",
         "_account_id",
         "_updated_at",
     )
@@ -212,6 +213,7 @@ def load_balance_transactions(
             t.get("source"),
             t.get(payout_field),
             t["created"],
+            t.get("available_on", t["created"]),
             "acct_local",
             synced_at,
         )

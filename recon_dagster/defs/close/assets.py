@@ -1,6 +1,7 @@
 """The month close's assets: `stripe_balance_transactions` (every balance transaction of a day,
-by `created` in RECON_TIMEZONE) feeds `balance_rollforward` (opening + activity + payouts =
-closing per day and currency), and `month_close` closes each ended month.
+by `created` in RECON_TIMEZONE, from the API or a Stripe mirror that keeps them) feeds
+`balance_rollforward` (opening + activity + payouts = closing per day and currency), and
+`month_close` closes each ended month.
 
 A day opens at the previous day's stored closing; where that day was never rolled forward (the
 first day, or a backfill chunk's), at the balance Stripe's history gives (RECON_OPENING_BALANCES
@@ -8,7 +9,7 @@ plus everything since RECON_START_DATE, or every earlier transaction). The month
 Stripe again, whole, so it ties to Stripe's own balance and not to what the days stored.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -19,6 +20,7 @@ from recon_dagster.defs.resources import (
     MonthCloseResource,
     ReconciliationPolicy,
     ReportStoreResource,
+    StripeMirrorResource,
     StripeResource,
 )
 from recon_dagster.defs.shared import (
@@ -32,6 +34,7 @@ from recon_dagster.defs.shared import (
     run_failure,
     run_window,
 )
+from recon_dagster.sources import stripe_mirror_balance, stripe_mirror_payouts
 from recon_dagster.sources.stripe_balance import fetch_balance_transactions
 from recon_dagster.stores.asset_slice import Slice
 from recon_dagster.stores.asset_tables import AssetTables
@@ -56,18 +59,22 @@ def build_close_assets(
         " by created, paced), with Stripe's reporting category; a malformed one is kept, named.",
     )
     def stripe_balance_transactions(
-        context: dg.AssetExecutionContext, stripe: StripeResource, asset_tables: AssetTablesResource
+        context: dg.AssetExecutionContext,
+        stripe: StripeResource,
+        stripe_mirror: StripeMirrorResource,
+        asset_tables: AssetTablesResource,
     ) -> dg.MaterializeResult:
         start, end = run_window(context)
         try:
-            frame = fetch_balance_transactions(stripe.client(), start, end)
+            frame, source = _read_transactions(stripe, stripe_mirror, start, end)
             asset_tables.tables().write(TRANSACTIONS_TABLE, frame, Slice("created", start, end))
         except EXPECTED_ERRORS as exc:
-            raise run_failure(
-                "Could not read balance transactions", exc, run_days(context)
-            ) from None
+            what = "Could not read balance transactions"
+            raise run_failure(what, exc, run_days(context)) from None
         bad = frame.filter(pl.col("invalid_reason").is_not_null()).height
-        return dg.MaterializeResult(metadata={"row_count": frame.height, "quarantined": bad})
+        return dg.MaterializeResult(
+            metadata={"row_count": frame.height, "quarantined": bad, "stripe_source": source}
+        )
 
     @daily_asset(
         days,
@@ -161,6 +168,20 @@ def build_close_assets(
         )
 
     return [stripe_balance_transactions, balance_rollforward, month_close_asset]
+
+
+def _read_transactions(
+    stripe: StripeResource, stripe_mirror: StripeMirrorResource, start: datetime, end: datetime
+) -> tuple[pl.DataFrame, str]:
+    """The window's balance transactions, and where from: the Stripe mirror where it keeps them
+    (Stripe Data Pipeline), else the API."""
+    if stripe_mirror.enabled:
+        mirror = stripe_mirror.mirror()
+        tables = stripe_mirror_payouts.describe(mirror)
+        if stripe_mirror_balance.keeps_balance_transactions(tables):
+            frame = stripe_mirror_balance.fetch_balance_transactions(mirror, tables, start, end)
+            return frame, "mirror"
+    return fetch_balance_transactions(stripe.client(), start, end), "api"
 
 
 def _opening(
