@@ -483,8 +483,8 @@ def test_an_unrecognized_url_names_every_resource_served(serve):
     status, _, body = get(serve(), "/v1/refunds")
     assert status == 404
     assert (
-        "/v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions and /v1/events"
-        in body["error"]["message"]
+        "/v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions, /v1/balance and "
+        "/v1/events" in body["error"]["message"]
     )
 
 
