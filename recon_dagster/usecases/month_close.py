@@ -78,17 +78,8 @@ def close_month(
     start, end = month.window
     if start > now:
         raise ConfigError("--month", f"{month.name} has not begun")
-    if opening_balances is not None:
-        since = day_window(start_date, start_date, timezone)[0]
-        if start < since:
-            raise ConfigError(
-                "--month",
-                f"{month.name} begins before RECON_START_DATE ({start_date.isoformat()}), "
-                "where RECON_OPENING_BALANCES applies",
-            )
-        before = opening_balances
-    else:
-        since, before = _EPOCH, {}
+    since, before = history_start(start, timezone, start_date, opening_balances)
+    if opening_balances is None:
         log("RECON_OPENING_BALANCES is unset: summing every balance transaction before the month")
     began = datetime.now(UTC)
     transactions = stripe_balance.fetch_balance_transactions(client, since, now + timedelta(0, 1))
@@ -227,6 +218,24 @@ def _stripe_change(previous: dict, current: dict) -> tuple[int, str] | None:
     return new - old, currency
 
 
+def history_start(
+    moment: datetime, timezone: str, start_date: date, opening_balances: dict[str, int] | None
+) -> tuple[datetime, dict[str, int]]:
+    """Where the balance history that leads to `moment` starts, and the balance there:
+    RECON_OPENING_BALANCES at the start of RECON_START_DATE, or nothing before Stripe's first
+    transaction. A moment before RECON_START_DATE cannot be known from the opening balances."""
+    if opening_balances is None:
+        return _EPOCH, {}
+    since = day_window(start_date, start_date, timezone)[0]
+    if moment < since:
+        raise ConfigError(
+            "RECON_OPENING_BALANCES",
+            f"is the balance at {since.isoformat()} (the start of RECON_START_DATE): nothing is "
+            f"known of {moment.isoformat()}, before it",
+        )
+    return since, dict(opening_balances)
+
+
 def balance_before(
     client: stripe.StripeClient,
     moment: datetime,
@@ -237,17 +246,7 @@ def balance_before(
 ) -> dict[str, int]:
     """The Stripe balance per currency at `moment`: RECON_OPENING_BALANCES plus every balance
     transaction since the start of RECON_START_DATE, or, without it, every one before `moment`."""
-    if opening_balances is not None:
-        since = day_window(start_date, start_date, timezone)[0]
-        if moment < since:
-            raise ConfigError(
-                "RECON_OPENING_BALANCES",
-                f"is the balance at {since.isoformat()} (RECON_START_DATE): nothing is known "
-                f"of {moment.isoformat()}, before it",
-            )
-        balance = dict(opening_balances)
-    else:
-        since, balance = _EPOCH, {}
+    since, balance = history_start(moment, timezone, start_date, opening_balances)
     history = stripe_balance.fetch_balance_transactions(client, since, moment)
     for currency, net in balances(history).items():
         balance[currency] = balance.get(currency, 0) + net

@@ -255,3 +255,27 @@ def test_the_dagster_jobs_roll_each_day_forward_and_close_the_month_tied_out(
     assert (closed.check_name, closed.passed) == ("month_tied_out", True)
     metadata = month.asset_materializations_for_node("month_close")[0].metadata
     assert metadata["status"].value == "tied_out"
+
+
+def test_opening_balances_replace_the_history_before_the_start_date(env, tmp_path):
+    settings, server = env
+    start = {"RECON_START_DATE": "2026-11-01", "RECON_OPENING_BALANCES": "usd=485.20"}
+    server.clear_requests()
+
+    code, out = close_cli({**settings, **start}, tmp_path)
+
+    [usd] = out["currencies"]
+    assert (code, usd["opening"], usd["difference"]) == (0, "485.20", "0.00")
+    listed = [r for r in server.requests if r.path == "/v1/balance_transactions"]
+    november = int(datetime(2026, 11, 1, tzinfo=ZoneInfo(ZONE)).timestamp())
+    assert min(int(r.query["created[gte]"]) for r in listed) == november  # no earlier history
+
+
+def test_a_month_before_the_opening_balances_apply_is_an_error(env, tmp_path):
+    settings, _ = env
+    start = {"RECON_START_DATE": "2026-12-01", "RECON_OPENING_BALANCES": "usd=0"}
+
+    code, out = close_cli({**settings, **start}, tmp_path)
+
+    assert (code, out["status"]) == (2, "error")
+    assert out["error"].startswith("RECON_OPENING_BALANCES: is the balance at 2026-12-01T05:00:00")
