@@ -16,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
+from pathlib import Path
 
 from recon_dagster.core.result import CLASSES, ReconciliationResult
 from recon_dagster.money import format_major
@@ -260,17 +261,34 @@ def render_close(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _login() -> str:
+    """The login name, for the lock history; a container without one records `unknown`."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def cmd_close(args: argparse.Namespace) -> int:
     from recon_dagster.close import journal_csv, workbook
     from recon_dagster.close.gl_mapping import GLMappingError
     from recon_dagster.core.journal import UnmappedCategoryError
     from recon_dagster.service import RUNTIME_ERRORS, create_billing_reconciliation_service
     from recon_dagster.stores.close_store import PeriodLockedError
+    from recon_dagster.stores.store_database import ReportStoreError
 
     try:
+        for option, path in (("--journal", args.journal), ("--xlsx", args.xlsx)):
+            # Checked before anything is stored or locked: a close never half-done for a typo.
+            if path and not Path(path).expanduser().resolve().parent.is_dir():
+                raise ConfigError(option, f"{path}: its folder does not exist")
         service = create_billing_reconciliation_service(source="cli")
         result, recorded = service.close_month(
-            args.month, lock=args.lock, unlock=args.unlock, actor=args.actor, reason=args.reason
+            args.month,
+            lock=args.lock,
+            unlock=args.unlock,
+            actor=args.actor or _login(),
+            reason=args.reason,
         )
         if args.journal:
             journal_csv.write(result.journal, args.journal)
@@ -281,7 +299,14 @@ def cmd_close(args: argparse.Namespace) -> int:
         if args.json:
             _print_json({"month": args.month, "status": "lock_refused", "error": str(exc)})
         return 1
-    except (ConfigError, GLMappingError, UnmappedCategoryError, OSError, *RUNTIME_ERRORS) as exc:
+    except (
+        ConfigError,
+        GLMappingError,
+        UnmappedCategoryError,
+        ReportStoreError,
+        OSError,
+        *RUNTIME_ERRORS,
+    ) as exc:
         return _error(args, str(exc), month=args.month)
     data = {**result.to_json_dict(), "version": recorded["version"]}
     if args.json:
@@ -385,9 +410,7 @@ def parser() -> argparse.ArgumentParser:
     lock.add_argument("--lock", action="store_true", help="lock the month once it ties out")
     lock.add_argument("--unlock", action="store_true", help="re-open a locked month (--reason)")
     m.add_argument("--reason", default="", help="why the month is re-opened")
-    m.add_argument(
-        "--actor", default=getpass.getuser(), help="who locks or unlocks (default: your login)"
-    )
+    m.add_argument("--actor", help="who locks or unlocks (default: your login)")
     m.set_defaults(func=cmd_close)
 
     d = sub.add_parser(

@@ -11,7 +11,7 @@ import polars as pl
 import xlsxwriter
 
 from recon_dagster.core.month_close import MonthClose
-from recon_dagster.money import exponent, to_major
+from recon_dagster.money import exponent, format_major, to_major
 
 SHEETS = ("Summary", "Roll-forward", "Reconciling items", "Journal", "Payouts", "Exceptions")
 
@@ -120,7 +120,8 @@ def write(close: MonthClose, path: str | Path) -> None:
     for c in close.currencies:
         difference = close.difference(c)
         if difference:
-            exceptions.append(["not tied out", c, c, f"closing - Stripe balance = {difference}"])
+            gap = format_major(difference, c)
+            exceptions.append(["not tied out", c, c, f"closing - Stripe's balance = {gap}"])
     book.table("Exceptions", ["kind", "id", "currency", "detail"], exceptions, money=set())
     book.book.close()
     partial.replace(target)

@@ -279,3 +279,14 @@ def test_a_month_before_the_opening_balances_apply_is_an_error(env, tmp_path):
 
     assert (code, out["status"]) == (2, "error")
     assert out["error"].startswith("RECON_OPENING_BALANCES: is the balance at 2026-12-01T05:00:00")
+
+
+def test_an_output_path_in_no_folder_is_refused_before_anything_is_stored_or_locked(env, tmp_path):
+    settings, _ = env
+    nowhere = str(tmp_path / "no" / "such" / "close.xlsx")
+
+    code, out = close_cli(settings, tmp_path, "--lock", "--xlsx", nowhere)
+    _, after = close_cli(settings, tmp_path)
+
+    assert (code, out["status"]) == (2, "error") and out["error"].startswith("--xlsx: ")
+    assert (after["locked"], after["version"]) == (False, 1)
