@@ -1,5 +1,6 @@
-"""`balance_ties_out` on the default SQLite DAGSTER_HOME: yesterday's closing balance is Stripe's
-`GET /v1/balance` less what happened today, and a difference fails the day naming the currency."""
+"""`balance_ties_out` on the default SQLite DAGSTER_HOME, with the store (and the asset tables) in
+DuckDB and in PostgreSQL: yesterday's closing balance is Stripe's `GET /v1/balance` less what
+happened today, and a difference fails the day naming the currency."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from recon_dagster.definitions import build_defs
 from recon_dagster.settings import Settings
 from recon_dagster.testing.stripe_objects import make_balance_transaction
+from recon_dagster_tests.support.instances import fresh_database
 from recon_dagster_tests.support.scenario import API_KEY
 
 TODAY = datetime.now(UTC).date()
@@ -36,12 +38,20 @@ def server(serve):
     )
 
 
-def ties_out(server, instance, monkeypatch, tmp_path):
+@pytest.fixture(params=["duckdb", "postgres"])
+def store_url(request, tmp_path):
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'recon.duckdb'}"
+        return
+    yield from fresh_database(request.getfixturevalue("postgres_url"), "recon_close_test")
+
+
+def ties_out(server, instance, monkeypatch, tmp_path, store_url):
     for name, value in {
         "STRIPE_API_KEY": API_KEY,
         "STRIPE_API_BASE": server.url,
         "RECON_START_DATE": (YESTERDAY - timedelta(days=3)).isoformat(),
-        "RECON_REPORT_STORE_URL": f"duckdb:///{tmp_path / 'recon.duckdb'}",
+        "RECON_REPORT_STORE_URL": store_url,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
@@ -52,20 +62,20 @@ def ties_out(server, instance, monkeypatch, tmp_path):
 
 
 def test_yesterday_ties_out_to_stripes_balance_less_todays_activity(
-    server, instance, monkeypatch, tmp_path
+    server, instance, monkeypatch, tmp_path, store_url
 ):
-    evaluation = ties_out(server, instance, monkeypatch, tmp_path)
+    evaluation = ties_out(server, instance, monkeypatch, tmp_path, store_url)
 
     assert (evaluation.passed, evaluation.description) == (True, "Ties out to Stripe's balance.")
     assert evaluation.metadata["closing"].value == {"USD": 10_000 - 320 + 5_000 - 175 - 1_200}
 
 
 def test_a_difference_to_stripes_balance_fails_the_day_naming_currency_and_amount(
-    server, instance, monkeypatch, tmp_path
+    server, instance, monkeypatch, tmp_path, store_url
 ):
     server.connect_reserved = {"usd": 700}  # held by Stripe, moved by no transaction we can see
 
-    evaluation = ties_out(server, instance, monkeypatch, tmp_path)
+    evaluation = ties_out(server, instance, monkeypatch, tmp_path, store_url)
 
     assert not evaluation.passed
     assert evaluation.description == (

@@ -104,8 +104,10 @@ def build_close_assets(
             quarantined = activity.quarantined.with_columns(
                 day=rollforward.local_day(pl.col("created"), policy.timezone)
             )
+            # Ids as text: a list column has no PostgreSQL type in the asset tables.
+            ids = pl.col("source_ids").list.join(" ")
             for table, frame in (
-                (ACTIVITY_TABLE, activity.by_category),
+                (ACTIVITY_TABLE, activity.by_category.with_columns(ids)),
                 (QUARANTINE_TABLE, quarantined),
                 (ROLLFORWARD_TABLE, rolled),
             ):
