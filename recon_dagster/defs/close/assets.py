@@ -55,8 +55,9 @@ def build_close_assets(
         CLOSE_GROUP,
         key=BALANCE_TRANSACTIONS,
         kinds={"stripe", "polars"},
-        description="Every balance transaction created on each day (GET /v1/balance_transactions"
-        " by created, paced), with Stripe's reporting category; a malformed one is kept, named.",
+        description="Every balance transaction created on each day, from the Stripe API (GET "
+        "/v1/balance_transactions by created, paced) or a Stripe mirror that keeps them, with "
+        "Stripe's reporting category; a malformed one is kept, named.",
     )
     def stripe_balance_transactions(
         context: dg.AssetExecutionContext,
