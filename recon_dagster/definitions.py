@@ -24,6 +24,7 @@ from recon_dagster.defs.close.jobs import (
     build_close_schedules,
     build_month_close_job,
 )
+from recon_dagster.defs.distributed.celery_job import build_celery_job
 from recon_dagster.defs.late_changes.recheck import build_recheck_schedule
 from recon_dagster.defs.late_changes.sensor import build_late_changes_sensor
 from recon_dagster.defs.payouts.assets import build_payout_assets
@@ -39,10 +40,10 @@ from recon_dagster.defs.resources import (
     StripeMirrorResource,
     StripeResource,
 )
-from recon_dagster.defs.shared import daily_partitions, monthly_partitions
+from recon_dagster.defs.shared import CELERY_JOB, daily_partitions, monthly_partitions
 from recon_dagster.defs.sync.job import build_refresh_sensor, sync_missing_payments_job
 from recon_dagster.money import to_major
-from recon_dagster.settings import Settings
+from recon_dagster.settings import Settings, variables
 
 # The key the demo and tests use when STRIPE_API_KEY is unset (the local Stripe server's).
 LOCAL_API_KEY = "sk_test_recon_local"
@@ -65,7 +66,14 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_payout_check(days),
             *build_close_checks(days, months),
         ],
-        jobs=[daily_job, payouts_job, balance_job, close_job, sync_missing_payments_job],
+        jobs=[
+            daily_job,
+            build_celery_job(days, celery_broker(settings)),
+            payouts_job,
+            balance_job,
+            close_job,
+            sync_missing_payments_job,
+        ],
         schedules=[
             *build_close_schedules(balance_job, close_job),
             build_daily_schedule(daily_job),
@@ -184,6 +192,14 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     }
 
 
+def celery_broker(settings: Settings) -> Any:
+    """The Celery broker: read from RECON_CELERY_BROKER_URL at run time when it is set (it may
+    hold a password, so its value is never put in the definitions), else the local default."""
+    if settings.is_set("RECON_CELERY_BROKER_URL"):
+        return {"env": "RECON_CELERY_BROKER_URL"}
+    return variables.default("RECON_CELERY_BROKER_URL")
+
+
 def asset_tables_url(settings: Settings, store_url: Any) -> Any:
     """Where the input assets keep their rows: the PostgreSQL report store (schema
     `recon_assets`), else a DuckDB file of its own beside the DuckDB report store (one writer
@@ -192,6 +208,13 @@ def asset_tables_url(settings: Settings, store_url: Any) -> Any:
         return store_url
     path = Path(settings.report_store_url.removeprefix("duckdb:///")).with_name("assets.duckdb")
     return f"duckdb:///{path}"
+
+
+def daily_reconciliation_celery() -> dg.JobDefinition:
+    """`daily_reconciliation_celery` as this code location builds it from the environment, for
+    `dg.reconstructable`: a Celery worker rebuilds the job it runs a step of by importing this
+    function."""
+    return build_defs(Settings.from_env()).resolve_job_def(CELERY_JOB)
 
 
 # `defs` is built on first access (PEP 562), from the environment at that moment, then kept like

@@ -24,6 +24,7 @@ DB_PAYMENTS = dg.AssetKey("db_payments")
 REPORT = dg.AssetKey("reconciliation_report")
 REPORT_CHECK = dg.AssetCheckKey(REPORT, "discrepancy_within_tolerance")
 DAILY_JOB = "daily_reconciliation"
+CELERY_JOB = "daily_reconciliation_celery"  # the same, each step on a Celery worker
 
 # The payouts domain.
 PAYOUTS_GROUP = "payouts"

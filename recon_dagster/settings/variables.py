@@ -93,7 +93,7 @@ STRIPE, PAYMENTS, BANK, MIRROR = (
     "Stripe mirror",
 )
 LATE, DAYS, POLICY, ALERTS = "Late changes", "Days and storage", "Reconciliation", "Alerts"
-CLOSE = "Month close"
+CLOSE, DISTRIBUTED = "Month close", "Distributed execution"
 
 V = Variable
 VARIABLES: tuple[Variable, ...] = (
@@ -200,6 +200,10 @@ VARIABLES: tuple[Variable, ...] = (
     V("RECON_LOCKED_PERIOD_POLICY", CLOSE, _LOCKED_POLICY, "book_in_open_period",
       "a late change to a locked month: `book_in_open_period` (a prior-period adjustment in the "
       "open month) or `reopen` (unlock it and close it again)"),
+    # --- Distributed execution
+    V("RECON_CELERY_BROKER_URL", DISTRIBUTED, parse_text, "pyamqp://guest@127.0.0.1:5672//",
+      "the Celery broker `daily_reconciliation_celery` sends its steps through (RabbitMQ; see "
+      "\"Production\")", secret=True),
     # --- Alerts
     V("RECON_DASHBOARD_URL", ALERTS, parse_http_url, "",
       "the Dagster UI's address, for links in alerts", example="http://127.0.0.1:3000"),

@@ -1,0 +1,1 @@
+"""Running the daily reconciliation's steps on Celery workers (dagster-celery)."""
