@@ -24,6 +24,7 @@ from recon_dagster.sources.stripe_client import (
     get,
     list_all,
     run_all,
+    split_window,
 )
 
 PATH = "/v1/balance_transactions"
@@ -43,9 +44,7 @@ def fetch_balance_transactions(
     low, high = ceil_seconds(start), ceil_seconds(end)
     if low >= high:
         return pl.DataFrame(schema=BALANCE_TRANSACTIONS_SCHEMA)
-    parts = max(1, min(slices, high - low))
-    bounds = [low + (high - low) * i // parts for i in range(parts + 1)]
-    windows = [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
+    windows = split_window(low, high, slices)
     context = f"listing balance transactions created in [{start.isoformat()}, {end.isoformat()})"
 
     def one(window: tuple[int, int]) -> list[tuple[Any, ...]]:

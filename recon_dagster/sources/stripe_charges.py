@@ -30,6 +30,7 @@ from recon_dagster.sources.stripe_client import (
     pacer_of,
     page_of,
     run_all,
+    split_window,
 )
 
 _MISSING = object()
@@ -80,11 +81,7 @@ def fetch_charges(
         if slices is None or slices == 1:
             rows = lister.run([(low, high)])
         else:
-            parts = min(slices, high - low)
-            bounds = [low + (high - low) * i // parts for i in range(parts + 1)]
-            rows = lister.run(
-                [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
-            )
+            rows = lister.run(split_window(low, high, slices))
     frame = _rows_to_frame(rows)
     # A charge is in exactly one sub-window, but a charge listed twice must never count twice.
     return frame.unique(subset="id", keep="first", maintain_order=True).sort(

@@ -147,6 +147,14 @@ def pacer_of(client: stripe.StripeClient) -> Pacer | None:
     return _PACERS.get(client)
 
 
+def split_window(low: int, high: int, parts: int) -> list[tuple[int, int]]:
+    """[low, high) epoch seconds cut into at most `parts` equal, non-empty sub-windows, listed
+    concurrently (one pagination each)."""
+    parts = max(1, min(parts, high - low))
+    bounds = [low + (high - low) * i // parts for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(parts) if bounds[i] < bounds[i + 1]]
+
+
 def ceil_seconds(moment: datetime) -> int:
     """Whole epoch seconds, rounded up, computed exactly (no float)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
