@@ -159,17 +159,17 @@ def pending(transactions: pl.DataFrame, moment: datetime) -> dict[str, int]:
 
 def chain_breaks(rollforward: pl.DataFrame) -> pl.DataFrame:
     """The days whose opening is not the previous day's closing, per currency: `day, currency,
-    opening, previous_closing` (a day stored before the day before it was re-run)."""
+    opening, previous_closing` (a day stored before the day before it was re-run). A day whose
+    previous day is in the frame but lacks the currency follows a closing of 0; the first day of
+    the frame has nothing to follow."""
+    following = pl.col("day").dt.offset_by("1d")
+    previous = rollforward.select(following, "currency", previous_closing="closing")
+    followed = rollforward.select(following).unique().with_columns(followed=pl.lit(True))
     return (
-        rollforward.sort("currency", "day")
-        .with_columns(
-            previous_closing=pl.col("closing").shift(1).over("currency"),
-            previous_day=pl.col("day").shift(1).over("currency"),
-        )
-        .filter(
-            pl.col("previous_closing").is_not_null(),
-            (pl.col("day") - pl.col("previous_day")).dt.total_days() == 1,
-            pl.col("opening") != pl.col("previous_closing"),
-        )
+        rollforward.join(previous, on=["day", "currency"], how="left")
+        .join(followed, on="day", how="inner")
+        .with_columns(pl.col("previous_closing").fill_null(0))
+        .filter(pl.col("opening") != pl.col("previous_closing"))
         .select("day", "currency", "opening", "previous_closing")
+        .sort("day", "currency")
     )

@@ -117,3 +117,22 @@ def test_the_stripe_account_moves_by_exactly_the_days_net(rows):
     for _, _, currency, amount, fee, _ in rows:
         net[currency] += amount - fee
     assert {c: int(v) for c, v in moved.iter_rows() if v} == {c: v for c, v in net.items() if v}
+
+
+def test_a_chain_break_names_the_day_and_a_currency_new_to_it_follows_zero():
+    rolled = pl.DataFrame(
+        {
+            "day": [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 2), date(2026, 11, 4)],
+            "currency": ["USD", "USD", "JPY", "USD"],
+            "opening": [0, 150, 300, 999],
+            "closing": [100, 160, 300, 999],
+        }
+    )
+
+    breaks = rollforward.chain_breaks(rolled)
+
+    # 11-02 USD opens 50 away from 11-01; JPY is new on 11-02 (follows 0); 11-04 follows no day.
+    assert breaks.rows() == [
+        (date(2026, 11, 2), "JPY", 300, 0),
+        (date(2026, 11, 2), "USD", 150, 100),
+    ]

@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 import stripe
 
-from recon_dagster.core.rollforward import balances
+from recon_dagster.core.rollforward import balances, chain_breaks
 from recon_dagster.days import day_window, today
 from recon_dagster.defs.check_results import day_evaluation, materialization_target
 from recon_dagster.defs.close.assets import QUARANTINE_TABLE, ROLLFORWARD_TABLE
@@ -43,18 +43,11 @@ def day_problems(
     rows = tables.read(ROLLFORWARD_TABLE, Slice("day", day - timedelta(days=1), day + timedelta(1)))
     today_rows = rows.filter(pl.col("day") == day)
     closing = {c: int(v) for c, v in today_rows.select("currency", "closing").iter_rows()}
-    problems = []
-    previous = {
-        c: int(v)
-        for c, v in rows.filter(pl.col("day") < day).select("currency", "closing").iter_rows()
-    }
-    for currency, opening in today_rows.select("currency", "opening").iter_rows():
-        if previous and opening != previous.get(currency, 0):
-            gap = opening - previous.get(currency, 0)
-            problems.append(
-                f"{currency} opens at {format_major(opening, currency)}, "
-                f"{format_major(gap, currency)} away from the previous day's closing"
-            )
+    problems = [
+        f"{currency} opens at {format_major(opening, currency)}, "
+        f"{format_major(opening - previous, currency)} away from the previous day's closing"
+        for _, currency, opening, previous in chain_breaks(rows).iter_rows()
+    ]
     quarantined = tables.read(QUARANTINE_TABLE, Slice("day", day, day + timedelta(days=1)))
     problems += [str(reason) for reason in quarantined.get_column("invalid_reason")]
     if stripe_balance is not None:
