@@ -19,8 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from recon_dagster.core.result import CLASSES, ReconciliationResult
-from recon_dagster.money import format_major
+from recon_dagster.money import format_major, to_major
 from recon_dagster.settings import ConfigError, parse_percent
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 
 EXIT = {"success": 0, "discrepancy_found": 1, "error": 2}
 DESCRIPTION = (
@@ -64,6 +65,7 @@ def render(result: ReconciliationResult) -> str:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from recon_dagster.service import as_date, create_billing_reconciliation_service
+    from recon_dagster.sources.stripe_client import StripeUnavailableError
 
     try:
         tolerance = (
@@ -72,16 +74,84 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         start = as_date(args.start, "--start")
         end = as_date(args.end, "--end") if args.end else None
         service = create_billing_reconciliation_service(source="cli")
-        result = service.reconcile(
-            start, end, tolerance_percentage=tolerance, include_refunds=args.include_refunds
-        )
-    except ConfigError as exc:
+        multi = service.settings.accounts.multi
+        accounts = [args.account] if args.account else service.accounts()
+        results = {
+            account: service.reconcile(
+                start,
+                end,
+                tolerance_percentage=tolerance,
+                include_refunds=args.include_refunds,
+                account=account,
+            )
+            for account in accounts
+        }
+    except (ConfigError, StripeUnavailableError) as exc:
         return _error(args, str(exc), date=args.start, end_date=args.end or args.start)
+    if not multi:  # one account: the report as it always was
+        result = results[DEFAULT_ACCOUNT]
+        if args.json:
+            _print_json(result.to_json_dict())
+        else:
+            print(render(result))
+        return EXIT[result.status]
     if args.json:
-        _print_json(result.to_json_dict())
+        if args.account:
+            _print_json({"account": args.account, **results[args.account].to_json_dict()})
+        else:
+            _print_json(accounts_summary(results))
     else:
-        print(render(result))
-    return EXIT[result.status]
+        for account, result in results.items():
+            print(f"Account {account}:\n{render(result)}")
+        if not args.account:
+            print(render_accounts(accounts_summary(results)))
+    return max((EXIT[r.status] for r in results.values()), default=0)
+
+
+def accounts_summary(results: dict[str, ReconciliationResult]) -> dict:
+    """Every account's report (`accounts`, each with its `account`) and, per currency, the
+    totals over all of them (`totals`, exact major units; `status` the worst account's)."""
+    sums: dict[str, dict[str, int]] = {}
+    for result in results.values():
+        for t in result.totals:
+            into = sums.setdefault(t.currency, dict.fromkeys(_SUMMED, 0))
+            for name in _SUMMED:
+                into[name] += getattr(t, name)
+    worst = max(results.values(), key=lambda r: EXIT[r.status], default=None)
+    return {
+        "status": worst.status if worst is not None else "success",
+        "accounts": [{"account": a, **r.to_json_dict()} for a, r in results.items()],
+        "totals": [
+            {
+                "currency": currency,
+                **{name: str(to_major(value, currency)) for name, value in s.items()},
+                "accounts": sum(
+                    1 for r in results.values() if any(t.currency == currency for t in r.totals)
+                ),
+            }
+            for currency, s in sorted(sums.items())
+        ],
+    }
+
+
+def render_accounts(summary: dict) -> str:
+    """A table: one line per account, then the totals per currency."""
+    lines = ["Accounts:"]
+    for a in summary["accounts"]:
+        lines.append(
+            f"  {a['account']:<24} {a['status']:<17} {a['currency'] or '-':<4} "
+            f"stripe {a['stripe_total']:>12} database {a['database_total']:>12} "
+            f"({a['discrepancy_percentage']:.3f}%)"
+        )
+    for t in summary["totals"]:
+        lines.append(
+            f"  {'total (' + str(t['accounts']) + ' accounts)':<24} {'':<17} {t['currency']:<4} "
+            f"stripe {t['stripe_total']:>12} database {t['database_total']:>12}"
+        )
+    return "\n".join(lines)
+
+
+_SUMMED = ("stripe_total", "database_total", "discrepancy", "gross_discrepancy")
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -138,19 +208,41 @@ def render_payouts(data: dict) -> str:
 
 def cmd_payouts(args: argparse.Namespace) -> int:
     from recon_dagster.service import as_date, create_billing_reconciliation_service
+    from recon_dagster.sources.stripe_client import StripeUnavailableError
 
     try:
         start = as_date(args.start, "--start")
         end = as_date(args.end, "--end") if args.end else None
-        result = create_billing_reconciliation_service(source="cli").reconcile_payouts(start, end)
-    except ConfigError as exc:
+        service = create_billing_reconciliation_service(source="cli")
+        multi = service.settings.accounts.multi
+        accounts = [args.account] if args.account else service.accounts()
+        results = {
+            account: service.reconcile_payouts(start, end, account=account) for account in accounts
+        }
+    except (ConfigError, StripeUnavailableError) as exc:
         return _error(args, str(exc), payouts=[], deposits_without_payout=[], counts={})
-    data = result.to_json_dict()
-    if args.json:
-        _print_json(data)
+    codes = {a: {"reconciled": 0, "problems": 1}.get(r.status, 2) for a, r in results.items()}
+    if not multi:  # one account: the payouts as they always were
+        data = results[DEFAULT_ACCOUNT].to_json_dict()
+        if args.json:
+            _print_json(data)
+        else:
+            print(render_payouts(data))
+        return codes[DEFAULT_ACCOUNT]
+    if args.json and args.account:
+        _print_json({"account": args.account, **results[args.account].to_json_dict()})
+    elif args.json:
+        worst = max(results, key=lambda a: codes[a], default=None)
+        _print_json(
+            {
+                "status": results[worst].status if worst else "reconciled",
+                "accounts": [{"account": a, **r.to_json_dict()} for a, r in results.items()],
+            }
+        )
     else:
-        print(render_payouts(data))
-    return {"reconciled": 0, "problems": 1}.get(result.status, 2)
+        for account, result in results.items():
+            print(f"Account {account}:\n{render_payouts(result.to_json_dict())}")
+    return max(codes.values(), default=0)
 
 
 def _finding_text(side: dict | None) -> str:
@@ -199,7 +291,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         end = as_date(args.end, "--end") if args.end else start
         if start is not None and end is not None and end < start:
             raise ConfigError("--end", f"{end} is before --start {start}")
-        store = ReportStore(Settings.from_env().report_store_url)
+        settings = Settings.from_env()
+        # Without --account: every account's reports (the one `default` for a single account).
+        account = settings.accounts.check(args.account) if args.account else None
+        store = ReportStore(settings.report_store_url, account=account)
         versions = store.versions(start, end) if start is not None else None
         rows = store.history() if start is None else []
     except (ConfigError, ReportStoreError) as exc:
@@ -350,6 +445,11 @@ def parser() -> argparse.ArgumentParser:
         help="compare amounts net of refunds (default: BILLING_RECONCILIATION_INCLUDE_REFUNDS)",
     )
     r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.add_argument(
+        "--account",
+        help="one Stripe account (a connected account id or a RECON_STRIPE_ACCOUNTS name; "
+        "default: every account, with a table per account and totals)",
+    )
     r.set_defaults(func=cmd_reconcile)
 
     y = sub.add_parser(
@@ -374,6 +474,9 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--start", required=True, help="first arrival date, YYYY-MM-DD")
     o.add_argument("--end", help="last arrival date, inclusive (default: --start)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
+    o.add_argument(
+        "--account", help="one Stripe account's payouts (default: every account, one after another)"
+    )
     o.set_defaults(func=cmd_payouts)
 
     c = sub.add_parser(
@@ -395,6 +498,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--end", help="last day, inclusive (default: --start)")
     h.add_argument("--limit", type=int, default=30, help="lines shown without --json")
     h.add_argument("--json", action="store_true")
+    h.add_argument("--account", help="one Stripe account's reports (default: every account's)")
     h.set_defaults(func=cmd_history)
 
     m = sub.add_parser(

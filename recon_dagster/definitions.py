@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from recon_dagster.defs.accounts.sensor import build_accounts_sensor
 from recon_dagster.defs.alerts.resources import PagerDutyAlertResource, SlackAlertResource
 from recon_dagster.defs.alerts.sensors import build_alert_sensors
 from recon_dagster.defs.charges.assets import build_charges_assets
@@ -40,10 +41,16 @@ from recon_dagster.defs.resources import (
     StripeMirrorResource,
     StripeResource,
 )
-from recon_dagster.defs.shared import CELERY_JOB, daily_partitions, monthly_partitions
+from recon_dagster.defs.shared import (
+    CELERY_JOB,
+    charges_partitions,
+    daily_partitions,
+    monthly_partitions,
+)
 from recon_dagster.defs.sync.job import build_refresh_sensor, sync_missing_payments_job
 from recon_dagster.money import to_major
 from recon_dagster.settings import Settings, variables
+from recon_dagster.sources.stripe_budget import budget_beside
 
 # The key the demo and tests use when STRIPE_API_KEY is unset (the local Stripe server's).
 LOCAL_API_KEY = "sk_test_recon_local"
@@ -53,22 +60,25 @@ def build_defs(settings: Settings) -> dg.Definitions:
     """The three domains, charges, payouts and the month close, the late-change sensor, the
     alerts and the repair job, over one set of resources."""
     days, months = daily_partitions(settings), monthly_partitions(settings)
-    daily_job, payouts_job = build_daily_job(days), build_payouts_job(days)
+    # The charges' days, × accounts when there are many (`stripe_accounts`).
+    charges = charges_partitions(settings)
+    multi = settings.accounts.multi
+    daily_job, payouts_job = build_daily_job(charges), build_payouts_job(charges)
     balance_job, close_job = build_balance_job(days), build_month_close_job(months)
     return dg.Definitions(
         assets=[
-            *build_charges_assets(days),
-            *build_payout_assets(days),
+            *build_charges_assets(charges, settings.timezone),
+            *build_payout_assets(charges),
             *build_close_assets(days, months),
         ],
         asset_checks=[
-            build_charges_check(days),
-            build_payout_check(days),
+            build_charges_check(charges),
+            build_payout_check(charges),
             *build_close_checks(days, months),
         ],
         jobs=[
             daily_job,
-            build_celery_job(days, celery_broker(settings)),
+            build_celery_job(charges, celery_broker(settings)),
             payouts_job,
             balance_job,
             close_job,
@@ -79,19 +89,31 @@ def build_defs(settings: Settings) -> dg.Definitions:
             build_daily_schedule(daily_job),
             build_recheck_schedule(daily_job, settings.timezone, settings.recheck_days),
             build_payouts_schedule(
-                payouts_job, settings.timezone, settings.bank_match_days, settings.start_date
+                payouts_job,
+                settings.timezone,
+                settings.bank_match_days,
+                settings.start_date,
+                multi,
             ),
         ],
         sensors=[
-            build_refresh_sensor(daily_job),
-            # On by default when a Stripe key is configured: it reads Stripe's events.
-            build_late_changes_sensor(
-                daily_job,
-                payouts_job,
-                close_job,
-                settings.timezone,
-                enabled=settings.is_set("STRIPE_API_KEY"),
-                interval_seconds=settings.late_changes_interval_seconds,
+            # The repair and the late changes work on the one account's days (see README,
+            # "Many Stripe accounts"); with many, the accounts' sensor adds their partitions.
+            *(
+                [build_accounts_sensor(settings.accounts, settings.accounts_interval_seconds)]
+                if multi
+                else [
+                    build_refresh_sensor(daily_job),
+                    # On by default when a Stripe key is configured: it reads Stripe's events.
+                    build_late_changes_sensor(
+                        daily_job,
+                        payouts_job,
+                        close_job,
+                        settings.timezone,
+                        enabled=settings.is_set("STRIPE_API_KEY"),
+                        interval_seconds=settings.late_changes_interval_seconds,
+                    ),
+                ]
             ),
             *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since),
         ],
@@ -117,6 +139,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             requests_per_second=settings.stripe_requests_per_second,
             endpoint_requests_per_second=settings.stripe_endpoint_requests_per_second,
             timeout_seconds=settings.stripe_timeout_seconds,
+            connect=settings.accounts.connect,
+            accounts=variables.text("RECON_STRIPE_ACCOUNTS", settings.env),
+            budget_url=stripe_budget_url(settings, store_url),
         ),
         "stripe_mirror": StripeMirrorResource(
             url=secret("RECON_STRIPE_SOURCE", settings.stripe_source)
@@ -139,6 +164,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             refunded_column=table.refunded_column,
             paid_statuses=list(table.paid_statuses),
             db_timezone=table.db_timezone,
+            account_column=table.account_column,
         ),
         "bank": BankResource(match_days=settings.bank_match_days)
         if bank is None
@@ -156,6 +182,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             reference_column=bank.reference_column,
             match_days=bank.match_days,
             db_timezone=bank.db_timezone,
+            account_column=bank.account_column,
         ),
         "report_store": ReportStoreResource(url=store_url),
         "asset_tables": AssetTablesResource(url=asset_tables_url(settings, store_url)),
@@ -198,6 +225,20 @@ def celery_broker(settings: Settings) -> Any:
     if settings.is_set("RECON_CELERY_BROKER_URL"):
         return {"env": "RECON_CELERY_BROKER_URL"}
     return variables.default("RECON_CELERY_BROKER_URL")
+
+
+def stripe_budget_url(settings: Settings, store_url: Any) -> Any:
+    """Where every process shares the Stripe budgets: RECON_STRIPE_BUDGET_URL (an `EnvVar`: it
+    may hold a password), else beside the report store (the store's own `EnvVar` when that is
+    PostgreSQL); None when it is `off`."""
+    if settings.stripe_budget_url == "off":
+        return None
+    if settings.stripe_budget_url is not None:
+        if settings.stripe_budget_url.startswith("sqlite:///"):
+            return settings.stripe_budget_url  # a file, made absolute: no password in it
+        return dg.EnvVar("RECON_STRIPE_BUDGET_URL")
+    beside = budget_beside(settings.report_store_url)
+    return store_url if beside == settings.report_store_url else beside
 
 
 def asset_tables_url(settings: Settings, store_url: Any) -> Any:

@@ -17,11 +17,14 @@ from recon_dagster.core.month_close import MonthClose
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.result import ReconcileParams, ReconciliationResult
 from recon_dagster.days import day_window, days_between, today
-from recon_dagster.settings import ConfigError, Settings, parse_percent
+from recon_dagster.settings import ConfigError, Settings, parse_percent, variables
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 from recon_dagster.sources import bank, payments_db, stripe_client, stripe_events, stripe_mirror
 from recon_dagster.sources.bank import BankLines
 from recon_dagster.sources.payments_db import PaymentsDataError, PaymentsReader
+from recon_dagster.sources.stripe_accounts import connected_accounts
 from recon_dagster.sources.stripe_api import StripeApi
+from recon_dagster.sources.stripe_budget import budget_beside
 from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
 from recon_dagster.sources.stripe_source import ChargeSource, PayoutSource
@@ -58,38 +61,66 @@ def as_date(value: date | datetime | str, name: str) -> date:
 class BillingReconciliationService:
     settings: Settings
     source: str = "api"
-    _api: StripeApi | None = field(default=None, init=False, repr=False)
+    _apis: dict[str, StripeApi] = field(default_factory=dict, init=False, repr=False)
 
-    def stripe(self) -> StripeApi:
-        """The Stripe API, through one paced client (STRIPE_API_KEY is needed)."""
-        if self._api is None:
+    def stripe(self, account: str = DEFAULT_ACCOUNT) -> StripeApi:
+        """The Stripe API for `account`, through one paced client (STRIPE_API_KEY, or the
+        account's own key variable, is needed)."""
+        if account not in self._apis:
             s = self.settings
+            key_variable = s.accounts.key_variable(account)
             client = stripe_client.make_client(
-                s.stripe_api_key(),
+                variables.secret(key_variable, s.env) if key_variable else s.stripe_api_key(),
                 api_base=s.stripe_api_base,
                 max_network_retries=s.stripe_max_network_retries,
                 requests_per_second=s.stripe_requests_per_second,
                 endpoint_requests_per_second=s.stripe_endpoint_requests_per_second,
                 timeout=s.stripe_timeout_seconds,
+                account=account,
+                stripe_account=s.accounts.stripe_account(account),
+                budget_url=self.budget_url(),
             )
-            self._api = StripeApi(client)
-        return self._api
+            self._apis[account] = StripeApi(client)
+        return self._apis[account]
 
-    def sources(self) -> tuple[ChargeSource, PayoutSource]:
-        """Where charges and payouts are read: the Stripe mirror when RECON_STRIPE_SOURCE names
-        one (an unreachable mirror or an unknown layout stops here, nothing written), else the
-        API. A mirror needs the API only for its spot check."""
+    def budget_url(self) -> str | None:
+        """Where the Stripe budgets are shared with every other process (`stripe_budget`)."""
+        url = self.settings.stripe_budget_url
+        if url == "off":
+            return None
+        return url or budget_beside(self.settings.report_store_url)
+
+    def accounts(self) -> list[str]:
+        """The accounts this deployment reconciles: the connected accounts `GET /v1/accounts`
+        lists (Connect, limited to those RECON_STRIPE_ACCOUNTS names), the named ones, or the one
+        `default`."""
+        accounts = self.settings.accounts
+        if not accounts.connect:
+            return list(accounts.listed)
+        if accounts.setting.names:
+            return list(accounts.setting.names)
+        return connected_accounts(self.stripe().client)
+
+    def sources(self, account: str = DEFAULT_ACCOUNT) -> tuple[ChargeSource, PayoutSource]:
+        """Where `account`'s charges and payouts are read: the Stripe mirror when
+        RECON_STRIPE_SOURCE names one (an unreachable mirror or an unknown layout stops here,
+        nothing written), else the API. A mirror needs the API only for its spot check."""
         s = self.settings
         if s.stripe_source == "api":
-            return self.stripe(), self.stripe()
+            return self.stripe(account), self.stripe(account)
+        if account != DEFAULT_ACCOUNT:
+            raise ConfigError(
+                "RECON_STRIPE_SOURCE",
+                "is a Stripe mirror, which holds one account: with many accounts, read the API",
+            )
         api = self.stripe() if s.is_set("STRIPE_API_KEY") else None
         mirror = stripe_mirror.detect(s.stripe_source, s.mirror_schema)
         lag = timedelta(minutes=s.mirror_min_lag_minutes)
         charges = MirrorCharges(mirror, lag, s.mirror_spot_check if api else 0, api)
         return charges, payout_source(charges)
 
-    def store(self) -> ReportStore:
-        return ReportStore(self.settings.report_store_url)
+    def store(self, account: str = DEFAULT_ACCOUNT) -> ReportStore:
+        return ReportStore(self.settings.report_store_url, account=account)
 
     def reconcile(
         self,
@@ -99,13 +130,16 @@ class BillingReconciliationService:
         include_refunds: bool | None = None,
         *,
         store: bool = True,
+        account: str = DEFAULT_ACCOUNT,
     ) -> ReconciliationResult:
-        """Reconcile whole days `start_date`..`end_date` (inclusive) in RECON_TIMEZONE.
+        """Reconcile whole days `start_date`..`end_date` (inclusive) in RECON_TIMEZONE, of one
+        Stripe account (`default`: the one of a single-account deployment).
 
         Bad configuration raises `ConfigError` before anything is written; a failure of Stripe or
         of the payments table is recorded and returned as a result with status `error`.
         """
         s = self.settings
+        s.accounts.check(account)
         first = as_date(start_date, "start_date")
         last = as_date(end_date, "end_date") if end_date is not None else first
         if last < first:
@@ -117,8 +151,10 @@ class BillingReconciliationService:
         )
         refunds = s.include_refunds if include_refunds is None else bool(include_refunds)
         table = s.payments
+        if s.accounts.multi:  # that account's rows only
+            table = replace(table, account=account)
         payments_db.validate(table)  # a missing table or column stops here, nothing written
-        stripe, _ = self.sources()
+        stripe, _ = self.sources(account)
         started = time.monotonic()
         log.info("Starting billing reconciliation for %s to %s (%s)", first, last, s.timezone)
         params = ReconcileParams(
@@ -149,7 +185,7 @@ class BillingReconciliationService:
                 include_refunds=refunds,
             )
         if store:
-            self.store().save(result, source=self.source)
+            self.store(account).save(result, source=self.source)
         log.info(
             "Reconciliation completed %s",
             {
@@ -216,26 +252,32 @@ class BillingReconciliationService:
         end_date: date | datetime | str | None = None,
         *,
         store: bool = True,
+        account: str = DEFAULT_ACCOUNT,
     ) -> PayoutResult:
-        """Payouts arriving `start_date`..`end_date` (inclusive): itemized, matched to the payments
-        table and (with RECON_BANK_TABLE) to the bank. A failure is returned as status `error`."""
+        """Payouts of one Stripe account arriving `start_date`..`end_date` (inclusive):
+        itemized, matched to the payments table and (with RECON_BANK_TABLE) to the bank. A
+        failure is returned as status `error`."""
         s = self.settings
+        s.accounts.check(account)
         first = as_date(start_date, "start_date")
         last = as_date(end_date, "end_date") if end_date is not None else first
         if last < first:
             raise ConfigError("end_date", f"{last} is before start_date {first}")
-        payments_db.validate(s.payments)
-        bank_table = s.bank
+        table, bank_table = s.payments, s.bank
+        if s.accounts.multi:  # that account's rows and bank lines only
+            table = replace(table, account=account)
+            bank_table = bank_table and replace(bank_table, account=account)
+        payments_db.validate(table)
         if bank_table is not None:
             bank.validate(bank_table)
         as_of = today(s.timezone)
-        _, stripe = self.sources()
+        _, stripe = self.sources(account)
         try:
             result = reconcile_payout_days(
                 first,
                 last,
                 stripe=stripe,
-                payments=PaymentsReader(s.payments),
+                payments=PaymentsReader(table),
                 bank=BankLines(bank_table, s.timezone) if bank_table is not None else None,
                 match_days=s.bank_match_days,
                 as_of=as_of,
@@ -244,7 +286,7 @@ class BillingReconciliationService:
             log.error("Payout reconciliation failed: %s", exc)
             result = PayoutResult.failed(first, last, as_of, str(exc), match_days=s.bank_match_days)
         if store:
-            PayoutStore(self.store()).save(result, source=self.source)
+            PayoutStore(self.store(account)).save(result, source=self.source)
         log.info("Payout reconciliation completed %s", {"status": result.status, **result.counts()})
         return result
 

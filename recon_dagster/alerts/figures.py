@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
+
 
 @dataclass(frozen=True)
 class Evaluation:
     """A check evaluation (charges' or payouts') as stored in the check's execution history."""
 
     execution_id: int  # the check execution's id: unique in the instance, whatever its storage
-    date: str
+    date: str  # the partition: a day, or `account|day` with many Stripe accounts
     passed: bool
     critical: bool  # failed with ERROR severity: above RECON_CRITICAL_PERCENT
     description: str
@@ -23,6 +25,19 @@ class Evaluation:
     @property
     def is_payouts(self) -> bool:
         return self.check == "payouts_reconciled"
+
+    @property
+    def day(self) -> str:
+        return account_and_day(self.date)[1]
+
+    @property
+    def account(self) -> str:
+        return account_and_day(self.date)[0]
+
+    @property
+    def label(self) -> str:
+        """How messages name the partition: the day, and another account than `default`."""
+        return self.day if self.account == DEFAULT_ACCOUNT else f"{self.day} ({self.account})"
 
     @property
     def asset(self) -> str:
@@ -56,6 +71,13 @@ def as_list(value: Any) -> list[Any]:
 
 
 def dedup_key(date: str, payouts: bool = False) -> str:
-    """One incident per day and domain: `billing-reconciliation-<date>`,
-    `billing-payouts-<date>`."""
-    return f"billing-{'payouts' if payouts else 'reconciliation'}-{date}"
+    """One incident per day (`date`: the partition), account and domain:
+    `billing-reconciliation-<date>`, `billing-payouts-<date>`, and with another account than
+    `default`, `billing-reconciliation-<account>-<date>`."""
+    account, day = account_and_day(date)
+    domain = "payouts" if payouts else "reconciliation"
+    return (
+        f"billing-{domain}-{day}"
+        if account == DEFAULT_ACCOUNT
+        else f"billing-{domain}-{account}-{day}"
+    )

@@ -63,7 +63,7 @@ def build_trigger(
     f = evaluation.figures
     cur = f.get("currency") or ""
     summary = (
-        f"Critical billing discrepancy on {evaluation.date}: "
+        f"Critical billing discrepancy on {evaluation.label}: "
         f"{percent(f.get('gross_discrepancy_percentage'))} gross "
         f"(net {f.get('discrepancy', 'n/a')} {cur}); Stripe {f.get('stripe_total', 'n/a')} vs "
         f"database {f.get('database_total', 'n/a')} {cur}"
@@ -85,7 +85,7 @@ def build_trigger(
     link = partition_link(dashboard_url, evaluation.date)
     if link:
         body["links"] = [
-            {"href": link, "text": f"Reconciliation report for {evaluation.date} in Dagster"}
+            {"href": link, "text": f"Reconciliation report for {evaluation.label} in Dagster"}
         ]
     return _fit(body, max_bytes)
 

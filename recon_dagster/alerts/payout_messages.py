@@ -36,10 +36,10 @@ def build_payout_message(
     f = evaluation.figures
     counts = as_dict(f.get("counts")) or {}
     level = "CRITICAL" if evaluation.critical else "WARNING"
-    title = f"Payout reconciliation {level}: {escape(evaluation.date)}"
+    title = f"Payout reconciliation {level}: {escape(evaluation.label)}"
     link = partition_link(dashboard_url, evaluation.date, "payout_reconciliation")
     fields = [
-        {"title": "Arrival date", "value": escape(evaluation.date), "short": True},
+        {"title": "Arrival date", "value": escape(evaluation.day), "short": True},
         {"title": "Payouts", "value": str(int(counts.get("payouts", 0))), "short": True},
     ]
     problems = ", ".join(
@@ -100,7 +100,7 @@ def build_payout_message(
         fields.append({"title": "Error", "value": escape(f["error"]), "short": False})
     return message_body(
         title=title,
-        headline=f"Payout reconciliation {level}: {escape_mrkdwn(evaluation.date)}",
+        headline=f"Payout reconciliation {level}: {escape_mrkdwn(evaluation.label)}",
         description=evaluation.description,
         fields=fields,
         footer="recon_dagster · payouts_reconciled",
@@ -124,7 +124,7 @@ def build_payout_trigger(
         f"{k} {int(v)}" for k, v in counts.items() if k not in ("payouts", "awaiting_bank") and v
     )
     summary = (
-        f"Payout reconciliation failed for {evaluation.date}: {found or evaluation.description}"[
+        f"Payout reconciliation failed for {evaluation.label}: {found or evaluation.description}"[
             :summary_limit
         ]
     )
@@ -145,6 +145,6 @@ def build_payout_trigger(
     link = partition_link(dashboard_url, evaluation.date, "payout_reconciliation")
     if link:
         body["links"] = [
-            {"href": link, "text": f"Payout reconciliation for {evaluation.date} in Dagster"}
+            {"href": link, "text": f"Payout reconciliation for {evaluation.label} in Dagster"}
         ]
     return body

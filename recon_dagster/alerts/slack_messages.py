@@ -15,6 +15,7 @@ from recon_dagster.alerts.slack_text import (
     late_events,
     message_body,
 )
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 
 RECOMMENDATIONS_SHOWN = 3
 _MAIN_CLASSES = ("missing_in_database", "missing_in_stripe", "amount_mismatches")
@@ -47,13 +48,18 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
         return build_payout_message(evaluation, dashboard_url)
     f = evaluation.figures
     cur = escape(f.get("currency") or "")
-    date = escape(evaluation.date)
+    date = escape(evaluation.label)
     level = "CRITICAL" if evaluation.critical else "RESOLVED" if evaluation.passed else "WARNING"
     counts = as_dict(f.get("counts")) or {}
     link = partition_link(dashboard_url, evaluation.date)
     title = f"Billing discrepancy {level}: {date}"
     fields = [
-        {"title": "Date", "value": date, "short": True},
+        {"title": "Date", "value": escape(evaluation.day), "short": True},
+        *(
+            [{"title": "Account", "value": escape(evaluation.account), "short": True}]
+            if evaluation.account != DEFAULT_ACCOUNT
+            else []
+        ),
         {
             "title": "Stripe total",
             "value": f"{escape(f.get('stripe_total', 'n/a'))} {cur}".strip(),
@@ -164,7 +170,7 @@ def build_message(evaluation: Evaluation, dashboard_url: str | None = None) -> d
         colour, icon = ORANGE, ":warning:"
     return message_body(
         title=title,
-        headline=f"Billing discrepancy {level}: {escape_mrkdwn(evaluation.date)}",
+        headline=f"Billing discrepancy {level}: {escape_mrkdwn(evaluation.label)}",
         description=evaluation.description,
         fields=fields,
         footer="recon_dagster · discrepancy_within_tolerance",

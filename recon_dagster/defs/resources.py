@@ -23,7 +23,8 @@ from recon_dagster.settings import (
     PaymentsTable,
     parse_identifier,
 )
-from recon_dagster.settings.variables import BY_NAME, default, parse
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, Accounts
+from recon_dagster.settings.variables import BY_NAME, default, parse, secret
 from recon_dagster.sources import stripe_client, stripe_mirror
 from recon_dagster.sources.bank import BankLines
 from recon_dagster.sources.payments_db import PaymentsReader
@@ -54,19 +55,40 @@ class StripeResource(dg.ConfigurableResource):
     timeout_seconds: float = setting("STRIPE_TIMEOUT_SECONDS")
     # None: automatic (one request for a small window; a busy day split on demand over 8 workers).
     slices: int | None = None
+    connect: bool = setting("RECON_STRIPE_CONNECT")
+    # RECON_STRIPE_ACCOUNTS as written: connected account ids, or name:VARIABLE (no key in it).
+    accounts: str = Field(default="", description=BY_NAME["RECON_STRIPE_ACCOUNTS"].doc)
+    # The budget every process shares (stripe_budget); None: each process paces alone.
+    budget_url: str | None = None
 
-    def client(self) -> stripe.StripeClient:
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, value: str) -> str:
+        parse("RECON_STRIPE_ACCOUNTS", value)
+        return value
+
+    def account_set(self) -> Accounts:
+        return Accounts(self.connect, parse("RECON_STRIPE_ACCOUNTS", self.accounts))
+
+    def client(self, account: str = DEFAULT_ACCOUNT) -> stripe.StripeClient:
+        """A client for `account`: the connected account (Connect), the entity's own key
+        (multi-entity), or the one account of STRIPE_API_KEY (`default`)."""
+        accounts = self.account_set()
+        key_variable = accounts.key_variable(account)
         return stripe_client.make_client(
-            self.api_key,
+            secret(key_variable) if key_variable else self.api_key,
             api_base=self.api_base,
             max_network_retries=self.max_network_retries,
             requests_per_second=self.requests_per_second,
             endpoint_requests_per_second=self.endpoint_requests_per_second,
             timeout=self.timeout_seconds,
+            account=account,
+            stripe_account=accounts.stripe_account(account),
+            budget_url=self.budget_url,
         )
 
-    def api(self) -> StripeApi:
-        return StripeApi(self.client(), self.slices)
+    def api(self, account: str = DEFAULT_ACCOUNT) -> StripeApi:
+        return StripeApi(self.client(account), self.slices)
 
 
 class StripeMirrorResource(dg.ConfigurableResource):
@@ -88,11 +110,19 @@ class StripeMirrorResource(dg.ConfigurableResource):
             raise ConfigError("RECON_STRIPE_SOURCE", "is api: there is no Stripe mirror to read")
         return stripe_mirror.detect(self.url, self.mirror_schema)
 
-    def sources(self, stripe: StripeResource) -> tuple[ChargeSource, PayoutSource]:
-        """Where charges and payouts are read: the mirror when configured, else the API."""
-        api = stripe.api()
+    def sources(
+        self, stripe: StripeResource, account: str = DEFAULT_ACCOUNT
+    ) -> tuple[ChargeSource, PayoutSource]:
+        """Where `account`'s charges and payouts are read: the mirror when configured, else the
+        API."""
+        api = stripe.api(account)
         if not self.enabled:
             return api, api
+        if account != DEFAULT_ACCOUNT:
+            raise ConfigError(
+                "RECON_STRIPE_SOURCE",
+                "is a Stripe mirror, which holds one account: with many accounts, read the API",
+            )
         charges = MirrorCharges(
             self.mirror(), timedelta(minutes=self.min_lag_minutes), self.spot_check, api
         )
@@ -139,16 +169,20 @@ class PaymentsDatabaseResource(_MappedTable):
     created_at_column: str = setting("RECON_PAYMENTS_CREATED_AT_COLUMN")
     refunded_column: str | None = setting("RECON_PAYMENTS_REFUNDED_COLUMN")
     paid_statuses: list[str] = setting("RECON_PAYMENTS_PAID_STATUSES")
+    account_column: str | None = setting("RECON_ACCOUNT_COLUMN")
 
     @field_validator("table")
     @classmethod
     def _table(cls, value: str) -> str:
         return parse_identifier("RECON_PAYMENTS_TABLE", value, qualified=True)
 
-    def mapping(self) -> PaymentsTable:
+    def mapping(self, account: str | None = None) -> PaymentsTable:
+        """The table's mapping; with `account` (and RECON_ACCOUNT_COLUMN), that account's rows."""
         self._check_columns(
             ("id", "amount", "currency", "status", "created_at"), optional=("refunded",)
         )
+        if self.account_column:
+            parse_identifier("RECON_ACCOUNT_COLUMN", self.account_column)
         return PaymentsTable(
             url=self.url,
             table=self.table,
@@ -161,10 +195,12 @@ class PaymentsDatabaseResource(_MappedTable):
             refunded_column=self.refunded_column or None,
             paid_statuses=tuple(self.paid_statuses),
             db_timezone=self.db_timezone,
+            account_column=self.account_column or None,
+            account=account if self.account_column else None,
         )
 
-    def reader(self) -> PaymentsReader:
-        return PaymentsReader(self.mapping())
+    def reader(self, account: str | None = None) -> PaymentsReader:
+        return PaymentsReader(self.mapping(account))
 
 
 class BankResource(_MappedTable):
@@ -181,6 +217,8 @@ class BankResource(_MappedTable):
     date_column: str = setting("RECON_BANK_DATE_COLUMN")
     reference_column: str | None = setting("RECON_BANK_REFERENCE_COLUMN")
     match_days: int = setting("RECON_BANK_MATCH_DAYS")
+    # With many accounts: the column (RECON_ACCOUNT_COLUMN) saying whose each line is.
+    account_column: str | None = None
 
     @field_validator("match_days")
     @classmethod
@@ -191,7 +229,8 @@ class BankResource(_MappedTable):
     def enabled(self) -> bool:
         return bool(self.table)
 
-    def mapping(self) -> BankTable:
+    def mapping(self, account: str | None = None) -> BankTable:
+        """The bank table's mapping; with `account` (and an account column), its lines only."""
         self._check_columns(("id", "amount", "currency", "date"), optional=("reference",))
         if not self.url or not self.table:
             raise ConfigError(
@@ -209,11 +248,14 @@ class BankResource(_MappedTable):
             reference_column=self.reference_column or None,
             match_days=self.match_days,
             db_timezone=self.db_timezone,
+            account_column=self.account_column or None,
+            account=account if self.account_column else None,
         )
 
-    def lines(self, timezone: str) -> BankLines | None:
-        """The statement lines, days cut in `timezone`; None when no bank table is set."""
-        return BankLines(self.mapping(), timezone) if self.enabled else None
+    def lines(self, timezone: str, account: str | None = None) -> BankLines | None:
+        """The statement lines (`account`'s, with many accounts), days cut in `timezone`; None
+        when no bank table is set."""
+        return BankLines(self.mapping(account), timezone) if self.enabled else None
 
 
 class ReportStoreResource(dg.ConfigurableResource):
@@ -221,8 +263,9 @@ class ReportStoreResource(dg.ConfigurableResource):
 
     url: str
 
-    def store(self) -> ReportStore:
-        return ReportStore(self.url)
+    def store(self, account: str = DEFAULT_ACCOUNT) -> ReportStore:
+        """The store, saving and reading `account`'s reports."""
+        return ReportStore(self.url, account=account)
 
 
 class AssetTablesResource(dg.ConfigurableResource):

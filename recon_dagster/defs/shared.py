@@ -12,6 +12,7 @@ import dagster as dg
 
 from recon_dagster.days import span
 from recon_dagster.settings import ConfigError, Settings
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.sources.payments_db import PaymentsDataError
 from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
 from recon_dagster.stores.asset_slice import AssetTablesError
@@ -81,6 +82,22 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     )
 
 
+# The accounts of a deployment with many (Connect or multi-entity): a partition per account,
+# added by `stripe_accounts_sensor` (or by hand, in the UI or `instance.add_dynamic_partitions`).
+ACCOUNTS = dg.DynamicPartitionsDefinition(name="stripe_accounts")
+DATE_DIMENSION, ACCOUNT_DIMENSION = "date", "account"
+
+
+def charges_partitions(settings: Settings) -> dg.PartitionsDefinition:
+    """The charges' partitions: the days, or with many accounts, days × `stripe_accounts` (keys
+    `acct_1|2026-11-01`). One account keeps the plain days, so its partition keys, schedules and
+    backfills stay as they were."""
+    days = daily_partitions(settings)
+    if not settings.accounts.multi:
+        return days
+    return dg.MultiPartitionsDefinition({DATE_DIMENSION: days, ACCOUNT_DIMENSION: ACCOUNTS})
+
+
 def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
     """One partition per calendar month in RECON_TIMEZONE, from RECON_START_DATE's month; a month
     is a partition once it has ended."""
@@ -99,7 +116,24 @@ def daily_asset(
 
 def run_days(context: dg.AssetExecutionContext) -> list[date]:
     """The days (partitions) a run covers: one, or a backfill's chunk."""
-    return [date.fromisoformat(key) for key in context.partition_keys]
+    return sorted({date.fromisoformat(account_and_day(key)[1]) for key in context.partition_keys})
+
+
+def run_account(context: dg.AssetExecutionContext) -> str:
+    """The one Stripe account a run covers (`default` with one account configured)."""
+    accounts = {account_and_day(key)[0] for key in context.partition_keys}
+    if len(accounts) != 1:
+        raise dg.Failure(
+            description=f"A run covers one Stripe account's days; this one covers "
+            f"{', '.join(sorted(accounts))}. Launch one run (or backfill) per account.",
+            allow_retries=False,
+        )
+    return accounts.pop()
+
+
+def account_suffix(account: str) -> str:
+    """` (account acct_1)` in messages about another account than the one `default`."""
+    return "" if account == DEFAULT_ACCOUNT else f" (account {account})"
 
 
 def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
@@ -108,10 +142,12 @@ def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
     return window.start.astimezone(UTC), window.end.astimezone(UTC)
 
 
-def run_failure(what: str, exc: Exception, days: list[date]) -> dg.Failure:
+def run_failure(
+    what: str, exc: Exception, days: list[date], account: str = DEFAULT_ACCOUNT
+) -> dg.Failure:
     """The failure of a run over `days`: what could not be done, for which days, and why."""
     return dg.Failure(
-        description=f"{what} for {span(days)}: {exc}",
+        description=f"{what} for {span(days)}{account_suffix(account)}: {exc}",
         metadata={"days": [d.isoformat() for d in days]},
         allow_retries=False,
     )

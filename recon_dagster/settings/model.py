@@ -10,6 +10,7 @@ from typing import Any
 
 from recon_dagster.core.result import MatchOn
 from recon_dagster.settings import variables
+from recon_dagster.settings.accounts import Accounts
 from recon_dagster.settings.parsing import AmountUnit, ConfigError, in_zone, resolve_file_url
 
 
@@ -28,6 +29,8 @@ class PaymentsTable:
     refunded_column: str | None
     paid_statuses: tuple[str, ...]
     db_timezone: str  # RECON_DB_TIMEZONE: the zone of created_at columns without one
+    account_column: str | None = None  # RECON_ACCOUNT_COLUMN: whose account each row is
+    account: str | None = None  # with account_column: read (and write) this account's rows only
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class BankTable:
     reference_column: str | None
     match_days: int
     db_timezone: str
+    # With many accounts, the bank lines say whose they are in the same column as the payments.
+    account_column: str | None = None
+    account: str | None = None
 
     def as_payments_table(self) -> PaymentsTable:
         """The same table through the payments reader, which already reads any of the four
@@ -60,6 +66,8 @@ class BankTable:
             refunded_column=None,
             paid_statuses=(),
             db_timezone=self.db_timezone,
+            account_column=self.account_column,
+            account=self.account,
         )
 
 
@@ -101,6 +109,9 @@ class Settings:
     opening_balances: dict[str, int] | None  # minor units at the start of start_date
     gl_mapping: str | None  # a TOML file; None: the one that ships
     locked_period_policy: str  # book_in_open_period | reopen
+    accounts: Accounts  # RECON_STRIPE_CONNECT and RECON_STRIPE_ACCOUNTS
+    accounts_interval_seconds: int
+    stripe_budget_url: str | None  # None: beside the report store; "off": per process
     env: Mapping[str, str] = field(repr=False, compare=False)
 
     @classmethod
@@ -134,10 +145,27 @@ class Settings:
             refunded_column=v["RECON_PAYMENTS_REFUNDED_COLUMN"],
             paid_statuses=v["RECON_PAYMENTS_PAID_STATUSES"],
             db_timezone=v["RECON_DB_TIMEZONE"],
+            account_column=v["RECON_ACCOUNT_COLUMN"],
         )
+        accounts = Accounts(v["RECON_STRIPE_CONNECT"], v["RECON_STRIPE_ACCOUNTS"])
+        for name in accounts.setting.names:  # a named key must be there before any run starts
+            key_variable = accounts.key_variable(name)
+            if key_variable and not variables.is_set(key_variable, env):
+                raise ConfigError(
+                    key_variable,
+                    f"is not set: RECON_STRIPE_ACCOUNTS says it holds the key of {name!r}",
+                )
+        if accounts.multi and not payments.account_column:
+            raise ConfigError(
+                "RECON_ACCOUNT_COLUMN",
+                "is not set: with many Stripe accounts (RECON_STRIPE_CONNECT or "
+                "RECON_STRIPE_ACCOUNTS), name the payments table's column that says whose each "
+                "row is",
+            )
+        budget = v["RECON_STRIPE_BUDGET_URL"]
         return cls(
             payments=payments,
-            bank=_bank(v, payments, base),
+            bank=_bank(v, payments, base, accounts.multi),
             bank_match_days=v["RECON_BANK_MATCH_DAYS"],
             timezone=v["RECON_TIMEZONE"],
             start_date=v["RECON_START_DATE"],
@@ -167,6 +195,9 @@ class Settings:
             opening_balances=v["RECON_OPENING_BALANCES"],
             gl_mapping=v["RECON_GL_MAPPING"],
             locked_period_policy=v["RECON_LOCKED_PERIOD_POLICY"],
+            accounts=accounts,
+            accounts_interval_seconds=v["RECON_ACCOUNTS_INTERVAL_SECONDS"],
+            stripe_budget_url=resolve_file_url(budget, base) if budget else None,
             env=env,
         )
 
@@ -183,7 +214,7 @@ class Settings:
         return key
 
 
-def _bank(v: dict[str, Any], payments: PaymentsTable, base: Path) -> BankTable | None:
+def _bank(v: dict[str, Any], payments: PaymentsTable, base: Path, multi: bool) -> BankTable | None:
     """The bank table, when RECON_BANK_TABLE names one; its URL defaults to the payments'."""
     if v["RECON_BANK_TABLE"] is None:
         return None
@@ -199,4 +230,5 @@ def _bank(v: dict[str, Any], payments: PaymentsTable, base: Path) -> BankTable |
         reference_column=v["RECON_BANK_REFERENCE_COLUMN"],
         match_days=v["RECON_BANK_MATCH_DAYS"],
         db_timezone=payments.db_timezone,
+        account_column=payments.account_column if multi else None,
     )

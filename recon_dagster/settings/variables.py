@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, get_args
 
 from recon_dagster.core.result import MatchOn
+from recon_dagster.settings.accounts import parse_accounts
 from recon_dagster.settings.parsing import (
     ConfigError,
     parse_amount_unit,
@@ -75,6 +76,15 @@ def _optional_database_url(variable: str, value: str) -> str | None:
     )
 
 
+def _optional_budget_url(variable: str, value: str) -> str | None:
+    """`off`, a `sqlite:///` file or a PostgreSQL URL; unset: beside the report store."""
+    if not value.strip():
+        return None
+    if value.strip().lower() == "off":
+        return "off"
+    return parse_database_url(variable, value, servers=("postgresql",), files=("sqlite",))
+
+
 _TABLE_URL = partial(
     parse_database_url, servers=("postgresql", "mysql"), files=("duckdb", "sqlite")
 )
@@ -94,6 +104,7 @@ STRIPE, PAYMENTS, BANK, MIRROR = (
 )
 LATE, DAYS, POLICY, ALERTS = "Late changes", "Days and storage", "Reconciliation", "Alerts"
 CLOSE, DISTRIBUTED = "Month close", "Distributed execution"
+ACCOUNTS = "Accounts (Connect and multi-entity)"
 
 V = Variable
 VARIABLES: tuple[Variable, ...] = (
@@ -114,6 +125,26 @@ VARIABLES: tuple[Variable, ...] = (
       "each endpoint's budget (`GET /v1/charges`, `GET /v1/charges/{id}`, … count apart): "
       "Stripe's default; raise it if Stripe raised yours"),
     V("STRIPE_TIMEOUT_SECONDS", STRIPE, parse_seconds, "30", "each request's timeout, in seconds"),
+    V("RECON_STRIPE_BUDGET_URL", STRIPE, _optional_budget_url, "",
+      "where every process and run shares each account's request budget: `sqlite:///path` or "
+      "`postgresql://…` (`off`: each process paces alone)", secret=True,
+      default_doc="beside the report store (its PostgreSQL, or a SQLite file beside DuckDB)",
+      example="sqlite:///data/stripe_budget.sqlite"),
+    # --- Accounts
+    V("RECON_STRIPE_CONNECT", ACCOUNTS, parse_bool, "false",
+      "reconcile a platform's connected accounts (`GET /v1/accounts`, each called with the "
+      "`Stripe-Account` header), each its own partition of `stripe_accounts`"),
+    V("RECON_STRIPE_ACCOUNTS", ACCOUNTS, parse_accounts, "",
+      "with Connect, the connected accounts to reconcile (`acct_1,acct_2`); else accounts by the "
+      "variable holding each one's key (`eu:STRIPE_API_KEY_EU,us:STRIPE_API_KEY_US`)",
+      default_doc="(Connect: every connected account; else the one `default` account)",
+      example="eu:STRIPE_API_KEY_EU,us:STRIPE_API_KEY_US"),
+    V("RECON_ACCOUNT_COLUMN", ACCOUNTS, parse_optional_column, "",
+      "the payments table's column naming each row's account (a connected account id or an "
+      "account's name)", default_doc="(none: every row is the one account's)",
+      example="stripe_account"),
+    V("RECON_ACCOUNTS_INTERVAL_SECONDS", ACCOUNTS, parse_positive_int, "600",
+      "how often `stripe_accounts_sensor` looks for new accounts"),
     # --- The payments table
     V("RECON_DATABASE_URL", PAYMENTS, _TABLE_URL, "duckdb:///data/demo/app.duckdb",
       "`postgresql://user:pass@host:5432/db`, `mysql://user:pass@host:3306/db` (`mariadb://` "
@@ -257,6 +288,16 @@ def is_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
     off, where a set one is passed on as an `EnvVar`)."""
     env = os.environ if environ is None else environ
     return bool((env.get(name) or "").strip())
+
+
+def secret(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of a variable outside the table that holds a secret (a multi-entity account's
+    key, named in RECON_STRIPE_ACCOUNTS), read when needed; `ConfigError` if it is unset."""
+    env = os.environ if environ is None else environ
+    value = (env.get(name) or "").strip()
+    if not value:
+        raise ConfigError(name, "is not set: RECON_STRIPE_ACCOUNTS says it holds an account's key")
+    return value
 
 
 def parse(name: str, text: str) -> Any:

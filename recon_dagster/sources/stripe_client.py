@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import stripe
 
 from recon_dagster.retry_after import parse_retry_after
+from recon_dagster.sources.stripe_budget import shared_budget
 from recon_dagster.sources.stripe_pacing import ENDPOINT_LIMIT, Pacer, pacer_for
 
 PAGE_SIZE = 100  # Stripe's maximum page size: fewest requests
@@ -117,13 +118,18 @@ def make_client(
     endpoint_requests_per_second: float = ENDPOINT_LIMIT,
     timeout: float = 30,
     burst: int = 1,
+    account: str = "default",
+    stripe_account: str | None = None,
+    budget_url: str | None = None,
 ) -> stripe.StripeClient:
     """A `StripeClient` that retries 429s as well as network errors and 5xx, and paces itself.
 
     Every client of one account in this process shares its budgets: `requests_per_second` in all
     (None: Stripe's default for the key, 100 live or 25 test) and `endpoint_requests_per_second`
     per endpoint, each aimed at 95%, with up to `burst` requests' catch-up after an idle moment
-    (1: strictly even spacing).
+    (1: strictly even spacing); with `budget_url` (`stripe_budget`), every process shares them.
+    `account` names the account's budgets; `stripe_account` is the connected account every
+    request is made for (the `Stripe-Account` header).
     """
     pacer = pacer_for(
         api_key,
@@ -131,9 +137,13 @@ def make_client(
         requests_per_second=requests_per_second,
         endpoint_requests_per_second=endpoint_requests_per_second,
         burst=burst,
+        account=stripe_account or account,
+        shared=shared_budget(budget_url) if budget_url else None,
+        shared_url=budget_url or "",
     )
     client = stripe.StripeClient(
         api_key,
+        stripe_account=stripe_account,
         base_addresses={"api": api_base.rstrip("/")} if api_base else None,
         max_network_retries=max_network_retries,
         http_client=_RetryingRequestsClient(timeout=timeout, pacer=pacer),

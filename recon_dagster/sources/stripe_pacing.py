@@ -4,8 +4,9 @@ process.
 Stripe counts every request against two rolling one-second limits at once: the account's (100/s in
 live mode, 25/s in a sandbox) and its endpoint's (25/s by default; `GET /v1/charges` and `GET
 /v1/charges/{id}` are two endpoints). A request here waits for a slot in both. Pacers are kept per
-account (key mode and API base), so every client and thread of the process that talks to one account
-draws on the same budgets.
+account (key mode, API base and the account's name: a connected account or an entity is its own
+account), so every client and thread of the process that talks to one account draws on the same
+budgets; with a `SharedBudget` (`stripe_budget`), every process does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import threading
 import time
 from collections import deque
 from urllib.parse import unquote, urlsplit
+
+from recon_dagster.sources.stripe_budget import SharedBudget
 
 TARGET = (
     0.95  # of each budget: the 5% left absorbs the jitter between our send times and Stripe's count
@@ -125,10 +128,21 @@ class Budget:
 class Pacer:
     """The budgets of one account: `limit` requests/s in all, `endpoint_limit` for each endpoint."""
 
-    def __init__(self, limit: float, endpoint_limit: float = ENDPOINT_LIMIT, burst: int = 1):
+    def __init__(
+        self,
+        limit: float,
+        endpoint_limit: float = ENDPOINT_LIMIT,
+        burst: int = 1,
+        *,
+        shared: SharedBudget | None = None,
+        bucket: str = "",
+    ):
         self._lock = threading.Lock()  # guards every budget; never held while sleeping
         self._account = Budget(1.0)
         self._endpoints: dict[str, Budget] = {}
+        # With `shared`, the slots come from the budget every process shares (the account's
+        # buckets are named `bucket`…); the guards on actual sends stay this process's.
+        self.shared, self._bucket = shared, bucket
         self.configure(limit, endpoint_limit, burst)
 
     def configure(
@@ -158,13 +172,13 @@ class Pacer:
             budget = self._endpoints.get(name)
             if budget is None:
                 budget = self._endpoints[name] = Budget(self.endpoint_limit, self.burst)
-            go = budget.reserve(time.monotonic())
+            go = self._reserve(budget, name)
         _sleep_until(go)
         # The account's slot is taken only once the endpoint's has come: a request held back by its
         # endpoint must not hold a place in the account's queue that a request to another endpoint
         # could use.
         with self._lock:
-            go = self._account.reserve(time.monotonic())
+            go = self._reserve(self._account, "*")
         _sleep_until(go)
         while True:
             with self._lock:
@@ -176,6 +190,14 @@ class Pacer:
                     return name
             time.sleep(pause)  # after a stall: the guards space out what bunched up
 
+    def _reserve(self, budget: Budget, name: str) -> float:
+        """The next slot of `budget` (this process's), or of its shared bucket: monotonic time."""
+        now = time.monotonic()
+        if self.shared is None:
+            return budget.reserve(now)
+        slot = self.shared.take(f"{self._bucket}|{name}", 1.0 / (budget.limit * TARGET))
+        return now + (slot - time.time())
+
 
 def _sleep_until(moment: float) -> None:
     delay = moment - time.monotonic()
@@ -185,7 +207,7 @@ def _sleep_until(moment: float) -> None:
 
 # One pacer per account for the whole process: the limits are Stripe's per account, whichever client
 # asks.
-_pacers: dict[tuple[str, str], Pacer] = {}
+_pacers: dict[tuple[str, str, str, str], Pacer] = {}
 _pacers_lock = threading.Lock()
 
 
@@ -196,19 +218,28 @@ def pacer_for(
     requests_per_second: float | None = None,
     endpoint_requests_per_second: float = ENDPOINT_LIMIT,
     burst: int = 1,
+    account: str = "default",
+    shared: SharedBudget | None = None,
+    shared_url: str = "",
 ) -> Pacer:
     """The process's pacer for this account, set to these budgets (the last client made sets them
     for all).
 
     `requests_per_second` None: Stripe's default for the key's mode (`account_limit`). The account
-    is told apart by the key's mode and the API base only: the key itself is never kept.
+    is told apart by the key's mode, the API base and `account` (a connected account's id, or an
+    entity's name): the key itself is never kept. `shared` (opened from `shared_url`): the
+    budget every process shares.
     """
     limit = account_limit(api_key) if requests_per_second is None else requests_per_second
-    account = (key_mode(api_key), (api_base or DEFAULT_API_BASE).rstrip("/"))
+    base = (api_base or DEFAULT_API_BASE).rstrip("/")
+    key = (key_mode(api_key), base, account, shared_url if shared is not None else "")
     with _pacers_lock:
-        pacer = _pacers.get(account)
+        pacer = _pacers.get(key)
         if pacer is None:
-            pacer = _pacers[account] = Pacer(limit, endpoint_requests_per_second, burst)
+            bucket = f"{key_mode(api_key)}|{base}|{account}"
+            pacer = _pacers[key] = Pacer(
+                limit, endpoint_requests_per_second, burst, shared=shared, bucket=bucket
+            )
         else:
             pacer.configure(limit, endpoint_requests_per_second, burst)
     return pacer

@@ -181,4 +181,61 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
             recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
         ],
     ),
+    # Many Stripe accounts (issue 22): each report is one account's, `default` for a deployment
+    # of one account (every report saved before this one): the charges' UNIQUE (account, date,
+    # end_date, version), the payouts' UNIQUE (account, date, end_date).
+    (
+        6,
+        {
+            "postgresql": [
+                "ALTER TABLE {s}reconciliation_reports ADD COLUMN account TEXT NOT NULL DEFAULT "
+                "'default'",
+                "ALTER TABLE {s}reconciliation_reports DROP CONSTRAINT "
+                "reconciliation_reports_date_end_date_version_key",
+                "ALTER TABLE {s}reconciliation_reports ADD CONSTRAINT "
+                "reconciliation_reports_account_date_end_date_version_key "
+                "UNIQUE (account, date, end_date, version)",
+                "ALTER TABLE {s}payout_reports ADD COLUMN account TEXT NOT NULL DEFAULT 'default'",
+                "ALTER TABLE {s}payout_reports DROP CONSTRAINT payout_reports_date_end_date_key",
+                "ALTER TABLE {s}payout_reports ADD CONSTRAINT "
+                "payout_reports_account_date_end_date_key UNIQUE (account, date, end_date)",
+            ],
+            # DuckDB cannot drop a UNIQUE constraint (see migration 4): the table is rebuilt with
+            # the column appended, in migrate()'s transaction.
+            "duckdb": [
+                """CREATE TABLE {s}reconciliation_reports_v6 (
+                id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL,
+                timezone TEXT NOT NULL,
+                currency TEXT, stripe_total DECIMAL(38,4) NOT NULL,
+                database_total DECIMAL(38,4) NOT NULL,
+                discrepancy DECIMAL(38,4) NOT NULL, stripe_total_minor BIGINT NOT NULL,
+                database_total_minor BIGINT NOT NULL, discrepancy_minor BIGINT NOT NULL,
+                discrepancy_percentage {double} NOT NULL, gross_discrepancy DECIMAL(38,4) NOT NULL,
+                gross_discrepancy_minor BIGINT NOT NULL,
+                gross_discrepancy_percentage {double} NOT NULL,
+                tolerance_percentage {double} NOT NULL, include_refunds BOOLEAN NOT NULL,
+                stripe_count BIGINT NOT NULL, database_count BIGINT NOT NULL, status TEXT NOT NULL,
+                error TEXT, details {json} NOT NULL, source TEXT NOT NULL, run_id TEXT,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(), version INTEGER NOT NULL,
+                trigger TEXT, account TEXT NOT NULL DEFAULT 'default',
+                UNIQUE (account, date, end_date, version))""",
+                "INSERT INTO {s}reconciliation_reports_v6 SELECT *, 'default' "
+                "FROM {s}reconciliation_reports",
+                "DROP TABLE {s}reconciliation_reports",
+                "ALTER TABLE {s}reconciliation_reports_v6 RENAME TO reconciliation_reports",
+                """CREATE TABLE {s}payout_reports_v6 (
+                id TEXT PRIMARY KEY, date DATE NOT NULL, end_date DATE NOT NULL,
+                as_of DATE NOT NULL,
+                status TEXT NOT NULL, severity TEXT NOT NULL, payouts BIGINT NOT NULL,
+                problems BIGINT NOT NULL,
+                deposits_without_payout BIGINT NOT NULL, bank_checked BOOLEAN NOT NULL,
+                error TEXT, details {json} NOT NULL, source TEXT NOT NULL, run_id TEXT,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                account TEXT NOT NULL DEFAULT 'default', UNIQUE (account, date, end_date))""",
+                "INSERT INTO {s}payout_reports_v6 SELECT *, 'default' FROM {s}payout_reports",
+                "DROP TABLE {s}payout_reports",
+                "ALTER TABLE {s}payout_reports_v6 RENAME TO payout_reports",
+            ],
+        },
+    ),
 ]

@@ -16,6 +16,7 @@ from datetime import date
 
 from recon_dagster.core.payout_result import ITEMIZED, PayoutResult
 from recon_dagster.money import to_major
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.store_database import json_column, jsonable
 
@@ -49,6 +50,8 @@ class PayoutStore:
 
     def __init__(self, store: ReportStore):
         self.db = store.db
+        # One account's payouts, as `store`'s reports are (`default` for a single account).
+        self.account = store.account or DEFAULT_ACCOUNT
 
     def save(
         self, result: PayoutResult, *, source: str = "dagster", run_id: str | None = None
@@ -133,20 +136,30 @@ class PayoutStore:
             )
             for i, d in enumerate(result.deposits_without_payout)
         ]
+        account = (*key, self.account)
         with db.transaction() as s:
-            s.lock("save_payouts", *map(str, key))
-            for table in ("payout_line_items", "payout_reports"):
-                s.run(
-                    db.qualified(f"DELETE FROM {{s}}{table} WHERE date = ? AND end_date = ?"), key
-                )
+            s.lock("save_payouts", *map(str, key), self.account)
+            s.run(
+                db.qualified(
+                    "DELETE FROM {s}payout_line_items WHERE report_id IN (SELECT id FROM "
+                    "{s}payout_reports WHERE date = ? AND end_date = ? AND account = ?)"
+                ),
+                account,
+            )
+            s.run(
+                db.qualified(
+                    "DELETE FROM {s}payout_reports WHERE date = ? AND end_date = ? AND account = ?"
+                ),
+                account,
+            )
             s.run(
                 db.qualified(
                     "INSERT INTO {s}payout_reports (id, date, end_date, as_of, status, severity, "
-                    "payouts, problems, "
-                    "deposits_without_payout, bank_checked, error, details, source, run_id) VALUES "
-                    f"({', '.join(['?'] * 11)}, CAST(? AS {db.dialect.json}), ?, ?)"
+                    "payouts, problems, deposits_without_payout, bank_checked, error, details, "
+                    f"source, run_id, account) VALUES ({', '.join(['?'] * 11)}, "
+                    f"CAST(? AS {db.dialect.json}), ?, ?, ?)"
                 ),
-                report,
+                (*report, self.account),
             )
             s.bulk("payout_line_items", _COLUMNS, lines)
         return report_id
@@ -156,9 +169,10 @@ class PayoutStore:
         with self.db.transaction() as s:
             rows = s.run(
                 self.db.qualified(
-                    "SELECT details FROM {s}payout_reports WHERE date = ? AND end_date = ?"
+                    "SELECT details FROM {s}payout_reports WHERE date = ? AND end_date = ? "
+                    "AND account = ?"
                 ),
-                (first, last or first),
+                (first, last or first, self.account),
             )
         if not rows:
             return None

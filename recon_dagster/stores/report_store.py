@@ -4,7 +4,8 @@ Why it exists: Dagster runs, the CLI and trend checks all need yesterday's answe
 re-running the reconciliation, and people want to query findings with plain SQL.
 
 Tables (created by the versioned migrations of migrations.py, applied by store_database.py):
-  reconciliation_reports         one row per version of (date, end_date): re-running a day adds
+  reconciliation_reports         one row per version of (account, date, end_date): re-running a
+                                 day adds
                                  version max+1 with its `trigger` and `run_id`, the highest is
                                  current; headline money as BIGINT minor units plus DECIMAL(38,4)
                                  major units; `details` JSON.
@@ -24,6 +25,7 @@ replaced. `versions()` lists them with what changed; triggers and diffs live in 
 The sync audit is written and read by `sync_audit.py`, in the same database.
 """
 
+import copy
 import json
 import uuid
 from datetime import date, datetime
@@ -34,6 +36,7 @@ from typing import Any
 from recon_dagster.core.result import CLASSES, CurrencyTotals, Finding, ReconciliationResult
 from recon_dagster.money import exponent, to_major
 from recon_dagster.settings import redact_url
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 from recon_dagster.stores.migrations import (
     CURRENCY_TOTALS as _C,
     LINE_ITEMS as _L,
@@ -94,15 +97,38 @@ _SUMMARY = (
     "source",
     "run_id",
     "created_at",
+    "account",
 )
 
 
 class ReportStore:
-    """Saves and reads reconciliation results; see the module docstring for the layout."""
+    """Saves and reads reconciliation results; see the module docstring for the layout.
 
-    def __init__(self, url: str, *, schema: str | None = None, lock_timeout: float = 30.0):
+    A store is one Stripe account's (`account`, default `default`); `for_account` gives another
+    account's over the same database, and `for_account(None)` reads every account's."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        lock_timeout: float = 30.0,
+        account: str | None = DEFAULT_ACCOUNT,
+    ):
         self.db = StoreDatabase(url, schema=schema, lock_timeout=lock_timeout)
         self.sync_audit = SyncAudit(self.db)
+        self.account = account
+
+    def for_account(self, account: str | None) -> "ReportStore":
+        """The same store, saving and reading `account`'s reports (None: reading everyone's)."""
+        other = copy.copy(self)
+        other.account = account
+        return other
+
+    def _one_account(self) -> str:
+        if self.account is None:
+            raise ValueError("a report is saved (or read by day) for one account: use for_account")
+        return self.account
 
     def __repr__(self) -> str:
         return f"ReportStore({redact_url(self.db.url)!r}, schema={self.db.schema!r})"
@@ -137,6 +163,7 @@ class ReportStore:
         id. `source` is who saved (dagster, cli, api); `trigger` what started it (see
         report_versions: default `source` for cli/api, else `manual`). Earlier versions are kept."""
         trigger = trigger_for_save(trigger, source)
+        account = self._one_account()
         report_id, cur = str(uuid.uuid4()), result.currency
         key = (result.date, result.end_date)
 
@@ -228,13 +255,13 @@ class ReportStore:
             # first's row (READ COMMITTED reads afresh per statement). DuckDB: writers in this
             # process hold `_duck_lock`, and another process cannot open the file while this one has
             # it. The UNIQUE (date, end_date, version) constraint backs both up.
-            s.lock("save", *map(str, key))
+            s.lock("save", *map(str, key), *([account] if account != DEFAULT_ACCOUNT else []))
             [(version,)] = s.run(
                 self.db.qualified(
                     f"SELECT COALESCE(MAX(version), 0) + 1 FROM {{s}}{_R} "
-                    "WHERE date = ? AND end_date = ?"
+                    "WHERE date = ? AND end_date = ? AND account = ?"
                 ),
-                key,
+                (*key, account),
             )
             s.run(
                 self.db.qualified(
@@ -244,11 +271,11 @@ class ReportStore:
                     "discrepancy_percentage, gross_discrepancy, gross_discrepancy_minor, "
                     "gross_discrepancy_percentage, tolerance_percentage, include_refunds, "
                     "stripe_count, "
-                    "database_count, status, error, details, source, run_id, trigger, version) "
-                    "VALUES "
-                    f"({', '.join(['?'] * 21)}, CAST(? AS {self.db.dialect.json}), ?, ?, ?, ?)"
+                    "database_count, status, error, details, source, run_id, trigger, version, "
+                    "account) VALUES "
+                    f"({', '.join(['?'] * 21)}, CAST(? AS {self.db.dialect.json}), ?, ?, ?, ?, ?)"
                 ),
-                (*report, version),
+                (*report, version, account),
             )
             s.bulk(_L, _LINE_COLUMNS, lines)
             if totals:
@@ -285,9 +312,9 @@ class ReportStore:
             rows = s.run(
                 self.db.qualified(
                     f"SELECT details FROM {{s}}{_R} WHERE date = ? AND end_date = ? "
-                    "ORDER BY version DESC LIMIT 1"
+                    "AND account = ? ORDER BY version DESC LIMIT 1"
                 ),
-                (date, end_date or date),
+                (date, end_date or date, self._one_account()),
             )
         if not rows:
             return None
@@ -300,9 +327,9 @@ class ReportStore:
             rows = s.run(
                 self.db.qualified(
                     f"SELECT details, trigger, run_id FROM {{s}}{_R} WHERE date = ? AND end_date = "
-                    "? ORDER BY version DESC LIMIT 2"
+                    "? AND account = ? ORDER BY version DESC LIMIT 2"
                 ),
-                (date, date),
+                (date, date, self._one_account()),
             )
         return [
             (_rebuild(json_column(d)["_record"]), trigger, run_id) for d, trigger, run_id in rows
@@ -312,16 +339,16 @@ class ReportStore:
         """The current version of each report whose first day is within [start, end], newest day
         first: money as exact `Decimal` major units (scaled to the currency's decimals) and minor
         ints, counts per class, `version` and `trigger`. Every version: `versions()`."""
-        cond, params = _within(start, end)
+        cond, params = _within(start, end, self.account)
         cond += (
             f" AND r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
-            "WHERE x.date = r.date AND x.end_date = r.end_date)"
+            "WHERE x.date = r.date AND x.end_date = r.end_date AND x.account = r.account)"
         )
         with self.db.transaction() as s:
             rows = s.run(
                 self.db.qualified(
                     f"SELECT {', '.join('r.' + c for c in _SUMMARY)} FROM {{s}}{_R} r WHERE {cond} "
-                    "ORDER BY r.date DESC, r.end_date DESC"
+                    "ORDER BY r.date DESC, r.end_date DESC, r.account"
                 ),
                 params,
             )
@@ -347,7 +374,7 @@ class ReportStore:
         """Every version of the reports whose first day is within [start, end or start], newest
         first (saved at, then version), JSON-ready (`report_versions.VERSION_KEYS`); `changed`
         lists the findings whose class or amount differs from that day's previous version."""
-        cond, params = _within(start, end or start)
+        cond, params = _within(start, end or start, self.account)
         with self.db.transaction() as s:
             rows = s.run(
                 self.db.qualified(
@@ -365,11 +392,12 @@ class ReportStore:
         # Each day's versions are all in `rows` (the filter is on the day), so every previous one is
         # too.
         prior: dict[str, str | None] = {}  # report id -> the id of its day's previous version
-        last: dict[tuple[date, date], str] = {}
+        last: dict[tuple[str, date, date], str] = {}
         for item, _ in sorted(
-            items, key=lambda i: (i[0]["date"], i[0]["end_date"], i[0]["version"])
+            items,
+            key=lambda i: (i[0]["account"], i[0]["date"], i[0]["end_date"], i[0]["version"]),
         ):
-            key = (item["date"], item["end_date"])
+            key = (item["account"], item["date"], item["end_date"])
             prior[item["id"]], last[key] = last.get(key), item["id"]
         return [
             describe(item, changes(findings.get(prior[item["id"]]), findings[item["id"]]))
@@ -378,9 +406,13 @@ class ReportStore:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _within(start: date | None, end: date | None) -> tuple[str, list[Any]]:
-    """The WHERE condition on a report's first day (alias `r`) and its parameters."""
+def _within(start: date | None, end: date | None, account: str | None) -> tuple[str, list[Any]]:
+    """The WHERE condition on a report's first day and account (alias `r`; account None: every
+    one) and its parameters."""
     where, params = ["1 = 1"], []
+    if account is not None:
+        where.append("r.account = ?")
+        params.append(account)
     if start is not None:
         where.append("r.date >= ?")
         params.append(start)

@@ -37,6 +37,7 @@ VERSION_KEYS = (
     "discrepancy_percentage",
     "gross_discrepancy_percentage",
     "changed",
+    "account",
 )
 MONEY = ("stripe_total", "database_total", "discrepancy", "gross_discrepancy")
 

@@ -112,6 +112,8 @@ _BALANCE_TRANSACTIONS = _Kind(
 )
 
 
+# Connected accounts (`GET /v1/accounts`, the platform's only).
+_ACCOUNTS = _Kind("account", "/v1/accounts", (), id_param="account")
 # Events: `type` is indexed; `types[]` (several types) is served from a filtered snapshot (events
 # are few).
 _EVENTS = _Kind("event", "/v1/events", ("type",))
@@ -126,6 +128,7 @@ class RequestRecord:
     query: dict[str, str]
     status: int
     timestamp: float
+    account: str | None = None  # the connected account (Stripe-Account) or entity it was for
 
 
 class _ApiError(Exception):
@@ -443,6 +446,11 @@ class StripeServer:
         self._recent_by: dict[str, deque[float]] = {}  # the same per endpoint
         self._refused = {"endpoint": 0, "global": 0}  # 429s answered by each limiter
         self._log: list[RequestRecord] = []
+        # Stripe Connect: the platform's connected accounts, each its own data and its own limits
+        # (`add_connected_account`); other accounts with their own keys (`add_keyed_account`).
+        self._connected: dict[str, StripeServer] = {}
+        self._keyed: dict[str, tuple[str, StripeServer]] = {}
+        self._accounts = _DataSet.of(_ACCOUNTS, ())
         self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -533,6 +541,49 @@ class StripeServer:
         new = _DataSet.of(_BALANCE_TRANSACTIONS, transactions)
         with self._lock:
             self._balance_transactions = new
+
+    # --- other accounts ---------------------------------------------------------------------------
+
+    def add_connected_account(
+        self, account_id: str, *, created: int = 1_700_000_000, **fields: Any
+    ) -> StripeServer:
+        """A connected account of this platform: listed by `GET /v1/accounts`, and answering the
+        requests made with `Stripe-Account: account_id`. Returns it, to add its charges, payouts,
+        ... to (it is not started: this server answers for it)."""
+        account = self._child()
+        body = {
+            "id": account_id,
+            "object": "account",
+            "created": created,
+            "type": "express",
+            "charges_enabled": True,
+            "payouts_enabled": True,
+            **fields,
+        }
+        with self._lock:
+            self._connected[account_id] = account
+            self._accounts = self._accounts.adding([body])
+        return account
+
+    def add_keyed_account(self, name: str, api_key: str) -> StripeServer:
+        """Another Stripe account (a separate entity) answering requests made with `api_key`;
+        `name` labels its requests. Returns it, to add data to."""
+        account = self._child()
+        account.api_key = api_key
+        with self._lock:
+            self._keyed[api_key] = (name, account)
+        return account
+
+    def _child(self) -> StripeServer:
+        """An account answered through this server: its own data and rate windows, this server's
+        log, 429 counts and lock."""
+        child = StripeServer(api_key=self.api_key)
+        child._lock, child._log, child._refused = self._lock, self._log, self._refused
+        return child
+
+    def requests_for(self, account: str | None) -> list[RequestRecord]:
+        """The requests made for one account (None: the platform's own)."""
+        return [r for r in self.requests if r.account == account]
 
     # --- changes after the fact, each recorded as Stripe's event
     # --------------------------------------
@@ -729,9 +780,46 @@ class StripeServer:
                 recent.append(now)
             return None
 
-    def record(self, method: str, path: str, query: dict[str, str], status: int) -> None:
+    def record(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        status: int,
+        account: str | None = None,
+    ) -> None:
         with self._lock:
-            self._log.append(RequestRecord(method, path, query, status, time.time()))
+            self._log.append(RequestRecord(method, path, query, status, time.time(), account))
+
+    def account_of(self, authorization: str | None, stripe_account: str | None) -> str | None:
+        """Whose request this is, for the log: the connected account, the keyed account's name,
+        or None (this account)."""
+        if stripe_account:
+            return stripe_account
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        keyed = self._keyed.get(given)
+        return keyed[0] if keyed else None
+
+    def _account_for(self, authorization: str | None, stripe_account: str | None) -> StripeServer:
+        """The account that answers: a connected one (by its header, for this platform's key
+        only), a keyed one (by its key), or this one."""
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        keyed = self._keyed.get(given)
+        if keyed is not None:
+            return keyed[1]
+        if stripe_account:
+            account = self._connected.get(stripe_account)
+            if account is None or not secrets.compare_digest(given.encode(), self.api_key.encode()):
+                raise _ApiError(
+                    403,
+                    "invalid_request_error",
+                    f"The provided key '{mask_key(given)}' does not have access to account "
+                    f"'{stripe_account}' (or that account does not exist). Application access "
+                    "may have been revoked.",
+                    code="account_invalid",
+                )
+            return account
+        return self
 
     def _rate_limited(self) -> _ApiError:
         return _ApiError(
@@ -762,9 +850,19 @@ class StripeServer:
         params: dict[str, str],
         authorization: str | None,
         expand: frozenset[str] = frozenset(),
+        stripe_account: str | None = None,
     ) -> bytes:
         """The body for one request after auth and rate limiting, or raises `_ApiError`; `expand`:
-        every value given."""
+        every value given; `stripe_account`: the `Stripe-Account` header."""
+        target = self._account_for(authorization, stripe_account)
+        if target is not self:
+            # Each account has its own limits (Stripe counts per account and endpoint).
+            target.rate_limit, target.endpoint_rate_limit = (
+                self.rate_limit,
+                self.endpoint_rate_limit,
+            )
+            target.retry_after = self.retry_after
+            return target.respond(method, path, params, authorization, expand)
         if not authorization or not authorization.startswith("Bearer "):
             raise _ApiError(
                 401,
@@ -789,6 +887,12 @@ class StripeServer:
                     headers=[("Allow", "GET")],
                 )
             return _dumps(self.balance())
+        if path.startswith(_ACCOUNTS.url) and self._connected:
+            rest = path[len(_ACCOUNTS.url) + 1 :] if path.startswith(_ACCOUNTS.url + "/") else None
+            if path == _ACCOUNTS.url:
+                return _list_page(self._accounts, params, None)
+            if rest and "/" not in rest:
+                return _retrieve(self._accounts, unquote(rest), params, None)
         charges = self._charges  # each snapshot read once: a concurrent add cannot tear a page
         events = self._events
         types = {
@@ -887,11 +991,19 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is not None:
                 raise server.fault(fault)
             body = server.respond(
-                self.command, url.path, params, self.headers.get("Authorization"), expand
+                self.command,
+                url.path,
+                params,
+                self.headers.get("Authorization"),
+                expand,
+                self.headers.get("Stripe-Account"),
             )
         except _ApiError as error:
             status, body, headers = error.status, error.body, error.headers
-        server.record(self.command, url.path, params, status)
+        account = server.account_of(
+            self.headers.get("Authorization"), self.headers.get("Stripe-Account")
+        )
+        server.record(self.command, url.path, params, status, account)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

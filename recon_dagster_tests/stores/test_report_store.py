@@ -503,7 +503,8 @@ def at_version_3(store: ReportStore, saved: list[tuple[ReconciliationResult, str
 def test_migration_from_version_3_keeps_each_report_as_version_1(store):
     scheduled, by_cli = result(), result(DAY + timedelta(days=1))
     at_version_3(store, [(scheduled, "dagster"), (by_cli, "cli")])
-    assert store.migrate() == [4, 5]  # and the month close's tables
+    # and the month close's tables, and the account of each report (`default`: the one account)
+    assert store.migrate() == [4, 5, 6]
     assert (store.latest(DAY), store.latest(DAY + timedelta(days=1))) == (scheduled, by_cli)
     # Who started a Dagster run was not recorded before version 4: NULL, not a guess.
     kept = {
@@ -511,6 +512,7 @@ def test_migration_from_version_3_keeps_each_report_as_version_1(store):
         for v in store.versions(DAY, DAY + timedelta(days=1))
     }
     assert kept == {("2024-03-10", 1, None, "old-run"), ("2024-03-11", 1, "cli", "old-run")}
+    assert {v["account"] for v in store.versions(DAY, DAY + timedelta(days=1))} == {"default"}
     store.save(
         result(stripe_total=100000)
     )  # migration 1's UNIQUE (date, end_date) would refuse this

@@ -189,11 +189,12 @@ def run_tick(
                     handle(evaluation, ledger)
                 except DeliveryError as exc:
                     context.log.error(
-                        f"Failed to send {channel} alert for {evaluation.date} (check execution "
+                        f"Failed to send {channel} alert for {evaluation.label} (check execution "
                         f"{execution.id}): {exc}"
                     )
                     outcome = (
-                        f"; {channel} alert for {evaluation.date} not delivered, retrying next tick"
+                        f"; {channel} alert for {evaluation.label} not delivered, "
+                        "retrying next tick"
                     )
                     break
                 ledger.record(execution.id)
@@ -244,7 +245,7 @@ def build_alert_sensors(interval_seconds: int, since: datetime | None) -> list[d
                 return
             attempts = slack_alerts.send(build_message(evaluation, slack_alerts.dashboard_url))
             context.log.info(
-                f"Slack alert sent successfully ({evaluation.date}, "
+                f"Slack alert sent successfully ({evaluation.label}, "
                 f"{'critical' if evaluation.critical else 'warning'}, {attempts} attempt(s))"
             )
 

@@ -29,11 +29,14 @@ from recon_dagster.defs.shared import (
     DB_PAYMENTS,
     EXPECTED_ERRORS,
     STRIPE_CHARGES,
+    account_suffix,
     daily_asset,
+    run_account,
     run_days,
     run_failure,
     run_window,
 )
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges
 from recon_dagster.stores.asset_slice import Slice
 from recon_dagster.stores.report_versions import trigger_of_run
@@ -51,8 +54,9 @@ def fail_days(
 ) -> NoReturn:
     """Record an `error` report for the run's days (or `days`), then fail the run saying why."""
     days = days or run_days(context)
-    failure = run_failure(what, exc, days)
-    store = report_store.store()
+    account = run_account(context)
+    failure = run_failure(what, exc, days, account)
+    store = report_store.store(account)
     for day in days:
         store.save_error(
             day,
@@ -80,15 +84,18 @@ def store_source_rows(
     how many each day (in `timezone`) has; or record the days as failed and stop. Returns the
     materialization's metadata."""
     start, end = run_window(context)
+    account = run_account(context)
     try:
         frame = read(start, end)
-        tables.tables().write(context.asset_key.path[-1], frame, Slice(column, start, end))
+        table = table_of(context.asset_key.path[-1], account)
+        tables.tables().write(table, frame, Slice(column, start, end))
     except EXPECTED_ERRORS as exc:
         fail(exc)
+    keys = {account_and_day(key)[1]: key for key in context.partition_keys}
     for day in run_days(context):
         low, high = day_window(day, day, timezone)
         count = frame.filter(pl.col(column).is_between(low, high, closed="left")).height
-        context.add_asset_metadata({"row_count": count}, partition_key=day.isoformat())
+        context.add_asset_metadata({"row_count": count}, partition_key=keys[day.isoformat()])
     columns = [dg.TableColumn(name=n, type=str(t)) for n, t in frame.schema.items()]
     return {
         "window_start_utc": start.isoformat(),
@@ -97,9 +104,15 @@ def store_source_rows(
     }
 
 
-def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """The three assets over `partitions` (days in RECON_TIMEZONE)."""
-    timezone = partitions.timezone
+def table_of(asset: str, account: str) -> str:
+    """The asset table holding `account`'s rows of `asset` (the asset's own for `default`)."""
+    return asset if account == DEFAULT_ACCOUNT else f"{asset}__{account}"
+
+
+def build_charges_assets(
+    partitions: dg.PartitionsDefinition, timezone: str
+) -> list[dg.AssetsDefinition]:
+    """The three assets over `partitions` (days in `timezone`, or days × accounts)."""
 
     @daily_asset(
         partitions,
@@ -125,7 +138,7 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
             fail_days(context, report_store, policy, what, exc)
 
         try:
-            source, _ = stripe_mirror.sources(stripe)
+            source, _ = stripe_mirror.sources(stripe, run_account(context))
         except EXPECTED_ERRORS as exc:
             fail(exc)
         metadata = store_source_rows(
@@ -159,7 +172,8 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
         def fail(exc: Exception) -> NoReturn:
             fail_days(context, report_store, policy, "Could not read the payments table", exc)
 
-        reader = payments_db.reader()
+        account = run_account(context)
+        reader = payments_db.reader(account if account != DEFAULT_ACCOUNT else None)
         metadata = store_source_rows(
             context, reader.read_window, "created_at", asset_tables, fail, timezone
         )
@@ -182,15 +196,19 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> dg.MaterializeResult:
-        store = report_store.store()
+        account = run_account(context)
+        store = report_store.store(account)
         days = run_days(context)
+        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
         try:
-            source, _ = stripe_mirror.sources(stripe)
-            payments = payments_db.reader()
+            source, _ = stripe_mirror.sources(stripe, account)
+            payments = payments_db.reader(account if account != DEFAULT_ACCOUNT else None)
             start, end = run_window(context)
             tables = asset_tables.tables()
-            all_charges = tables.read(STRIPE_CHARGES.path[-1], Slice("created", start, end))
-            all_rows = tables.read(DB_PAYMENTS.path[-1], Slice("created_at", start, end))
+            charges_table = table_of(STRIPE_CHARGES.path[-1], account)
+            rows_table = table_of(DB_PAYMENTS.path[-1], account)
+            all_charges = tables.read(charges_table, Slice("created", start, end))
+            all_rows = tables.read(rows_table, Slice("created_at", start, end))
         except EXPECTED_ERRORS as exc:
             fail_days(context, report_store, policy, "Could not reconcile", exc)
         trigger = trigger_of_run(context.run.tags)
@@ -210,7 +228,7 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
             def repair(ids: list[str], day: date = day, window=(low, high)) -> int:
                 synced = sync_payments(
                     ids,
-                    client=stripe.client(),
+                    client=stripe.client(account),
                     table=payments.table,
                     store=store,
                     run_id=context.run_id,
@@ -219,7 +237,8 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
                     window=window,
                 )
                 context.log.info(
-                    f"Auto-sync for {day.isoformat()}: {synced.synced} synced, "
+                    f"Auto-sync for {day.isoformat()}{account_suffix(account)}: "
+                    f"{synced.synced} synced, "
                     f"{len(synced.failed)} failed"
                 )
                 return synced.synced
@@ -238,10 +257,14 @@ def build_charges_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.As
                 fail_days(context, report_store, policy, "Could not reconcile", exc, days[i:])
             # A new version: earlier ones stay.
             report_id = store.save(result, source="dagster", run_id=context.run_id, trigger=trigger)
-            key = day.isoformat()
-            context.add_asset_metadata(report_metadata(result, report_id), partition_key=key)
+            key = keys[day.isoformat()]
+            metadata = report_metadata(result, report_id)
+            if account != DEFAULT_ACCOUNT:
+                metadata["account"] = account
+            context.add_asset_metadata(metadata, partition_key=key)
             context.log.info(
-                f"Reconciliation completed for {key}: {result.status}, discrepancy "
+                f"Reconciliation completed for {day.isoformat()}{account_suffix(account)}: "
+                f"{result.status}, discrepancy "
                 f"{result.discrepancy_percentage:.4f}% "
                 f"(gross {result.gross_discrepancy_percentage:.4f}%)"
             )

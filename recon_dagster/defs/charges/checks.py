@@ -22,6 +22,7 @@ from recon_dagster.defs.check_results import (
 )
 from recon_dagster.defs.resources import ReconciliationPolicy, ReportStoreResource
 from recon_dagster.defs.shared import REPORT, REPORT_CHECK, late_events
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.stores.report_store import ReportStore
 
 CHECK_NAME = REPORT_CHECK.name
@@ -53,7 +54,7 @@ def late_change_figures(
 ) -> dict:
     """When the day's current report came from a late change: the previous and new grades, and
     the Stripe events behind it (from the run's tags). Empty otherwise."""
-    versions = store.last_two(date.fromisoformat(partition))
+    versions = store.last_two(date.fromisoformat(account_and_day(partition)[1]))
     if not versions or versions[0][1] != "late_change":
         return {}
     current, _, run_id = versions[0]
@@ -88,11 +89,21 @@ WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
 def _evaluate_day(
     store: ReportStore, policy: ReconciliationPolicy, partition: str, target: Target | None = None
 ) -> AssetCheckEvaluation:
-    verdict = partial(day_evaluation, REPORT_CHECK, partition, target)
-    result = store.latest(date.fromisoformat(partition))
+    account, day = account_and_day(partition)
+    evaluation = partial(day_evaluation, REPORT_CHECK, partition, target)
+
+    def verdict(passed: bool, text: str, figures: dict, *severity: AssetCheckSeverity) -> Any:
+        # Another account than the one `default` is named first, and in the alerts' figures.
+        if account == DEFAULT_ACCOUNT:
+            return evaluation(passed, text, figures, *severity)
+        named = {**figures, "account": account}
+        return evaluation(passed, f"Account {account}: {text}", named, *severity)
+
+    partition = day  # as the messages below name it (the account comes first, above)
+    result = store.latest(date.fromisoformat(day))
     if result is None:
         missing = f"No reconciliation report for {partition}: materialize the day first."
-        return verdict(False, missing, {"date": partition, "grade": "missing"}, WARN)
+        return verdict(False, missing, {"date": day, "grade": "missing"}, WARN)
     if result.status == "error":
         figures = alert_figures(
             result, tolerance=policy.tolerance, critical=policy.critical, grade="error"
@@ -149,8 +160,8 @@ def build_charges_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetChec
         policy: ReconciliationPolicy,
     ) -> Any:  # yields one AssetCheckEvaluation a day, which the decorator's types do not describe
 
-        store = report_store.store()
         for partition in context.partition_keys:
+            store = report_store.store(account_and_day(partition)[0])
             yield evaluate_day(
                 store,
                 policy,

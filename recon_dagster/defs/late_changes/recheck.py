@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from recon_dagster.defs.shared import REPORT, TRIGGER_TAG, AssetJob
+from recon_dagster.settings.accounts import account_and_day
 
 
 def build_recheck_schedule(job: AssetJob, timezone: str, days: int) -> dg.ScheduleDefinition:
@@ -22,10 +23,11 @@ def build_recheck_schedule(job: AssetJob, timezone: str, days: int) -> dg.Schedu
     )
     def recheck_recent_days(context: dg.ScheduleEvaluationContext):
         today = context.scheduled_execution_time.date()
-        reconciled = set(context.instance.get_materialized_partitions(REPORT))
-        for back in range(1, days + 1):
-            key = (today - timedelta(days=back)).isoformat()
-            if key in reconciled:
+        recent = {(today - timedelta(days=back)).isoformat() for back in range(1, days + 1)}
+        # Every account's reconciled days among them (a key is `day`, or `account|day`).
+        reconciled = context.instance.get_materialized_partitions(REPORT)
+        for key in sorted(reconciled, key=lambda k: account_and_day(k)[::-1], reverse=True):
+            if account_and_day(key)[1] in recent:
                 yield dg.RunRequest(
                     run_key=f"recheck:{key}:{today.isoformat()}",
                     partition_key=key,

@@ -30,10 +30,13 @@ from recon_dagster.defs.shared import (
     PAYOUT_TRANSACTIONS,
     PAYOUTS_GROUP,
     STRIPE_PAYOUTS,
+    account_suffix,
     daily_asset,
+    run_account,
     run_days,
     run_failure,
 )
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.stores.asset_slice import Slice
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.usecases.payouts import reconcile_payout_days
@@ -51,8 +54,9 @@ def fail_payout_days(
     """Record an `error` payout report for the run's days (or `days`), then fail the run saying
     why."""
     days = days or run_days(context)
-    failure = run_failure(what, exc, days)
-    store = PayoutStore(report_store.store())
+    account = run_account(context)
+    failure = run_failure(what, exc, days, account)
+    store = PayoutStore(report_store.store(account))
     as_of = today(policy.timezone)
     for day in days:
         failed = PayoutResult.failed(
@@ -60,6 +64,12 @@ def fail_payout_days(
         )
         store.save(failed, source="dagster", run_id=context.run_id)
     raise failure
+
+
+def table_of(asset: dg.AssetKey, account: str) -> str:
+    """The asset table holding `account`'s rows of `asset` (the asset's own for `default`)."""
+    name = asset.path[-1]
+    return name if account == DEFAULT_ACCOUNT else f"{name}__{account}"
 
 
 def arrivals(context: dg.AssetExecutionContext) -> Slice:
@@ -87,18 +97,21 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         policy: ReconciliationPolicy,
         bank: BankResource,
     ) -> dg.MaterializeResult:
-        days = run_days(context)
+        days, account = run_days(context), run_account(context)
+        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
         try:
-            _, source = stripe_mirror.sources(stripe)
+            _, source = stripe_mirror.sources(stripe, account)
             frame = source.fetch_payouts(days[0], days[-1])
-            asset_tables.tables().write(STRIPE_PAYOUTS.path[-1], frame, arrivals(context))
+            table = table_of(STRIPE_PAYOUTS, account)
+            asset_tables.tables().write(table, frame, arrivals(context))
         except EXPECTED_ERRORS as exc:
             what = "Could not read Stripe payouts"
             fail_payout_days(context, report_store, policy, bank, what, exc)
         for day in days:
             count = frame.filter(pl.col("arrival_date") == day).height
             context.add_asset_metadata(
-                {"row_count": count, "stripe_source": source.label}, partition_key=day.isoformat()
+                {"row_count": count, "stripe_source": source.label},
+                partition_key=keys[day.isoformat()],
             )
         return dg.MaterializeResult()
 
@@ -120,15 +133,16 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         policy: ReconciliationPolicy,
         bank: BankResource,
     ) -> dg.MaterializeResult:
+        account = run_account(context)
         try:
-            _, source = stripe_mirror.sources(stripe)
+            _, source = stripe_mirror.sources(stripe, account)
             tables = asset_tables.tables()
-            payouts = tables.read(STRIPE_PAYOUTS.path[-1], arrivals(context))
+            payouts = tables.read(table_of(STRIPE_PAYOUTS, account), arrivals(context))
             automatic = payouts.filter(pl.col("automatic")).get_column("id").to_list()
             arrival = payouts.select(payout="id", arrival_date="arrival_date")
             frame = source.fetch_payout_transactions(automatic)
             frame = frame.join(arrival, on="payout", how="left")
-            tables.write(PAYOUT_TRANSACTIONS.path[-1], frame, arrivals(context))
+            tables.write(table_of(PAYOUT_TRANSACTIONS, account), frame, arrivals(context))
         except EXPECTED_ERRORS as exc:
             what = "Could not read the payouts' balance transactions"
             fail_payout_days(context, report_store, policy, bank, what, exc)
@@ -151,15 +165,18 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> dg.MaterializeResult:
-        store = PayoutStore(report_store.store())
+        account = run_account(context)
+        store = PayoutStore(report_store.store(account))
         days = run_days(context)
+        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
         what = "Could not reconcile payouts"
+        only = account if account != DEFAULT_ACCOUNT else None  # that account's rows and lines
         try:
-            _, source = stripe_mirror.sources(stripe)
+            _, source = stripe_mirror.sources(stripe, account)
             tables = asset_tables.tables()
-            payouts = tables.read(STRIPE_PAYOUTS.path[-1], arrivals(context))
-            transactions = tables.read(PAYOUT_TRANSACTIONS.path[-1], arrivals(context))
-            payments, lines = payments_db.reader(), bank.lines(policy.timezone)
+            payouts = tables.read(table_of(STRIPE_PAYOUTS, account), arrivals(context))
+            transactions = tables.read(table_of(PAYOUT_TRANSACTIONS, account), arrivals(context))
+            payments, lines = payments_db.reader(only), bank.lines(policy.timezone, only)
         except EXPECTED_ERRORS as exc:
             fail_payout_days(context, report_store, policy, bank, what, exc)
         for i, day in enumerate(days):
@@ -178,9 +195,14 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
             except EXPECTED_ERRORS as exc:
                 fail_payout_days(context, report_store, policy, bank, what, exc, days[i:])
             report_id = store.save(result, source="dagster", run_id=context.run_id)
-            key = day.isoformat()
-            context.add_asset_metadata(payout_metadata(result, report_id), partition_key=key)
-            context.log.info(f"Payouts reconciled for {key}: {result.status}, {result.counts()}")
+            metadata = payout_metadata(result, report_id)
+            if account != DEFAULT_ACCOUNT:
+                metadata["account"] = dg.MetadataValue.text(account)
+            context.add_asset_metadata(metadata, partition_key=keys[day.isoformat()])
+            context.log.info(
+                f"Payouts reconciled for {day.isoformat()}{account_suffix(account)}: "
+                f"{result.status}, {result.counts()}"
+            )
         return dg.MaterializeResult()
 
     return [stripe_payouts, stripe_payout_transactions, payout_reconciliation]

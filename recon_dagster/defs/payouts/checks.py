@@ -23,6 +23,7 @@ from recon_dagster.defs.check_results import (
 from recon_dagster.defs.payouts.metadata import payout_figures
 from recon_dagster.defs.resources import ReportStoreResource
 from recon_dagster.defs.shared import PAYOUT_CHECK, PAYOUT_REPORT, late_events
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.stores.payout_store import PayoutStore
 
 CHECK_NAME = PAYOUT_CHECK.name
@@ -45,8 +46,18 @@ def evaluate_payout_day(
 def _evaluate_payout_day(
     store: PayoutStore, partition: str, target: Target | None = None
 ) -> AssetCheckEvaluation:
-    verdict = partial(day_evaluation, PAYOUT_CHECK, partition, target)
-    result = store.latest(date.fromisoformat(partition))
+    account, day = account_and_day(partition)
+    evaluation = partial(day_evaluation, PAYOUT_CHECK, partition, target)
+
+    def verdict(passed: bool, text: str, figures: dict, *severity: AssetCheckSeverity) -> Any:
+        # Another account than the one `default` is named first, and in the alerts' figures.
+        if account == DEFAULT_ACCOUNT:
+            return evaluation(passed, text, figures, *severity)
+        named = {**figures, "account": account}
+        return evaluation(passed, f"Account {account}: {text}", named, *severity)
+
+    partition = day  # as the messages below name it (the account comes first, above)
+    result = store.latest(date.fromisoformat(day))
     if result is None:
         missing = f"No payout report for {partition}: materialize the day first."
         return verdict(
@@ -94,8 +105,8 @@ def build_payout_check(partitions_def: dg.PartitionsDefinition) -> dg.AssetCheck
     def payouts_reconciled(
         context: dg.AssetCheckExecutionContext, report_store: ReportStoreResource
     ) -> Any:  # yields one AssetCheckEvaluation a day, which the decorator's types do not describe
-        store = PayoutStore(report_store.store())
         for partition in context.partition_keys:
+            store = PayoutStore(report_store.store(account_and_day(partition)[0]))
             yield evaluate_payout_day(
                 store,
                 partition,

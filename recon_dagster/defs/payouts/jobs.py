@@ -6,7 +6,8 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from recon_dagster.defs.shared import PAYOUTS_GROUP, PAYOUTS_JOB, AssetJob
+from recon_dagster.defs.shared import ACCOUNTS, PAYOUTS_GROUP, PAYOUTS_JOB, AssetJob
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, partition_key
 
 
 def build_payouts_job(partitions_def: dg.PartitionsDefinition) -> AssetJob:
@@ -20,8 +21,11 @@ def build_payouts_job(partitions_def: dg.PartitionsDefinition) -> AssetJob:
 
 
 def build_payouts_schedule(
-    job: AssetJob, timezone_name: str, match_days: int, start_date: date
+    job: AssetJob, timezone_name: str, match_days: int, start_date: date, multi: bool = False
 ) -> dg.ScheduleDefinition:
+    """03:00 every day: the arrival dates still within the bank window, for every account (the
+    partitions of `stripe_accounts` when there are many)."""
+
     @dg.schedule(
         job=job,
         cron_schedule="0 3 * * *",
@@ -33,12 +37,16 @@ def build_payouts_schedule(
     )
     def payouts_daily(context: dg.ScheduleEvaluationContext):
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
-        for back in range(match_days + 1):
-            day = yesterday - timedelta(days=back)
-            if day >= start_date:
-                yield dg.RunRequest(
-                    run_key=f"{day.isoformat()}@{yesterday.isoformat()}",
-                    partition_key=day.isoformat(),
-                )
+        accounts = (
+            context.instance.get_dynamic_partitions(ACCOUNTS.name or "")
+            if multi
+            else [DEFAULT_ACCOUNT]
+        )
+        for account in accounts:
+            for back in range(match_days + 1):
+                day = yesterday - timedelta(days=back)
+                if day >= start_date:
+                    key = partition_key(account, day.isoformat(), multi)
+                    yield dg.RunRequest(run_key=f"{key}@{yesterday.isoformat()}", partition_key=key)
 
     return payouts_daily

@@ -21,6 +21,7 @@ from recon_dagster.sources.payments_db.writing import (
     Dialect,
     InsertResult,
     NewPayment,
+    account_condition,
     check_and_write,
     column_time,
     double_quote,
@@ -87,7 +88,8 @@ def read_window(
     hi: datetime,
 ) -> pl.DataFrame:
     ts = double_quote(table.created_at_column)
-    return _frame(conn, f"{_select(table)} WHERE {ts} >= ? AND {ts} < ?", [lo, hi])
+    where = f"{ts} >= ? AND {ts} < ?" + account_condition(table, double_quote)
+    return _frame(conn, f"{_select(table)} WHERE {where}", [lo, hi])
 
 
 def find_ids(

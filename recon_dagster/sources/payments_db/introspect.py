@@ -15,6 +15,7 @@ COLUMN_VARIABLES = {
     "status_column": "RECON_PAYMENTS_STATUS_COLUMN",
     "created_at_column": "RECON_PAYMENTS_CREATED_AT_COLUMN",
     "refunded_column": "RECON_PAYMENTS_REFUNDED_COLUMN",
+    "account_column": "RECON_ACCOUNT_COLUMN",
 }
 # Type names as PostgreSQL, DuckDB and MySQL/MariaDB's information_schema spell them.
 _INTEGER_TYPES = {

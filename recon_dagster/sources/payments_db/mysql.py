@@ -31,6 +31,7 @@ from recon_dagster.sources.payments_db.writing import (
     Dialect,
     InsertResult,
     NewPayment,
+    account_condition,
     check_and_write,
     column_time,
     quoted_table,
@@ -106,6 +107,7 @@ def read_window(
     else:
         where = f"{ts} >= '{lo:%Y-%m-%d %H:%M:%S.%f}' AND {ts} < '{hi:%Y-%m-%d %H:%M:%S.%f}'"
     url = "mysql://" + table.url.split("://", 1)[1]
+    where += account_condition(table, DIALECT.quote)
     return read_arrow(url, f"{_select(table, info)} WHERE {where}", table, RAW_SCHEMA)
 
 

@@ -26,6 +26,7 @@ from recon_dagster.sources.payments_db.writing import (
     Dialect,
     InsertResult,
     NewPayment,
+    account_condition,
     check_and_write,
     column_time,
     double_quote,
@@ -86,7 +87,9 @@ def read_window(
     where = sql.SQL("WHERE {ts} >= {lo} AND {ts} < {hi}").format(
         ts=sql.Identifier(table.created_at_column), lo=sql.Literal(lo), hi=sql.Literal(hi)
     )
-    return copy(conn, sql.SQL(" ").join([_select(table), where]))
+    # The account's condition is built of a quoted identifier and a checked name (`writing`).
+    account = sql.SQL(cast(LiteralString, account_condition(table, double_quote)))
+    return copy(conn, sql.SQL(" ").join([_select(table), where, account]))
 
 
 def find_ids(

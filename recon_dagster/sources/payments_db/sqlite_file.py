@@ -29,6 +29,7 @@ from recon_dagster.sources.payments_db.writing import (
     Dialect,
     InsertResult,
     NewPayment,
+    account_condition,
     check_and_write,
     column_time,
     double_quote,
@@ -115,6 +116,7 @@ def read_window(
 ) -> pl.DataFrame:
     url = "sqlite://" + quote(str(path_of(table.url)))
     query = f"{_select(table)} WHERE {_window(table, lo, hi)}"
+    query += account_condition(table, DIALECT.quote)
     return _decode(read_arrow(url, query, table, _RAW_TEXT_SCHEMA))
 
 

@@ -6,6 +6,7 @@ only needs the dialect's spelling (`Dialect`) and a way to run one statement.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from zoneinfo import ZoneInfo
 from recon_dagster.money import normalize_currency, to_major
 from recon_dagster.settings import PaymentsTable
 from recon_dagster.sources.payments_db.introspect import TableInfo
+
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 Run = Callable[[str, Sequence[Any]], "tuple[Any, ...] | None"]  # one statement -> its first row
 
@@ -80,6 +83,17 @@ def quoted_table(name: str, quote: Callable[[str], str] | None = None) -> str:
     return ".".join((quote or double_quote)(part) for part in name.split("."))
 
 
+def account_condition(table: PaymentsTable, quote: Callable[[str], str]) -> str:
+    """` AND <account column> = '<account>'` when the table is read for one account, else "".
+    An account's name is letters, digits, `-` and `_` (checked here again), so it is written as a
+    literal, the same way on every database."""
+    if not table.account_column or table.account is None:
+        return ""
+    if not _ACCOUNT_NAME.match(table.account):
+        raise ValueError(f"{table.account!r} is not an account name")
+    return f" AND {quote(table.account_column)} = '{table.account}'"
+
+
 def require_aware(value: Any, what: str) -> None:
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be a timezone-aware datetime (an instant), got {value!r}")
@@ -117,6 +131,8 @@ def check_and_write(
         table.status_column: row.status,
         table.created_at_column: created,
     }
+    if table.account_column and table.account is not None:
+        values[table.account_column] = table.account
     if table.refunded_column:
         values[table.refunded_column] = (
             None if row.refunded is None else in_unit(row.refunded, row.currency, table)

@@ -1,0 +1,352 @@
+"""A platform with three connected accounts (one in JPY), through Dagster on the SQLite
+DAGSTER_HOME: the accounts' sensor makes them partitions, each account's day is reconciled with
+its own `Stripe-Account` calls and its own rows, and each finding lands on its own account."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+
+import dagster as dg
+import duckdb
+import pytest
+
+from recon_dagster.definitions import build_defs, build_resources
+from recon_dagster.defs.alerts.sensors import build_alert_sensors
+from recon_dagster.defs.shared import ACCOUNTS, DAILY_JOB, PAYOUTS_JOB, REPORT_CHECK
+from recon_dagster.settings import ConfigError, Settings
+from recon_dagster.stores.payout_store import PayoutStore
+from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.testing.stripe_server import (
+    StripeServer,
+    make_balance_transaction,
+    make_charge,
+    make_payout,
+    payout_transactions,
+)
+from recon_dagster_tests.support.alert_receivers import pd_res, slack_res, tick
+from recon_dagster_tests.support.receivers import pagerduty_receiver, slack_receiver
+from recon_dagster_tests.support.scenario import API_KEY, at
+
+DAY = date(2024, 7, 10)
+ARRIVAL = date(2024, 7, 12)  # the payouts of DAY's charges
+USD_A, USD_B, JPY = "acct_1Usa", "acct_2Usb", "acct_3Jpy"
+
+
+@pytest.fixture
+def platform(tmp_path, monkeypatch):
+    """The platform's server with three connected accounts, and an orders table whose
+    `stripe_account` column says whose each row is; one of B's charges was never recorded."""
+    server = StripeServer([], api_key=API_KEY).start()
+    sales = {
+        USD_A: [("ch_a1", 1_000, "usd"), ("ch_a2", 2_000, "usd")],
+        USD_B: [("ch_b1", 1_500, "usd"), ("ch_b2", 700, "usd")],
+        JPY: [("ch_j1", 5_000, "jpy")],
+    }
+    payouts = {}
+    for account, charges in sales.items():
+        connected = server.add_connected_account(account, default_currency=charges[0][2])
+        connected.add_charges(
+            make_charge(cid, amount, currency, created=int(at(DAY, 12).timestamp()))
+            for cid, amount, currency in charges
+        )
+        # Each account's own payout of its day's charges (3% fee), arriving two days later.
+        pid = f"po_{account[-3:].lower()}"
+        txns = [
+            make_balance_transaction(
+                f"txn_{cid}",
+                amount,
+                fee=amount * 3 // 100,
+                currency=currency,
+                source=cid,
+                payout=pid,
+                created=int(at(DAY, 12).timestamp()),
+            )
+            for cid, amount, currency in charges
+        ]
+        payout = make_payout(
+            pid,
+            sum(t["net"] for t in txns),
+            charges[0][2],
+            arrival_date=int(at(ARRIVAL, 0).timestamp()),
+        )
+        connected.add_payouts([payout])
+        connected.add_balance_transactions([*txns, payout_transactions(payout)])
+        payouts[account] = payout
+    # The platform's own charge: not any connected account's.
+    server.add_charges([make_charge("ch_platform", 9_999, created=int(at(DAY).timestamp()))])
+    db = tmp_path / "app.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "create table payments (stripe_charge_id varchar, amount bigint, currency varchar, "
+            "status varchar, created_at timestamptz, stripe_account varchar)"
+        )
+        for account, charges in sales.items():
+            for cid, amount, currency in charges:
+                if cid != "ch_b2":
+                    con.execute(
+                        "insert into payments values (?, ?, ?, 'succeeded', ?, ?)",
+                        [cid, amount, currency.upper(), at(DAY, 12, 0, 2), account],
+                    )
+        # The bank: A's and the JPY account's payouts arrived; B's never did.
+        con.execute(
+            "create table bank_lines (id varchar, booked_on date, amount bigint, "
+            "currency varchar, stripe_account varchar)"
+        )
+        for n, account in enumerate((USD_A, JPY)):
+            p = payouts[account]
+            con.execute(
+                "insert into bank_lines values (?, ?, ?, ?, ?)",
+                [f"L{n}", ARRIVAL, p["amount"], p["currency"].upper(), account],
+            )
+    env = {
+        "STRIPE_API_KEY": API_KEY,
+        "STRIPE_API_BASE": server.url,
+        "RECON_STRIPE_CONNECT": "1",
+        "RECON_ACCOUNT_COLUMN": "stripe_account",
+        "RECON_DATABASE_URL": f"duckdb:///{db}",
+        "RECON_REPORT_STORE_URL": f"duckdb:///{tmp_path / 'recon.duckdb'}",
+        "RECON_START_DATE": "2024-07-01",
+        "RECON_BANK_TABLE": "bank_lines",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    yield server, tmp_path
+    server.stop()
+
+
+def add_accounts(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
+    """One tick of `stripe_accounts_sensor`, its partitions added as the daemon adds them."""
+    sensor = defs.resolve_sensor_def("stripe_accounts_sensor")
+    resources = build_resources(Settings.from_env())
+    result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(result, dg.SensorResult)
+    for request in result.dynamic_partitions_requests or []:
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return instance.get_dynamic_partitions(ACCOUNTS.name or "")
+
+
+def test_each_finding_lands_on_its_own_account(platform, instance):
+    server, root = platform
+    defs = build_defs(Settings.from_env())
+    assert add_accounts(defs, instance) == [USD_A, USD_B, JPY]
+    job = defs.resolve_job_def(DAILY_JOB)
+    checks = {}
+    for account in (USD_A, USD_B, JPY):
+        result = job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}")
+        assert result.success
+        for evaluation in result.get_asset_check_evaluations():
+            checks[evaluation.partition] = evaluation
+
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
+    reports = {a: store.for_account(a).latest(DAY) for a in (USD_A, USD_B, JPY)}
+    assert {a: r.missing_in_database for a, r in reports.items()} == {
+        USD_A: [],
+        USD_B: ["ch_b2"],
+        JPY: [],
+    }
+    assert {a: (r.currency, r.stripe_total, r.database_total) for a, r in reports.items()} == {
+        USD_A: ("USD", 3_000, 3_000),
+        USD_B: ("USD", 2_200, 1_500),
+        JPY: ("JPY", 5_000, 5_000),  # yen have no minor unit: 5,000 yen, not 50.00
+    }
+    assert store.latest(DAY) is None  # the platform's own account was not asked for
+    assert {p: e.passed for p, e in checks.items()} == {
+        f"{USD_A}|{DAY}": True,
+        f"{USD_B}|{DAY}": False,
+        f"{JPY}|{DAY}": True,
+    }
+    assert checks[f"{USD_B}|{DAY}"].metadata["account"].value == USD_B
+    assert (checks[f"{USD_B}|{DAY}"].description or "").startswith("Account acct_2Usb: ")
+    # Every charge listing went to one connected account; none to the platform's own charges.
+    listings = [r for r in server.requests if r.path == "/v1/charges"]
+    assert {r.account for r in listings} == {USD_A, USD_B, JPY}
+
+
+def test_history_lists_every_account_and_reads_one(platform, instance):
+    _, root = platform
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    for account in (USD_A, USD_B):
+        assert job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}").success
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
+    every = store.for_account(None).history(DAY, DAY)
+    assert sorted((h["account"], h["status"]) for h in every) == [
+        (USD_A, "success"),
+        (USD_B, "discrepancy_found"),
+    ]
+    assert [h["account"] for h in store.for_account(USD_B).history(DAY, DAY)] == [USD_B]
+
+
+def test_an_account_the_sensor_did_not_add_is_no_partition(platform, instance):
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    with pytest.raises(dg.DagsterUnknownPartitionError, match="acct_unknown"):
+        job.execute_in_process(instance=instance, partition_key=f"acct_unknown|{DAY}")
+
+
+def test_rerunning_an_account_day_adds_a_version_of_that_account_only(platform, instance):
+    _, root = platform
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    for account in (USD_A, USD_B, USD_A):
+        job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}")
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
+    assert [v["version"] for v in store.for_account(USD_A).versions(DAY)] == [2, 1]
+    assert [v["version"] for v in store.for_account(USD_B).versions(DAY)] == [1]
+
+
+def test_many_accounts_without_the_account_column_is_refused(platform, monkeypatch):
+    monkeypatch.delenv("RECON_ACCOUNT_COLUMN")
+    with pytest.raises(ConfigError, match="RECON_ACCOUNT_COLUMN"):
+        Settings.from_env()
+
+
+def test_the_check_key_is_the_same_for_every_account(platform):
+    defs = build_defs(Settings.from_env())
+    assert REPORT_CHECK in defs.resolve_asset_graph().asset_check_keys
+
+
+def cli(*args: str) -> tuple[int, dict]:
+    """`recon-dagster ARGS --json` in a process of its own, in this test's environment."""
+    done = subprocess.run(
+        [sys.executable, "-m", "recon_dagster.cli", *args, "--json"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_cli_reconciles_every_account_with_a_table_and_totals(platform):
+    code, out = cli("reconcile", "--start", DAY.isoformat())
+    assert (code, out["status"]) == (1, "discrepancy_found")
+    by_account = {a["account"]: a for a in out["accounts"]}
+    assert {a: r["missing_in_database"] for a, r in by_account.items()} == {
+        USD_A: [],
+        USD_B: ["ch_b2"],
+        JPY: [],
+    }
+    assert out["totals"] == [
+        {
+            "currency": "JPY",
+            "stripe_total": "5000",
+            "database_total": "5000",
+            "discrepancy": "0",
+            "gross_discrepancy": "0",
+            "accounts": 1,
+        },
+        {
+            "currency": "USD",
+            "stripe_total": "52.00",
+            "database_total": "45.00",
+            "discrepancy": "7.00",
+            "gross_discrepancy": "7.00",
+            "accounts": 2,
+        },
+    ]
+
+
+def test_cli_account_flag_reconciles_and_lists_that_account_only(platform):
+    code, out = cli("reconcile", "--start", DAY.isoformat(), "--account", USD_B)
+    assert (code, out["account"], out["missing_in_database"]) == (1, USD_B, ["ch_b2"])
+    code, out = cli("reconcile", "--start", DAY.isoformat(), "--account", USD_A)
+    assert (code, out["account"], out["status"]) == (0, USD_A, "success")
+    code, history = cli("history", "--account", USD_B)
+    assert [(r["account"], r["status"]) for r in history["reports"]] == [
+        (USD_B, "discrepancy_found")
+    ]
+    code, every = cli("history")
+    assert sorted(r["account"] for r in every["reports"]) == [USD_A, USD_B]
+
+
+def test_cli_refuses_an_account_the_setting_does_not_name(platform, monkeypatch):
+    monkeypatch.setenv("RECON_STRIPE_ACCOUNTS", f"{USD_A},{JPY}")
+    code, out = cli("reconcile", "--start", DAY.isoformat(), "--account", USD_B)
+    assert code == 2 and "RECON_STRIPE_ACCOUNTS" in out["error"] and USD_B in out["error"]
+
+
+def test_a_connected_accounts_payout_missing_in_the_bank_is_that_accounts_alone(platform, instance):
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(PAYOUTS_JOB)
+    checks = {}
+    for account in (USD_A, USD_B, JPY):
+        result = job.execute_in_process(instance=instance, partition_key=f"{account}|{ARRIVAL}")
+        assert result.success
+        checks.update({e.partition: e for e in result.get_asset_check_evaluations()})
+    _, root = platform
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
+    problems = {
+        account: {
+            p.id: list(p.problems)
+            for p in PayoutStore(store.for_account(account)).latest(ARRIVAL).payouts
+        }
+        for account in (USD_A, USD_B, JPY)
+    }
+    assert problems == {
+        USD_A: {"po_usa": []},
+        USD_B: {"po_usb": ["charges_missing_in_database", "missing_in_bank"]},
+        JPY: {"po_jpy": []},
+    }
+    assert [p for p, e in checks.items() if not e.passed] == [f"{USD_B}|{ARRIVAL}"]
+
+
+def test_cli_payouts_per_account(platform):
+    code, out = cli("payouts", "--start", ARRIVAL.isoformat(), "--account", USD_B)
+    assert (code, out["account"]) == (1, USD_B)
+    assert [(p["id"], p["problems"]) for p in out["payouts"]] == [
+        ("po_usb", ["charges_missing_in_database", "missing_in_bank"])
+    ]
+    code, every = cli("payouts", "--start", ARRIVAL.isoformat())
+    assert code == 1
+    assert {a["account"]: [p["id"] for p in a["payouts"]] for a in every["accounts"]} == {
+        USD_A: ["po_usa"],
+        USD_B: ["po_usb"],
+        JPY: ["po_jpy"],
+    }
+    assert all(not a["deposits_without_payout"] for a in every["accounts"])
+
+
+def test_alerts_name_the_account_and_page_once_per_account_and_day(platform, instance):
+    _, root = platform
+    with duckdb.connect(str(root / "app.duckdb")) as con:  # the yen sale was never recorded
+        con.execute("delete from payments where stripe_charge_id = 'ch_j1'")
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    for account in (USD_A, USD_B, JPY):
+        job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}")
+    slack_sensor, pagerduty_sensor = build_alert_sensors(60, None)
+    slack_rx, pd_rx = slack_receiver(), pagerduty_receiver()
+    try:
+        s_cursor = p_cursor = None
+        for _ in range(2):  # a second tick sends nothing again
+            s_cursor = tick(slack_sensor, instance, s_cursor, slack_alerts=slack_res(slack_rx))
+            p_cursor = tick(pagerduty_sensor, instance, p_cursor, pagerduty_alerts=pd_res(pd_rx))
+        messages = {
+            {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}["Account"]: body
+            for body in slack_rx.bodies
+        }
+        assert sorted(messages) == [USD_B, JPY] and len(slack_rx.bodies) == 2
+        # (Slack's text has a zero-width space after `_`, so no name turns italic.)
+        assert f"{DAY} ({JPY})" in messages[JPY]["text"].replace("\u200b", "")
+        assert sorted(e["dedup_key"] for e in pd_rx.bodies) == [
+            f"billing-reconciliation-{USD_B}-{DAY}",
+            f"billing-reconciliation-{JPY}-{DAY}",
+        ]
+        jpy = next(e for e in pd_rx.bodies if JPY in e["dedup_key"])
+        assert jpy["payload"]["custom_details"]["account"] == JPY
+        assert jpy["payload"]["custom_details"]["stripe_total"] == "5000"  # yen, whole
+    finally:
+        slack_rx.close()
+        pd_rx.close()
