@@ -378,17 +378,26 @@ def cmd_close(args: argparse.Namespace) -> int:
             if path and not Path(path).expanduser().resolve().parent.is_dir():
                 raise ConfigError(option, f"{path}: its folder does not exist")
         service = create_billing_reconciliation_service(source="cli")
-        result, recorded = service.close_month(
-            args.month,
-            lock=args.lock,
-            unlock=args.unlock,
-            actor=args.actor or _login(),
-            reason=args.reason,
-        )
-        if args.journal:
-            journal_csv.write(result.journal, args.journal)
-        if args.xlsx:
-            workbook.write(result, args.xlsx)
+        multi = service.settings.accounts.multi
+        if multi and not args.account and (args.journal or args.xlsx):
+            raise ConfigError("--account", "name the account whose journal or workbook to write")
+        closed = {
+            account: service.close_month(
+                args.month,
+                lock=args.lock,
+                unlock=args.unlock,
+                actor=args.actor or _login(),
+                reason=args.reason,
+                account=account,
+            )
+            for account in ([args.account] if args.account else service.accounts())
+        }
+        if args.journal or args.xlsx:
+            [(result, _)] = closed.values()
+            if args.journal:
+                journal_csv.write(result.journal, args.journal)
+            if args.xlsx:
+                workbook.write(result, args.xlsx)
     except PeriodLockedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
@@ -403,12 +412,34 @@ def cmd_close(args: argparse.Namespace) -> int:
         *RUNTIME_ERRORS,
     ) as exc:
         return _error(args, str(exc), month=args.month)
-    data = {**result.to_json_dict(), "version": recorded["version"]}
-    if args.json:
-        _print_json(data)
+    tied = all(result.tied_out for result, _ in closed.values())
+    every = {
+        account: {**result.to_json_dict(), "version": recorded["version"]}
+        for account, (result, recorded) in closed.items()
+    }
+    if not multi:  # one account: the close as it always was
+        data = every[DEFAULT_ACCOUNT]
+        if args.json:
+            _print_json(data)
+        else:
+            print(render_close(data))
+        return 0 if tied else 1
+    if args.json and args.account:
+        _print_json({"account": args.account, **every[args.account]})
+    elif args.json:
+        statuses = [d["status"] for d in every.values()]
+        status = next((s for s in statuses if s != "tied_out"), "tied_out")
+        _print_json(
+            {
+                "month": args.month,
+                "status": status,
+                "accounts": [{"account": a, **d} for a, d in every.items()],
+            }
+        )
     else:
-        print(render_close(data))
-    return 0 if result.tied_out else 1
+        for account, data in every.items():
+            print(f"Account {account}:\n{render_close(data)}")
+    return 0 if tied else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -515,6 +546,9 @@ def parser() -> argparse.ArgumentParser:
     lock.add_argument("--unlock", action="store_true", help="re-open a locked month (--reason)")
     m.add_argument("--reason", default="", help="why the month is re-opened")
     m.add_argument("--actor", help="who locks or unlocks (default: your login)")
+    m.add_argument(
+        "--account", help="one Stripe account's balance (default: every account, each on its own)"
+    )
     m.set_defaults(func=cmd_close)
 
     d = sub.add_parser(

@@ -43,9 +43,8 @@ from recon_dagster.defs.resources import (
 )
 from recon_dagster.defs.shared import (
     CELERY_JOB,
-    charges_partitions,
-    daily_partitions,
-    monthly_partitions,
+    account_day_partitions,
+    account_month_partitions,
 )
 from recon_dagster.defs.sync.job import build_refresh_sensor, sync_missing_payments_job
 from recon_dagster.money import to_major
@@ -59,26 +58,25 @@ LOCAL_API_KEY = "sk_test_recon_local"
 def build_defs(settings: Settings) -> dg.Definitions:
     """The three domains, charges, payouts and the month close, the late-change sensor, the
     alerts and the repair job, over one set of resources."""
-    days, months = daily_partitions(settings), monthly_partitions(settings)
-    # The charges' days, × accounts when there are many (`stripe_accounts`).
-    charges = charges_partitions(settings)
+    # The days and months, × accounts when there are many (`stripe_accounts`).
+    days, months = account_day_partitions(settings), account_month_partitions(settings)
     multi = settings.accounts.multi
-    daily_job, payouts_job = build_daily_job(charges), build_payouts_job(charges)
+    daily_job, payouts_job = build_daily_job(days), build_payouts_job(days)
     balance_job, close_job = build_balance_job(days), build_month_close_job(months)
     return dg.Definitions(
         assets=[
-            *build_charges_assets(charges, settings.timezone),
-            *build_payout_assets(charges),
+            *build_charges_assets(days, settings.timezone),
+            *build_payout_assets(days),
             *build_close_assets(days, months),
         ],
         asset_checks=[
-            build_charges_check(charges),
-            build_payout_check(charges),
+            build_charges_check(days),
+            build_payout_check(days),
             *build_close_checks(days, months),
         ],
         jobs=[
             daily_job,
-            build_celery_job(charges, celery_broker(settings)),
+            build_celery_job(days, celery_broker(settings)),
             payouts_job,
             balance_job,
             close_job,

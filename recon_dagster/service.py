@@ -298,14 +298,17 @@ class BillingReconciliationService:
         unlock: bool = False,
         actor: str = "recon-dagster",
         reason: str = "",
+        account: str = DEFAULT_ACCOUNT,
     ) -> tuple[MonthClose, dict]:
         """Close `month` (YYYY-MM): the balance rolled forward, tied to Stripe's, with its
         reconciling items and journal; every close is stored as a new version, except of a
         locked month, whose figures stay as locked. `lock` locks a tied-out month (refused
         otherwise: `PeriodLockedError`); `unlock` re-opens a locked one first, saying why.
-        Returns the close and what was recorded (`{"version", "lock"}`)."""
+        Returns the close and what was recorded (`{"version", "lock"}`). With many accounts, each
+        account's balance is closed and locked on its own."""
         s = self.settings
-        closes = CloseStore(self.store())
+        s.accounts.check(account)
+        closes = CloseStore(self.store(account))
         target = Month.parse(month, s.timezone)
         if unlock:
             if not reason.strip():
@@ -313,11 +316,12 @@ class BillingReconciliationService:
             closes.unlock(target.name, actor=actor, reason=reason.strip())
         result = close_month(
             target,
-            client=self.stripe().client,
-            store=self.store(),
+            client=self.stripe(account).client,
+            store=self.store(account),
             timezone=s.timezone,
             start_date=s.start_date,
-            opening_balances=s.opening_balances,
+            # RECON_OPENING_BALANCES is the one account's; another's sums its whole history.
+            opening_balances=s.opening_balances if account == DEFAULT_ACCOUNT else None,
             mapping=gl_mapping.load(s.gl_mapping),
             log=log.info,
         )
@@ -327,15 +331,18 @@ class BillingReconciliationService:
             close_id, recorded["version"] = saved
             if lock:
                 if not result.tied_out:
+                    whose = "" if account == DEFAULT_ACCOUNT else f" for account {account}"
                     raise PeriodLockedError(
-                        f"{target.name} is not tied out ({result.status}): it cannot be locked"
+                        f"{target.name} is not tied out{whose} ({result.status}): it cannot be "
+                        "locked"
                     )
                 figures = result.to_json_dict()
                 closes.lock(target.name, actor=actor, figures=figures, close_id=close_id)
                 result = replace(result, locked=True)
                 recorded["lock"] = "locked"
         elif lock:
-            raise PeriodLockedError(f"{target.name} is already locked")
+            whose = "" if account == DEFAULT_ACCOUNT else f" for account {account}"
+            raise PeriodLockedError(f"{target.name} is already locked{whose}")
         return result, recorded
 
     def changes_since(self, since: date | datetime | str) -> dict:

@@ -85,17 +85,32 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 # The accounts of a deployment with many (Connect or multi-entity): a partition per account,
 # added by `stripe_accounts_sensor` (or by hand, in the UI or `instance.add_dynamic_partitions`).
 ACCOUNTS = dg.DynamicPartitionsDefinition(name="stripe_accounts")
-DATE_DIMENSION, ACCOUNT_DIMENSION = "date", "account"
+DATE_DIMENSION, MONTH_DIMENSION, ACCOUNT_DIMENSION = "date", "month", "account"
 
 
-def charges_partitions(settings: Settings) -> dg.PartitionsDefinition:
-    """The charges' partitions: the days, or with many accounts, days × `stripe_accounts` (keys
+def account_day_partitions(settings: Settings) -> dg.PartitionsDefinition:
+    """The days of every daily asset, or with many accounts, days × `stripe_accounts` (keys
     `acct_1|2026-11-01`). One account keeps the plain days, so its partition keys, schedules and
     backfills stay as they were."""
     days = daily_partitions(settings)
     if not settings.accounts.multi:
         return days
     return dg.MultiPartitionsDefinition({DATE_DIMENSION: days, ACCOUNT_DIMENSION: ACCOUNTS})
+
+
+def account_month_partitions(settings: Settings) -> dg.PartitionsDefinition:
+    """The months of the close, × `stripe_accounts` with many accounts (each closed on its
+    own)."""
+    months = monthly_partitions(settings)
+    if not settings.accounts.multi:
+        return months
+    return dg.MultiPartitionsDefinition({MONTH_DIMENSION: months, ACCOUNT_DIMENSION: ACCOUNTS})
+
+
+def account_table(asset: dg.AssetKey | str, account: str) -> str:
+    """The asset table holding `account`'s rows of `asset` (the asset's own for `default`)."""
+    name = asset if isinstance(asset, str) else asset.path[-1]
+    return name if account == DEFAULT_ACCOUNT else f"{name}__{account}"
 
 
 def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:

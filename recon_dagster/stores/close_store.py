@@ -4,6 +4,9 @@ month_closes   every close of a month, versioned (1, 2, …): status and the fig
                (`MonthClose.to_json_dict()`); a re-run adds a version, never rewrites one.
 period_locks   the lock history of each month: `lock` / `unlock`, who, when, why, and the
                figures locked. A month is locked when its last entry is a `lock`.
+
+Each row is one Stripe account's (`account`, migration 6): a store reads and writes the account
+of the `ReportStore` it is made from (`default` for a single account).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 from recon_dagster.stores.migrations import ADJUSTMENTS, MONTH_CLOSES, PERIOD_LOCKS
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.store_database import json_column, jsonable
@@ -29,6 +33,7 @@ class CloseStore:
 
     def __init__(self, store: ReportStore):
         self.db = store.db
+        self.account = store.account or DEFAULT_ACCOUNT
 
     def save(
         self, figures: dict[str, Any], *, source: str, run_id: str | None = None
@@ -36,16 +41,18 @@ class CloseStore:
         """Record a close of `figures["month"]` as its next version; returns (id, version)."""
         month, close_id = figures["month"], str(uuid.uuid4())
         with self.db.transaction() as s:
-            s.lock("month_close", month)
+            s.lock("month_close", month, self.account)
             [(last,)] = s.run(
-                self.db.qualified(f"SELECT max(version) FROM {{s}}{MONTH_CLOSES} WHERE month = ?"),
-                (month,),
+                self.db.qualified(
+                    f"SELECT max(version) FROM {{s}}{MONTH_CLOSES} WHERE month = ? AND account = ?"
+                ),
+                (month, self.account),
             )
             version = (last or 0) + 1
             s.run(
                 self.db.qualified(
                     f"INSERT INTO {{s}}{MONTH_CLOSES} (id, month, version, status, figures, "
-                    "source, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    "source, run_id, created_at, account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 (
                     close_id,
@@ -56,6 +63,7 @@ class CloseStore:
                     source,
                     run_id,
                     datetime.now(UTC),
+                    self.account,
                 ),
             )
         return close_id, version
@@ -67,9 +75,9 @@ class CloseStore:
             rows = s.run(
                 self.db.qualified(
                     "SELECT id, version, status, source, run_id, created_at, figures FROM "
-                    f"{{s}}{MONTH_CLOSES} WHERE month = ? ORDER BY version DESC"
+                    f"{{s}}{MONTH_CLOSES} WHERE month = ? AND account = ? ORDER BY version DESC"
                 ),
-                (month,),
+                (month, self.account),
             )
         keys = ("id", "version", "status", "source", "run_id", "created_at", "figures")
         return [
@@ -89,7 +97,11 @@ class CloseStore:
 
     def locks(self, month: str | None = None) -> list[dict[str, Any]]:
         """The lock history (of `month`, or of every month), oldest first."""
-        where, params = ("WHERE month = ?", (month,)) if month else ("", ())
+        where, params = (
+            ("WHERE account = ? AND month = ?", (self.account, month))
+            if month
+            else ("WHERE account = ?", (self.account,))
+        )
         with self.db.transaction() as s:
             rows = s.run(
                 self.db.qualified(
@@ -126,7 +138,7 @@ class CloseStore:
         """Book a late change to `day` (of the locked month) in `booked_month`; False when this
         run key was booked already (a re-read event books nothing twice)."""
         with self.db.transaction() as s:
-            s.lock("adjustment", run_key)
+            s.lock("adjustment", run_key)  # a run key names its partition: account and day
             found = s.run(
                 self.db.qualified(f"SELECT 1 FROM {{s}}{ADJUSTMENTS} WHERE run_key = ?"),
                 (run_key,),
@@ -136,8 +148,8 @@ class CloseStore:
             s.run(
                 self.db.qualified(
                     f"INSERT INTO {{s}}{ADJUSTMENTS} (id, run_key, locked_month, day, "
-                    "booked_month, events, event_types, recorded_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    "booked_month, events, event_types, recorded_at, account) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 (
                     str(uuid.uuid4()),
@@ -148,6 +160,7 @@ class CloseStore:
                     events,
                     event_types,
                     datetime.now(UTC),
+                    self.account,
                 ),
             )
         return True
@@ -159,9 +172,9 @@ class CloseStore:
             rows = s.run(
                 self.db.qualified(
                     f"SELECT {', '.join(keys)} FROM {{s}}{ADJUSTMENTS} WHERE booked_month = ? "
-                    "ORDER BY recorded_at"
+                    "AND account = ? ORDER BY recorded_at"
                 ),
-                (booked_month,),
+                (booked_month, self.account),
             )
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
@@ -175,18 +188,19 @@ class CloseStore:
         figures: dict[str, Any] | None,
     ) -> dict[str, Any]:
         with self.db.transaction() as s:
-            s.lock("period_lock", month)
+            s.lock("period_lock", month, self.account)
             rows = s.run(
                 self.db.qualified(
-                    f"SELECT seq, action FROM {{s}}{PERIOD_LOCKS} WHERE month = ? "
+                    f"SELECT seq, action FROM {{s}}{PERIOD_LOCKS} WHERE month = ? AND account = ? "
                     "ORDER BY seq DESC LIMIT 1"
                 ),
-                (month,),
+                (month, self.account),
             )
             seq, previous = rows[0] if rows else (0, "unlock")
             if previous == action:
                 state = "locked" if action == "lock" else "not locked"
-                raise PeriodLockedError(f"{month} is already {state}")
+                whose = "" if self.account == DEFAULT_ACCOUNT else f" for account {self.account}"
+                raise PeriodLockedError(f"{month} is already {state}{whose}")
             entry = {
                 "month": month,
                 "seq": seq + 1,
@@ -203,9 +217,9 @@ class CloseStore:
             ]
             s.run(
                 self.db.qualified(
-                    f"INSERT INTO {{s}}{PERIOD_LOCKS} (id, {', '.join(_LOCK_COLUMNS)}) VALUES "
-                    f"(?, {', '.join('?' for _ in _LOCK_COLUMNS)})"
+                    f"INSERT INTO {{s}}{PERIOD_LOCKS} (id, {', '.join(_LOCK_COLUMNS)}, account) "
+                    f"VALUES (?, {', '.join('?' for _ in _LOCK_COLUMNS)}, ?)"
                 ),
-                (str(uuid.uuid4()), *values),
+                (str(uuid.uuid4()), *values, self.account),
             )
         return entry

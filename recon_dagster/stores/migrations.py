@@ -181,9 +181,10 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
             recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
         ],
     ),
-    # Many Stripe accounts (issue 22): each report is one account's, `default` for a deployment
-    # of one account (every report saved before this one): the charges' UNIQUE (account, date,
-    # end_date, version), the payouts' UNIQUE (account, date, end_date).
+    # Many Stripe accounts (issue 22): each report, close, lock and adjustment is one account's,
+    # `default` for a deployment of one account (everything saved before this one): the charges'
+    # UNIQUE (account, date, end_date, version), the payouts' UNIQUE (account, date, end_date),
+    # the closes' UNIQUE (account, month, version), the locks' UNIQUE (account, month, seq).
     (
         6,
         {
@@ -199,6 +200,18 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
                 "ALTER TABLE {s}payout_reports DROP CONSTRAINT payout_reports_date_end_date_key",
                 "ALTER TABLE {s}payout_reports ADD CONSTRAINT "
                 "payout_reports_account_date_end_date_key UNIQUE (account, date, end_date)",
+                f"ALTER TABLE {{s}}{MONTH_CLOSES} ADD COLUMN account TEXT NOT NULL DEFAULT "
+                "'default'",
+                f"ALTER TABLE {{s}}{MONTH_CLOSES} DROP CONSTRAINT month_closes_month_version_key",
+                f"ALTER TABLE {{s}}{MONTH_CLOSES} ADD CONSTRAINT "
+                "month_closes_account_month_version_key UNIQUE (account, month, version)",
+                f"ALTER TABLE {{s}}{PERIOD_LOCKS} ADD COLUMN account TEXT NOT NULL DEFAULT "
+                "'default'",
+                f"ALTER TABLE {{s}}{PERIOD_LOCKS} DROP CONSTRAINT period_locks_month_seq_key",
+                f"ALTER TABLE {{s}}{PERIOD_LOCKS} ADD CONSTRAINT "
+                "period_locks_account_month_seq_key UNIQUE (account, month, seq)",
+                f"ALTER TABLE {{s}}{ADJUSTMENTS} ADD COLUMN account TEXT NOT NULL DEFAULT "
+                "'default'",
             ],
             # DuckDB cannot drop a UNIQUE constraint (see migration 4): the table is rebuilt with
             # the column appended, in migrate()'s transaction.
@@ -235,6 +248,30 @@ MIGRATIONS: list[tuple[int, list[str] | dict[str, list[str]]]] = [
                 "INSERT INTO {s}payout_reports_v6 SELECT *, 'default' FROM {s}payout_reports",
                 "DROP TABLE {s}payout_reports",
                 "ALTER TABLE {s}payout_reports_v6 RENAME TO payout_reports",
+                f"""CREATE TABLE {{s}}{MONTH_CLOSES}_v6 (
+                id TEXT PRIMARY KEY, month TEXT NOT NULL, version INTEGER NOT NULL,
+                status TEXT NOT NULL, figures {{json}} NOT NULL, source TEXT NOT NULL, run_id TEXT,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                account TEXT NOT NULL DEFAULT 'default', UNIQUE (account, month, version))""",
+                f"""CREATE TABLE {{s}}{PERIOD_LOCKS}_v6 (
+                id TEXT PRIMARY KEY, month TEXT NOT NULL, seq INTEGER NOT NULL,
+                action TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT, close_id TEXT,
+                figures {{json}}, recorded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                account TEXT NOT NULL DEFAULT 'default', UNIQUE (account, month, seq))""",
+                f"""CREATE TABLE {{s}}{ADJUSTMENTS}_v6 (
+                id TEXT PRIMARY KEY, run_key TEXT NOT NULL UNIQUE, locked_month TEXT NOT NULL,
+                day DATE NOT NULL, booked_month TEXT NOT NULL, events TEXT, event_types TEXT,
+                recorded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                account TEXT NOT NULL DEFAULT 'default')""",
+                *(
+                    statement
+                    for table in (MONTH_CLOSES, PERIOD_LOCKS, ADJUSTMENTS)
+                    for statement in (
+                        f"INSERT INTO {{s}}{table}_v6 SELECT *, 'default' FROM {{s}}{table}",
+                        f"DROP TABLE {{s}}{table}",
+                        f"ALTER TABLE {{s}}{table}_v6 RENAME TO {table}",
+                    )
+                ),
             ],
         },
     ),

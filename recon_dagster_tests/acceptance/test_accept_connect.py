@@ -16,8 +16,16 @@ import pytest
 
 from recon_dagster.definitions import build_defs, build_resources
 from recon_dagster.defs.alerts.sensors import build_alert_sensors
-from recon_dagster.defs.shared import ACCOUNTS, DAILY_JOB, PAYOUTS_JOB, REPORT_CHECK
+from recon_dagster.defs.shared import (
+    ACCOUNTS,
+    BALANCE_JOB,
+    DAILY_JOB,
+    MONTH_CLOSE_JOB,
+    PAYOUTS_JOB,
+    REPORT_CHECK,
+)
 from recon_dagster.settings import ConfigError, Settings
+from recon_dagster.stores.close_store import CloseStore
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.testing.stripe_server import (
@@ -350,3 +358,52 @@ def test_alerts_name_the_account_and_page_once_per_account_and_day(platform, ins
     finally:
         slack_rx.close()
         pd_rx.close()
+
+
+def test_cli_closes_each_accounts_balance_on_its_own(platform):
+    code, out = cli("close", "--month", "2024-07", "--account", JPY)
+    assert (code, out["account"], out["status"]) == (0, JPY, "tied_out")
+    assert [c["currency"] for c in out["currencies"]] == ["JPY"]
+    code, every = cli("close", "--month", "2024-07", "--lock", "--actor", "controller")
+    assert (code, every["status"]) == (0, "tied_out")
+    assert {a["account"]: [c["currency"] for c in a["currencies"]] for a in every["accounts"]} == {
+        USD_A: ["USD"],
+        USD_B: ["USD"],
+        JPY: ["JPY"],
+    }
+    # Each account's month is locked on its own: B can be re-opened alone.
+    code, reopened = cli(
+        "close", "--month", "2024-07", "--account", USD_B, "--unlock", "--reason", "late refund"
+    )
+    assert (code, reopened["locked"]) == (0, False)
+    code, again = cli("close", "--month", "2024-07", "--account", USD_A, "--lock")
+    assert (code, again["status"], again["error"]) == (1, "lock_refused", again["error"])
+    assert USD_A in again["error"]
+
+
+def test_each_accounts_balance_rolls_forward_and_closes_in_dagster(platform, instance):
+    _, root = platform
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    balance_job = defs.resolve_job_def(BALANCE_JOB)
+    ties = {}
+    for account in (USD_A, JPY):
+        for day in (DAY, ARRIVAL):
+            result = balance_job.execute_in_process(
+                instance=instance, partition_key=f"{account}|{day}"
+            )
+            assert result.success
+            ties.update({e.partition: e for e in result.get_asset_check_evaluations()})
+    assert all(e.passed for e in ties.values()) and len(ties) == 4
+    closing = ties[f"{JPY}|{ARRIVAL}"].metadata["closing"].value
+    assert closing == {"JPY": 0}  # 5,000 yen sold, 150 in fees, 4,850 paid out
+    close_job = defs.resolve_job_def(MONTH_CLOSE_JOB)
+    result = close_job.execute_in_process(instance=instance, partition_key=f"{JPY}|2024-07-01")
+    assert result.success
+    [tied] = result.get_asset_check_evaluations()
+    assert tied.passed
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
+    assert [c["status"] for c in CloseStore(store.for_account(JPY)).closes("2024-07")] == [
+        "tied_out"
+    ]
+    assert CloseStore(store).closes("2024-07") == []  # nothing landed on the one account

@@ -19,7 +19,7 @@ import duckdb
 from recon_dagster.definitions import build_resources
 from recon_dagster.defs.charges.assets import build_charges_assets
 from recon_dagster.defs.charges.checks import build_charges_check
-from recon_dagster.defs.shared import charges_partitions
+from recon_dagster.defs.shared import account_day_partitions
 from recon_dagster.settings import Settings
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
 
@@ -127,7 +127,7 @@ class Scenario:
     def dagster_objects(self, monkeypatch, **overrides: str) -> tuple[list, dict]:
         """(assets and check, resources) as definitions.py builds them from the environment."""
         settings = self.use(monkeypatch, **overrides)
-        partitions = charges_partitions(settings)
+        partitions = account_day_partitions(settings)
         assets = build_charges_assets(partitions, settings.timezone)
         return [*assets, build_charges_check(partitions)], build_resources(settings)
 

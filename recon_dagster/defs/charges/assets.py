@@ -30,6 +30,7 @@ from recon_dagster.defs.shared import (
     EXPECTED_ERRORS,
     STRIPE_CHARGES,
     account_suffix,
+    account_table,
     daily_asset,
     run_account,
     run_days,
@@ -87,7 +88,7 @@ def store_source_rows(
     account = run_account(context)
     try:
         frame = read(start, end)
-        table = table_of(context.asset_key.path[-1], account)
+        table = account_table(context.asset_key, account)
         tables.tables().write(table, frame, Slice(column, start, end))
     except EXPECTED_ERRORS as exc:
         fail(exc)
@@ -102,11 +103,6 @@ def store_source_rows(
         "window_end_utc": end.isoformat(),
         "dataframe_columns": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
     }
-
-
-def table_of(asset: str, account: str) -> str:
-    """The asset table holding `account`'s rows of `asset` (the asset's own for `default`)."""
-    return asset if account == DEFAULT_ACCOUNT else f"{asset}__{account}"
 
 
 def build_charges_assets(
@@ -205,8 +201,8 @@ def build_charges_assets(
             payments = payments_db.reader(account if account != DEFAULT_ACCOUNT else None)
             start, end = run_window(context)
             tables = asset_tables.tables()
-            charges_table = table_of(STRIPE_CHARGES.path[-1], account)
-            rows_table = table_of(DB_PAYMENTS.path[-1], account)
+            charges_table = account_table(STRIPE_CHARGES, account)
+            rows_table = account_table(DB_PAYMENTS, account)
             all_charges = tables.read(charges_table, Slice("created", start, end))
             all_rows = tables.read(rows_table, Slice("created_at", start, end))
         except EXPECTED_ERRORS as exc:

@@ -29,11 +29,14 @@ from recon_dagster.defs.shared import (
     EXPECTED_ERRORS,
     MONTH_CLOSE,
     ROLLFORWARD,
+    account_table,
     daily_asset,
+    run_account,
     run_days,
     run_failure,
     run_window,
 )
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.sources import stripe_mirror_balance, stripe_mirror_payouts
 from recon_dagster.sources.stripe_balance import fetch_balance_transactions
 from recon_dagster.stores.asset_slice import Slice
@@ -66,12 +69,14 @@ def build_close_assets(
         asset_tables: AssetTablesResource,
     ) -> dg.MaterializeResult:
         start, end = run_window(context)
+        account = run_account(context)
         try:
-            frame, source = _read_transactions(stripe, stripe_mirror, start, end)
-            asset_tables.tables().write(TRANSACTIONS_TABLE, frame, Slice("created", start, end))
+            frame, source = _read_transactions(stripe, stripe_mirror, start, end, account)
+            table = account_table(TRANSACTIONS_TABLE, account)
+            asset_tables.tables().write(table, frame, Slice("created", start, end))
         except EXPECTED_ERRORS as exc:
             what = "Could not read balance transactions"
-            raise run_failure(what, exc, run_days(context)) from None
+            raise run_failure(what, exc, run_days(context), account) from None
         bad = frame.filter(pl.col("invalid_reason").is_not_null()).height
         return dg.MaterializeResult(
             metadata={"row_count": frame.height, "quarantined": bad, "stripe_source": source}
@@ -93,12 +98,15 @@ def build_close_assets(
         policy: ReconciliationPolicy,
         month_close: MonthCloseResource,
     ) -> dg.MaterializeResult:
-        days = run_days(context)
+        days, account = run_days(context), run_account(context)
+        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
         start, end = run_window(context)
         tables = asset_tables.tables()
         try:
-            transactions = tables.read(TRANSACTIONS_TABLE, Slice("created", start, end))
-            opening = _opening(context, tables, stripe, policy, month_close)
+            transactions = tables.read(
+                account_table(TRANSACTIONS_TABLE, account), Slice("created", start, end)
+            )
+            opening = _opening(context, tables, stripe, policy, month_close, account)
             activity = rollforward.activity(transactions, policy.timezone)
             rolled = rollforward.roll_forward(activity.by_category, opening, days)
             by_day = Slice("day", days[0], days[-1] + timedelta(days=1))
@@ -112,15 +120,15 @@ def build_close_assets(
                 (QUARANTINE_TABLE, quarantined),
                 (ROLLFORWARD_TABLE, rolled),
             ):
-                tables.write(table, frame, by_day)
+                tables.write(account_table(table, account), frame, by_day)
         except EXPECTED_ERRORS as exc:
-            raise run_failure("Could not roll the balance forward", exc, days) from None
+            raise run_failure("Could not roll the balance forward", exc, days, account) from None
         for day in days:
             rows = rolled.filter(pl.col("day") == day)
             closing = {c: int(v) for c, v in rows.select("currency", "closing").iter_rows()}
             context.add_asset_metadata(
                 {"closing": dg.MetadataValue.json(closing), "unmapped": activity.unmapped},
-                partition_key=day.isoformat(),
+                partition_key=keys[day.isoformat()],
             )
         return dg.MaterializeResult()
 
@@ -141,21 +149,22 @@ def build_close_assets(
         policy: ReconciliationPolicy,
         month_close: MonthCloseResource,
     ) -> dg.MaterializeResult:
-        month = Month.parse(context.partition_key[:7], policy.timezone)
-        store = report_store.store()
+        account, first = account_and_day(context.partition_key)
+        month = Month.parse(first[:7], policy.timezone)
+        store = report_store.store(account)
         try:
             result = close_month(
                 month,
-                client=stripe.client(),
+                client=stripe.client(account),
                 store=store,
                 timezone=policy.timezone,
                 start_date=month_close.first_day(),
-                opening_balances=month_close.opening(),
+                opening_balances=month_close.opening() if account == DEFAULT_ACCOUNT else None,
                 mapping=month_close.mapping(),
                 log=context.log.info,
             )
         except (*EXPECTED_ERRORS, ValueError) as exc:
-            raise run_failure(f"Could not close {month.name}", exc, month.days) from None
+            raise run_failure(f"Could not close {month.name}", exc, month.days, account) from None
         figures = result.to_json_dict()
         recorded = record_close(CloseStore(store), result, source="dagster", run_id=context.run_id)
         context.log.info(f"Month {month.name} closed: {result.status}")
@@ -174,17 +183,21 @@ def build_close_assets(
 
 
 def _read_transactions(
-    stripe: StripeResource, stripe_mirror: StripeMirrorResource, start: datetime, end: datetime
+    stripe: StripeResource,
+    stripe_mirror: StripeMirrorResource,
+    start: datetime,
+    end: datetime,
+    account: str,
 ) -> tuple[pl.DataFrame, str]:
-    """The window's balance transactions, and where from: the Stripe mirror where it keeps them
-    (Stripe Data Pipeline), else the API."""
-    if stripe_mirror.enabled:
+    """The window's balance transactions of `account`, and where from: the Stripe mirror where
+    it keeps them (Stripe Data Pipeline; it holds one account), else the API."""
+    if stripe_mirror.enabled and account == DEFAULT_ACCOUNT:
         mirror = stripe_mirror.mirror()
         tables = stripe_mirror_payouts.describe(mirror)
         if stripe_mirror_balance.keeps_balance_transactions(tables):
             frame = stripe_mirror_balance.fetch_balance_transactions(mirror, tables, start, end)
             return frame, "mirror"
-    return fetch_balance_transactions(stripe.client(), start, end), "api"
+    return fetch_balance_transactions(stripe.client(account), start, end), "api"
 
 
 def _opening(
@@ -193,13 +206,14 @@ def _opening(
     stripe: StripeResource,
     policy: ReconciliationPolicy,
     month_close: MonthCloseResource,
+    account: str,
 ) -> dict[str, int]:
     """The balance the run's first day opens at: the day before's stored closing, else what
     Stripe's history gives (logged: a one-time, paced listing)."""
     first = run_days(context)[0]
     before = first - timedelta(days=1)
     try:
-        stored = tables.read(ROLLFORWARD_TABLE, Slice("day", before, first))
+        stored = tables.read(account_table(ROLLFORWARD_TABLE, account), Slice("day", before, first))
     except EXPECTED_ERRORS:
         stored = None
     if stored is not None and stored.height:
@@ -210,9 +224,10 @@ def _opening(
         "Stripe's balance transactions (one paced listing)"
     )
     return balance_before(
-        stripe.client(),
+        stripe.client(account),
         start,
         timezone=policy.timezone,
         start_date=month_close.first_day(),
-        opening_balances=month_close.opening(),
+        # RECON_OPENING_BALANCES is the one account's; another's sums its whole history.
+        opening_balances=month_close.opening() if account == DEFAULT_ACCOUNT else None,
     )

@@ -26,8 +26,15 @@ from recon_dagster.defs.resources import (
     ReportStoreResource,
     StripeResource,
 )
-from recon_dagster.defs.shared import EXPECTED_ERRORS, MONTH_CLOSE, ROLLFORWARD, TIES_OUT_CHECK
+from recon_dagster.defs.shared import (
+    EXPECTED_ERRORS,
+    MONTH_CLOSE,
+    ROLLFORWARD,
+    TIES_OUT_CHECK,
+    account_table,
+)
 from recon_dagster.money import format_major
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.sources.stripe_balance import fetch_balance, fetch_balance_transactions
 from recon_dagster.stores.asset_slice import Slice
 from recon_dagster.stores.asset_tables import AssetTables
@@ -37,10 +44,15 @@ ERROR = dg.AssetCheckSeverity.ERROR
 
 
 def day_problems(
-    tables: AssetTables, day: date, stripe_balance: dict[str, int] | None
+    tables: AssetTables,
+    day: date,
+    stripe_balance: dict[str, int] | None,
+    account: str = DEFAULT_ACCOUNT,
 ) -> tuple[list[str], dict[str, int]]:
-    """What is wrong with `day`'s roll-forward (empty: it ties out), and its closing balances."""
-    rows = tables.read(ROLLFORWARD_TABLE, Slice("day", day - timedelta(days=1), day + timedelta(1)))
+    """What is wrong with `account`'s roll-forward of `day` (empty: it ties out), and its
+    closing balances."""
+    window = Slice("day", day - timedelta(days=1), day + timedelta(1))
+    rows = tables.read(account_table(ROLLFORWARD_TABLE, account), window)
     today_rows = rows.filter(pl.col("day") == day)
     closing = {c: int(v) for c, v in today_rows.select("currency", "closing").iter_rows()}
     problems = [
@@ -48,7 +60,9 @@ def day_problems(
         f"{format_major(opening - previous, currency)} away from the previous day's closing"
         for _, currency, opening, previous in chain_breaks(rows).iter_rows()
     ]
-    quarantined = tables.read(QUARANTINE_TABLE, Slice("day", day, day + timedelta(days=1)))
+    quarantined = tables.read(
+        account_table(QUARANTINE_TABLE, account), Slice("day", day, day + timedelta(days=1))
+    )
     problems += [str(reason) for reason in quarantined.get_column("invalid_reason")]
     if stripe_balance is not None:
         for currency in sorted(set(closing) | set(stripe_balance)):
@@ -91,16 +105,19 @@ def build_close_checks(
         tables = asset_tables.tables()
         current = today(policy.timezone)
         for partition in context.partition_keys:
-            day = date.fromisoformat(partition)
+            account, key = account_and_day(partition)
+            day = date.fromisoformat(key)
             target = materialization_target(context.instance, ROLLFORWARD, partition)
             try:
                 balance = None
                 if day >= current - timedelta(days=1):
-                    balance = balance_at_end_of(stripe.client(), day, policy.timezone)
-                problems, closing = day_problems(tables, day, balance)
+                    balance = balance_at_end_of(stripe.client(account), day, policy.timezone)
+                problems, closing = day_problems(tables, day, balance, account)
             except EXPECTED_ERRORS as exc:
-                problems, closing = [f"could not check {partition}: {exc}"], {}
-            figures = {"date": partition, "closing": dg.MetadataValue.json(closing)}
+                problems, closing = [f"could not check {key}: {exc}"], {}
+            figures: dict[str, Any] = {"date": key, "closing": dg.MetadataValue.json(closing)}
+            if account != DEFAULT_ACCOUNT:
+                figures["account"] = account
             tied = "Ties out to Stripe's balance." if balance is not None else "Ties out."
             text = "; ".join(problems) if problems else tied
             yield day_evaluation(
@@ -117,8 +134,9 @@ def build_close_checks(
     def month_tied_out(
         context: dg.AssetCheckExecutionContext, report_store: ReportStoreResource
     ) -> dg.AssetCheckResult:
-        month = context.partition_key[:7]
-        closes = CloseStore(report_store.store()).closes(month)
+        account, first = account_and_day(context.partition_key)
+        month = first[:7]
+        closes = CloseStore(report_store.store(account)).closes(month)
         if not closes:
             return dg.AssetCheckResult(
                 passed=False, severity=ERROR, description=f"{month} was never closed."

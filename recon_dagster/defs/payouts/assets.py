@@ -31,6 +31,7 @@ from recon_dagster.defs.shared import (
     PAYOUTS_GROUP,
     STRIPE_PAYOUTS,
     account_suffix,
+    account_table,
     daily_asset,
     run_account,
     run_days,
@@ -66,12 +67,6 @@ def fail_payout_days(
     raise failure
 
 
-def table_of(asset: dg.AssetKey, account: str) -> str:
-    """The asset table holding `account`'s rows of `asset` (the asset's own for `default`)."""
-    name = asset.path[-1]
-    return name if account == DEFAULT_ACCOUNT else f"{name}__{account}"
-
-
 def arrivals(context: dg.AssetExecutionContext) -> Slice:
     """The run's rows of a payout table: its days' arrival dates."""
     days = run_days(context)
@@ -102,7 +97,7 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         try:
             _, source = stripe_mirror.sources(stripe, account)
             frame = source.fetch_payouts(days[0], days[-1])
-            table = table_of(STRIPE_PAYOUTS, account)
+            table = account_table(STRIPE_PAYOUTS, account)
             asset_tables.tables().write(table, frame, arrivals(context))
         except EXPECTED_ERRORS as exc:
             what = "Could not read Stripe payouts"
@@ -137,12 +132,12 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         try:
             _, source = stripe_mirror.sources(stripe, account)
             tables = asset_tables.tables()
-            payouts = tables.read(table_of(STRIPE_PAYOUTS, account), arrivals(context))
+            payouts = tables.read(account_table(STRIPE_PAYOUTS, account), arrivals(context))
             automatic = payouts.filter(pl.col("automatic")).get_column("id").to_list()
             arrival = payouts.select(payout="id", arrival_date="arrival_date")
             frame = source.fetch_payout_transactions(automatic)
             frame = frame.join(arrival, on="payout", how="left")
-            tables.write(table_of(PAYOUT_TRANSACTIONS, account), frame, arrivals(context))
+            tables.write(account_table(PAYOUT_TRANSACTIONS, account), frame, arrivals(context))
         except EXPECTED_ERRORS as exc:
             what = "Could not read the payouts' balance transactions"
             fail_payout_days(context, report_store, policy, bank, what, exc)
@@ -174,8 +169,10 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         try:
             _, source = stripe_mirror.sources(stripe, account)
             tables = asset_tables.tables()
-            payouts = tables.read(table_of(STRIPE_PAYOUTS, account), arrivals(context))
-            transactions = tables.read(table_of(PAYOUT_TRANSACTIONS, account), arrivals(context))
+            payouts = tables.read(account_table(STRIPE_PAYOUTS, account), arrivals(context))
+            transactions = tables.read(
+                account_table(PAYOUT_TRANSACTIONS, account), arrivals(context)
+            )
             payments, lines = payments_db.reader(only), bank.lines(policy.timezone, only)
         except EXPECTED_ERRORS as exc:
             fail_payout_days(context, report_store, policy, bank, what, exc)
