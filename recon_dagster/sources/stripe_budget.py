@@ -49,6 +49,7 @@ class _SqliteBudget:
             path, timeout=30, isolation_level=None, check_same_thread=False
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # a slot lost to a power cut is harmless
         self._conn.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE} (bucket TEXT PRIMARY KEY, next_at REAL NOT NULL)"
         )

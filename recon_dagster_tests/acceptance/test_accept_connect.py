@@ -407,3 +407,19 @@ def test_each_accounts_balance_rolls_forward_and_closes_in_dagster(platform, ins
         "tied_out"
     ]
     assert CloseStore(store).closes("2024-07") == []  # nothing landed on the one account
+
+
+def test_auto_sync_writes_the_missing_payment_with_its_account(platform, instance, monkeypatch):
+    _, root = platform
+    monkeypatch.setenv("RECON_AUTO_SYNC", "true")
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    assert job.execute_in_process(instance=instance, partition_key=f"{USD_B}|{DAY}").success
+    with duckdb.connect(str(root / "app.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "select stripe_account, amount from payments where stripe_charge_id = 'ch_b2'"
+        ).fetchall()
+    assert rows == [(USD_B, 700)]
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
+    assert store.for_account(USD_B).latest(DAY).missing_in_database == []
