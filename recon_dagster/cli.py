@@ -161,7 +161,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
         start = as_date(args.start, "--start")
         end = as_date(args.end, "--end") if args.end else start
         service = create_billing_reconciliation_service(source="cli")
-        result = service.sync_days(start, end, ids=args.ids, dry_run=args.dry_run)
+        if service.settings.accounts.multi and not args.account:
+            raise ConfigError("--account", "name the account whose payments to sync")
+        result = service.sync_days(
+            start,
+            end,
+            ids=args.ids,
+            dry_run=args.dry_run,
+            account=args.account or DEFAULT_ACCOUNT,
+        )
     except (ConfigError, SyncError) as exc:
         return _error(args, str(exc), synced=0, failed=[])
     body = {**result.to_json_dict(), "date": start.isoformat(), "end_date": end.isoformat()}
@@ -495,6 +503,7 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="write nothing; report what would be done"
     )
     y.add_argument("--json", action="store_true", help="print one JSON object")
+    y.add_argument("--account", help="the Stripe account whose payments to sync (many accounts)")
     y.set_defaults(func=cmd_sync)
 
     o = sub.add_parser(

@@ -67,7 +67,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
         assets=[
             *build_charges_assets(days, settings.timezone),
             *build_payout_assets(days),
-            *build_close_assets(days, months),
+            *build_close_assets(days, months, settings.timezone),
         ],
         asset_checks=[
             build_charges_check(days),
@@ -80,7 +80,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             payouts_job,
             balance_job,
             close_job,
-            sync_missing_payments_job,
+            *([] if multi else [sync_missing_payments_job]),
         ],
         schedules=[
             *build_close_schedules(balance_job, close_job),
@@ -95,23 +95,23 @@ def build_defs(settings: Settings) -> dg.Definitions:
             ),
         ],
         sensors=[
-            # The repair and the late changes work on the one account's days (see README,
-            # "Many Stripe accounts"); with many, the accounts' sensor adds their partitions.
+            # With many accounts, the accounts' sensor adds their partitions, and the repair
+            # works through RECON_AUTO_SYNC or `recon-dagster sync --account` (see README, "Many
+            # Stripe accounts"); the job and its refresh work on the one account's days.
             *(
                 [build_accounts_sensor(settings.accounts, settings.accounts_interval_seconds)]
                 if multi
-                else [
-                    build_refresh_sensor(daily_job),
-                    # On by default when a Stripe key is configured: it reads Stripe's events.
-                    build_late_changes_sensor(
-                        daily_job,
-                        payouts_job,
-                        close_job,
-                        settings.timezone,
-                        enabled=settings.is_set("STRIPE_API_KEY"),
-                        interval_seconds=settings.late_changes_interval_seconds,
-                    ),
-                ]
+                else [build_refresh_sensor(daily_job)]
+            ),
+            # On by default when a Stripe key is configured: it reads Stripe's events.
+            build_late_changes_sensor(
+                daily_job,
+                payouts_job,
+                close_job,
+                settings.timezone,
+                enabled=settings.is_set("STRIPE_API_KEY") or bool(settings.accounts.setting.keys),
+                interval_seconds=settings.late_changes_interval_seconds,
+                multi=multi,
             ),
             *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since),
         ],

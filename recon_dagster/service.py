@@ -208,16 +208,25 @@ class BillingReconciliationService:
         return grade(result, self.settings.tolerance_percent, self.settings.critical_percent)
 
     def sync_missing_payments(
-        self, ids: list[str], *, dry_run: bool = False, day: date | None = None
+        self,
+        ids: list[str],
+        *,
+        dry_run: bool = False,
+        day: date | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> SyncResult:
-        """The seed's call: insert these Stripe charges into the payments table where missing."""
-        payments_db.validate(self.settings.payments)
-        window = day_window(day, day, self.settings.timezone) if day is not None else None
+        """The seed's call: insert these Stripe charges (of `account`) into the payments table
+        where missing; with many accounts, each row is written with its account."""
+        s = self.settings
+        s.accounts.check(account)
+        table = replace(s.payments, account=account) if s.accounts.multi else s.payments
+        payments_db.validate(table)
+        window = day_window(day, day, s.timezone) if day is not None else None
         return sync_payments(
             list(ids),
-            client=self.stripe().client,
-            table=self.settings.payments,
-            store=self.store(),
+            client=self.stripe(account).client,
+            table=table,
+            store=self.store(account),
             dry_run=dry_run,
             day=day,
             match_on=self.settings.match_on,
@@ -231,19 +240,21 @@ class BillingReconciliationService:
         *,
         ids: list[str] | None = None,
         dry_run: bool = False,
+        account: str = DEFAULT_ACCOUNT,
     ) -> SyncResult:
-        """Sync what is missing on these days (or the given ids), then refresh each day's report."""
+        """Sync what is missing on these days (or the given ids) of `account`, then refresh each
+        day's report."""
         first = as_date(start_date, "--start")
         last = as_date(end_date, "--end") if end_date is not None else first
         if ids is None:
-            found = self.reconcile(first, last, store=False)
+            found = self.reconcile(first, last, store=False, account=account)
             if found.status == "error":
                 raise SyncError(f"could not find the missing payments: {found.error}")
             ids = found.missing_in_database
-        result = self.sync_missing_payments(ids, dry_run=dry_run, day=first)
+        result = self.sync_missing_payments(ids, dry_run=dry_run, day=first, account=account)
         if result.synced:
             for day in days_between(first, last):
-                self.reconcile(day)  # the stored report now shows what is left
+                self.reconcile(day, account=account)  # the stored report shows what is left
         return result
 
     def reconcile_payouts(

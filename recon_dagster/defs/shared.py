@@ -5,12 +5,13 @@ The domains (`charges/`, `payouts/`, `close/`) never import each other; what bot
 """
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TypeAlias
 
 import dagster as dg
 
-from recon_dagster.days import span
+from recon_dagster.days import day_window, span
 from recon_dagster.settings import ConfigError, Settings
 from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.sources.payments_db import PaymentsDataError
@@ -129,32 +130,36 @@ def daily_asset(
     return dg.asset(partitions_def=partitions, backfill_policy=policy, group_name=group, **spec)
 
 
-def run_days(context: dg.AssetExecutionContext) -> list[date]:
-    """The days (partitions) a run covers: one, or a backfill's chunk."""
-    return sorted({date.fromisoformat(account_and_day(key)[1]) for key in context.partition_keys})
+@dataclass(frozen=True)
+class RunPart:
+    """One account's days in a run: its partition keys by day. A backfill range of days ×
+    accounts holds one day of many accounts or many days of one (Dagster groups a range by the
+    dimension with fewer keys), so a run's parts are each reconciled on their own."""
+
+    account: str
+    keys: dict[date, str]  # day -> its partition key (`day`, or `account|day`)
+
+    @property
+    def days(self) -> list[date]:
+        return sorted(self.keys)
+
+    def window(self, timezone: str) -> tuple[datetime, datetime]:
+        """The UTC instants from the first day's start to the last day's end."""
+        return day_window(self.days[0], self.days[-1], timezone)
 
 
-def run_account(context: dg.AssetExecutionContext) -> str:
-    """The one Stripe account a run covers (`default` with one account configured)."""
-    accounts = {account_and_day(key)[0] for key in context.partition_keys}
-    if len(accounts) != 1:
-        raise dg.Failure(
-            description=f"A run covers one Stripe account's days; this one covers "
-            f"{', '.join(sorted(accounts))}. Launch one run (or backfill) per account.",
-            allow_retries=False,
-        )
-    return accounts.pop()
+def run_parts(context: dg.AssetExecutionContext) -> list[RunPart]:
+    """The accounts a run covers, each with its days (one part, `default`, for one account)."""
+    parts: dict[str, dict[date, str]] = {}
+    for key in context.partition_keys:
+        account, day = account_and_day(key)
+        parts.setdefault(account, {})[date.fromisoformat(day)] = key
+    return [RunPart(account, keys) for account, keys in sorted(parts.items())]
 
 
 def account_suffix(account: str) -> str:
     """` (account acct_1)` in messages about another account than the one `default`."""
     return "" if account == DEFAULT_ACCOUNT else f" (account {account})"
-
-
-def run_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
-    """The UTC instants the run's days cover."""
-    window = context.partition_time_window
-    return window.start.astimezone(UTC), window.end.astimezone(UTC)
 
 
 def run_failure(

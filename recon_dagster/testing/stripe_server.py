@@ -565,6 +565,11 @@ class StripeServer:
             self._accounts = self._accounts.adding([body])
         return account
 
+    def connected_account(self, account_id: str) -> StripeServer:
+        """A connected account added before, to change its data (KeyError if there is none)."""
+        with self._lock:
+            return self._connected[account_id]
+
     def add_keyed_account(self, name: str, api_key: str) -> StripeServer:
         """Another Stripe account (a separate entity) answering requests made with `api_key`;
         `name` labels its requests. Returns it, to add data to."""

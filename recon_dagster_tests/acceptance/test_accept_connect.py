@@ -423,3 +423,90 @@ def test_auto_sync_writes_the_missing_payment_with_its_account(platform, instanc
     assert rows == [(USD_B, 700)]
     store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
     assert store.for_account(USD_B).latest(DAY).missing_in_database == []
+
+
+def test_a_late_refund_on_one_account_reopens_that_accounts_day_only(platform, instance):
+    server, _ = platform
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    for account in (USD_A, USD_B):
+        assert job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}").success
+    sensor = defs.resolve_sensor_def("stripe_late_changes")
+    resources = build_resources(Settings.from_env())
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    first = tick(None)  # every account starts from now
+    assert not first.run_requests and first.cursor
+    server.connected_account(USD_B).update_charge("ch_b1", amount_refunded=500)
+    second = tick(first.cursor)
+    assert [r.partition_key for r in second.run_requests or []] == [f"{USD_B}|{DAY}"]
+    [request] = second.run_requests or []
+    assert request.tags["recon/late_event_types"] == "charge.refunded"
+    third = tick(second.cursor)  # the event is read once
+    assert not third.run_requests
+
+
+def test_cli_sync_writes_the_account_of_the_synced_payment(platform):
+    _, root = platform
+    code, out = cli("sync", "--start", DAY.isoformat(), "--account", USD_B)
+    assert (code, out["synced"]) == (0, 1)
+    with duckdb.connect(str(root / "app.duckdb"), read_only=True) as con:
+        assert con.execute(
+            "select stripe_account from payments where stripe_charge_id = 'ch_b2'"
+        ).fetchall() == [(USD_B,)]
+    code, out = cli("sync", "--start", DAY.isoformat())
+    assert code == 2 and "--account" in out["error"]
+
+
+def test_a_backfill_chunk_of_one_accounts_days_is_one_run(platform, instance):
+    _, root = platform
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    first, last = f"{USD_B}|2024-07-09", f"{USD_B}|{DAY}"
+    result = job.execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+    assert result.success
+    checks = {e.partition: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {first: True, last: False}  # the 9th had no sales: nothing to miss
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}").for_account(USD_B)
+    assert store.latest(date(2024, 7, 9)).stripe_count == 0
+    assert store.latest(DAY).missing_in_database == ["ch_b2"]
+
+
+def test_a_backfill_chunk_of_one_day_of_every_account_reconciles_each(platform, instance):
+    """A backfill of more accounts than days is run by Dagster as one run per day over the
+    accounts: each account's day is still its own report, check and partition."""
+    _, root = platform
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": f"{USD_A}|{DAY}",
+            "dagster/asset_partition_range_end": f"{JPY}|{DAY}",
+        },
+    )
+    assert result.success
+    checks = {e.partition: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {f"{USD_A}|{DAY}": True, f"{USD_B}|{DAY}": False, f"{JPY}|{DAY}": True}
+    materialized = {
+        e.partition
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("reconciliation_report")
+    }
+    assert materialized == set(checks)
+    store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
+    assert store.for_account(USD_B).latest(DAY).missing_in_database == ["ch_b2"]
+    assert store.for_account(JPY).latest(DAY).currency == "JPY"

@@ -1,9 +1,10 @@
 """The daily assets: `stripe_charges` and `db_payments` feed `reconciliation_report`.
 
-A run may cover one day or a range of days (a backfill chunk); each day is still reconciled,
-stored and described on its own. The two input assets keep their rows in the asset tables
-(`stores.asset_tables`), which the report reads back by day. A failure records an `error` report
-for the run's days and fails the run with the reason.
+A run may cover one day or a range of days (a backfill chunk), of one account or several (with
+many accounts, each a `RunPart`); each day is still reconciled, stored and described on its own.
+The two input assets keep their rows in the asset tables (`stores.asset_tables`), which the
+report reads back by day. A failure records an `error` report for the days the run has not done
+and fails the run with the reason.
 """
 
 from collections.abc import Callable
@@ -29,15 +30,14 @@ from recon_dagster.defs.shared import (
     DB_PAYMENTS,
     EXPECTED_ERRORS,
     STRIPE_CHARGES,
+    RunPart,
     account_suffix,
     account_table,
     daily_asset,
-    run_account,
-    run_days,
     run_failure,
-    run_window,
+    run_parts,
 )
-from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges
 from recon_dagster.stores.asset_slice import Slice
 from recon_dagster.stores.report_versions import trigger_of_run
@@ -51,58 +51,62 @@ def fail_days(
     policy: ReconciliationPolicy,
     what: str,
     exc: Exception,
-    days: list[date] | None = None,
+    parts: list[RunPart],
 ) -> NoReturn:
-    """Record an `error` report for the run's days (or `days`), then fail the run saying why."""
-    days = days or run_days(context)
-    account = run_account(context)
-    failure = run_failure(what, exc, days, account)
-    store = report_store.store(account)
-    for day in days:
-        store.save_error(
-            day,
-            day,
-            policy.timezone,
-            failure.description or "",
-            tolerance=float(policy.tolerance),
-            include_refunds=policy.include_refunds,
-            source="dagster",
-            run_id=context.run_id,
-            trigger=trigger_of_run(context.run.tags),
-        )
+    """Record an `error` report for the days of `parts` (what the run has not done), then fail
+    the run saying why."""
+    failure = run_failure(what, exc, parts[0].days, parts[0].account)
+    for part in parts:
+        store = report_store.store(part.account)
+        for day in part.days:
+            store.save_error(
+                day,
+                day,
+                policy.timezone,
+                failure.description or "",
+                tolerance=float(policy.tolerance),
+                include_refunds=policy.include_refunds,
+                source="dagster",
+                run_id=context.run_id,
+                trigger=trigger_of_run(context.run.tags),
+            )
     raise failure
 
 
 def store_source_rows(
     context: dg.AssetExecutionContext,
+    part: RunPart,
     read: Callable[[datetime, datetime], pl.DataFrame],
     column: str,
     tables: AssetTablesResource,
     fail: Callable[[Exception], NoReturn],
     timezone: str,
 ) -> dict[str, Any]:
-    """A source asset's body: read the run's window, keep its rows in the asset tables, and say
-    how many each day (in `timezone`) has; or record the days as failed and stop. Returns the
-    materialization's metadata."""
-    start, end = run_window(context)
-    account = run_account(context)
+    """A source asset's body for one account's days: read their window, keep its rows in the
+    asset tables, and say how many each day (in `timezone`) has; or record the days as failed and
+    stop. Returns the part's metadata."""
+    start, end = part.window(timezone)
     try:
         frame = read(start, end)
-        table = account_table(context.asset_key, account)
+        table = account_table(context.asset_key, part.account)
         tables.tables().write(table, frame, Slice(column, start, end))
     except EXPECTED_ERRORS as exc:
         fail(exc)
-    keys = {account_and_day(key)[1]: key for key in context.partition_keys}
-    for day in run_days(context):
+    for day, key in sorted(part.keys.items()):
         low, high = day_window(day, day, timezone)
         count = frame.filter(pl.col(column).is_between(low, high, closed="left")).height
-        context.add_asset_metadata({"row_count": count}, partition_key=keys[day.isoformat()])
+        context.add_asset_metadata({"row_count": count}, partition_key=key)
     columns = [dg.TableColumn(name=n, type=str(t)) for n, t in frame.schema.items()]
     return {
         "window_start_utc": start.isoformat(),
         "window_end_utc": end.isoformat(),
         "dataframe_columns": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
     }
+
+
+def only(account: str) -> str | None:
+    """The account whose rows to read: None (every row) for the one `default` account."""
+    return None if account == DEFAULT_ACCOUNT else account
 
 
 def build_charges_assets(
@@ -129,25 +133,28 @@ def build_charges_assets(
         what = "Could not read Stripe charges" + (
             " from the mirror" if stripe_mirror.enabled else ""
         )
+        parts, metadata = run_parts(context), {}
+        for i, part in enumerate(parts):
 
-        def fail(exc: Exception) -> NoReturn:
-            fail_days(context, report_store, policy, what, exc)
+            def fail(exc: Exception, left: list[RunPart] = parts[i:]) -> NoReturn:
+                fail_days(context, report_store, policy, what, exc, left)
 
-        try:
-            source, _ = stripe_mirror.sources(stripe, run_account(context))
-        except EXPECTED_ERRORS as exc:
-            fail(exc)
-        metadata = store_source_rows(
-            context, source.fetch_charges, "created", asset_tables, fail, timezone
-        )
-        if isinstance(source, MirrorCharges):  # how current the mirror was when the days were read
-            status = source.status()
-            newest = status.newest_created
-            metadata |= {
-                "stripe_source": source.label,
-                "mirror_synced_at": status.synced_at.isoformat() if status.synced_at else "never",
-                "mirror_newest_created": newest.isoformat() if newest else "none",
-            }
+            try:
+                source, _ = stripe_mirror.sources(stripe, part.account)
+            except EXPECTED_ERRORS as exc:
+                fail(exc)
+            metadata = store_source_rows(
+                context, part, source.fetch_charges, "created", asset_tables, fail, timezone
+            )
+            if isinstance(source, MirrorCharges):  # how current the mirror was when read
+                status = source.status()
+                newest = status.newest_created
+                synced = status.synced_at.isoformat() if status.synced_at else "never"
+                metadata |= {
+                    "stripe_source": source.label,
+                    "mirror_synced_at": synced,
+                    "mirror_newest_created": newest.isoformat() if newest else "none",
+                }
         return dg.MaterializeResult(metadata=metadata)
 
     @daily_asset(
@@ -165,14 +172,17 @@ def build_charges_assets(
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> dg.MaterializeResult:
-        def fail(exc: Exception) -> NoReturn:
-            fail_days(context, report_store, policy, "Could not read the payments table", exc)
+        parts, metadata = run_parts(context), {}
+        for i, part in enumerate(parts):
 
-        account = run_account(context)
-        reader = payments_db.reader(account if account != DEFAULT_ACCOUNT else None)
-        metadata = store_source_rows(
-            context, reader.read_window, "created_at", asset_tables, fail, timezone
-        )
+            def fail(exc: Exception, left: list[RunPart] = parts[i:]) -> NoReturn:
+                what = "Could not read the payments table"
+                fail_days(context, report_store, policy, what, exc, left)
+
+            reader = payments_db.reader(only(part.account))
+            metadata = store_source_rows(
+                context, part, reader.read_window, "created_at", asset_tables, fail, timezone
+            )
         return dg.MaterializeResult(metadata=metadata)
 
     @daily_asset(
@@ -192,81 +202,101 @@ def build_charges_assets(
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> dg.MaterializeResult:
-        account = run_account(context)
-        store = report_store.store(account)
-        days = run_days(context)
-        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
-        try:
-            source, _ = stripe_mirror.sources(stripe, account)
-            payments = payments_db.reader(account if account != DEFAULT_ACCOUNT else None)
-            start, end = run_window(context)
-            tables = asset_tables.tables()
-            charges_table = account_table(STRIPE_CHARGES, account)
-            rows_table = account_table(DB_PAYMENTS, account)
-            all_charges = tables.read(charges_table, Slice("created", start, end))
-            all_rows = tables.read(rows_table, Slice("created_at", start, end))
-        except EXPECTED_ERRORS as exc:
-            fail_days(context, report_store, policy, "Could not reconcile", exc)
-        trigger = trigger_of_run(context.run.tags)
-        for i, day in enumerate(days):
-            low, high = day_window(day, day, timezone)
-            params = ReconcileParams(
-                start=day,
-                end=day,
-                timezone=timezone,
-                tolerance_percentage=float(policy.tolerance),
-                include_refunds=policy.include_refunds,
-                paid_statuses=tuple(payments_db.paid_statuses),
-                refunds_tracked=bool(payments_db.refunded_column),
-                match_on=policy.match_on,
-            )
-
-            def repair(ids: list[str], day: date = day, window=(low, high)) -> int:
-                synced = sync_payments(
-                    ids,
-                    client=stripe.client(account),
-                    table=payments.table,
-                    store=store,
-                    run_id=context.run_id,
-                    day=day,
-                    match_on=policy.match_on,
-                    window=window,
-                )
-                context.log.info(
-                    f"Auto-sync for {day.isoformat()}{account_suffix(account)}: "
-                    f"{synced.synced} synced, "
-                    f"{len(synced.failed)} failed"
-                )
-                return synced.synced
-
-            try:
-                result = reconcile_charges(
-                    params,
-                    stripe=source,
-                    payments=payments,
-                    margin=policy.margin,
-                    charges=_within(all_charges, "created", low, high),
-                    rows=_within(all_rows, "created_at", low, high),
-                    repair=repair if policy.auto_sync else None,
-                )
-            except EXPECTED_ERRORS as exc:
-                fail_days(context, report_store, policy, "Could not reconcile", exc, days[i:])
-            # A new version: earlier ones stay.
-            report_id = store.save(result, source="dagster", run_id=context.run_id, trigger=trigger)
-            key = keys[day.isoformat()]
-            metadata = report_metadata(result, report_id)
-            if account != DEFAULT_ACCOUNT:
-                metadata["account"] = account
-            context.add_asset_metadata(metadata, partition_key=key)
-            context.log.info(
-                f"Reconciliation completed for {day.isoformat()}{account_suffix(account)}: "
-                f"{result.status}, discrepancy "
-                f"{result.discrepancy_percentage:.4f}% "
-                f"(gross {result.gross_discrepancy_percentage:.4f}%)"
-            )
+        parts = run_parts(context)
+        for i, part in enumerate(parts):
+            resources = (stripe, stripe_mirror, payments_db, asset_tables, report_store, policy)
+            reconcile_part(context, part, parts[i + 1 :], *resources, timezone)
         return dg.MaterializeResult()
 
     return [stripe_charges, db_payments, reconciliation_report]
+
+
+def reconcile_part(
+    context: dg.AssetExecutionContext,
+    part: RunPart,
+    later: list[RunPart],
+    stripe: StripeResource,
+    stripe_mirror: StripeMirrorResource,
+    payments_db: PaymentsDatabaseResource,
+    asset_tables: AssetTablesResource,
+    report_store: ReportStoreResource,
+    policy: ReconciliationPolicy,
+    timezone: str,
+) -> None:
+    """One account's days of `reconciliation_report`: each day reconciled, stored and described
+    on its own; a failure records `error` for its days left and those of the `later` parts."""
+    account, days = part.account, part.days
+    store = report_store.store(account)
+
+    def fail(exc: Exception, i: int = 0) -> NoReturn:
+        left = [RunPart(account, {d: part.keys[d] for d in days[i:]}), *later]
+        fail_days(context, report_store, policy, "Could not reconcile", exc, left)
+
+    try:
+        source, _ = stripe_mirror.sources(stripe, account)
+        payments = payments_db.reader(only(account))
+        start, end = part.window(timezone)
+        tables = asset_tables.tables()
+        charges_table = account_table(STRIPE_CHARGES, account)
+        rows_table = account_table(DB_PAYMENTS, account)
+        all_charges = tables.read(charges_table, Slice("created", start, end))
+        all_rows = tables.read(rows_table, Slice("created_at", start, end))
+    except EXPECTED_ERRORS as exc:
+        fail(exc)
+    trigger = trigger_of_run(context.run.tags)
+    for i, day in enumerate(days):
+        low, high = day_window(day, day, timezone)
+        params = ReconcileParams(
+            start=day,
+            end=day,
+            timezone=timezone,
+            tolerance_percentage=float(policy.tolerance),
+            include_refunds=policy.include_refunds,
+            paid_statuses=tuple(payments_db.paid_statuses),
+            refunds_tracked=bool(payments_db.refunded_column),
+            match_on=policy.match_on,
+        )
+
+        def repair(ids: list[str], day: date = day, window=(low, high)) -> int:
+            synced = sync_payments(
+                ids,
+                client=stripe.client(account),
+                table=payments.table,
+                store=store,
+                run_id=context.run_id,
+                day=day,
+                match_on=policy.match_on,
+                window=window,
+            )
+            context.log.info(
+                f"Auto-sync for {day.isoformat()}{account_suffix(account)}: "
+                f"{synced.synced} synced, {len(synced.failed)} failed"
+            )
+            return synced.synced
+
+        try:
+            result = reconcile_charges(
+                params,
+                stripe=source,
+                payments=payments,
+                margin=policy.margin,
+                charges=_within(all_charges, "created", low, high),
+                rows=_within(all_rows, "created_at", low, high),
+                repair=repair if policy.auto_sync else None,
+            )
+        except EXPECTED_ERRORS as exc:
+            fail(exc, i)
+        # A new version: earlier ones stay.
+        report_id = store.save(result, source="dagster", run_id=context.run_id, trigger=trigger)
+        metadata = report_metadata(result, report_id)
+        if account != DEFAULT_ACCOUNT:
+            metadata["account"] = account
+        context.add_asset_metadata(metadata, partition_key=part.keys[day])
+        context.log.info(
+            f"Reconciliation completed for {day.isoformat()}{account_suffix(account)}: "
+            f"{result.status}, discrepancy {result.discrepancy_percentage:.4f}% "
+            f"(gross {result.gross_discrepancy_percentage:.4f}%)"
+        )
 
 
 def _within(frame: pl.DataFrame, column: str, start: datetime, end: datetime) -> pl.DataFrame:

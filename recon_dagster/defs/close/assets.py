@@ -29,12 +29,11 @@ from recon_dagster.defs.shared import (
     EXPECTED_ERRORS,
     MONTH_CLOSE,
     ROLLFORWARD,
+    RunPart,
     account_table,
     daily_asset,
-    run_account,
-    run_days,
     run_failure,
-    run_window,
+    run_parts,
 )
 from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
 from recon_dagster.sources import stripe_mirror_balance, stripe_mirror_payouts
@@ -50,7 +49,7 @@ ACTIVITY_TABLE, QUARANTINE_TABLE = "balance_activity", "balance_quarantine"
 
 
 def build_close_assets(
-    days: dg.PartitionsDefinition, months: dg.PartitionsDefinition
+    days: dg.PartitionsDefinition, months: dg.PartitionsDefinition, timezone: str
 ) -> list[dg.AssetsDefinition]:
 
     @daily_asset(
@@ -68,18 +67,20 @@ def build_close_assets(
         stripe_mirror: StripeMirrorResource,
         asset_tables: AssetTablesResource,
     ) -> dg.MaterializeResult:
-        start, end = run_window(context)
-        account = run_account(context)
-        try:
-            frame, source = _read_transactions(stripe, stripe_mirror, start, end, account)
-            table = account_table(TRANSACTIONS_TABLE, account)
-            asset_tables.tables().write(table, frame, Slice("created", start, end))
-        except EXPECTED_ERRORS as exc:
-            what = "Could not read balance transactions"
-            raise run_failure(what, exc, run_days(context), account) from None
-        bad = frame.filter(pl.col("invalid_reason").is_not_null()).height
+        rows, bad, source = 0, 0, "api"
+        for part in run_parts(context):
+            start, end = part.window(timezone)
+            try:
+                frame, source = _read_transactions(stripe, stripe_mirror, start, end, part.account)
+                table = account_table(TRANSACTIONS_TABLE, part.account)
+                asset_tables.tables().write(table, frame, Slice("created", start, end))
+            except EXPECTED_ERRORS as exc:
+                what = "Could not read balance transactions"
+                raise run_failure(what, exc, part.days, part.account) from None
+            rows += frame.height
+            bad += frame.filter(pl.col("invalid_reason").is_not_null()).height
         return dg.MaterializeResult(
-            metadata={"row_count": frame.height, "quarantined": bad, "stripe_source": source}
+            metadata={"row_count": rows, "quarantined": bad, "stripe_source": source}
         )
 
     @daily_asset(
@@ -98,15 +99,27 @@ def build_close_assets(
         policy: ReconciliationPolicy,
         month_close: MonthCloseResource,
     ) -> dg.MaterializeResult:
-        days, account = run_days(context), run_account(context)
-        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
-        start, end = run_window(context)
+        for part in run_parts(context):
+            roll_part(context, part, stripe, asset_tables, policy, month_close)
+        return dg.MaterializeResult()
+
+    def roll_part(
+        context: dg.AssetExecutionContext,
+        part: RunPart,
+        stripe: StripeResource,
+        asset_tables: AssetTablesResource,
+        policy: ReconciliationPolicy,
+        month_close: MonthCloseResource,
+    ) -> None:
+        """One account's days of `balance_rollforward`."""
+        days, account = part.days, part.account
+        start, end = part.window(timezone)
         tables = asset_tables.tables()
         try:
             transactions = tables.read(
                 account_table(TRANSACTIONS_TABLE, account), Slice("created", start, end)
             )
-            opening = _opening(context, tables, stripe, policy, month_close, account)
+            opening = _opening(context, part, tables, stripe, policy, month_close)
             activity = rollforward.activity(transactions, policy.timezone)
             rolled = rollforward.roll_forward(activity.by_category, opening, days)
             by_day = Slice("day", days[0], days[-1] + timedelta(days=1))
@@ -128,9 +141,8 @@ def build_close_assets(
             closing = {c: int(v) for c, v in rows.select("currency", "closing").iter_rows()}
             context.add_asset_metadata(
                 {"closing": dg.MetadataValue.json(closing), "unmapped": activity.unmapped},
-                partition_key=keys[day.isoformat()],
+                partition_key=part.keys[day],
             )
-        return dg.MaterializeResult()
 
     @dg.asset(
         key=MONTH_CLOSE,
@@ -202,15 +214,15 @@ def _read_transactions(
 
 def _opening(
     context: dg.AssetExecutionContext,
+    part: RunPart,
     tables: AssetTables,
     stripe: StripeResource,
     policy: ReconciliationPolicy,
     month_close: MonthCloseResource,
-    account: str,
 ) -> dict[str, int]:
-    """The balance the run's first day opens at: the day before's stored closing, else what
+    """The balance the part's first day opens at: the day before's stored closing, else what
     Stripe's history gives (logged: a one-time, paced listing)."""
-    first = run_days(context)[0]
+    account, first = part.account, part.days[0]
     before = first - timedelta(days=1)
     try:
         stored = tables.read(account_table(ROLLFORWARD_TABLE, account), Slice("day", before, first))
@@ -218,7 +230,7 @@ def _opening(
         stored = None
     if stored is not None and stored.height:
         return {c: int(v) for c, v in stored.select("currency", "closing").iter_rows()}
-    start = run_window(context)[0]
+    start = part.window(policy.timezone)[0]
     context.log.info(
         f"{before.isoformat()} was never rolled forward: its closing balance is summed from "
         "Stripe's balance transactions (one paced listing)"

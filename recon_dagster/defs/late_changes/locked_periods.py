@@ -7,7 +7,7 @@ so. `reopen`: the month is unlocked (recorded, with the events as the reason), t
 and the month's close run again, as a new version.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 
 import dagster as dg
@@ -19,6 +19,7 @@ from recon_dagster.defs.shared import (
     LOCKED_MONTH_TAG,
     LOCKED_POLICY_TAG,
 )
+from recon_dagster.settings.accounts import account_and_day
 from recon_dagster.stores.close_store import CloseStore, PeriodLockedError
 from recon_dagster.usecases.month_close import month_of
 
@@ -27,37 +28,42 @@ ACTOR = "stripe_late_changes"
 
 def apply(
     requests: Iterable[dg.RunRequest],
-    closes: CloseStore,
+    closes_of: Callable[[str], CloseStore],
     policy: str,
     today: date,
     close_job: str,
 ) -> list[dg.RunRequest]:
-    """`requests` with the policy applied to those of a locked month's days, and a re-close of
-    each month re-opened."""
-    locked = closes.locked_months()
+    """`requests` with the policy applied to those of a locked month's days (each account's
+    months locked on their own: `closes_of(account)`), and a re-close of each month re-opened."""
+    locked: dict[str, set[str]] = {}
     out: list[dg.RunRequest] = []
-    reopened: dict[str, str] = {}
+    reopened: dict[str, str] = {}  # the close's partition (month, or account|month) -> run key
     for request in requests:
         partition = request.partition_key or ""
-        month = partition[:7]
-        if month not in locked:
+        account, day = account_and_day(partition)
+        month = day[:7]
+        closes = closes_of(account)
+        if account not in locked:
+            locked[account] = closes.locked_months()
+        if month not in locked[account]:
             out.append(request)
             continue
         tags = {**request.tags, LOCKED_MONTH_TAG: month, LOCKED_POLICY_TAG: policy}
         if policy == "reopen":
-            if month not in reopened:
+            close_key = partition[: -len(day)] + f"{month}-01"  # `account|` kept, if any
+            if close_key not in reopened:
                 reason = f"late change: {request.tags.get(EVENT_TYPES_TAG, '')}"
                 try:
                     closes.unlock(month, actor=ACTOR, reason=reason)
                 except PeriodLockedError:
                     pass  # unlocked meanwhile (by a person, or an earlier tick): nothing to undo
-                reopened[month] = request.run_key or month
+                reopened[close_key] = request.run_key or month
         else:
             tags[BOOKED_IN_TAG] = month_of(today)
             closes.book_adjustment(
                 run_key=request.run_key or partition,
                 locked_month=month,
-                day=date.fromisoformat(partition),
+                day=date.fromisoformat(day),
                 booked_month=month_of(today),
                 events=request.tags.get(EVENTS_TAG, ""),
                 event_types=request.tags.get(EVENT_TYPES_TAG, ""),
@@ -73,10 +79,10 @@ def apply(
     out += [
         dg.RunRequest(
             job_name=close_job,
-            run_key=f"reopen:{month}:{key}",
-            partition_key=f"{month}-01",
-            tags={LOCKED_MONTH_TAG: month, LOCKED_POLICY_TAG: "reopen"},
+            run_key=f"reopen:{close_key[:-3]}:{key}",
+            partition_key=close_key,
+            tags={LOCKED_MONTH_TAG: close_key[-10:-3], LOCKED_POLICY_TAG: "reopen"},
         )
-        for month, key in sorted(reopened.items())
+        for close_key, key in sorted(reopened.items())
     ]
     return out

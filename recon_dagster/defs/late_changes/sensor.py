@@ -7,16 +7,20 @@ days stay the user's to backfill), tagged `recon/trigger=late_change` with the e
 At least once: the cursor moves only with the requests it returns, and a run key per (day,
 events) keeps a re-read event from re-opening a day twice. `payout.*` events re-open their
 payout's arrival date in the payouts domain the same way. A day of a locked month follows
-RECON_LOCKED_PERIOD_POLICY (`locked_periods.py`).
+RECON_LOCKED_PERIOD_POLICY (`locked_periods.py`). With many accounts, each account's events are
+read with its own client (Connect: its `Stripe-Account`), after its own cursor, and re-open that
+account's days.
 """
 
 import hashlib
+import json
 import time
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import stripe
 
 from recon_dagster.days import today
 from recon_dagster.defs.late_changes import locked_periods
@@ -26,7 +30,15 @@ from recon_dagster.defs.resources import (
     StripeMirrorResource,
     StripeResource,
 )
-from recon_dagster.defs.shared import PAYOUT_REPORT, REPORT, AssetJob, late_change_tags
+from recon_dagster.defs.shared import (
+    ACCOUNTS,
+    EXPECTED_ERRORS,
+    PAYOUT_REPORT,
+    REPORT,
+    AssetJob,
+    late_change_tags,
+)
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 from recon_dagster.sources import stripe_events, stripe_mirror, stripe_mirror_payouts
 from recon_dagster.sources.stripe_events import Change, Cursor
 from recon_dagster.stores.close_store import CloseStore
@@ -43,10 +55,11 @@ def build_late_changes_sensor(
     *,
     enabled: bool,
     interval_seconds: int,
+    multi: bool = False,
 ) -> dg.SensorDefinition:
     """`enabled`: running by default (a Stripe key is configured); `interval_seconds`:
     RECON_LATE_CHANGES_INTERVAL_SECONDS; `close_job` re-closes a month a late change re-opens
-    (see `locked_periods`)."""
+    (see `locked_periods`); `multi`: every partition of `stripe_accounts`, each on its own."""
 
     @dg.sensor(
         name="stripe_late_changes",
@@ -68,9 +81,20 @@ def build_late_changes_sensor(
         def locked(requests: list[dg.RunRequest]) -> list[dg.RunRequest]:
             if not requests:
                 return requests
-            closes = CloseStore(report_store.store())
+
+            def closes(account: str) -> CloseStore:
+                return CloseStore(report_store.store(account))
+
             policy = month_close.locked_period_policy
             return locked_periods.apply(requests, closes, policy, today(timezone), close_job.name)
+
+        if multi:
+            tick = _accounts_tick(context, stripe, timezone, job.name, payouts_job.name)
+            return dg.SensorResult(
+                run_requests=locked(list(tick.run_requests or [])),
+                cursor=tick.cursor,
+                skip_reason=tick.skip_reason,
+            )
 
         if stripe_mirror.enabled:
             tick = _mirror_tick(context, stripe_mirror, timezone, job.name, payouts_job.name)
@@ -105,23 +129,9 @@ def build_late_changes_sensor(
                 cursor=cursor.advanced([], read_at=now).dumps(),
                 skip_reason=dg.SkipReason(f"No new Stripe events.{gap}"),
             )
-        domains: list[Domain] = [
-            (REPORT, job.name, "late_change", stripe_events.days_of(client, changes, timezone)),
-            (
-                PAYOUT_REPORT,
-                payouts_job.name,
-                "late_change:payouts",
-                stripe_events.payout_days_of(changes),
-            ),
-        ]
-        requests, untouched = [], 0
-        for report, job_name, prefix, by_day in domains:
-            reconciled = _reconciled(context, report)
-            for day, day_changes in sorted(by_day.items()):
-                if day.isoformat() not in reconciled:
-                    untouched += 1
-                    continue
-                requests.append(_event_request(job_name, prefix, day, day_changes))
+        requests, untouched = _requests_for(
+            context, client, changes, timezone, job.name, payouts_job.name, DEFAULT_ACCOUNT
+        )
         skip = None
         if not requests:
             skip = dg.SkipReason(
@@ -140,22 +150,103 @@ def build_late_changes_sensor(
     return stripe_late_changes
 
 
+def _requests_for(
+    context: dg.SensorEvaluationContext,
+    client: stripe.StripeClient,
+    changes: list[Change],
+    timezone: str,
+    job_name: str,
+    payouts_job_name: str,
+    account: str,
+) -> tuple[list[dg.RunRequest], int]:
+    """The re-materializations `account`'s `changes` ask for (its reconciled days only), and how
+    many touched days were never materialized."""
+    domains: list[Domain] = [
+        (REPORT, job_name, "late_change", stripe_events.days_of(client, changes, timezone)),
+        (
+            PAYOUT_REPORT,
+            payouts_job_name,
+            "late_change:payouts",
+            stripe_events.payout_days_of(changes),
+        ),
+    ]
+    requests, untouched = [], 0
+    for report, job, prefix, by_day in domains:
+        reconciled = _reconciled(context, report)
+        for day, day_changes in sorted(by_day.items()):
+            key = day.isoformat() if account == DEFAULT_ACCOUNT else f"{account}|{day}"
+            if key not in reconciled:
+                untouched += 1
+                continue
+            requests.append(_event_request(job, prefix, key, day_changes))
+    return requests, untouched
+
+
+def _accounts_tick(
+    context: dg.SensorEvaluationContext,
+    stripe: StripeResource,
+    timezone: str,
+    job_name: str,
+    payouts_job_name: str,
+) -> dg.SensorResult:
+    """Every account's events after its own cursor (`{"accounts": {account: cursor}}`): an
+    account seen for the first time starts from now; one whose events cannot be read keeps its
+    cursor, named in the tick, while the others move on."""
+    try:
+        cursors = json.loads(context.cursor or "{}").get("accounts", {})
+    except (ValueError, AttributeError):
+        cursors = {}
+    now = int(time.time())
+    requests: list[dg.RunRequest] = []
+    read, started, failed = 0, [], []
+    for account in context.instance.get_dynamic_partitions(ACCOUNTS.name or ""):
+        cursor = Cursor.loads(cursors.get(account))
+        if cursor is None:
+            cursors[account] = Cursor(now).dumps()
+            started.append(account)
+            continue
+        try:
+            client = stripe.client(account)
+            changes = stripe_events.read_changes(client, cursor)
+            found, _ = _requests_for(
+                context, client, changes, timezone, job_name, payouts_job_name, account
+            )
+        except EXPECTED_ERRORS as exc:
+            failed.append(f"{account}: {exc}")
+            continue
+        read += len(changes)
+        requests += found
+        cursors[account] = cursor.advanced(changes, read_at=now).dumps()
+    for problem in failed:
+        context.log.warning(f"Could not read Stripe events of {problem}")
+    said = [f"{read} event(s) read over {len(cursors)} account(s)"]
+    if started:
+        said.append(f"started reading {len(started)} new account(s) from now")
+    if failed:
+        said.append(f"{len(failed)} account(s) could not be read, retried next tick")
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps({"v": 1, "accounts": cursors}),
+        skip_reason=None if requests else dg.SkipReason("; ".join(said) + "."),
+    )
+
+
 def _reconciled(context: dg.SensorEvaluationContext, report: dg.AssetKey) -> set[str]:
     return set(context.instance.get_materialized_partitions(report))
 
 
 def _event_request(
-    job_name: str, prefix: str, day: date, changes: Iterable[Change]
+    job_name: str, prefix: str, partition: str, changes: Iterable[Change]
 ) -> dg.RunRequest:
-    """One re-materialization of `day`, keyed by the events behind it: the same events never
-    re-open it twice."""
+    """One re-materialization of `partition` (a day, or `account|day`), keyed by the events
+    behind it: the same events never re-open it twice."""
     ids = sorted(c.event_id for c in changes)
     digest = hashlib.sha1(",".join(ids).encode()).hexdigest()[:16]
     types = ",".join(sorted({c.type for c in changes}))
     return _request(
         job_name,
-        f"{prefix}:{day.isoformat()}:{digest}",
-        day.isoformat(),
+        f"{prefix}:{partition}:{digest}",
+        partition,
         ",".join(ids),
         len(ids),
         types,

@@ -7,7 +7,7 @@ A partition key is the arrival date itself (Stripe's `arrival_date` is a date: s
 date. A failure records an `error` report for the run's days and fails the run with the reason.
 """
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import NoReturn
 
 import dagster as dg
@@ -30,14 +30,14 @@ from recon_dagster.defs.shared import (
     PAYOUT_TRANSACTIONS,
     PAYOUTS_GROUP,
     STRIPE_PAYOUTS,
+    RunPart,
     account_suffix,
     account_table,
     daily_asset,
-    run_account,
-    run_days,
     run_failure,
+    run_parts,
 )
-from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
 from recon_dagster.stores.asset_slice import Slice
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.usecases.payouts import reconcile_payout_days
@@ -50,27 +50,30 @@ def fail_payout_days(
     bank: BankResource,
     what: str,
     exc: Exception,
-    days: list[date] | None = None,
+    parts: list[RunPart],
 ) -> NoReturn:
-    """Record an `error` payout report for the run's days (or `days`), then fail the run saying
-    why."""
-    days = days or run_days(context)
-    account = run_account(context)
-    failure = run_failure(what, exc, days, account)
-    store = PayoutStore(report_store.store(account))
+    """Record an `error` payout report for the days of `parts` (what the run has not done), then
+    fail the run saying why."""
+    failure = run_failure(what, exc, parts[0].days, parts[0].account)
     as_of = today(policy.timezone)
-    for day in days:
-        failed = PayoutResult.failed(
-            day, day, as_of, failure.description or "", match_days=bank.match_days
-        )
-        store.save(failed, source="dagster", run_id=context.run_id)
+    for part in parts:
+        store = PayoutStore(report_store.store(part.account))
+        for day in part.days:
+            failed = PayoutResult.failed(
+                day, day, as_of, failure.description or "", match_days=bank.match_days
+            )
+            store.save(failed, source="dagster", run_id=context.run_id)
     raise failure
 
 
-def arrivals(context: dg.AssetExecutionContext) -> Slice:
-    """The run's rows of a payout table: its days' arrival dates."""
-    days = run_days(context)
-    return Slice("arrival_date", days[0], days[-1] + timedelta(days=1))
+def arrivals(part: RunPart) -> Slice:
+    """A part's rows of a payout table: its days' arrival dates."""
+    return Slice("arrival_date", part.days[0], part.days[-1] + timedelta(days=1))
+
+
+def only(account: str) -> str | None:
+    """The account whose rows and bank lines to read: None (all) for the one `default`."""
+    return None if account == DEFAULT_ACCOUNT else account
 
 
 def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -92,22 +95,22 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         policy: ReconciliationPolicy,
         bank: BankResource,
     ) -> dg.MaterializeResult:
-        days, account = run_days(context), run_account(context)
-        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
-        try:
-            _, source = stripe_mirror.sources(stripe, account)
-            frame = source.fetch_payouts(days[0], days[-1])
-            table = account_table(STRIPE_PAYOUTS, account)
-            asset_tables.tables().write(table, frame, arrivals(context))
-        except EXPECTED_ERRORS as exc:
-            what = "Could not read Stripe payouts"
-            fail_payout_days(context, report_store, policy, bank, what, exc)
-        for day in days:
-            count = frame.filter(pl.col("arrival_date") == day).height
-            context.add_asset_metadata(
-                {"row_count": count, "stripe_source": source.label},
-                partition_key=keys[day.isoformat()],
-            )
+        parts = run_parts(context)
+        for i, part in enumerate(parts):
+            days = part.days
+            try:
+                _, source = stripe_mirror.sources(stripe, part.account)
+                frame = source.fetch_payouts(days[0], days[-1])
+                table = account_table(STRIPE_PAYOUTS, part.account)
+                asset_tables.tables().write(table, frame, arrivals(part))
+            except EXPECTED_ERRORS as exc:
+                what = "Could not read Stripe payouts"
+                fail_payout_days(context, report_store, policy, bank, what, exc, parts[i:])
+            for day, key in sorted(part.keys.items()):
+                count = frame.filter(pl.col("arrival_date") == day).height
+                context.add_asset_metadata(
+                    {"row_count": count, "stripe_source": source.label}, partition_key=key
+                )
         return dg.MaterializeResult()
 
     @daily_asset(
@@ -128,20 +131,23 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         policy: ReconciliationPolicy,
         bank: BankResource,
     ) -> dg.MaterializeResult:
-        account = run_account(context)
-        try:
-            _, source = stripe_mirror.sources(stripe, account)
-            tables = asset_tables.tables()
-            payouts = tables.read(account_table(STRIPE_PAYOUTS, account), arrivals(context))
-            automatic = payouts.filter(pl.col("automatic")).get_column("id").to_list()
-            arrival = payouts.select(payout="id", arrival_date="arrival_date")
-            frame = source.fetch_payout_transactions(automatic)
-            frame = frame.join(arrival, on="payout", how="left")
-            tables.write(account_table(PAYOUT_TRANSACTIONS, account), frame, arrivals(context))
-        except EXPECTED_ERRORS as exc:
-            what = "Could not read the payouts' balance transactions"
-            fail_payout_days(context, report_store, policy, bank, what, exc)
-        return dg.MaterializeResult(metadata={"row_count": frame.height})
+        parts, rows = run_parts(context), 0
+        for i, part in enumerate(parts):
+            try:
+                _, source = stripe_mirror.sources(stripe, part.account)
+                tables = asset_tables.tables()
+                payouts = tables.read(account_table(STRIPE_PAYOUTS, part.account), arrivals(part))
+                automatic = payouts.filter(pl.col("automatic")).get_column("id").to_list()
+                arrival = payouts.select(payout="id", arrival_date="arrival_date")
+                frame = source.fetch_payout_transactions(automatic)
+                frame = frame.join(arrival, on="payout", how="left")
+                paid_out = account_table(PAYOUT_TRANSACTIONS, part.account)
+                tables.write(paid_out, frame, arrivals(part))
+            except EXPECTED_ERRORS as exc:
+                what = "Could not read the payouts' balance transactions"
+                fail_payout_days(context, report_store, policy, bank, what, exc, parts[i:])
+            rows += frame.height
+        return dg.MaterializeResult(metadata={"row_count": rows})
 
     @daily_asset(
         partitions_def,
@@ -160,46 +166,52 @@ def build_payout_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.Asse
         report_store: ReportStoreResource,
         policy: ReconciliationPolicy,
     ) -> dg.MaterializeResult:
-        account = run_account(context)
-        store = PayoutStore(report_store.store(account))
-        days = run_days(context)
-        keys = {account_and_day(key)[1]: key for key in context.partition_keys}
         what = "Could not reconcile payouts"
-        only = account if account != DEFAULT_ACCOUNT else None  # that account's rows and lines
-        try:
-            _, source = stripe_mirror.sources(stripe, account)
-            tables = asset_tables.tables()
-            payouts = tables.read(account_table(STRIPE_PAYOUTS, account), arrivals(context))
-            transactions = tables.read(
-                account_table(PAYOUT_TRANSACTIONS, account), arrivals(context)
-            )
-            payments, lines = payments_db.reader(only), bank.lines(policy.timezone, only)
-        except EXPECTED_ERRORS as exc:
-            fail_payout_days(context, report_store, policy, bank, what, exc)
-        for i, day in enumerate(days):
+        parts = run_parts(context)
+        for p, part in enumerate(parts):
+            account, days = part.account, part.days
+            store = PayoutStore(report_store.store(account))
+
+            def fail(
+                exc: Exception, i: int = 0, part: RunPart = part, later: list = parts[p + 1 :]
+            ) -> NoReturn:
+                left = [RunPart(part.account, {d: part.keys[d] for d in part.days[i:]}), *later]
+                fail_payout_days(context, report_store, policy, bank, what, exc, left)
+
             try:
-                result = reconcile_payout_days(
-                    day,
-                    day,
-                    stripe=source,
-                    payments=payments,
-                    bank=lines,
-                    match_days=bank.match_days,
-                    as_of=today(policy.timezone),
-                    payouts=payouts,
-                    transactions=transactions,
-                )
+                _, source = stripe_mirror.sources(stripe, account)
+                tables = asset_tables.tables()
+                payouts = tables.read(account_table(STRIPE_PAYOUTS, account), arrivals(part))
+                paid_out = account_table(PAYOUT_TRANSACTIONS, account)
+                transactions = tables.read(paid_out, arrivals(part))
+                payments = payments_db.reader(only(account))
+                lines = bank.lines(policy.timezone, only(account))
             except EXPECTED_ERRORS as exc:
-                fail_payout_days(context, report_store, policy, bank, what, exc, days[i:])
-            report_id = store.save(result, source="dagster", run_id=context.run_id)
-            metadata = payout_metadata(result, report_id)
-            if account != DEFAULT_ACCOUNT:
-                metadata["account"] = dg.MetadataValue.text(account)
-            context.add_asset_metadata(metadata, partition_key=keys[day.isoformat()])
-            context.log.info(
-                f"Payouts reconciled for {day.isoformat()}{account_suffix(account)}: "
-                f"{result.status}, {result.counts()}"
-            )
+                fail(exc)
+            for i, day in enumerate(days):
+                try:
+                    result = reconcile_payout_days(
+                        day,
+                        day,
+                        stripe=source,
+                        payments=payments,
+                        bank=lines,
+                        match_days=bank.match_days,
+                        as_of=today(policy.timezone),
+                        payouts=payouts,
+                        transactions=transactions,
+                    )
+                except EXPECTED_ERRORS as exc:
+                    fail(exc, i)
+                report_id = store.save(result, source="dagster", run_id=context.run_id)
+                metadata = payout_metadata(result, report_id)
+                if account != DEFAULT_ACCOUNT:
+                    metadata["account"] = dg.MetadataValue.text(account)
+                context.add_asset_metadata(metadata, partition_key=part.keys[day])
+                context.log.info(
+                    f"Payouts reconciled for {day.isoformat()}{account_suffix(account)}: "
+                    f"{result.status}, {result.counts()}"
+                )
         return dg.MaterializeResult()
 
     return [stripe_payouts, stripe_payout_transactions, payout_reconciliation]

@@ -36,7 +36,9 @@ def request(day: str, key: str = "k") -> dg.RunRequest:
 def test_a_day_of_an_open_month_is_left_as_it_was(closes):
     asked = request("2026-12-01")
 
-    [kept] = locked_periods.apply([asked], closes, "book_in_open_period", TODAY, "month_close_job")
+    [kept] = locked_periods.apply(
+        [asked], lambda _: closes, "book_in_open_period", TODAY, "month_close_job"
+    )
 
     assert kept.tags == asked.tags and not closes.adjustments("2026-12")
 
@@ -44,8 +46,10 @@ def test_a_day_of_an_open_month_is_left_as_it_was(closes):
 def test_book_in_open_period_books_the_change_in_the_open_month_once(closes):
     asked = request("2026-11-03")
 
-    [first] = locked_periods.apply([asked], closes, "book_in_open_period", TODAY, "m")
-    locked_periods.apply([asked], closes, "book_in_open_period", TODAY, "m")  # re-read event
+    [first] = locked_periods.apply([asked], lambda _: closes, "book_in_open_period", TODAY, "m")
+    locked_periods.apply(
+        [asked], lambda _: closes, "book_in_open_period", TODAY, "m"
+    )  # re-read event
 
     assert first.tags["recon/booked_in"] == "2026-12"
     [booked] = closes.adjustments("2026-12")
@@ -54,7 +58,9 @@ def test_book_in_open_period_books_the_change_in_the_open_month_once(closes):
 
 
 def test_book_in_open_period_makes_the_alert_say_where_it_was_booked(closes):
-    [run] = locked_periods.apply([request("2026-11-03")], closes, "book_in_open_period", TODAY, "m")
+    [run] = locked_periods.apply(
+        [request("2026-11-03")], lambda _: closes, "book_in_open_period", TODAY, "m"
+    )
 
     text = late_events(run_late_events(run.tags))
 
@@ -67,7 +73,7 @@ def test_book_in_open_period_makes_the_alert_say_where_it_was_booked(closes):
 def test_reopen_unlocks_the_month_reruns_the_day_and_closes_the_month_again(closes):
     asked = [request("2026-11-03", "a"), request("2026-11-09", "b")]
 
-    out = locked_periods.apply(asked, closes, "reopen", TODAY, "month_close_job")
+    out = locked_periods.apply(asked, lambda _: closes, "reopen", TODAY, "month_close_job")
 
     assert [r.partition_key for r in out] == ["2026-11-03", "2026-11-09", "2026-11-01"]
     assert out[-1].job_name == "month_close_job"
