@@ -9,6 +9,7 @@ name its day's materialization itself (else the UI shows it unattached), through
 Dagster upgrade: a public per-partition `AssetCheckResult` would remove it.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -16,7 +17,10 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
+
 Target = AssetCheckEvaluationTargetMaterializationData
+Verdict = Callable[..., dg.AssetCheckEvaluation]
 
 
 def day_evaluation(
@@ -39,6 +43,27 @@ def day_evaluation(
         description=description,
         metadata=metadata,
     )
+
+
+def account_verdict(
+    check: dg.AssetCheckKey, partition: str, target: Target | None
+) -> tuple[str, Verdict]:
+    """The partition's day, and `verdict(passed, text, figures[, severity])`: its
+    `day_evaluation`, which for another account than `default` names the account first in the
+    text and as `account` in the figures (the alerts show both)."""
+    account, day = account_and_day(partition)
+
+    def verdict(
+        passed: bool,
+        text: str,
+        figures: dict[str, Any],
+        severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    ) -> dg.AssetCheckEvaluation:
+        if account != DEFAULT_ACCOUNT:
+            text, figures = f"Account {account}: {text}", {**figures, "account": account}
+        return day_evaluation(check, partition, target, passed, text, figures, severity)
+
+    return day, verdict
 
 
 def with_late_change(

@@ -5,7 +5,6 @@ materialization and read back from the report store (see `defs/check_results.py`
 """
 
 from datetime import date
-from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -16,13 +15,13 @@ from recon_dagster.core.result import ReconciliationResult
 from recon_dagster.defs.charges.metadata import alert_figures
 from recon_dagster.defs.check_results import (
     Target,
-    day_evaluation,
+    account_verdict,
     materialization_target,
     with_late_change,
 )
 from recon_dagster.defs.resources import ReconciliationPolicy, ReportStoreResource
 from recon_dagster.defs.shared import REPORT, REPORT_CHECK, late_events
-from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
+from recon_dagster.settings.accounts import account_and_day
 from recon_dagster.stores.report_store import ReportStore
 
 CHECK_NAME = REPORT_CHECK.name
@@ -89,17 +88,8 @@ WARN, ERROR = AssetCheckSeverity.WARN, AssetCheckSeverity.ERROR
 def _evaluate_day(
     store: ReportStore, policy: ReconciliationPolicy, partition: str, target: Target | None = None
 ) -> AssetCheckEvaluation:
-    account, day = account_and_day(partition)
-    evaluation = partial(day_evaluation, REPORT_CHECK, partition, target)
-
-    def verdict(passed: bool, text: str, figures: dict, *severity: AssetCheckSeverity) -> Any:
-        # Another account than the one `default` is named first, and in the alerts' figures.
-        if account == DEFAULT_ACCOUNT:
-            return evaluation(passed, text, figures, *severity)
-        named = {**figures, "account": account}
-        return evaluation(passed, f"Account {account}: {text}", named, *severity)
-
-    partition = day  # as the messages below name it (the account comes first, above)
+    day, verdict = account_verdict(REPORT_CHECK, partition, target)
+    partition = day  # as the messages below name it (an account is named first, by `verdict`)
     result = store.latest(date.fromisoformat(day))
     if result is None:
         missing = f"No reconciliation report for {partition}: materialize the day first."

@@ -8,7 +8,6 @@ claims; passed otherwise (payouts still awaiting their deposit pass).
 
 from collections.abc import Mapping
 from datetime import date
-from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -16,14 +15,14 @@ from dagster import AssetCheckEvaluation, AssetCheckSeverity
 
 from recon_dagster.defs.check_results import (
     Target,
-    day_evaluation,
+    account_verdict,
     materialization_target,
     with_late_change,
 )
 from recon_dagster.defs.payouts.metadata import payout_figures
 from recon_dagster.defs.resources import ReportStoreResource
 from recon_dagster.defs.shared import PAYOUT_CHECK, PAYOUT_REPORT, late_events
-from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, account_and_day
+from recon_dagster.settings.accounts import account_and_day
 from recon_dagster.stores.payout_store import PayoutStore
 
 CHECK_NAME = PAYOUT_CHECK.name
@@ -46,17 +45,8 @@ def evaluate_payout_day(
 def _evaluate_payout_day(
     store: PayoutStore, partition: str, target: Target | None = None
 ) -> AssetCheckEvaluation:
-    account, day = account_and_day(partition)
-    evaluation = partial(day_evaluation, PAYOUT_CHECK, partition, target)
-
-    def verdict(passed: bool, text: str, figures: dict, *severity: AssetCheckSeverity) -> Any:
-        # Another account than the one `default` is named first, and in the alerts' figures.
-        if account == DEFAULT_ACCOUNT:
-            return evaluation(passed, text, figures, *severity)
-        named = {**figures, "account": account}
-        return evaluation(passed, f"Account {account}: {text}", named, *severity)
-
-    partition = day  # as the messages below name it (the account comes first, above)
+    day, verdict = account_verdict(PAYOUT_CHECK, partition, target)
+    partition = day  # as the messages below name it (an account is named first, by `verdict`)
     result = store.latest(date.fromisoformat(day))
     if result is None:
         missing = f"No payout report for {partition}: materialize the day first."
