@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
@@ -510,3 +510,25 @@ def test_a_backfill_chunk_of_one_day_of_every_account_reconciles_each(platform, 
     store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
     assert store.for_account(USD_B).latest(DAY).missing_in_database == ["ch_b2"]
     assert store.for_account(JPY).latest(DAY).currency == "JPY"
+
+
+def test_the_schedules_ask_for_every_accounts_day(platform, instance):
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    at_two = datetime(2024, 7, 11, 2, 0, tzinfo=UTC)
+    repository = defs.get_repository_def()
+    daily = defs.resolve_schedule_def("daily_reconciliation_schedule")
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at_two, repository_def=repository
+    )
+    requests = daily.evaluate_tick(context).run_requests or []
+    assert sorted(r.partition_key for r in requests) == [
+        f"{a}|{DAY}" for a in sorted((USD_A, USD_B, JPY))
+    ]
+    payouts = defs.resolve_schedule_def("payouts_daily")
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=at_two, repository_def=repository
+    )
+    keys = {r.partition_key for r in payouts.evaluate_tick(context).run_requests or []}
+    assert {k.split("|")[0] for k in keys} == {USD_A, USD_B, JPY}
+    assert f"{JPY}|{DAY}" in keys
