@@ -389,17 +389,22 @@ def cmd_close(args: argparse.Namespace) -> int:
         multi = service.settings.accounts.multi
         if multi and not args.account and (args.journal or args.xlsx):
             raise ConfigError("--account", "name the account whose journal or workbook to write")
-        closed = {
-            account: service.close_month(
-                args.month,
-                lock=args.lock,
-                unlock=args.unlock,
-                actor=args.actor or _login(),
-                reason=args.reason,
-                account=account,
-            )
-            for account in ([args.account] if args.account else service.accounts())
-        }
+        closed, refused = {}, {}
+        for account in [args.account] if args.account else service.accounts():
+            try:
+                closed[account] = service.close_month(
+                    args.month,
+                    lock=args.lock,
+                    unlock=args.unlock,
+                    actor=args.actor or _login(),
+                    reason=args.reason,
+                    account=account,
+                )
+            except PeriodLockedError as exc:
+                if not multi or args.account:
+                    raise
+                # Every account's month is its own: one refusal does not stop the others.
+                refused[account] = str(exc)
         if args.journal or args.xlsx:
             [(result, _)] = closed.values()
             if args.journal:
@@ -420,11 +425,14 @@ def cmd_close(args: argparse.Namespace) -> int:
         *RUNTIME_ERRORS,
     ) as exc:
         return _error(args, str(exc), month=args.month)
-    tied = all(result.tied_out for result, _ in closed.values())
+    tied = not refused and all(result.tied_out for result, _ in closed.values())
     every = {
         account: {**result.to_json_dict(), "version": recorded["version"]}
         for account, (result, recorded) in closed.items()
     }
+    for account, error in refused.items():
+        print(f"error: {error}", file=sys.stderr)
+        every[account] = {"month": args.month, "status": "lock_refused", "error": error}
     if not multi:  # one account: the close as it always was
         data = every[DEFAULT_ACCOUNT]
         if args.json:
@@ -446,7 +454,8 @@ def cmd_close(args: argparse.Namespace) -> int:
         )
     else:
         for account, data in every.items():
-            print(f"Account {account}:\n{render_close(data)}")
+            shown = render_close(data) if account in closed else f"  {data['error']}"
+            print(f"Account {account}:\n{shown}")
     return 0 if tied else 1
 
 

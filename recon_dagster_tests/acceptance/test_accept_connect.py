@@ -532,3 +532,17 @@ def test_the_schedules_ask_for_every_accounts_day(platform, instance):
     keys = {r.partition_key for r in payouts.evaluate_tick(context).run_requests or []}
     assert {k.split("|")[0] for k in keys} == {USD_A, USD_B, JPY}
     assert f"{JPY}|{DAY}" in keys
+
+
+def test_locking_every_account_locks_those_that_tie_out_and_names_the_one_that_does_not(
+    platform,
+):
+    server, _ = platform
+    # Funds Stripe holds for B that no balance transaction of B moves: B's month cannot tie out.
+    server.connected_account(USD_B).connect_reserved = {"usd": 1_234}
+    code, out = cli("close", "--month", "2024-07", "--lock", "--actor", "controller")
+    assert (code, out["status"]) == (1, "lock_refused")
+    by_account = {a["account"]: a for a in out["accounts"]}
+    assert (by_account[USD_A]["locked"], by_account[JPY]["locked"]) == (True, True)
+    assert by_account[USD_B]["status"] == "lock_refused"
+    assert USD_B in by_account[USD_B]["error"] and "not tied out" in by_account[USD_B]["error"]
