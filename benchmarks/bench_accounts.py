@@ -11,7 +11,9 @@ The client uses a fake live-mode platform key.
 - `accounts`: a platform with `--accounts` connected accounts, each with `--per-day` charges a day
   over `--days` days. The accounts are listed (`GET /v1/accounts`), then each account's days are
   read as one run of the daily assets reads them (`StripeApi.fetch_charges` over the range, with
-  the disputes), `--workers` accounts at a time (as many runs as the deployment runs at once).
+  the disputes and its destination charges: the platform's `GET /v1/transfers?destination=`, on
+  the platform's own budget), `--workers` accounts at a time (as many runs as the deployment
+  runs at once).
   `fraction_of_ceiling`: the requests/s reached over the ceiling of the accounts running at once
   (`workers` x 25/s on `GET /v1/charges`); `busiest_account_second`: the most requests one
   account's endpoint got in a rolling second (never above 25).
@@ -40,8 +42,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from recon_dagster.settings.accounts import PLATFORM_ACCOUNT
 from recon_dagster.sources.stripe_accounts import connected_accounts
-from recon_dagster.sources.stripe_api import StripeApi
+from recon_dagster.sources.stripe_api import ConnectSide, StripeApi
 from recon_dagster.sources.stripe_client import make_client
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
 
@@ -106,8 +109,12 @@ def read_account(url: str, account: str, first: int, days: int, budget: str | No
     client = make_client(
         LIVE_KEY, api_base=url, account=account, stripe_account=account, budget_url=budget
     )
+    # As the product reads a connected account: its destination charges from the platform's
+    # transfers to it, on the platform's own budget.
+    platform = make_client(LIVE_KEY, api_base=url, account=PLATFORM_ACCOUNT, budget_url=budget)
     start = START + timedelta(days=first)
-    return StripeApi(client).fetch_charges(start, start + timedelta(days=days)).height
+    api = StripeApi(client, connect=ConnectSide(platform, destination=account))
+    return api.fetch_charges(start, start + timedelta(days=days)).height
 
 
 def _run_process(url: str, account: str, day: int, budget: str | None, out) -> None:
@@ -128,6 +135,7 @@ def summary(records: list[tuple], seconds: float) -> dict:
         if records
         else 0.0,
         "charges_requests": len(listings),
+        "transfers_requests": sum(1 for r in records if r[0] == "/v1/transfers"),
         "busiest_account_second": max((busiest_second(t) for t in by_account.values()), default=0),
     }
 

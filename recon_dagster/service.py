@@ -11,6 +11,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from stripe import StripeClient
+
 from recon_dagster.close import gl_mapping
 from recon_dagster.core.grading import grade
 from recon_dagster.core.month_close import MonthClose
@@ -18,12 +20,12 @@ from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.core.result import ReconcileParams, ReconciliationResult
 from recon_dagster.days import day_window, days_between, today
 from recon_dagster.settings import ConfigError, Settings, parse_percent, variables
-from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, PLATFORM_ACCOUNT
 from recon_dagster.sources import bank, payments_db, stripe_client, stripe_events, stripe_mirror
 from recon_dagster.sources.bank import BankLines
 from recon_dagster.sources.payments_db import PaymentsDataError, PaymentsReader
 from recon_dagster.sources.stripe_accounts import connected_accounts
-from recon_dagster.sources.stripe_api import StripeApi
+from recon_dagster.sources.stripe_api import ConnectSide, StripeApi
 from recon_dagster.sources.stripe_budget import budget_beside
 from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
@@ -65,23 +67,32 @@ class BillingReconciliationService:
 
     def stripe(self, account: str = DEFAULT_ACCOUNT) -> StripeApi:
         """The Stripe API for `account`, through one paced client (STRIPE_API_KEY, or the
-        account's own key variable, is needed)."""
+        account's own key variable, is needed); under Connect, the platform's charges to a
+        connected account are read with the platform's client."""
         if account not in self._apis:
-            s = self.settings
-            key_variable = s.accounts.key_variable(account)
-            client = stripe_client.make_client(
-                variables.secret(key_variable, s.env) if key_variable else s.stripe_api_key(),
-                api_base=s.stripe_api_base,
-                max_network_retries=s.stripe_max_network_retries,
-                requests_per_second=s.stripe_requests_per_second,
-                endpoint_requests_per_second=s.stripe_endpoint_requests_per_second,
-                timeout=s.stripe_timeout_seconds,
-                account=account,
-                stripe_account=s.accounts.stripe_account(account),
-                budget_url=self.budget_url(),
-            )
-            self._apis[account] = StripeApi(client)
+            accounts, side = self.settings.accounts, None
+            client = self._client(account)
+            if accounts.is_platform(account):
+                side = ConnectSide(client)
+            elif accounts.connected(account):
+                side = ConnectSide(self.stripe(PLATFORM_ACCOUNT).client, destination=account)
+            self._apis[account] = StripeApi(client, connect=side)
         return self._apis[account]
+
+    def _client(self, account: str) -> StripeClient:
+        s = self.settings
+        key_variable = s.accounts.key_variable(account)
+        return stripe_client.make_client(
+            variables.secret(key_variable, s.env) if key_variable else s.stripe_api_key(),
+            api_base=s.stripe_api_base,
+            max_network_retries=s.stripe_max_network_retries,
+            requests_per_second=s.stripe_requests_per_second,
+            endpoint_requests_per_second=s.stripe_endpoint_requests_per_second,
+            timeout=s.stripe_timeout_seconds,
+            account=account,
+            stripe_account=s.accounts.stripe_account(account),
+            budget_url=self.budget_url(),
+        )
 
     def budget_url(self) -> str | None:
         """Where the Stripe budgets are shared with every other process (`stripe_budget`)."""
@@ -91,15 +102,15 @@ class BillingReconciliationService:
         return url or budget_beside(self.settings.report_store_url)
 
     def accounts(self) -> list[str]:
-        """The accounts this deployment reconciles: the connected accounts `GET /v1/accounts`
-        lists (Connect, limited to those RECON_STRIPE_ACCOUNTS names), the named ones, or the one
-        `default`."""
+        """The accounts this deployment reconciles: under Connect the platform's own (`platform`)
+        and the connected accounts `GET /v1/accounts` lists, limited to those
+        RECON_STRIPE_ACCOUNTS names; the named ones; or the one `default`."""
         accounts = self.settings.accounts
         if not accounts.connect:
             return list(accounts.listed)
         if accounts.setting.names:
             return list(accounts.setting.names)
-        return connected_accounts(self.stripe().client)
+        return accounts.discovered(connected_accounts(self.stripe(PLATFORM_ACCOUNT).client))
 
     def sources(self, account: str = DEFAULT_ACCOUNT) -> tuple[ChargeSource, PayoutSource]:
         """Where `account`'s charges and payouts are read: the Stripe mirror when

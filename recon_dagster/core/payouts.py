@@ -173,15 +173,19 @@ def _charge_checks(own: pl.LazyFrame, payments: pl.DataFrame) -> pl.LazyFrame:
 
     A charge is looked up under its own id first, then under its PaymentIntent's. The rows found
     under that id are summed in the transaction's currency; rows in other currencies only (a
-    charge settled in another currency than it was made in) are not compared.
+    charge settled in another currency than it was made in) are not compared. Neither is a
+    connected account's payment of a destination charge (its `charge` is the platform's, not its
+    `source`): it is what the platform transferred, and the sale's own day compares the amount.
+    A row without a `charge` is no sale of this account's (Connect: a transfer's payment, or on
+    the platform a destination charge) and is not looked up.
     """
     charges = (
         own.filter(CATEGORY == "charge")
         .select(
             "payout",
             "amount",
-            "currency",
-            charge=pl.coalesce("charge", "source"),
+            currency=pl.when(pl.col("charge") == pl.col("source")).then("currency"),
+            charge="charge",
             intent="payment_intent",
         )
         .filter(pl.col("charge").is_not_null())

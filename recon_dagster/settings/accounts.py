@@ -3,8 +3,9 @@ platform's connected accounts (Stripe Connect), or several accounts each with it
 (multi-entity: one per company or region).
 
 `RECON_STRIPE_ACCOUNTS` takes either form, never both:
-- `acct_1,acct_2` with `RECON_STRIPE_CONNECT=1`: these connected accounts (default: every one
-  `GET /v1/accounts` lists), each called with the `Stripe-Account` header;
+- `acct_1,acct_2` with `RECON_STRIPE_CONNECT=1`: these connected accounts (default: `platform`, the
+  platform's own account, and every one `GET /v1/accounts` lists), each called with the
+  `Stripe-Account` header; `platform` may be listed among them;
 - `eu:STRIPE_API_KEY_EU,us:STRIPE_API_KEY_US`: an account per name, its key in the variable named
   (the key itself is never written in the setting, so the setting is not a secret).
 """
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 from recon_dagster.settings.parsing import ConfigError
 
 DEFAULT_ACCOUNT = "default"  # the name of the one account of a single-account deployment
+# Under Connect, the platform's own account: its own sales, the application fees it earns and the
+# transfers it makes (called without `Stripe-Account`). Its rows in the payments table are those
+# whose account column is null or `platform`.
+PLATFORM_ACCOUNT = "platform"
 ACCOUNTS_VARIABLE = "RECON_STRIPE_ACCOUNTS"
 _CONNECTED_ID = re.compile(r"^acct_[A-Za-z0-9]+$")
 # A name is also a Dagster partition key and a store value: no `|`, `,` or spaces.
@@ -40,12 +45,12 @@ def parse_accounts(variable: str, value: str) -> AccountsSetting:
     if not items:
         return AccountsSetting()
     if all(":" not in item for item in items):
-        bad = [item for item in items if not _CONNECTED_ID.match(item)]
+        bad = [item for item in items if item != PLATFORM_ACCOUNT and not _CONNECTED_ID.match(item)]
         if bad:
             raise ConfigError(
                 variable,
-                f"{bad[0]!r} is not a connected account id (acct_…); name accounts with their "
-                "keys as name:VARIABLE, e.g. eu:STRIPE_API_KEY_EU",
+                f"{bad[0]!r} is not a connected account id (acct_…) or {PLATFORM_ACCOUNT!r}; name "
+                "accounts with their keys as name:VARIABLE, e.g. eu:STRIPE_API_KEY_EU",
             )
         return AccountsSetting(connected_ids=tuple(dict.fromkeys(items)))
     keys: dict[str, str] = {}
@@ -60,6 +65,12 @@ def parse_accounts(variable: str, value: str) -> AccountsSetting:
             )
         if name in keys:
             raise ConfigError(variable, f"the account {name!r} is named twice")
+        if name == PLATFORM_ACCOUNT:
+            raise ConfigError(
+                variable,
+                f"names an account {PLATFORM_ACCOUNT!r}: that name is a Connect platform's own "
+                "account; give the entity another name",
+            )
         keys[name] = key_variable
     return AccountsSetting(keys=tuple(keys.items()))
 
@@ -104,14 +115,29 @@ class Accounts:
         return dict(self.setting.keys).get(name)
 
     def stripe_account(self, name: str) -> str | None:
-        """The `Stripe-Account` header for `name`: its id under Connect, else None."""
-        if not self.connect or name == DEFAULT_ACCOUNT:
+        """The `Stripe-Account` header for `name`: its id under Connect (none for the platform's
+        own account), else None."""
+        if not self.connect or name in (DEFAULT_ACCOUNT, PLATFORM_ACCOUNT):
             return None
         if not _CONNECTED_ID.match(name):
             raise ConfigError(
-                "RECON_STRIPE_CONNECT", f"{name!r} is not a connected account id (acct_…)"
+                "RECON_STRIPE_CONNECT",
+                f"{name!r} is not a connected account id (acct_…) or {PLATFORM_ACCOUNT!r}",
             )
         return name
+
+    def is_platform(self, name: str) -> bool:
+        """Whether `name` is a Connect platform's own account."""
+        return self.connect and name == PLATFORM_ACCOUNT
+
+    def connected(self, name: str) -> bool:
+        """Whether `name` is a connected account of the platform (Connect)."""
+        return self.connect and name != PLATFORM_ACCOUNT and name != DEFAULT_ACCOUNT
+
+    def discovered(self, connected_ids: list[str]) -> list[str]:
+        """The accounts to reconcile under Connect, given the ids `GET /v1/accounts` listed: the
+        platform's own first, then each connected one, limited to those the setting names."""
+        return [name for name in (PLATFORM_ACCOUNT, *connected_ids) if self.wanted(name)]
 
     def check(self, name: str) -> str:
         """`name` if it is an account of this deployment, else a `ConfigError` saying which

@@ -132,12 +132,13 @@ VARIABLES: tuple[Variable, ...] = (
       example="sqlite:///data/stripe_budget.sqlite"),
     # --- Accounts
     V("RECON_STRIPE_CONNECT", ACCOUNTS, parse_bool, "false",
-      "reconcile a platform's connected accounts (`GET /v1/accounts`, each called with the "
-      "`Stripe-Account` header), each its own partition of `stripe_accounts`"),
+      "reconcile a platform's own account (`platform`) and its connected accounts "
+      "(`GET /v1/accounts`, each called with the `Stripe-Account` header), each its own "
+      "partition of `stripe_accounts`"),
     V("RECON_STRIPE_ACCOUNTS", ACCOUNTS, parse_accounts, "",
-      "with Connect, the connected accounts to reconcile (`acct_1,acct_2`); else accounts by the "
+      "with Connect, the accounts to reconcile (`platform,acct_1,acct_2`); else accounts by the "
       "variable holding each one's key (`eu:STRIPE_API_KEY_EU,us:STRIPE_API_KEY_US`)",
-      default_doc="(Connect: every connected account; else the one `default` account)",
+      default_doc="(Connect: `platform` and every connected account; else the one `default`)",
       example="eu:STRIPE_API_KEY_EU,us:STRIPE_API_KEY_US"),
     V("RECON_ACCOUNT_COLUMN", ACCOUNTS, parse_optional_column, "",
       "the payments table's column naming each row's account (a connected account id or an "

@@ -6,10 +6,32 @@ from datetime import date, datetime
 import polars as pl
 import stripe
 
+from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.core.payout_result import PayoutResult
-from recon_dagster.sources import stripe_charges, stripe_payouts
+from recon_dagster.sources import stripe_charges, stripe_connect, stripe_payouts
 from recon_dagster.sources.stripe_disputes import with_disputes
 from recon_dagster.sources.stripe_source import SourceVerdict
+
+
+@dataclass(frozen=True)
+class ConnectSide:
+    """Whose sales an account's charges are under Stripe Connect (`stripe_connect`): the
+    platform's own (`destination` None: destination charges left out) or a connected account's
+    (`destination`: payments made by transfers left out, and the platform's charges to it read
+    through `platform`)."""
+
+    platform: stripe.StripeClient
+    destination: str | None = None
+
+    def skip(self, charge: object) -> bool:
+        """A charge listed on this account that is not its own sale."""
+        if self.destination is None:
+            return stripe_connect.is_destination_charge(charge)
+        return stripe_connect.is_transfer_payment(charge)
+
+    def elsewhere(self, charge: object) -> bool:
+        """A platform charge that is not this connected account's sale."""
+        return stripe_connect.destination_of(charge) != self.destination
 
 
 @dataclass(frozen=True)
@@ -21,18 +43,50 @@ class StripeApi:
     client: stripe.StripeClient
     slices: int | None = None
     label: str = "api"
+    connect: ConnectSide | None = None
 
     def fetch_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
-        return with_disputes(self.client, self.list_charges(start, end), start)
+        own = with_disputes(self.client, self._own(start, end), start)
+        side = self.connect
+        if side is None or side.destination is None:
+            return own
+        theirs = stripe_connect.destination_charges(side.platform, side.destination, start, end)
+        # A destination charge's dispute is the platform's: looked up there.
+        return _newest_first(own, with_disputes(side.platform, theirs, start))
 
     def list_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
-        return stripe_charges.fetch_charges(self.client, start, end, slices=self.slices)
+        own, side = self._own(start, end), self.connect
+        if side is None or side.destination is None:
+            return own
+        theirs = stripe_connect.destination_charges(side.platform, side.destination, start, end)
+        return _newest_first(own, theirs)
+
+    def _own(self, start: datetime, end: datetime) -> pl.DataFrame:
+        """The charges listed on this account that are its own sales."""
+        skip = self.connect.skip if self.connect is not None else None
+        return stripe_charges.fetch_charges(self.client, start, end, slices=self.slices, skip=skip)
 
     def retrieve_charges(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
-        return stripe_charges.retrieve_charges(self.client, ids)
+        skip = self.connect.skip if self.connect is not None else None
+        found, missing = stripe_charges.retrieve_charges(self.client, ids, skip=skip)
+        side = self.connect
+        if side is None or side.destination is None or not missing:
+            return found, missing
+        # A connected account's sale may be a destination charge, which the platform holds.
+        theirs, missing = stripe_charges.retrieve_charges(
+            side.platform, missing, skip=side.elsewhere
+        )
+        return pl.concat([found, theirs]), missing
 
     def charges_of_intents(self, intents: list[str]) -> pl.DataFrame:
-        return stripe_charges.charges_of_intents(self.client, intents)
+        skip = self.connect.skip if self.connect is not None else None
+        own = stripe_charges.charges_of_intents(self.client, intents, skip=skip)
+        side = self.connect
+        if side is None or side.destination is None:
+            return own
+        # A destination charge's PaymentIntent is the platform's.
+        theirs = stripe_charges.charges_of_intents(side.platform, intents, skip=side.elsewhere)
+        return pl.concat([own, theirs])
 
     def verdict(self, charges: pl.DataFrame, day_end: datetime, seed: str) -> SourceVerdict:
         return SourceVerdict(self.label)  # the API is the reference: nothing to doubt
@@ -41,10 +95,20 @@ class StripeApi:
         return stripe_payouts.fetch_payouts(self.client, first, last)
 
     def fetch_payout_transactions(self, payout_ids: list[str]) -> pl.DataFrame:
-        return stripe_payouts.fetch_payout_transactions(self.client, payout_ids)
+        side = self.connect
+        role = None if side is None else "platform" if side.destination is None else "connected"
+        return stripe_payouts.fetch_payout_transactions(self.client, payout_ids, connect=role)
 
     def retrieve_payouts(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
         return stripe_payouts.retrieve_payouts(self.client, ids)
 
     def payout_verdict(self, result: PayoutResult) -> SourceVerdict:
         return SourceVerdict(self.label)
+
+
+def _newest_first(*frames: pl.DataFrame) -> pl.DataFrame:
+    """Charges from several listings as one listing gives them: newest first, each id once."""
+    frame = pl.concat([f.select(CHARGES_SCHEMA.names()) for f in frames])
+    return frame.unique(subset="id", keep="first", maintain_order=True).sort(
+        ["created", "id"], descending=True
+    )

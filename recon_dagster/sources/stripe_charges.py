@@ -9,7 +9,7 @@ import gc
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -43,8 +43,10 @@ def fetch_charges(
     *,
     slices: int | None = 1,
     max_workers: int = 8,
+    skip: Callable[[Any], bool] | None = None,
 ) -> pl.DataFrame:
-    """Every charge created in [start, end), newest first, in `CHARGES_SCHEMA`.
+    """Every charge created in [start, end), newest first, in `CHARGES_SCHEMA`; `skip`: charges
+    left out as they are read (Connect: another account's sales, `stripe_connect`).
 
     Stripe's `created` is whole seconds, so `gte=ceil(start), lt=ceil(end)` selects exactly the
     charges with start <= created < end, whole-second bounds or not.
@@ -75,14 +77,18 @@ def fetch_charges(
         return empty_charges()
     context = f"listing charges created in [{start.isoformat()}, {end.isoformat()})"
     lister = _Lister(
-        client, context, max_workers=max_workers if slices != 1 else 1, split=slices is None
+        client,
+        context,
+        max_workers=max_workers if slices != 1 else 1,
+        split=slices is None,
+        skip=skip,
     )
     with _cyclic_gc_paused():
         if slices is None or slices == 1:
             rows = lister.run([(low, high)])
         else:
             rows = lister.run(split_window(low, high, slices))
-    frame = _rows_to_frame(rows)
+    frame = rows_to_frame(rows)
     # A charge is in exactly one sub-window, but a charge listed twice must never count twice.
     return frame.unique(subset="id", keep="first", maintain_order=True).sort(
         ["created", "id"], descending=True
@@ -114,13 +120,22 @@ class _Lister:
     gives the older part of its range to a new task whenever a worker is idle.
     """
 
-    def __init__(self, client: stripe.StripeClient, context: str, *, max_workers: int, split: bool):
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        context: str,
+        *,
+        max_workers: int,
+        split: bool,
+        skip: Callable[[Any], bool] | None = None,
+    ):
         self._client, self._context, self._max_workers, self._split = (
             client,
             context,
             max_workers,
             split,
         )
+        self._skip = skip
         pacer = pacer_of(client)
         self._rate = (
             pacer.endpoint_rate() if pacer is not None else None
@@ -195,8 +210,10 @@ class _Lister:
                 if self._latency is None or took < self._latency:
                     self._latency = took
             data, has_more = page_of(page, self._context)
+            skip = self._skip
             for charge in data:
-                rows.append(_row(charge, len(rows)))
+                if skip is None or not skip(charge):
+                    rows.append(charge_row(charge, len(rows)))
             if not has_more or not data:
                 return
             cursor, oldest = _page_position(data[-1], self._context)
@@ -246,9 +263,14 @@ def _page_position(last: Any, context: str) -> tuple[str, int]:
 
 
 def retrieve_charges(
-    client: stripe.StripeClient, ids: Iterable[str], *, max_workers: int = 8
+    client: stripe.StripeClient,
+    ids: Iterable[str],
+    *,
+    max_workers: int = 8,
+    skip: Callable[[Any], bool] | None = None,
 ) -> tuple[pl.DataFrame, list[str]]:
-    """The charges with these ids (in the order given) and the ids Stripe does not know (404)."""
+    """The charges with these ids (in the order given) and the ids Stripe does not know (404);
+    `skip`: charges that count as unknown here (Connect: another account's sale)."""
     wanted = list(dict.fromkeys(ids))
 
     def one(charge_id: str) -> Any:
@@ -259,24 +281,34 @@ def retrieve_charges(
         )
 
     found = run_all(one, wanted, max_workers)
+    if skip is not None:
+        found = [None if charge is None or skip(charge) else charge for charge in found]
     missing = [cid for cid, charge in zip(wanted, found, strict=True) if charge is None]
     return _to_frame(charge for charge in found if charge is not None), missing
 
 
 def charges_of_intents(
-    client: stripe.StripeClient, intents: Iterable[str], *, max_workers: int = 8
+    client: stripe.StripeClient,
+    intents: Iterable[str],
+    *,
+    max_workers: int = 8,
+    skip: Callable[[Any], bool] | None = None,
 ) -> pl.DataFrame:
     """Every charge of these PaymentIntents (`GET /v1/charges?payment_intent=`), whenever
-    created."""
+    created; `skip`: charges left out (Connect: another account's sales)."""
     wanted = list(dict.fromkeys(intents))
 
     def one(intent: str) -> list[tuple[Any, ...]]:
         context = f"listing the charges of PaymentIntent {intent}"
         page = get(client, context, "/v1/charges", payment_intent=intent, limit=PAGE_SIZE)
         data, _ = page_of(page, context)  # an intent's attempts fit one page
-        return [_row(charge, i) for i, charge in enumerate(data)]
+        return [
+            charge_row(charge, i)
+            for i, charge in enumerate(data)
+            if skip is None or not skip(charge)
+        ]
 
-    return _rows_to_frame([row for rows in run_all(one, wanted, max_workers) for row in rows])
+    return rows_to_frame([row for rows in run_all(one, wanted, max_workers) for row in rows])
 
 
 _COLUMNS = list(CHARGES_SCHEMA)
@@ -285,10 +317,10 @@ _CREATED_AT = _COLUMNS.index("created")
 
 def _to_frame(charges: Iterable[Any]) -> pl.DataFrame:
     """Validate each charge as it arrives and keep only plain column values, not SDK objects."""
-    return _rows_to_frame([_row(charge, position) for position, charge in enumerate(charges)])
+    return rows_to_frame([charge_row(charge, position) for position, charge in enumerate(charges)])
 
 
-def _rows_to_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+def rows_to_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
     """Rows from `_row` (in `_COLUMNS` order) as a `CHARGES_SCHEMA` frame."""
     if not rows:
         return empty_charges()
@@ -312,7 +344,7 @@ _VALID_TAIL = (
 ) * 6  # dispute_* (filled in by `attach_disputes`), invalid_column, invalid_reason
 
 
-def _row(charge: Any, position: int) -> tuple[Any, ...]:
+def charge_row(charge: Any, position: int) -> tuple[Any, ...]:
     """One charge as a tuple in `_COLUMNS` order. A charge that fails validation is kept as an
     invalid row (its id and created time when it has them, the field and the reason), so one bad
     object is listed in the report instead of failing the day."""

@@ -11,7 +11,7 @@ payments table may keep either id), a page of 100 per request, payouts in parall
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import stripe
@@ -21,6 +21,8 @@ from recon_dagster.money import CurrencyError, normalize_currency
 from recon_dagster.sources.stripe_client import StripeDataError, call, list_all, run_all
 
 _CHARGE_CATEGORIES = ("charge",)
+# Which side of a Stripe Connect platform an account is (None: no Connect).
+ConnectRole = Literal["platform", "connected"] | None
 
 
 def fetch_payouts(client: stripe.StripeClient, first: date, last: date) -> pl.DataFrame:
@@ -36,15 +38,25 @@ def fetch_payouts(client: stripe.StripeClient, first: date, last: date) -> pl.Da
 
 
 def fetch_payout_transactions(
-    client: stripe.StripeClient, payout_ids: list[str], *, max_workers: int = 8
+    client: stripe.StripeClient,
+    payout_ids: list[str],
+    *,
+    max_workers: int = 8,
+    connect: ConnectRole = None,
 ) -> pl.DataFrame:
     """The balance transactions of these payouts (each payout's own included), as
-    `PAYOUT_TRANSACTIONS_SCHEMA`."""
+    `PAYOUT_TRANSACTIONS_SCHEMA`. Under Stripe Connect (`stripe_connect`) a sale is its
+    destination account's: on the `platform`, a destination charge is not the platform's sale;
+    on a `connected` account, each payment a transfer made is read back to the platform's charge
+    behind it, the id the payments table holds."""
+    expand = ["data.source"]
+    if connect == "connected":
+        expand.append("data.source.source_transfer.source_transaction")  # Stripe's deepest: 4
 
     def one(payout: str) -> list[tuple]:
-        params = {"payout": payout, "expand": ["data.source"]}
+        params = {"payout": payout, "expand": expand}
         return [
-            transaction_row(t, payout)
+            transaction_row(t, payout, connect)
             for t in _list(
                 client,
                 "/v1/balance_transactions",
@@ -108,6 +120,23 @@ def _currency(obj: dict, what: str) -> str:
         ) from None
 
 
+def _transferred_sale(payment: dict) -> tuple[str | None, str | None] | None:
+    """For a connected account's payment made by a platform transfer (`source_transfer`, expanded
+    to its `source_transaction`): the platform charge's id and PaymentIntent when it is a
+    destination charge, (None, None) for a separate transfer (no sale of the account's); None for
+    any other source."""
+    transfer = payment.get("source_transfer")
+    if transfer is None:
+        return None
+    charge = transfer.get("source_transaction") if isinstance(transfer, dict) else None
+    if not isinstance(charge, dict) or not isinstance(charge.get("transfer_data"), dict):
+        return None, None
+    intent = charge.get("payment_intent")
+    intent = intent.get("id") if isinstance(intent, dict) else intent
+    cid = charge.get("id")
+    return (cid if isinstance(cid, str) else None), (intent if isinstance(intent, str) else None)
+
+
 def payout_row(payout: dict) -> tuple:
     trace = payout.get("trace_id")
     trace_value = (
@@ -128,15 +157,21 @@ def payout_row(payout: dict) -> tuple:
     )
 
 
-def transaction_row(txn: dict, payout: str) -> tuple:
+def transaction_row(txn: dict, payout: str, connect: ConnectRole = None) -> tuple:
     source = txn.get("source")
-    intent = None
+    intent = sale = None
     if isinstance(source, dict):  # expanded: the charge object (or another source object)
         intent = source.get("payment_intent") if source.get("object") == "charge" else None
         intent = intent.get("id") if isinstance(intent, dict) else intent
+        if connect == "connected":
+            sale = _transferred_sale(source)
+        elif connect == "platform" and isinstance(source.get("transfer_data"), dict):
+            sale = None, None  # its destination account's sale, checked there
         source = source.get("id")
     category = txn.get("reporting_category") or txn.get("type")
     charge = source if category in _CHARGE_CATEGORIES and isinstance(source, str) else None
+    if charge is not None and sale is not None:
+        charge, intent = sale  # a destination charge's payment: the sale is the platform's charge
     created = datetime.fromtimestamp(_integer(txn, "created", "Balance transaction"), UTC)
     return (
         txn["id"],

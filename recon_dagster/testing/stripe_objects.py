@@ -229,6 +229,9 @@ _REPORTING_CATEGORIES = {
     "adjustment": "adjustment",
     "stripe_fee": "fee",
     "payout": "payout",
+    "application_fee": "platform_earning",
+    "application_fee_refund": "platform_earning_refund",
+    "transfer_refund": "transfer_reversal",
 }
 
 

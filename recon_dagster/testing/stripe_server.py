@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 # The objects it serves are built by `stripe_objects`; re-exported here, where tests have always
 # found them.
+from recon_dagster.testing.connect_money import ConnectSale
 from recon_dagster.testing.stripe_objects import (
     DEFAULT_CREATED as DEFAULT_CREATED,
     DEFAULT_DESTINATION as DEFAULT_DESTINATION,
@@ -112,6 +113,11 @@ _BALANCE_TRANSACTIONS = _Kind(
 )
 
 
+# A platform's transfers to its connected accounts (Connect): listed by destination, each
+# expandable to the charge that funded it.
+_TRANSFERS = _Kind(
+    "transfer", "/v1/transfers", ("destination", "source_transaction"), expands="source_transaction"
+)
 # Connected accounts (`GET /v1/accounts`, the platform's only).
 _ACCOUNTS = _Kind("account", "/v1/accounts", (), id_param="account")
 # Events: `type` is indexed; `types[]` (several types) is served from a filtered snapshot (events
@@ -378,14 +384,29 @@ def _retrieve(
     return expand(body) if expand else body
 
 
-def _expand_charge(field: str, charges: _DataSet, body: bytes) -> bytes:
-    """`body` with `field` replaced by the charge it names, as `/v1/charges/{id}` serves it; other
-    ids stay ids."""
+# Which data set an expandable field's id is looked up in (`StripeServer.find_object`).
+_EXPANDS_TO = {"source": "charges", "source_transaction": "charges", "source_transfer": "transfers"}
+
+
+def _expand(paths: list[list[str]], find: Callable[[str, str], dict | None], body: bytes) -> bytes:
+    """`body` with each dotted path of fields replaced by the object it names, as Stripe's
+    `expand[]` does (`source.source_transfer` expands a field of the expanded object); ids that
+    `find` does not know stay ids."""
     obj = json.loads(body)
-    charge = charges.entries.get(_ref_id(obj.get(field)) or "")
-    if charge is None:
-        return body
-    obj[field] = json.loads(charge[1])
+
+    def walk(node: Any, path: list[str]) -> None:
+        if not path or not isinstance(node, dict) or path[0] not in _EXPANDS_TO:
+            return
+        value = node.get(path[0])
+        if not isinstance(value, dict):
+            value = find(_EXPANDS_TO[path[0]], _ref_id(value) or "")
+            if value is None:
+                return
+            node[path[0]] = value
+        walk(value, path[1:])
+
+    for path in paths:
+        walk(obj, path)
     return _dumps(obj)
 
 
@@ -429,6 +450,7 @@ class StripeServer:
         self._payouts = _DataSet.of(_PAYOUTS, payouts)
         self._balance_transactions = _DataSet.of(_BALANCE_TRANSACTIONS, balance_transactions)
         self._events = _DataSet.of(_EVENTS, ())
+        self._transfers = _DataSet.of(_TRANSFERS, ())
         # Funds Stripe holds for connected accounts' negative balances, per currency: part of
         # `GET /v1/balance` that no balance transaction of this account moves.
         self.connect_reserved: dict[str, int] = {}
@@ -451,6 +473,7 @@ class StripeServer:
         self._connected: dict[str, StripeServer] = {}
         self._keyed: dict[str, tuple[str, StripeServer]] = {}
         self._accounts = _DataSet.of(_ACCOUNTS, ())
+        self.platform: StripeServer | None = None  # a connected account's platform
         self._connections: set[socket.socket] = set()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -542,6 +565,30 @@ class StripeServer:
         with self._lock:
             self._balance_transactions = new
 
+    def add_transfers(self, transfers: Iterable[dict]) -> None:
+        """Add transfers to connected accounts (one with an existing id replaces it)."""
+        with self._lock:
+            self._transfers = self._transfers.adding(transfers)
+
+    def add_sale(self, sale: ConnectSale, account: str) -> None:
+        """A Connect sale's objects (`connect_money`): the platform's here, the rest on the
+        connected `account`."""
+        self.add_charges(sale.platform_charges)
+        self.add_transfers(sale.transfers)
+        self.add_balance_transactions(sale.platform_transactions)
+        connected = self.connected_account(account)
+        connected.add_charges(sale.account_charges)
+        connected.add_balance_transactions(sale.account_transactions)
+
+    def find_object(self, kind: str, oid: str) -> dict | None:
+        """The object `oid` of `kind` (`charges`, `transfers`) for an expansion: this account's,
+        else its platform's (a connected account's payment names the platform's transfer)."""
+        data = self._charges if kind == "charges" else self._transfers
+        entry = data.entries.get(oid)
+        if entry is not None:
+            return json.loads(entry[1])
+        return self.platform.find_object(kind, oid) if self.platform is not None else None
+
     # --- other accounts ---------------------------------------------------------------------------
 
     def add_connected_account(
@@ -551,6 +598,7 @@ class StripeServer:
         requests made with `Stripe-Account: account_id`. Returns it, to add its charges, payouts,
         ... to (it is not started: this server answers for it)."""
         account = self._child()
+        account.platform = self
         body = {
             "id": account_id,
             "object": "account",
@@ -910,7 +958,8 @@ class StripeServer:
             events = _DataSet(
                 _EVENTS, {i: e for i, e in events.entries.items() if e[2][0] in types}
             )
-        for data in (charges, self._disputes, self._payouts, self._balance_transactions, events):
+        served = (charges, self._disputes, self._payouts, self._balance_transactions, events)
+        for data in (*served, self._transfers):
             url = data.kind.url
             rest = path[len(url) + 1 :] if path.startswith(url + "/") else None
             if path != url and (rest is None or "/" in rest):
@@ -922,12 +971,16 @@ class StripeServer:
                     "This local Stripe server is read-only.",
                     headers=[("Allow", "GET")],
                 )
-            field, expander = (
-                data.kind.expands,
-                None,
-            )  # `expand[]=data.source` on a list, `expand[]=source` on one
-            if field is not None and (f"data.{field}" if rest is None else field) in expand:
-                expander = partial(_expand_charge, field, charges)
+            # `expand[]=data.source` on a list, `expand[]=source` on one; deeper paths too.
+            prefix = "data." if rest is None else ""
+            paths = [
+                value.removeprefix(prefix).split(".")
+                for value in sorted(expand)
+                if value.startswith(prefix)
+                and data.kind.expands is not None
+                and value.removeprefix(prefix).split(".")[0] == data.kind.expands
+            ]
+            expander = partial(_expand, paths, self.find_object) if paths else None
             if rest is None:
                 return _list_page(data, params, expander)
             return _retrieve(data, unquote(rest), params, expander)
@@ -936,7 +989,7 @@ class StripeServer:
             "invalid_request_error",
             f"Unrecognized request URL ({method}: {path}). This local server "
             "serves /v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions, "
-            "/v1/balance and /v1/events only.",
+            "/v1/transfers, /v1/accounts, /v1/balance and /v1/events only.",
         )
 
 

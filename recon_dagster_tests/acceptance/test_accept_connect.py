@@ -42,6 +42,7 @@ from recon_dagster_tests.support.scenario import API_KEY, at
 DAY = date(2024, 7, 10)
 ARRIVAL = date(2024, 7, 12)  # the payouts of DAY's charges
 USD_A, USD_B, JPY = "acct_1Usa", "acct_2Usb", "acct_3Jpy"
+PLATFORM = "platform"  # the platform's own account
 
 
 @pytest.fixture
@@ -99,6 +100,11 @@ def platform(tmp_path, monkeypatch):
                         "insert into payments values (?, ?, ?, 'succeeded', ?, ?)",
                         [cid, amount, currency.upper(), at(DAY, 12, 0, 2), account],
                     )
+        # The platform's own sale: a row with no account.
+        con.execute(
+            "insert into payments values ('ch_platform', 9999, 'USD', 'succeeded', ?, NULL)",
+            [at(DAY, 0, 0, 2)],
+        )
         # The bank: A's and the JPY account's payouts arrived; B's never did.
         con.execute(
             "create table bank_lines (id varchar, booked_on date, amount bigint, "
@@ -142,38 +148,41 @@ def add_accounts(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str
 def test_each_finding_lands_on_its_own_account(platform, instance):
     server, root = platform
     defs = build_defs(Settings.from_env())
-    assert add_accounts(defs, instance) == [USD_A, USD_B, JPY]
+    assert add_accounts(defs, instance) == [PLATFORM, USD_A, USD_B, JPY]
     job = defs.resolve_job_def(DAILY_JOB)
     checks = {}
-    for account in (USD_A, USD_B, JPY):
+    for account in (PLATFORM, USD_A, USD_B, JPY):
         result = job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}")
         assert result.success
         for evaluation in result.get_asset_check_evaluations():
             checks[evaluation.partition] = evaluation
 
     store = ReportStore(f"duckdb:///{root / 'recon.duckdb'}")
-    reports = {a: store.for_account(a).latest(DAY) for a in (USD_A, USD_B, JPY)}
+    reports = {a: store.for_account(a).latest(DAY) for a in (PLATFORM, USD_A, USD_B, JPY)}
     assert {a: r.missing_in_database for a, r in reports.items()} == {
+        PLATFORM: [],
         USD_A: [],
         USD_B: ["ch_b2"],
         JPY: [],
     }
     assert {a: (r.currency, r.stripe_total, r.database_total) for a, r in reports.items()} == {
+        PLATFORM: ("USD", 9_999, 9_999),  # its own sale: the row with no account
         USD_A: ("USD", 3_000, 3_000),
         USD_B: ("USD", 2_200, 1_500),
         JPY: ("JPY", 5_000, 5_000),  # yen have no minor unit: 5,000 yen, not 50.00
     }
-    assert store.latest(DAY) is None  # the platform's own account was not asked for
+    assert store.latest(DAY) is None  # nothing landed on a `default` account
     assert {p: e.passed for p, e in checks.items()} == {
+        f"{PLATFORM}|{DAY}": True,
         f"{USD_A}|{DAY}": True,
         f"{USD_B}|{DAY}": False,
         f"{JPY}|{DAY}": True,
     }
     assert checks[f"{USD_B}|{DAY}"].metadata["account"].value == USD_B
     assert (checks[f"{USD_B}|{DAY}"].description or "").startswith("Account acct_2Usb: ")
-    # Every charge listing went to one connected account; none to the platform's own charges.
+    # Each account's charges were listed with its own header; the platform's without one.
     listings = [r for r in server.requests if r.path == "/v1/charges"]
-    assert {r.account for r in listings} == {USD_A, USD_B, JPY}
+    assert {r.account for r in listings} == {None, USD_A, USD_B, JPY}
 
 
 def test_history_lists_every_account_and_reads_one(platform, instance):
@@ -240,6 +249,7 @@ def test_cli_reconciles_every_account_with_a_table_and_totals(platform):
     assert (code, out["status"]) == (1, "discrepancy_found")
     by_account = {a["account"]: a for a in out["accounts"]}
     assert {a: r["missing_in_database"] for a, r in by_account.items()} == {
+        PLATFORM: [],
         USD_A: [],
         USD_B: ["ch_b2"],
         JPY: [],
@@ -255,11 +265,11 @@ def test_cli_reconciles_every_account_with_a_table_and_totals(platform):
         },
         {
             "currency": "USD",
-            "stripe_total": "52.00",
-            "database_total": "45.00",
+            "stripe_total": "151.99",
+            "database_total": "144.99",
             "discrepancy": "7.00",
             "gross_discrepancy": "7.00",
-            "accounts": 2,
+            "accounts": 3,
         },
     ]
 
@@ -318,6 +328,7 @@ def test_cli_payouts_per_account(platform):
     code, every = cli("payouts", "--start", ARRIVAL.isoformat())
     assert code == 1
     assert {a["account"]: [p["id"] for p in a["payouts"]] for a in every["accounts"]} == {
+        PLATFORM: [],
         USD_A: ["po_usa"],
         USD_B: ["po_usb"],
         JPY: ["po_jpy"],
@@ -367,6 +378,7 @@ def test_cli_closes_each_accounts_balance_on_its_own(platform):
     code, every = cli("close", "--month", "2024-07", "--lock", "--actor", "controller")
     assert (code, every["status"]) == (0, "tied_out")
     assert {a["account"]: [c["currency"] for c in a["currencies"]] for a in every["accounts"]} == {
+        PLATFORM: [],
         USD_A: ["USD"],
         USD_B: ["USD"],
         JPY: ["JPY"],
@@ -523,14 +535,14 @@ def test_the_schedules_ask_for_every_accounts_day(platform, instance):
     )
     requests = daily.evaluate_tick(context).run_requests or []
     assert sorted(r.partition_key for r in requests) == [
-        f"{a}|{DAY}" for a in sorted((USD_A, USD_B, JPY))
+        f"{a}|{DAY}" for a in sorted((PLATFORM, USD_A, USD_B, JPY))
     ]
     payouts = defs.resolve_schedule_def("payouts_daily")
     context = dg.build_schedule_context(
         instance=instance, scheduled_execution_time=at_two, repository_def=repository
     )
     keys = {r.partition_key for r in payouts.evaluate_tick(context).run_requests or []}
-    assert {k.split("|")[0] for k in keys} == {USD_A, USD_B, JPY}
+    assert {k.split("|")[0] for k in keys} == {PLATFORM, USD_A, USD_B, JPY}
     assert f"{JPY}|{DAY}" in keys
 
 

@@ -37,6 +37,21 @@ def test_connect_without_a_list_wants_every_connected_account():
     assert accounts.multi and accounts.listed == () and accounts.wanted("acct_anything")
 
 
+def test_connect_discovers_the_platforms_own_account_first_called_without_a_header():
+    accounts = Accounts(True, parse_accounts("V", ""))
+    assert accounts.discovered(["acct_1A", "acct_2B"]) == ["platform", "acct_1A", "acct_2B"]
+    assert accounts.stripe_account("platform") is None
+    assert accounts.is_platform("platform") and not accounts.connected("platform")
+    assert accounts.connected("acct_1A") and not accounts.is_platform("acct_1A")
+
+
+def test_a_connect_list_may_name_the_platform_or_leave_it_out():
+    with_platform = Accounts(True, parse_accounts("V", "platform,acct_1A"))
+    assert with_platform.discovered(["acct_1A", "acct_2B"]) == ["platform", "acct_1A"]
+    without = Accounts(True, parse_accounts("V", "acct_2B"))
+    assert without.discovered(["acct_1A", "acct_2B"]) == ["acct_2B"]
+
+
 def test_named_keys_call_each_account_with_its_own_key_and_no_header():
     accounts = Accounts(False, parse_accounts("V", "eu:STRIPE_API_KEY_EU,us:STRIPE_API_KEY_US"))
     assert accounts.listed == ("eu", "us")
@@ -54,6 +69,7 @@ def test_named_keys_call_each_account_with_its_own_key_and_no_header():
         ("eu:lower_case", "name:VARIABLE"),
         ("eu:KEY_A,eu:KEY_B", "named twice"),
         ("e u:KEY", "name:VARIABLE"),
+        ("platform:STRIPE_API_KEY_P", "Connect platform's own account"),
     ],
 )
 def test_a_malformed_list_names_the_variable_and_the_item(text, says):

@@ -16,6 +16,7 @@ import pytest
 import requests
 import stripe
 
+from recon_dagster.testing.connect_money import destination_charge
 from recon_dagster.testing.stripe_server import (
     DEFAULT_API_KEY,
     PAYOUT_FIELD,
@@ -37,10 +38,20 @@ def sdk(server: StripeServer, key: str = DEFAULT_API_KEY) -> stripe.StripeClient
     return stripe.StripeClient(key, base_addresses={"api": server.url}, max_network_retries=0)
 
 
-def get(server: StripeServer, path: str, *, key: str | None = DEFAULT_API_KEY, method: str = "GET"):
+def get(
+    server: StripeServer,
+    path: str,
+    *,
+    key: str | None = DEFAULT_API_KEY,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+):
     """(status, headers, parsed JSON body) of a raw request, for what the SDK cannot send."""
     request = urllib.request.Request(
-        server.url + path, method=method, data=b"" if method == "POST" else None
+        server.url + path,
+        method=method,
+        data=b"" if method == "POST" else None,
+        headers=headers or {},
     )
     if key is not None:
         request.add_header("Authorization", f"Bearer {key}")
@@ -483,8 +494,8 @@ def test_an_unrecognized_url_names_every_resource_served(serve):
     status, _, body = get(serve(), "/v1/refunds")
     assert status == 404
     assert (
-        "/v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions, /v1/balance and "
-        "/v1/events" in body["error"]["message"]
+        "/v1/charges, /v1/disputes, /v1/payouts, /v1/balance_transactions, /v1/transfers, "
+        "/v1/accounts, /v1/balance and /v1/events" in body["error"]["message"]
     )
 
 
@@ -1144,3 +1155,21 @@ def test_a_payout_of_100000_transactions_pages_through_payout_quickly(serve):
         seconds_for_pages("po_big", "txn_050001"),
     )
     assert big_pages < small_pages * 3 + 0.05
+
+
+def test_an_expansion_follows_a_connected_accounts_payment_to_the_platforms_charge():
+    """`expand[]=data.source.source_transfer.source_transaction`, as Stripe expands four levels:
+    the account's payment, the platform's transfer that made it, and the charge behind that."""
+    server = StripeServer([], api_key=DEFAULT_API_KEY)
+    server.add_connected_account("acct_1A")
+    server.add_sale(destination_charge("ch_9", 1_000, "acct_1A", created=T0), "acct_1A")
+    with server:
+        status, _, body = get(
+            server,
+            "/v1/balance_transactions?expand[]=data.source.source_transfer.source_transaction",
+            headers={"Stripe-Account": "acct_1A"},
+        )
+    [payment] = body["data"]
+    transfer = payment["source"]["source_transfer"]
+    assert (status, payment["source"]["id"], transfer["id"]) == (200, "py_9", "tr_9")
+    assert transfer["source_transaction"]["transfer_data"]["destination"] == "acct_1A"

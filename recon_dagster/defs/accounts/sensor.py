@@ -12,9 +12,9 @@ SENSOR = "stripe_accounts_sensor"
 
 
 def build_accounts_sensor(accounts: Accounts, interval_seconds: int) -> dg.SensorDefinition:
-    """Adds the accounts RECON_STRIPE_ACCOUNTS names, or under Connect every connected account
-    `GET /v1/accounts` lists (limited to those named, if any). An account that goes away keeps
-    its partition: its reports stay."""
+    """Adds the accounts RECON_STRIPE_ACCOUNTS names, or under Connect the platform's own account
+    and every connected account `GET /v1/accounts` lists (limited to those named, if any). An
+    account that goes away keeps its partition: its reports stay."""
 
     @dg.sensor(
         name=SENSOR,
@@ -32,7 +32,7 @@ def build_accounts_sensor(accounts: Accounts, interval_seconds: int) -> dg.Senso
                 raise dg.Failure(
                     description=f"Could not list the connected accounts: {exc}"
                 ) from None
-            names = [name for name in listed if accounts.wanted(name)]
+            names = accounts.discovered(listed)
         else:
             names = list(accounts.listed)
         known = set(context.instance.get_dynamic_partitions(ACCOUNTS.name or ""))

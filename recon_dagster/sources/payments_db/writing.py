@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from recon_dagster.money import normalize_currency, to_major
 from recon_dagster.settings import PaymentsTable
+from recon_dagster.settings.accounts import PLATFORM_ACCOUNT
 from recon_dagster.sources.payments_db.introspect import TableInfo
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -85,13 +86,17 @@ def quoted_table(name: str, quote: Callable[[str], str] | None = None) -> str:
 
 def account_condition(table: PaymentsTable, quote: Callable[[str], str]) -> str:
     """` AND <account column> = '<account>'` when the table is read for one account, else "".
-    An account's name is letters, digits, `-` and `_` (checked here again), so it is written as a
-    literal, the same way on every database."""
+    A Connect platform's own rows are also those with no account (its own sales). An account's
+    name is letters, digits, `-` and `_` (checked here again), so it is written as a literal, the
+    same way on every database."""
     if not table.account_column or table.account is None:
         return ""
     if not _ACCOUNT_NAME.match(table.account):
         raise ValueError(f"{table.account!r} is not an account name")
-    return f" AND {quote(table.account_column)} = '{table.account}'"
+    column = quote(table.account_column)
+    if table.account == PLATFORM_ACCOUNT:
+        return f" AND ({column} IS NULL OR {column} = '{table.account}')"
+    return f" AND {column} = '{table.account}'"
 
 
 def require_aware(value: Any, what: str) -> None:
@@ -131,8 +136,8 @@ def check_and_write(
         table.status_column: row.status,
         table.created_at_column: created,
     }
-    if table.account_column and table.account is not None:
-        values[table.account_column] = table.account
+    if table.account_column and table.account not in (None, PLATFORM_ACCOUNT):
+        values[table.account_column] = table.account  # the platform's own sales have none
     if table.refunded_column:
         values[table.refunded_column] = (
             None if row.refunded is None else in_unit(row.refunded, row.currency, table)
