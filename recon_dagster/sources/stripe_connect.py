@@ -25,7 +25,7 @@ from recon_dagster.sources.stripe_client import ceil_seconds, list_all
 CAPTURE_DAYS = 7
 
 
-def _get(obj: Any, name: str) -> Any:
+def field_of(obj: Any, name: str) -> Any:
     """A field of a JSON object or an SDK `StripeObject` (not a dict), or None."""
     try:
         return obj[name]
@@ -35,13 +35,13 @@ def _get(obj: Any, name: str) -> Any:
 
 def _id(value: Any) -> str | None:
     """An id, or an expanded object's id."""
-    value = value if isinstance(value, str) else _get(value, "id")
+    value = value if isinstance(value, str) else field_of(value, "id")
     return value if isinstance(value, str) and value else None
 
 
 def destination_of(charge: Any) -> str | None:
     """The connected account a platform charge's funds go to (`transfer_data.destination`)."""
-    return _id(_get(_get(charge, "transfer_data"), "destination"))
+    return _id(field_of(field_of(charge, "transfer_data"), "destination"))
 
 
 def is_destination_charge(charge: Any) -> bool:
@@ -52,7 +52,7 @@ def is_destination_charge(charge: Any) -> bool:
 def is_transfer_payment(charge: Any) -> bool:
     """A connected account's payment that a platform transfer made (a destination charge's funds,
     or a separate transfer): not a sale of its own."""
-    return _id(_get(charge, "source_transfer")) is not None
+    return _id(field_of(charge, "source_transfer")) is not None
 
 
 def destination_charges(
@@ -76,7 +76,7 @@ def destination_charges(
     }
     rows = []
     for transfer in list_all(platform, "/v1/transfers", params, context):
-        charge = _get(transfer, "source_transaction")
+        charge = field_of(transfer, "source_transaction")
         if not isinstance(charge, dict) or destination_of(charge) != destination:
             continue
         created = charge.get("created")

@@ -10,7 +10,7 @@ it (one retrieve per charge).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import stripe
 
 from recon_dagster.sources.stripe_charges import retrieve_charges
-from recon_dagster.sources.stripe_client import list_all
+from recon_dagster.sources.stripe_client import call, list_all, run_all
+from recon_dagster.sources.stripe_connect import destination_of, field_of
 
 LATE_CHANGE_TYPES = (
     "charge.refunded",
@@ -57,6 +58,9 @@ class Change:
     # A payout event: the arrival dates it touches (now, and before when the event moved it), as UTC
     # dates.
     payout_days: tuple[date, ...] = ()
+    # Stripe Connect: a platform's destination charge is its destination account's sale, so its
+    # change re-opens that account's day (`with_destinations`).
+    destination: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,8 +164,10 @@ def _change(event: dict) -> Change:
             charge_created=None,
             payout_days=days,
         )
+    destination = None
     if obj.get("object") == "charge":
         charge, created = obj.get("id"), obj.get("created")
+        destination = destination_of(obj)
     else:  # a dispute (or a refund): its charge, whose time we look up
         charge = obj.get("charge")
         charge = charge.get("id") if isinstance(charge, dict) else charge
@@ -174,7 +180,36 @@ def _change(event: dict) -> Change:
         charge_created=created
         if isinstance(created, int) and not isinstance(created, bool)
         else None,
+        destination=destination,
     )
+
+
+def with_destinations(client: stripe.StripeClient, changes: list[Change]) -> list[Change]:
+    """A Connect platform's changes, each destination charge's with its destination account. A
+    charge event carries its charge; a dispute event only the charge's id, so those charges are
+    retrieved (one request each, disputes being few) for their destination and time."""
+    wanted = sorted({c.charge_id for c in changes if c.charge_id and c.charge_created is None})
+
+    def one(charge_id: str) -> Any:
+        return call(
+            f"retrieving charge {charge_id}",
+            lambda: client.v1.charges.retrieve(charge_id),
+            missing_ok=True,
+        )
+
+    found = dict(zip(wanted, run_all(one, wanted, max_workers=8), strict=True))
+    out = []
+    for change in changes:
+        charge = found.get(change.charge_id or "")
+        if charge is not None and change.destination is None:
+            created = field_of(charge, "created")
+            change = replace(
+                change,
+                destination=destination_of(charge),
+                charge_created=created if isinstance(created, int) else None,
+            )
+        out.append(change)
+    return out
 
 
 def payout_days_of(changes: list[Change]) -> dict[date, list[Change]]:

@@ -28,10 +28,12 @@ from recon_dagster.settings import ConfigError, Settings
 from recon_dagster.stores.close_store import CloseStore
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.testing.connect_money import destination_charge
 from recon_dagster.testing.stripe_server import (
     StripeServer,
     make_balance_transaction,
     make_charge,
+    make_dispute,
     make_payout,
     payout_transactions,
 )
@@ -48,8 +50,17 @@ PLATFORM = "platform"  # the platform's own account
 @pytest.fixture
 def platform(tmp_path, monkeypatch):
     """The platform's server with three connected accounts, and an orders table whose
-    `stripe_account` column says whose each row is; one of B's charges was never recorded."""
+    `stripe_account` column says whose each row is; one of B's charges was never recorded. One
+    of A's sales is a destination charge made on the platform, with a 10% application fee."""
     server = StripeServer([], api_key=API_KEY).start()
+    destination = destination_charge(
+        "ch_dest",
+        4_000,
+        USD_A,
+        created=int(at(DAY, 12).timestamp()),
+        application_fee=400,
+        on_behalf_of=True,
+    )
     sales = {
         USD_A: [("ch_a1", 1_000, "usd"), ("ch_a2", 2_000, "usd")],
         USD_B: [("ch_b1", 1_500, "usd"), ("ch_b2", 700, "usd")],
@@ -58,6 +69,8 @@ def platform(tmp_path, monkeypatch):
     payouts = {}
     for account, charges in sales.items():
         connected = server.add_connected_account(account, default_currency=charges[0][2])
+        if account == USD_A:
+            server.add_sale(destination, USD_A)
         connected.add_charges(
             make_charge(cid, amount, currency, created=int(at(DAY, 12).timestamp()))
             for cid, amount, currency in charges
@@ -76,6 +89,8 @@ def platform(tmp_path, monkeypatch):
             )
             for cid, amount, currency in charges
         ]
+        if account == USD_A:  # the destination charge's payment, its fee paid to the platform
+            txns += [dict(t, _payout=pid) for t in destination.account_transactions]
         payout = make_payout(
             pid,
             sum(t["net"] for t in txns),
@@ -100,6 +115,10 @@ def platform(tmp_path, monkeypatch):
                         "insert into payments values (?, ?, ?, 'succeeded', ?, ?)",
                         [cid, amount, currency.upper(), at(DAY, 12, 0, 2), account],
                     )
+        con.execute(
+            "insert into payments values ('ch_dest', 4000, 'USD', 'succeeded', ?, ?)",
+            [at(DAY, 12, 0, 2), USD_A],
+        )
         # The platform's own sale: a row with no account.
         con.execute(
             "insert into payments values ('ch_platform', 9999, 'USD', 'succeeded', ?, NULL)",
@@ -166,8 +185,8 @@ def test_each_finding_lands_on_its_own_account(platform, instance):
         JPY: [],
     }
     assert {a: (r.currency, r.stripe_total, r.database_total) for a, r in reports.items()} == {
-        PLATFORM: ("USD", 9_999, 9_999),  # its own sale: the row with no account
-        USD_A: ("USD", 3_000, 3_000),
+        PLATFORM: ("USD", 9_999, 9_999),  # its own sale, not A's destination charge
+        USD_A: ("USD", 7_000, 7_000),  # with the destination charge made on the platform
         USD_B: ("USD", 2_200, 1_500),
         JPY: ("JPY", 5_000, 5_000),  # yen have no minor unit: 5,000 yen, not 50.00
     }
@@ -183,6 +202,13 @@ def test_each_finding_lands_on_its_own_account(platform, instance):
     # Each account's charges were listed with its own header; the platform's without one.
     listings = [r for r in server.requests if r.path == "/v1/charges"]
     assert {r.account for r in listings} == {None, USD_A, USD_B, JPY}
+    # Each connected account's destination charges: the platform's transfers to it.
+    transfers = [r for r in server.requests if r.path == "/v1/transfers"]
+    assert sorted((r.account, r.query["destination"]) for r in transfers) == [
+        (None, USD_A),
+        (None, USD_B),
+        (None, JPY),
+    ]
 
 
 def test_history_lists_every_account_and_reads_one(platform, instance):
@@ -265,8 +291,8 @@ def test_cli_reconciles_every_account_with_a_table_and_totals(platform):
         },
         {
             "currency": "USD",
-            "stripe_total": "151.99",
-            "database_total": "144.99",
+            "stripe_total": "191.99",
+            "database_total": "184.99",
             "discrepancy": "7.00",
             "gross_discrepancy": "7.00",
             "accounts": 3,
@@ -378,7 +404,7 @@ def test_cli_closes_each_accounts_balance_on_its_own(platform):
     code, every = cli("close", "--month", "2024-07", "--lock", "--actor", "controller")
     assert (code, every["status"]) == (0, "tied_out")
     assert {a["account"]: [c["currency"] for c in a["currencies"]] for a in every["accounts"]} == {
-        PLATFORM: [],
+        PLATFORM: ["USD"],  # the destination charge, its transfer and the application fee
         USD_A: ["USD"],
         USD_B: ["USD"],
         JPY: ["JPY"],
@@ -462,6 +488,39 @@ def test_a_late_refund_on_one_account_reopens_that_accounts_day_only(platform, i
     assert request.tags["recon/late_event_types"] == "charge.refunded"
     third = tick(second.cursor)  # the event is read once
     assert not third.run_requests
+
+
+def test_a_late_refund_of_a_destination_charge_reopens_its_destination_accounts_day(
+    platform, instance
+):
+    """The refund is the platform's event (the charge is the platform's), but the sale is A's:
+    A's day is re-opened, not the platform's."""
+    server, _ = platform
+    defs = build_defs(Settings.from_env())
+    add_accounts(defs, instance)
+    job = defs.resolve_job_def(DAILY_JOB)
+    for account in (PLATFORM, USD_A):
+        assert job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}").success
+    sensor = defs.resolve_sensor_def("stripe_late_changes")
+    resources = build_resources(Settings.from_env())
+
+    def tick(cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        return result
+
+    first = tick(None)
+    server.update_charge("ch_dest", amount_refunded=1_000)
+    second = tick(first.cursor)
+    assert [r.partition_key for r in second.run_requests or []] == [f"{USD_A}|{DAY}"]
+    # A dispute's event names only the charge: the platform looks up whose sale it is.
+    server.open_dispute(
+        make_dispute("dp_dest", "ch_dest", 3_000, created=int(at(DAY, 13).timestamp()))
+    )
+    third = tick(second.cursor)
+    assert [r.partition_key for r in third.run_requests or []] == [f"{USD_A}|{DAY}"]
+    assert third.run_requests[0].tags["recon/late_event_types"] == "charge.dispute.created"
 
 
 def test_cli_sync_writes_the_account_of_the_synced_payment(platform):

@@ -38,7 +38,7 @@ from recon_dagster.defs.shared import (
     AssetJob,
     late_change_tags,
 )
-from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
+from recon_dagster.settings.accounts import DEFAULT_ACCOUNT, PLATFORM_ACCOUNT
 from recon_dagster.sources import stripe_events, stripe_mirror, stripe_mirror_payouts
 from recon_dagster.sources.stripe_events import Change, Cursor
 from recon_dagster.stores.close_store import CloseStore
@@ -160,21 +160,36 @@ def _requests_for(
     account: str,
 ) -> tuple[list[dg.RunRequest], int]:
     """The re-materializations `account`'s `changes` ask for (its reconciled days only), and how
-    many touched days were never materialized."""
-    domains: list[Domain] = [
-        (REPORT, job_name, "late_change", stripe_events.days_of(client, changes, timezone)),
+    many touched days were never materialized. On a Connect platform, a destination charge's
+    change re-opens its destination account's day (that sale is reconciled there)."""
+    if account == PLATFORM_ACCOUNT:
+        changes = stripe_events.with_destinations(client, changes)
+    by_account: dict[str, list[Change]] = {}
+    for change in changes:
+        by_account.setdefault(change.destination or account, []).append(change)
+    domains: list[tuple[str, Domain]] = [
         (
-            PAYOUT_REPORT,
-            payouts_job_name,
-            "late_change:payouts",
-            stripe_events.payout_days_of(changes),
-        ),
+            owner,
+            (REPORT, job_name, "late_change", stripe_events.days_of(client, owned, timezone)),
+        )
+        for owner, owned in by_account.items()
     ]
+    domains.append(
+        (
+            account,
+            (
+                PAYOUT_REPORT,
+                payouts_job_name,
+                "late_change:payouts",
+                stripe_events.payout_days_of(changes),
+            ),
+        )
+    )
     requests, untouched = [], 0
-    for report, job, prefix, by_day in domains:
+    for owner, (report, job, prefix, by_day) in domains:
         reconciled = _reconciled(context, report)
         for day, day_changes in sorted(by_day.items()):
-            key = day.isoformat() if account == DEFAULT_ACCOUNT else f"{account}|{day}"
+            key = day.isoformat() if owner == DEFAULT_ACCOUNT else f"{owner}|{day}"
             if key not in reconciled:
                 untouched += 1
                 continue
