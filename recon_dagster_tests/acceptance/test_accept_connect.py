@@ -4,20 +4,15 @@ its own `Stripe-Account` calls and its own rows, and each finding lands on its o
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import duckdb
 import pytest
 
-from recon_dagster.definitions import build_defs, build_resources
+from recon_dagster.definitions import build_defs
 from recon_dagster.defs.alerts.sensors import build_alert_sensors
 from recon_dagster.defs.shared import (
-    ACCOUNTS,
     BALANCE_JOB,
     DAILY_JOB,
     MONTH_CLOSE_JOB,
@@ -37,6 +32,7 @@ from recon_dagster.testing.stripe_server import (
     make_payout,
     payout_transactions,
 )
+from recon_dagster_tests.support.accounts import add_accounts, cli_json, late_changes_tick
 from recon_dagster_tests.support.alert_receivers import pd_res, slack_res, tick
 from recon_dagster_tests.support.receivers import pagerduty_receiver, slack_receiver
 from recon_dagster_tests.support.scenario import API_KEY, at
@@ -152,18 +148,6 @@ def platform(tmp_path, monkeypatch):
     server.stop()
 
 
-def add_accounts(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
-    """One tick of `stripe_accounts_sensor`, its partitions added as the daemon adds them."""
-    sensor = defs.resolve_sensor_def("stripe_accounts_sensor")
-    resources = build_resources(Settings.from_env())
-    result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
-    assert isinstance(result, dg.SensorResult)
-    for request in result.dynamic_partitions_requests or []:
-        assert isinstance(request, dg.AddDynamicPartitionsRequest)
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return instance.get_dynamic_partitions(ACCOUNTS.name or "")
-
-
 def test_each_finding_lands_on_its_own_account(platform, instance):
     server, root = platform
     defs = build_defs(Settings.from_env())
@@ -258,20 +242,8 @@ def test_the_check_key_is_the_same_for_every_account(platform):
     assert REPORT_CHECK in defs.resolve_asset_graph().asset_check_keys
 
 
-def cli(*args: str) -> tuple[int, dict]:
-    """`recon-dagster ARGS --json` in a process of its own, in this test's environment."""
-    done = subprocess.run(
-        [sys.executable, "-m", "recon_dagster.cli", *args, "--json"],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done.returncode, json.loads(done.stdout)
-
-
 def test_cli_reconciles_every_account_with_a_table_and_totals(platform):
-    code, out = cli("reconcile", "--start", DAY.isoformat())
+    code, out = cli_json("reconcile", "--start", DAY.isoformat())
     assert (code, out["status"]) == (1, "discrepancy_found")
     by_account = {a["account"]: a for a in out["accounts"]}
     assert {a: r["missing_in_database"] for a, r in by_account.items()} == {
@@ -301,21 +273,21 @@ def test_cli_reconciles_every_account_with_a_table_and_totals(platform):
 
 
 def test_cli_account_flag_reconciles_and_lists_that_account_only(platform):
-    code, out = cli("reconcile", "--start", DAY.isoformat(), "--account", USD_B)
+    code, out = cli_json("reconcile", "--start", DAY.isoformat(), "--account", USD_B)
     assert (code, out["account"], out["missing_in_database"]) == (1, USD_B, ["ch_b2"])
-    code, out = cli("reconcile", "--start", DAY.isoformat(), "--account", USD_A)
+    code, out = cli_json("reconcile", "--start", DAY.isoformat(), "--account", USD_A)
     assert (code, out["account"], out["status"]) == (0, USD_A, "success")
-    code, history = cli("history", "--account", USD_B)
+    code, history = cli_json("history", "--account", USD_B)
     assert [(r["account"], r["status"]) for r in history["reports"]] == [
         (USD_B, "discrepancy_found")
     ]
-    code, every = cli("history")
+    code, every = cli_json("history")
     assert sorted(r["account"] for r in every["reports"]) == [USD_A, USD_B]
 
 
 def test_cli_refuses_an_account_the_setting_does_not_name(platform, monkeypatch):
     monkeypatch.setenv("RECON_STRIPE_ACCOUNTS", f"{USD_A},{JPY}")
-    code, out = cli("reconcile", "--start", DAY.isoformat(), "--account", USD_B)
+    code, out = cli_json("reconcile", "--start", DAY.isoformat(), "--account", USD_B)
     assert code == 2 and "RECON_STRIPE_ACCOUNTS" in out["error"] and USD_B in out["error"]
 
 
@@ -346,12 +318,12 @@ def test_a_connected_accounts_payout_missing_in_the_bank_is_that_accounts_alone(
 
 
 def test_cli_payouts_per_account(platform):
-    code, out = cli("payouts", "--start", ARRIVAL.isoformat(), "--account", USD_B)
+    code, out = cli_json("payouts", "--start", ARRIVAL.isoformat(), "--account", USD_B)
     assert (code, out["account"]) == (1, USD_B)
     assert [(p["id"], p["problems"]) for p in out["payouts"]] == [
         ("po_usb", ["charges_missing_in_database", "missing_in_bank"])
     ]
-    code, every = cli("payouts", "--start", ARRIVAL.isoformat())
+    code, every = cli_json("payouts", "--start", ARRIVAL.isoformat())
     assert code == 1
     assert {a["account"]: [p["id"] for p in a["payouts"]] for a in every["accounts"]} == {
         PLATFORM: [],
@@ -398,10 +370,10 @@ def test_alerts_name_the_account_and_page_once_per_account_and_day(platform, ins
 
 
 def test_cli_closes_each_accounts_balance_on_its_own(platform):
-    code, out = cli("close", "--month", "2024-07", "--account", JPY)
+    code, out = cli_json("close", "--month", "2024-07", "--account", JPY)
     assert (code, out["account"], out["status"]) == (0, JPY, "tied_out")
     assert [c["currency"] for c in out["currencies"]] == ["JPY"]
-    code, every = cli("close", "--month", "2024-07", "--lock", "--actor", "controller")
+    code, every = cli_json("close", "--month", "2024-07", "--lock", "--actor", "controller")
     assert (code, every["status"]) == (0, "tied_out")
     assert {a["account"]: [c["currency"] for c in a["currencies"]] for a in every["accounts"]} == {
         PLATFORM: ["USD"],  # the destination charge, its transfer and the application fee
@@ -410,11 +382,11 @@ def test_cli_closes_each_accounts_balance_on_its_own(platform):
         JPY: ["JPY"],
     }
     # Each account's month is locked on its own: B can be re-opened alone.
-    code, reopened = cli(
+    code, reopened = cli_json(
         "close", "--month", "2024-07", "--account", USD_B, "--unlock", "--reason", "late refund"
     )
     assert (code, reopened["locked"]) == (0, False)
-    code, again = cli("close", "--month", "2024-07", "--account", USD_A, "--lock")
+    code, again = cli_json("close", "--month", "2024-07", "--account", USD_A, "--lock")
     assert (code, again["status"], again["error"]) == (1, "lock_refused", again["error"])
     assert USD_A in again["error"]
 
@@ -470,14 +442,7 @@ def test_a_late_refund_on_one_account_reopens_that_accounts_day_only(platform, i
     job = defs.resolve_job_def(DAILY_JOB)
     for account in (USD_A, USD_B):
         assert job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}").success
-    sensor = defs.resolve_sensor_def("stripe_late_changes")
-    resources = build_resources(Settings.from_env())
-
-    def tick(cursor: str | None) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        result = sensor(context)
-        assert isinstance(result, dg.SensorResult)
-        return result
+    tick = late_changes_tick(defs, instance)
 
     first = tick(None)  # every account starts from now
     assert not first.run_requests and first.cursor
@@ -501,14 +466,7 @@ def test_a_late_refund_of_a_destination_charge_reopens_its_destination_accounts_
     job = defs.resolve_job_def(DAILY_JOB)
     for account in (PLATFORM, USD_A):
         assert job.execute_in_process(instance=instance, partition_key=f"{account}|{DAY}").success
-    sensor = defs.resolve_sensor_def("stripe_late_changes")
-    resources = build_resources(Settings.from_env())
-
-    def tick(cursor: str | None) -> dg.SensorResult:
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        result = sensor(context)
-        assert isinstance(result, dg.SensorResult)
-        return result
+    tick = late_changes_tick(defs, instance)
 
     first = tick(None)
     server.update_charge("ch_dest", amount_refunded=1_000)
@@ -525,13 +483,13 @@ def test_a_late_refund_of_a_destination_charge_reopens_its_destination_accounts_
 
 def test_cli_sync_writes_the_account_of_the_synced_payment(platform):
     _, root = platform
-    code, out = cli("sync", "--start", DAY.isoformat(), "--account", USD_B)
+    code, out = cli_json("sync", "--start", DAY.isoformat(), "--account", USD_B)
     assert (code, out["synced"]) == (0, 1)
     with duckdb.connect(str(root / "app.duckdb"), read_only=True) as con:
         assert con.execute(
             "select stripe_account from payments where stripe_charge_id = 'ch_b2'"
         ).fetchall() == [(USD_B,)]
-    code, out = cli("sync", "--start", DAY.isoformat())
+    code, out = cli_json("sync", "--start", DAY.isoformat())
     assert code == 2 and "--account" in out["error"]
 
 
@@ -611,7 +569,7 @@ def test_locking_every_account_locks_those_that_tie_out_and_names_the_one_that_d
     server, _ = platform
     # Funds Stripe holds for B that no balance transaction of B moves: B's month cannot tie out.
     server.connected_account(USD_B).connect_reserved = {"usd": 1_234}
-    code, out = cli("close", "--month", "2024-07", "--lock", "--actor", "controller")
+    code, out = cli_json("close", "--month", "2024-07", "--lock", "--actor", "controller")
     assert (code, out["status"]) == (1, "lock_refused")
     by_account = {a["account"]: a for a in out["accounts"]}
     assert (by_account[USD_A]["locked"], by_account[JPY]["locked"]) == (True, True)

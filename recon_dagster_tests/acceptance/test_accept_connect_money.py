@@ -5,18 +5,14 @@ under the ids the payments table holds; each side's balance classifies its own m
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import date
 
 import dagster as dg
 import duckdb
 import pytest
 
-from recon_dagster.definitions import build_defs, build_resources
-from recon_dagster.defs.shared import ACCOUNTS, DAILY_JOB, PAYOUTS_JOB
+from recon_dagster.definitions import build_defs
+from recon_dagster.defs.shared import DAILY_JOB, PAYOUTS_JOB
 from recon_dagster.settings import Settings
 from recon_dagster.stores.payout_store import PayoutStore
 from recon_dagster.stores.report_store import ReportStore
@@ -28,6 +24,7 @@ from recon_dagster.testing.stripe_server import (
     make_payout,
     payout_transactions,
 )
+from recon_dagster_tests.support.accounts import add_accounts, cli_json
 from recon_dagster_tests.support.scenario import API_KEY, at
 
 DAY = date(2024, 7, 10)
@@ -166,20 +163,6 @@ def marketplace(tmp_path, monkeypatch):
     server.stop()
 
 
-def add_accounts(defs: dg.Definitions, instance: dg.DagsterInstance) -> list[str]:
-    """One tick of `stripe_accounts_sensor`, its partitions added as the daemon adds them."""
-    sensor = defs.resolve_sensor_def("stripe_accounts_sensor")
-    context = dg.build_sensor_context(
-        instance=instance, resources=build_resources(Settings.from_env())
-    )
-    result = sensor(context)
-    assert isinstance(result, dg.SensorResult)
-    for request in result.dynamic_partitions_requests or []:
-        assert isinstance(request, dg.AddDynamicPartitionsRequest)
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return instance.get_dynamic_partitions(ACCOUNTS.name or "")
-
-
 def run_each(defs: dg.Definitions, instance, job: str, day: date) -> dict[str, bool]:
     """`job` for each account's `day`; each account's check verdict."""
     verdicts = {}
@@ -190,17 +173,6 @@ def run_each(defs: dg.Definitions, instance, job: str, day: date) -> dict[str, b
         assert result.success
         verdicts[account] = all(e.passed for e in result.get_asset_check_evaluations())
     return verdicts
-
-
-def cli(*args: str) -> tuple[int, dict]:
-    done = subprocess.run(
-        [sys.executable, "-m", "recon_dagster.cli", *args, "--json"],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done.returncode, json.loads(done.stdout)
 
 
 def test_each_sale_is_reconciled_once_on_the_account_it_was_made_for(marketplace, instance):
@@ -232,7 +204,7 @@ def test_the_destination_charges_are_read_from_the_platforms_transfers_to_each_a
     marketplace, instance
 ):
     server, _, _ = marketplace
-    code, out = cli("reconcile", "--start", DAY.isoformat(), "--account", SELLER_A)
+    code, out = cli_json("reconcile", "--start", DAY.isoformat(), "--account", SELLER_A)
     assert (code, out["status"]) == (0, "success")
     transfers = [r for r in server.requests if r.path == "/v1/transfers"]
     assert [(r.account, r.query["destination"]) for r in transfers] == [(None, SELLER_A)]
@@ -264,7 +236,7 @@ def test_each_accounts_payout_is_itemized_under_the_ids_the_table_holds(marketpl
 
 
 def test_each_side_classifies_its_own_connect_money(marketplace):
-    code, platform = cli("close", "--month", "2024-07", "--account", PLATFORM)
+    code, platform = cli_json("close", "--month", "2024-07", "--account", PLATFORM)
     assert (code, platform["status"]) == (0, "tied_out")
     [usd] = platform["currencies"]
     assert {k: v for k, v in usd["activity"].items() if v != "0.00"} == {
@@ -275,7 +247,7 @@ def test_each_side_classifies_its_own_connect_money(marketplace):
         "platform_earning": "8.00",  # 400 + 300 on the destination charges, 100 on the direct
         "platform_earning_refund": "-1.30",  # 100 with B's refund, 30 given back to A
     }
-    code, seller = cli("close", "--month", "2024-07", "--account", SELLER_A)
+    code, seller = cli_json("close", "--month", "2024-07", "--account", SELLER_A)
     assert (code, seller["status"]) == (0, "tied_out")
     [usd] = seller["currencies"]
     assert {k: v for k, v in usd["activity"].items() if v != "0.00"} == {
