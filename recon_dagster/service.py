@@ -25,7 +25,7 @@ from recon_dagster.sources import bank, payments_db, stripe_client, stripe_event
 from recon_dagster.sources.bank import BankLines
 from recon_dagster.sources.payments_db import PaymentsDataError, PaymentsReader
 from recon_dagster.sources.stripe_accounts import connected_accounts
-from recon_dagster.sources.stripe_api import ConnectSide, StripeApi
+from recon_dagster.sources.stripe_api import StripeApi, connect_side
 from recon_dagster.sources.stripe_budget import budget_beside
 from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
@@ -70,12 +70,13 @@ class BillingReconciliationService:
         account's own key variable, is needed); under Connect, the platform's charges to a
         connected account are read with the platform's client."""
         if account not in self._apis:
-            accounts, side = self.settings.accounts, None
             client = self._client(account)
-            if accounts.is_platform(account):
-                side = ConnectSide(client)
-            elif accounts.connected(account):
-                side = ConnectSide(self.stripe(PLATFORM_ACCOUNT).client, destination=account)
+            side = connect_side(
+                self.settings.accounts,
+                account,
+                client,
+                lambda: self.stripe(PLATFORM_ACCOUNT).client,
+            )
             self._apis[account] = StripeApi(client, connect=side)
         return self._apis[account]
 

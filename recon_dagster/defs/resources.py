@@ -28,7 +28,7 @@ from recon_dagster.settings.variables import BY_NAME, default, parse, secret
 from recon_dagster.sources import stripe_client, stripe_mirror
 from recon_dagster.sources.bank import BankLines
 from recon_dagster.sources.payments_db import PaymentsReader
-from recon_dagster.sources.stripe_api import ConnectSide, StripeApi
+from recon_dagster.sources.stripe_api import StripeApi, connect_side
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
 from recon_dagster.sources.stripe_source import ChargeSource, PayoutSource
 from recon_dagster.stores.asset_tables import AssetTables
@@ -88,12 +88,10 @@ class StripeResource(dg.ConfigurableResource):
         )
 
     def api(self, account: str = DEFAULT_ACCOUNT) -> StripeApi:
-        client, accounts = self.client(account), self.account_set()
-        side = None
-        if accounts.is_platform(account):
-            side = ConnectSide(client)
-        elif accounts.connected(account):
-            side = ConnectSide(self.client(PLATFORM_ACCOUNT), destination=account)
+        client = self.client(account)
+        side = connect_side(
+            self.account_set(), account, client, lambda: self.client(PLATFORM_ACCOUNT)
+        )
         return StripeApi(client, self.slices, connect=side)
 
 

@@ -1,5 +1,6 @@
 """The Stripe API as the source of charges and payouts, through one paced `StripeClient`."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -8,8 +9,10 @@ import stripe
 
 from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.core.payout_result import PayoutResult
+from recon_dagster.settings.accounts import Accounts
 from recon_dagster.sources import stripe_charges, stripe_connect, stripe_payouts
 from recon_dagster.sources.stripe_disputes import with_disputes
+from recon_dagster.sources.stripe_payouts import ConnectRole
 from recon_dagster.sources.stripe_source import SourceVerdict
 
 
@@ -23,6 +26,10 @@ class ConnectSide:
     platform: stripe.StripeClient
     destination: str | None = None
 
+    @property
+    def role(self) -> ConnectRole:
+        return "platform" if self.destination is None else "connected"
+
     def skip(self, charge: object) -> bool:
         """A charge listed on this account that is not its own sale."""
         if self.destination is None:
@@ -32,6 +39,21 @@ class ConnectSide:
     def elsewhere(self, charge: object) -> bool:
         """A platform charge that is not this connected account's sale."""
         return stripe_connect.destination_of(charge) != self.destination
+
+
+def connect_side(
+    accounts: Accounts,
+    account: str,
+    client: stripe.StripeClient,
+    platform: Callable[[], stripe.StripeClient],
+) -> ConnectSide | None:
+    """How `account` (called through `client`) is read under Connect; `platform` gives the
+    platform's client, asked for only for a connected account. None without Connect."""
+    if accounts.is_platform(account):
+        return ConnectSide(client)
+    if accounts.connected(account):
+        return ConnectSide(platform(), destination=account)
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,32 +67,48 @@ class StripeApi:
     label: str = "api"
     connect: ConnectSide | None = None
 
+    @property
+    def _skip(self) -> Callable[[object], bool] | None:
+        """What this account lists that is not its own sale (Connect), else nothing."""
+        return self.connect.skip if self.connect is not None else None
+
+    @property
+    def _destination(self) -> ConnectSide | None:
+        """The Connect side of a connected account (whose destination charges the platform
+        holds), else None."""
+        side = self.connect
+        return side if side is not None and side.destination is not None else None
+
     def fetch_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
         own = with_disputes(self.client, self._own(start, end), start)
-        side = self.connect
-        if side is None or side.destination is None:
+        side = self._destination
+        if side is None:
             return own
-        theirs = stripe_connect.destination_charges(side.platform, side.destination, start, end)
         # A destination charge's dispute is the platform's: looked up there.
-        return _newest_first(own, with_disputes(side.platform, theirs, start))
+        return _newest_first(
+            own, with_disputes(side.platform, self._theirs(side, start, end), start)
+        )
 
     def list_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
-        own, side = self._own(start, end), self.connect
-        if side is None or side.destination is None:
-            return own
-        theirs = stripe_connect.destination_charges(side.platform, side.destination, start, end)
-        return _newest_first(own, theirs)
+        own, side = self._own(start, end), self._destination
+        return own if side is None else _newest_first(own, self._theirs(side, start, end))
 
     def _own(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The charges listed on this account that are its own sales."""
-        skip = self.connect.skip if self.connect is not None else None
-        return stripe_charges.fetch_charges(self.client, start, end, slices=self.slices, skip=skip)
+        return stripe_charges.fetch_charges(
+            self.client, start, end, slices=self.slices, skip=self._skip
+        )
+
+    @staticmethod
+    def _theirs(side: ConnectSide, start: datetime, end: datetime) -> pl.DataFrame:
+        """A connected account's destination charges, which the platform holds."""
+        assert side.destination is not None
+        return stripe_connect.destination_charges(side.platform, side.destination, start, end)
 
     def retrieve_charges(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:
-        skip = self.connect.skip if self.connect is not None else None
-        found, missing = stripe_charges.retrieve_charges(self.client, ids, skip=skip)
-        side = self.connect
-        if side is None or side.destination is None or not missing:
+        found, missing = stripe_charges.retrieve_charges(self.client, ids, skip=self._skip)
+        side = self._destination
+        if side is None or not missing:
             return found, missing
         # A connected account's sale may be a destination charge, which the platform holds.
         theirs, missing = stripe_charges.retrieve_charges(
@@ -79,10 +117,9 @@ class StripeApi:
         return pl.concat([found, theirs]), missing
 
     def charges_of_intents(self, intents: list[str]) -> pl.DataFrame:
-        skip = self.connect.skip if self.connect is not None else None
-        own = stripe_charges.charges_of_intents(self.client, intents, skip=skip)
-        side = self.connect
-        if side is None or side.destination is None:
+        own = stripe_charges.charges_of_intents(self.client, intents, skip=self._skip)
+        side = self._destination
+        if side is None:
             return own
         # A destination charge's PaymentIntent is the platform's.
         theirs = stripe_charges.charges_of_intents(side.platform, intents, skip=side.elsewhere)
@@ -95,8 +132,7 @@ class StripeApi:
         return stripe_payouts.fetch_payouts(self.client, first, last)
 
     def fetch_payout_transactions(self, payout_ids: list[str]) -> pl.DataFrame:
-        side = self.connect
-        role = None if side is None else "platform" if side.destination is None else "connected"
+        role = self.connect.role if self.connect is not None else None
         return stripe_payouts.fetch_payout_transactions(self.client, payout_ids, connect=role)
 
     def retrieve_payouts(self, ids: list[str]) -> tuple[pl.DataFrame, list[str]]:

@@ -272,6 +272,17 @@ def retrieve_charges(
     """The charges with these ids (in the order given) and the ids Stripe does not know (404);
     `skip`: charges that count as unknown here (Connect: another account's sale)."""
     wanted = list(dict.fromkeys(ids))
+    found = retrieve_objects(client, wanted, max_workers=max_workers)
+    if skip is not None:
+        found = [None if charge is None or skip(charge) else charge for charge in found]
+    missing = [cid for cid, charge in zip(wanted, found, strict=True) if charge is None]
+    return _to_frame(charge for charge in found if charge is not None), missing
+
+
+def retrieve_objects(
+    client: stripe.StripeClient, ids: list[str], *, max_workers: int = 8
+) -> list[Any]:
+    """The SDK's charge object of each id, in order (None where Stripe does not know it)."""
 
     def one(charge_id: str) -> Any:
         return call(
@@ -280,11 +291,7 @@ def retrieve_charges(
             missing_ok=True,
         )
 
-    found = run_all(one, wanted, max_workers)
-    if skip is not None:
-        found = [None if charge is None or skip(charge) else charge for charge in found]
-    missing = [cid for cid, charge in zip(wanted, found, strict=True) if charge is None]
-    return _to_frame(charge for charge in found if charge is not None), missing
+    return run_all(one, ids, max_workers)
 
 
 def charges_of_intents(

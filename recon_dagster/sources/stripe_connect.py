@@ -33,7 +33,7 @@ def field_of(obj: Any, name: str) -> Any:
         return None
 
 
-def _id(value: Any) -> str | None:
+def id_of(value: Any) -> str | None:
     """An id, or an expanded object's id."""
     value = value if isinstance(value, str) else field_of(value, "id")
     return value if isinstance(value, str) and value else None
@@ -41,7 +41,7 @@ def _id(value: Any) -> str | None:
 
 def destination_of(charge: Any) -> str | None:
     """The connected account a platform charge's funds go to (`transfer_data.destination`)."""
-    return _id(field_of(field_of(charge, "transfer_data"), "destination"))
+    return id_of(field_of(field_of(charge, "transfer_data"), "destination"))
 
 
 def is_destination_charge(charge: Any) -> bool:
@@ -52,7 +52,7 @@ def is_destination_charge(charge: Any) -> bool:
 def is_transfer_payment(charge: Any) -> bool:
     """A connected account's payment that a platform transfer made (a destination charge's funds,
     or a separate transfer): not a sale of its own."""
-    return _id(field_of(charge, "source_transfer")) is not None
+    return id_of(field_of(charge, "source_transfer")) is not None
 
 
 def destination_charges(

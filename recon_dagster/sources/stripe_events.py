@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import stripe
 
-from recon_dagster.sources.stripe_charges import retrieve_charges
-from recon_dagster.sources.stripe_client import call, list_all, run_all
+from recon_dagster.sources.stripe_charges import retrieve_charges, retrieve_objects
+from recon_dagster.sources.stripe_client import list_all
 from recon_dagster.sources.stripe_connect import destination_of, field_of
 
 LATE_CHANGE_TYPES = (
@@ -189,15 +189,7 @@ def with_destinations(client: stripe.StripeClient, changes: list[Change]) -> lis
     charge event carries its charge; a dispute event only the charge's id, so those charges are
     retrieved (one request each, disputes being few) for their destination and time."""
     wanted = sorted({c.charge_id for c in changes if c.charge_id and c.charge_created is None})
-
-    def one(charge_id: str) -> Any:
-        return call(
-            f"retrieving charge {charge_id}",
-            lambda: client.v1.charges.retrieve(charge_id),
-            missing_ok=True,
-        )
-
-    found = dict(zip(wanted, run_all(one, wanted, max_workers=8), strict=True))
+    found = dict(zip(wanted, retrieve_objects(client, wanted), strict=True))
     out = []
     for change in changes:
         charge = found.get(change.charge_id or "")

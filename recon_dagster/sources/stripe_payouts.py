@@ -19,6 +19,12 @@ import stripe
 from recon_dagster.core.payout_frames import PAYOUT_TRANSACTIONS_SCHEMA, PAYOUTS_SCHEMA
 from recon_dagster.money import CurrencyError, normalize_currency
 from recon_dagster.sources.stripe_client import StripeDataError, call, list_all, run_all
+from recon_dagster.sources.stripe_connect import (
+    field_of,
+    id_of,
+    is_destination_charge,
+    is_transfer_payment,
+)
 
 _CHARGE_CATEGORIES = ("charge",)
 # Which side of a Stripe Connect platform an account is (None: no Connect).
@@ -125,16 +131,12 @@ def _transferred_sale(payment: dict) -> tuple[str | None, str | None] | None:
     to its `source_transaction`): the platform charge's id and PaymentIntent when it is a
     destination charge, (None, None) for a separate transfer (no sale of the account's); None for
     any other source."""
-    transfer = payment.get("source_transfer")
-    if transfer is None:
+    if not is_transfer_payment(payment):
         return None
-    charge = transfer.get("source_transaction") if isinstance(transfer, dict) else None
-    if not isinstance(charge, dict) or not isinstance(charge.get("transfer_data"), dict):
+    charge = field_of(payment.get("source_transfer"), "source_transaction")
+    if not is_destination_charge(charge):
         return None, None
-    intent = charge.get("payment_intent")
-    intent = intent.get("id") if isinstance(intent, dict) else intent
-    cid = charge.get("id")
-    return (cid if isinstance(cid, str) else None), (intent if isinstance(intent, str) else None)
+    return id_of(charge), id_of(field_of(charge, "payment_intent"))
 
 
 def payout_row(payout: dict) -> tuple:
@@ -165,7 +167,7 @@ def transaction_row(txn: dict, payout: str, connect: ConnectRole = None) -> tupl
         intent = intent.get("id") if isinstance(intent, dict) else intent
         if connect == "connected":
             sale = _transferred_sale(source)
-        elif connect == "platform" and isinstance(source.get("transfer_data"), dict):
+        elif connect == "platform" and is_destination_charge(source):
             sale = None, None  # its destination account's sale, checked there
         source = source.get("id")
     category = txn.get("reporting_category") or txn.get("type")

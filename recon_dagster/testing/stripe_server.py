@@ -958,8 +958,15 @@ class StripeServer:
             events = _DataSet(
                 _EVENTS, {i: e for i, e in events.entries.items() if e[2][0] in types}
             )
-        served = (charges, self._disputes, self._payouts, self._balance_transactions, events)
-        for data in (*served, self._transfers):
+        served = (
+            charges,
+            self._disputes,
+            self._payouts,
+            self._balance_transactions,
+            self._transfers,
+            events,
+        )
+        for data in served:
             url = data.kind.url
             rest = path[len(url) + 1 :] if path.startswith(url + "/") else None
             if path != url and (rest is None or "/" in rest):
@@ -973,13 +980,10 @@ class StripeServer:
                 )
             # `expand[]=data.source` on a list, `expand[]=source` on one; deeper paths too.
             prefix = "data." if rest is None else ""
-            paths = [
-                value.removeprefix(prefix).split(".")
-                for value in sorted(expand)
-                if value.startswith(prefix)
-                and data.kind.expands is not None
-                and value.removeprefix(prefix).split(".")[0] == data.kind.expands
-            ]
+            asked = (
+                v.removeprefix(prefix).split(".") for v in sorted(expand) if v.startswith(prefix)
+            )
+            paths = [path for path in asked if path[0] == data.kind.expands]
             expander = partial(_expand, paths, self.find_object) if paths else None
             if rest is None:
                 return _list_page(data, params, expander)
