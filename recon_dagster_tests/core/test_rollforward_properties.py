@@ -40,7 +40,8 @@ def frame(rows: list[tuple]) -> pl.DataFrame:
     for n, (day, seconds, currency, amount, fee, category) in enumerate(rows):
         local = datetime.combine(DAYS[day], datetime.min.time(), tzinfo=ZoneInfo(ZONE))
         end = datetime.combine(DAYS[day] + timedelta(days=1), local.time(), tzinfo=ZoneInfo(ZONE))
-        length = int((end - local).total_seconds())
+        # Subtracting two times of one zone ignores the DST change: measure the day in UTC.
+        length = int((end.astimezone(UTC) - local.astimezone(UTC)).total_seconds())
         created = local.astimezone(UTC) + timedelta(seconds=seconds % length)
         out.append(
             (f"txn_{n}", created, created, currency, amount, fee, amount - fee, "type", category)
