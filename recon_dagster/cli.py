@@ -34,6 +34,16 @@ def _print_json(obj: dict) -> None:
     sys.stdout.write(json.dumps(obj, default=str) + "\n")
 
 
+def _unavailable() -> tuple[type[Exception], ...]:
+    """What a command reports as an error (exit 2) rather than a traceback: bad settings, and a
+    Stripe, store or budget that could not be used (a full disk, a restarted server)."""
+    from recon_dagster.sources.stripe_budget import BudgetUnavailableError
+    from recon_dagster.sources.stripe_client import StripeUnavailableError
+    from recon_dagster.stores.store_database import ReportStoreError
+
+    return (ConfigError, StripeUnavailableError, ReportStoreError, BudgetUnavailableError)
+
+
 def _error(args: argparse.Namespace, message: str, **extra) -> int:
     print(f"error: {message}", file=sys.stderr)
     if getattr(args, "json", False):
@@ -65,7 +75,6 @@ def render(result: ReconciliationResult) -> str:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from recon_dagster.service import as_date, create_billing_reconciliation_service
-    from recon_dagster.sources.stripe_client import StripeUnavailableError
 
     try:
         tolerance = (
@@ -86,7 +95,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             )
             for account in accounts
         }
-    except (ConfigError, StripeUnavailableError) as exc:
+    except _unavailable() as exc:
         return _error(args, str(exc), date=args.start, end_date=args.end or args.start)
     if not multi:  # one account: the report as it always was
         result = results[DEFAULT_ACCOUNT]
@@ -170,7 +179,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             account=args.account or DEFAULT_ACCOUNT,
         )
-    except (ConfigError, SyncError) as exc:
+    except (*_unavailable(), SyncError) as exc:
         return _error(args, str(exc), synced=0, failed=[])
     body = {**result.to_json_dict(), "date": start.isoformat(), "end_date": end.isoformat()}
     if args.json:
@@ -216,7 +225,6 @@ def render_payouts(data: dict) -> str:
 
 def cmd_payouts(args: argparse.Namespace) -> int:
     from recon_dagster.service import as_date, create_billing_reconciliation_service
-    from recon_dagster.sources.stripe_client import StripeUnavailableError
 
     try:
         start = as_date(args.start, "--start")
@@ -227,7 +235,7 @@ def cmd_payouts(args: argparse.Namespace) -> int:
         results = {
             account: service.reconcile_payouts(start, end, account=account) for account in accounts
         }
-    except (ConfigError, StripeUnavailableError) as exc:
+    except _unavailable() as exc:
         return _error(args, str(exc), payouts=[], deposits_without_payout=[], counts={})
     codes = {a: {"reconciled": 0, "problems": 1}.get(r.status, 2) for a, r in results.items()}
     if not multi:  # one account: the payouts as they always were
@@ -264,11 +272,10 @@ def _finding_text(side: dict | None) -> str:
 
 def cmd_changes(args: argparse.Namespace) -> int:
     from recon_dagster.service import create_billing_reconciliation_service
-    from recon_dagster.sources.stripe_client import StripeUnavailableError
 
     try:
         found = create_billing_reconciliation_service(source="cli").changes_since(args.since)
-    except (ConfigError, StripeUnavailableError) as exc:
+    except _unavailable() as exc:
         return _error(args, str(exc), days=[], events_read=0)
     if args.json:
         _print_json(found)

@@ -26,7 +26,7 @@ from recon_dagster.sources.bank import BankLines
 from recon_dagster.sources.payments_db import PaymentsDataError, PaymentsReader
 from recon_dagster.sources.stripe_accounts import connected_accounts
 from recon_dagster.sources.stripe_api import StripeApi, connect_side
-from recon_dagster.sources.stripe_budget import budget_beside
+from recon_dagster.sources.stripe_budget import BudgetUnavailableError, budget_beside
 from recon_dagster.sources.stripe_client import StripeDataError, StripeUnavailableError
 from recon_dagster.sources.stripe_mirror_source import MirrorCharges, payout_source
 from recon_dagster.sources.stripe_source import ChargeSource, PayoutSource
@@ -40,7 +40,12 @@ from recon_dagster.usecases.payouts import reconcile_payout_days
 
 log = logging.getLogger("recon_dagster")
 
-RUNTIME_ERRORS = (StripeUnavailableError, StripeDataError, PaymentsDataError)
+RUNTIME_ERRORS = (
+    StripeUnavailableError,
+    StripeDataError,
+    PaymentsDataError,
+    BudgetUnavailableError,
+)
 
 
 class SyncError(RuntimeError):
@@ -166,7 +171,6 @@ class BillingReconciliationService:
         if s.accounts.multi:  # that account's rows only
             table = replace(table, account=account)
         payments_db.validate(table)  # a missing table or column stops here, nothing written
-        stripe, _ = self.sources(account)
         started = time.monotonic()
         log.info("Starting billing reconciliation for %s to %s (%s)", first, last, s.timezone)
         params = ReconcileParams(
@@ -180,6 +184,7 @@ class BillingReconciliationService:
             match_on=s.match_on,
         )
         try:
+            stripe, _ = self.sources(account)
             result = reconcile_charges(
                 params,
                 stripe=stripe,

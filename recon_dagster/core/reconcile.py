@@ -270,6 +270,8 @@ def _result(
         stripe_count=n_charges,
         database_count=n_payments,
     )
-    if exceeds(result, Decimal(str(params.tolerance_percentage))):
+    # A Stripe object we could not read leaves the day's Stripe side partial: never a success.
+    left_out = any(f.kind == "invalid_rows" and f.source == "stripe" for f in findings)
+    if left_out or exceeds(result, Decimal(str(params.tolerance_percentage))):
         result = replace(result, status="discrepancy_found")
     return result

@@ -44,6 +44,7 @@ class SharedBudget(Protocol):
 class _SqliteBudget:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             path, timeout=30, isolation_level=None, check_same_thread=False
@@ -58,7 +59,15 @@ class _SqliteBudget:
     def take(self, bucket: str, interval: float) -> float:
         with self._lock:
             now = time.time()
-            [(next_at,)] = self._conn.execute(self._sql, (bucket, now + interval, now, interval))
+            try:
+                [(next_at,)] = self._conn.execute(
+                    self._sql, (bucket, now + interval, now, interval)
+                )
+            except sqlite3.Error as exc:  # e.g. the disk is full
+                raise BudgetUnavailableError(
+                    f"The shared Stripe budget at sqlite:///{self._path} failed "
+                    f"(RECON_STRIPE_BUDGET_URL): {type(exc).__name__}: {exc}"
+                ) from None
         return next_at - interval
 
 
@@ -119,7 +128,13 @@ def _open(url: str) -> SharedBudget:
         if url.startswith("sqlite:///"):
             return _SqliteBudget(Path(url.removeprefix("sqlite:///")))
         return _PostgresBudget(url)
-    except (sqlite3.Error, psycopg.Error, OSError) as exc:
+    except (sqlite3.Error, OSError) as exc:
+        # SQLite's and the OS's messages name no secret and say what went wrong (a full disk).
+        raise BudgetUnavailableError(
+            f"The shared Stripe budget at {redact_url(url)} could not be opened "
+            f"(RECON_STRIPE_BUDGET_URL): {type(exc).__name__}: {exc}"
+        ) from None
+    except psycopg.Error as exc:
         raise BudgetUnavailableError(
             f"The shared Stripe budget at {redact_url(url)} could not be opened "
             f"(RECON_STRIPE_BUDGET_URL): {type(exc).__name__}"

@@ -10,6 +10,7 @@ that say what failed and never carry the key.
 
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 import stripe
 
 from recon_dagster.retry_after import parse_retry_after
@@ -28,6 +30,8 @@ PAGE_SIZE = 100  # Stripe's maximum page size: fewest requests
 MAX_RETRY_AFTER = 60.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
+_NOT_JSON = "Invalid response body from API:"
+UNREADABLE_RETRIES = 2
 _KEY = re.compile(r"\b([a-z]{2,4}_(?:test|live)_)[A-Za-z0-9_]*?([A-Za-z0-9]{4})\b")
 
 # What the last request made in this thread did: read when turning an SDK error into ours.
@@ -86,7 +90,17 @@ class _RetryingRequestsClient(stripe.RequestsClient):
             response, api_connection_error, num_retries, max_network_retries
         )
         if response is None:
-            return retry
+            # The SDK retries connect errors and timeouts, but not a body cut off mid-way (a
+            # reset connection): our requests are all GETs, so reading the page again is safe.
+            cause = api_connection_error.__cause__ if api_connection_error else None
+            broken = isinstance(
+                cause,
+                (
+                    requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError,
+                ),
+            )
+            return retry or (broken and num_retries < (max_network_retries or 0))
         _body, status, headers = response
         if not retry and status == 429 and num_retries < (max_network_retries or 0):
             retry = (headers or {}).get("stripe-should-retry") != "false"
@@ -180,16 +194,36 @@ def call(context: str, request: Callable[[], Any], *, missing_ok: bool = False) 
     With `missing_ok`, a 404 returns None: a retrieve of an unknown object is an answer, not a
     failure.
     """
-    _last_request.retries = None
-    _last_request.api_base = None
-    try:
-        return request()
-    except stripe.StripeError as exc:
-        if missing_ok and isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
-            return None
-        # `from None`: the SDK error's args hold the raw response body; keep only our masked
-        # summary.
-        raise StripeUnavailableError(_describe(context, exc)) from None
+    attempt = 0
+    while True:
+        _last_request.retries = None
+        _last_request.api_base = None
+        try:
+            return request()
+        except stripe.StripeError as exc:
+            # A 200 whose body is not JSON (cut off on the way) is not retried by the SDK, which
+            # retries by status only; every request here is a read, so asking again is safe.
+            if _unreadable_200(exc) and attempt < UNREADABLE_RETRIES:
+                attempt += 1
+                time.sleep(0.25 * 2**attempt)
+                continue
+            if (
+                missing_ok
+                and isinstance(exc, stripe.InvalidRequestError)
+                and exc.http_status == 404
+            ):
+                return None
+            # `from None`: the SDK error's args hold the raw response body; keep only our masked
+            # summary.
+            raise StripeUnavailableError(_describe(context, exc)) from None
+
+
+def _unreadable_200(exc: stripe.StripeError) -> bool:
+    return (
+        isinstance(exc, stripe.APIError)
+        and exc.http_status == 200
+        and (exc.user_message or "").startswith(_NOT_JSON)
+    )
 
 
 def get(client: stripe.StripeClient, context: str, path: str, **params: Any) -> Any:
@@ -260,6 +294,8 @@ def _describe(context: str, exc: stripe.StripeError) -> str:
     elif isinstance(exc, stripe.APIConnectionError):
         where = getattr(_last_request, "api_base", None) or "the Stripe API"
         kind = f"unreachable at {where}{after}"
+    elif isinstance(exc, stripe.APIError) and (exc.user_message or "").startswith(_NOT_JSON):
+        kind = f"sent an unreadable response ({status}){after}"
     elif isinstance(exc, stripe.APIError):
         kind = f"server error ({status}){after}"
     else:
@@ -268,6 +304,9 @@ def _describe(context: str, exc: stripe.StripeError) -> str:
     if isinstance(exc, stripe.APIConnectionError):  # the SDK's text is boilerplate; keep the cause
         network = re.search(r"\(Network error: (\w+)", message)
         message = network.group(1) if network else ""
+    elif message.startswith(_NOT_JSON):  # a proxy's page or a cut-off body: say so, briefly
+        body = message[len(_NOT_JSON) :].strip()
+        message = f"the response was not Stripe's JSON ({len(body)} characters from {body[:40]!r})"
     request_id = f" [request {exc.request_id}]" if exc.request_id else ""
     text = f"Stripe {kind} while {context}{request_id}"
     text += f": {mask_secrets(message).rstrip('.')}." if message else "."

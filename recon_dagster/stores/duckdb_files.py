@@ -3,12 +3,13 @@ in this process take turns per file, and connecting retries with backoff while a
 holds the file's lock."""
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+
+from recon_dagster.duckdb_connect import connect_waiting
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -23,16 +24,10 @@ def open_file(
     or any other failure to open it, raises `error("cannot open <what> <path>: ...")`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with _lock(path):
-        deadline, delay = time.monotonic() + lock_timeout, 0.05
-        while True:
-            try:
-                conn = duckdb.connect(str(path))
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                    raise error(f"cannot open {what} {path}: {exc}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        try:
+            conn = connect_waiting(path, lock_timeout=lock_timeout)
+        except duckdb.Error as exc:
+            raise error(f"cannot open {what} {path}: {exc}") from None
         try:
             yield conn
         finally:

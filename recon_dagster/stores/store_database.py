@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from recon_dagster.settings import redact_url
+import duckdb
+
+from recon_dagster.settings import redact_url, scrub
 from recon_dagster.stores.duckdb_files import open_file
 from recon_dagster.stores.migrations import MIGRATIONS
 
@@ -93,8 +95,14 @@ class StoreDatabase:
                 raise ReportStoreError(
                     f"cannot connect to report store {redact_url(self.url)}: {exc}"
                 ) from None
-            with conn:  # commits, or rolls back on exception, then closes
-                yield Session(self, conn)
+            try:
+                with conn:  # commits, or rolls back on exception, then closes
+                    yield Session(self, conn)
+            except psycopg.OperationalError as exc:  # the server went away (a restart) mid-way
+                raise ReportStoreError(
+                    f"report store {redact_url(self.url)} failed, nothing of this write was "
+                    f"kept: {scrub(exc, self.url).splitlines()[0]}"
+                ) from None
             return
         with open_file(
             self.path, lock_timeout=self.lock_timeout, error=ReportStoreError, what="report store"
@@ -103,11 +111,16 @@ class StoreDatabase:
             try:
                 yield Session(self, conn)
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 try:
                     conn.execute("ROLLBACK")
                 except Exception:
                     pass
+                if isinstance(exc, duckdb.Error):  # e.g. the disk is full
+                    raise ReportStoreError(
+                        f"writing report store {self.path} failed, nothing of this write was "
+                        f"kept: {exc}"
+                    ) from None
                 raise
 
     def migrate(self) -> list[int]:

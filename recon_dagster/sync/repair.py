@@ -10,6 +10,7 @@ action is written to the `sync_audit` table. A second run inserts nothing.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -21,8 +22,10 @@ from recon_dagster.sources import payments_db, stripe_charges
 from recon_dagster.sources.payments_db import InsertResult, NewPayment, PaymentsDataError
 from recon_dagster.sources.stripe_client import StripeUnavailableError
 from recon_dagster.stores.report_store import ReportStore
+from recon_dagster.stores.store_database import ReportStoreError
 
 log = logging.getLogger("recon_dagster.sync")
+AUDIT_RECONNECT_SECONDS = 60.0
 
 # What a sync did with one id.
 Outcome = Literal["inserted", "already_present", "would_insert", "failed"]
@@ -112,7 +115,7 @@ def sync_payments(
         charges, not_found = stripe_charges.retrieve_charges(client, wanted)
     except StripeUnavailableError as exc:
         result.outcomes = [SyncOutcome(i, "failed", f"Stripe unavailable: {exc}") for i in wanted]
-        _audit(store, result, run_id, day)
+        _audit(store, result.outcomes, dry_run, run_id, day)
         return result
     by_id = {c["id"]: c for c in charges.to_dicts()}
     intents = [c["payment_intent"] for c in by_id.values() if c["payment_intent"]]
@@ -145,7 +148,12 @@ def sync_payments(
         else:
             outcome = _insert(table, charge, kind)
         result.outcomes.append(outcome)
-    _audit(store, result, run_id, day)
+        if not dry_run:
+            # Audited as it happens: a sync that stops half-way (its database gone) leaves an
+            # audit that agrees with what it inserted.
+            _audit(store, [outcome], dry_run, run_id, day)
+    if dry_run:
+        _audit(store, result.outcomes, dry_run, run_id, day)
     log.info(
         "Sync %s: %s synced, %s failed, %s already present",
         "dry run" if dry_run else "done",
@@ -183,21 +191,36 @@ def _insert(table: PaymentsTable, charge: dict[str, Any], kind: str) -> SyncOutc
 
 
 def _audit(
-    store: ReportStore | None, result: SyncResult, run_id: str | None, day: date | None
+    store: ReportStore | None,
+    outcomes: list[SyncOutcome],
+    dry_run: bool,
+    run_id: str | None,
+    day: date | None,
 ) -> None:
     if store is None:
         return
     action = {"inserted": "insert", "would_insert": "dry_run"}
-    store.sync_audit.record(
+    entries = [
         {
             "payment_id": o.payment_id,
-            "action": "dry_run" if result.dry_run else action.get(o.result, "skip"),
+            "action": "dry_run" if dry_run else action.get(o.result, "skip"),
             "result": o.result,
             "reason": o.reason or None,
-            "dry_run": result.dry_run,
+            "dry_run": dry_run,
             "run_id": run_id,
             "date": day,
             "at": datetime.now(UTC),
         }
-        for o in result.outcomes
-    )
+        for o in outcomes
+    ]
+    # A PostgreSQL store restarting refuses connections for a few seconds: the audit waits for it
+    # (a DuckDB store's failure, e.g. a full disk, is not waited on).
+    deadline = time.monotonic() + AUDIT_RECONNECT_SECONDS
+    while True:
+        try:
+            store.sync_audit.record(entries)
+            return
+        except ReportStoreError:
+            if store.path is not None or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)

@@ -32,6 +32,21 @@ TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAIL
 ASSETS = ("stripe_charges", "db_payments", "reconciliation_report")
 
 
+def materialize_command(partition: str, assets: tuple[str, ...] = ASSETS) -> list[str]:
+    """`dagster asset materialize` of one partition of `assets`, as a user types it."""
+    return [
+        str(Path(sys.executable).with_name("dagster")),
+        "asset",
+        "materialize",
+        "-m",
+        "recon_dagster.definitions",
+        "--select",
+        ",".join(assets),
+        "--partition",
+        partition,
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,7 +134,7 @@ class Deployment:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        out = open(self.logs / f"{name}.log", "wb")  # closed with the process
+        out = open(self.logs / f"{name}.log", "ab")  # closed with the process; kept on restart
         exe = str(Path(sys.executable).with_name(args[0]))
         proc = subprocess.Popen(
             [exe, *args[1:]],
@@ -214,23 +229,22 @@ class Deployment:
         self.stop(only="daemon")
         self._spawn("daemon", ["dagster-daemon", "run", "-w", str(self.workspace)])
 
+    def kill_daemon(self) -> None:
+        """`kill -9` of the dagster-daemon process alone (what it started lives on), then a new
+        one: a daemon that crashed and was restarted by its supervisor."""
+        for name, proc in self._procs:
+            if name == "daemon":
+                proc.kill()
+                proc.wait(timeout=15)
+        self._procs = [(n, p) for n, p in self._procs if n != "daemon"]
+        self._spawn("daemon", ["dagster-daemon", "run", "-w", str(self.workspace)])
+
     def materialize(
         self, partition: str, assets: tuple[str, ...] = ASSETS, timeout: float = 180.0
     ) -> None:
         """`dagster asset materialize` of one day, from a shell, on this deployment's instance."""
-        exe = str(Path(sys.executable).with_name("dagster"))
         out = subprocess.run(
-            [
-                exe,
-                "asset",
-                "materialize",
-                "-m",
-                "recon_dagster.definitions",
-                "--select",
-                ",".join(assets),
-                "--partition",
-                partition,
-            ],
+            materialize_command(partition, assets),
             cwd=self.world.root,
             env=self.world.env,
             capture_output=True,

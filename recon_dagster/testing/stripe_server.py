@@ -13,6 +13,8 @@ import json
 import re
 import secrets
 import socket
+import struct
+import sys
 import threading
 import time
 from bisect import bisect_left, bisect_right
@@ -44,6 +46,11 @@ DEFAULT_API_KEY = "sk_test_recon_local"
 DEFAULT_PORT = 12111
 MAX_LIMIT = 100
 DROPPED = 0  # the status recorded for a connection closed without a response
+# What `garble_next` can do to a response, as a proxy or a broken network would.
+GARBAGE = ("truncated", "html", "missing_field", "slow", "reset")
+_HTML_PAGE = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+)
 
 _EXPAND = re.compile(r"^expand(\[\d*\])?$")
 _KEY_PREFIX = re.compile(r"^[a-z]{2,4}_(?:test|live)_")
@@ -463,7 +470,8 @@ class StripeServer:
             retry_after,
         )
         self.endpoint_rate_limit = endpoint_rate_limit
-        self._faults: deque[int] = deque()
+        self._faults: deque[int | str] = deque()
+        self.slow_seconds = 5.0  # how long a `slow` garbled response waits before it answers
         self._recent: deque[float] = deque()  # accepted request times, for the rolling rate window
         self._recent_by: dict[str, deque[float]] = {}  # the same per endpoint
         self._refused = {"endpoint": 0, "global": 0}  # 429s answered by each limiter
@@ -771,6 +779,22 @@ class StripeServer:
         with self._lock:
             self._faults.extend([DROPPED] * count)
 
+    def garble_next(self, kind: str, count: int = 1) -> None:
+        """Spoil the next `count` responses: `truncated` (a 200 whose JSON stops halfway),
+        `html` (a proxy's 502 page), `missing_field` (a 200 whose first object lacks `amount`),
+        `slow` (answered after `slow_seconds`), `reset` (the connection reset mid-body)."""
+        if kind not in GARBAGE:
+            raise ValueError(f"garble_next kind must be one of {', '.join(GARBAGE)}, got {kind!r}")
+        with self._lock:
+            self._faults.extend([kind] * count)
+
+    def clear_faults(self) -> int:
+        """Drop the faults no request has taken yet; returns how many there were."""
+        with self._lock:
+            left = len(self._faults)
+            self._faults.clear()
+            return left
+
     @property
     def requests(self) -> list[RequestRecord]:
         with self._lock:
@@ -799,7 +823,7 @@ class StripeServer:
         with self._lock:
             self._connections.discard(connection)
 
-    def take_fault(self) -> int | None:
+    def take_fault(self) -> int | str | None:
         with self._lock:
             return self._faults.popleft() if self._faults else None
 
@@ -997,10 +1021,24 @@ class StripeServer:
         )
 
 
+def _without_amount(body: bytes) -> bytes:
+    """The response with `amount` removed from its object (a list page's first object)."""
+    obj = json.loads(body)
+    target = obj["data"][0] if isinstance(obj.get("data"), list) and obj["data"] else obj
+    target.pop("amount", None)
+    return _dumps(obj)
+
+
 class _HTTPServer(ThreadingHTTPServer):
     """The HTTP server, with the `StripeServer` its handlers answer for."""
 
     stripe: StripeServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (its timeout, a garbled answer) closes first: not worth a trace.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -1048,9 +1086,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        if fault == "slow":
+            time.sleep(server.slow_seconds)
         status, headers = 200, ()
         try:
-            if fault is not None:
+            if isinstance(fault, int):
                 raise server.fault(fault)
             body = server.respond(
                 self.command,
@@ -1065,16 +1105,30 @@ class _Handler(BaseHTTPRequestHandler):
         account = server.account_of(
             self.headers.get("Authorization"), self.headers.get("Stripe-Account")
         )
+        content_type, length = "application/json", None
+        if fault == "truncated":
+            body = body[: len(body) // 2]
+        elif fault == "html":
+            status, body, content_type, headers = 502, _HTML_PAGE, "text/html", ()
+        elif fault == "missing_field" and status == 200:
+            body = _without_amount(body)
+        elif fault == "reset":
+            length, body = len(body), body[: len(body) // 2]
         server.record(self.command, url.path, params, status, account)
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length or len(body)))
         self.send_header("Request-Id", "req_" + secrets.token_hex(7))
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        if fault == "reset":  # half the promised body, then a TCP reset (SO_LINGER 0)
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
 
     def log_message(self, format: str, *args: Any) -> None:  # `format`: the stdlib's name
         pass  # tests read `server.requests`; stderr stays quiet

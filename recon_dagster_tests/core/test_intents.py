@@ -279,3 +279,13 @@ def test_match_on_payment_intent_refuses_charge_ids():
         c, payments(payment("pi_1", 1000), payment("ch_2", 1000)), params(match_on="payment_intent")
     )
     assert kinds(r) == {"missing_in_database": ["ch_2"], "invalid_rows": ["ch_2"]}
+
+
+def test_a_stripe_charge_we_could_not_read_keeps_the_day_from_success():
+    bad = charge("ch_bad", 100) | {
+        "amount": None,
+        "invalid_column": "amount",
+        "invalid_reason": "Stripe charge ch_bad: 'amount' is missing",
+    }
+    r = reconcile(charges(bad, charge("ch_1", 1000)), payments(payment("ch_1", 1000)), params())
+    assert r.discrepancy == 0 and r.status == "discrepancy_found"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -959,3 +961,28 @@ def test_sqlite_relative_url_is_resolved_against_the_project(tmp_path: Path) -> 
     ).payments
 
     assert table.url == f"sqlite:///{tmp_path.resolve() / 'data' / 'app.db'}"
+
+
+def test_a_duckdb_file_another_process_is_writing_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "app.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE payments (stripe_charge_id TEXT, amount BIGINT, currency TEXT, "
+            "status TEXT, created_at TIMESTAMPTZ)"
+        )
+    # Another process (a sync) holds the file's write lock for a moment.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(1.5); c.close()",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    table = Settings.from_env({"RECON_DATABASE_URL": f"duckdb:///{path}"}).payments
+    found = find_ids(table, ["ch_1"])
+    assert holder.wait(timeout=30) == 0 and found.height == 0

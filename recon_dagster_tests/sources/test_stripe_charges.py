@@ -415,6 +415,34 @@ def test_an_invalid_charge_in_one_slice_is_listed_and_every_other_charge_is_read
     assert frame.height == 2_000 and [row[0] for row in invalid(frame)] == [charges[1_234]["id"]]
 
 
+@pytest.mark.parametrize("kind", ["truncated", "reset", "html", "slow"])
+def test_one_garbled_page_is_read_again_and_every_charge_arrives(serve, kind):
+    server = serve([make_charge(f"ch_{i:03d}", 100 + i, created=T0 + i) for i in range(250)])
+    server.slow_seconds = 1.5
+    server.garble_next(kind)
+    frame = fetch_charges(client_for(server, timeout=0.5), START, END)
+    assert frame.height == 250 and frame["id"].n_unique() == 250
+    assert server.clear_faults() == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("truncated", "sent an unreadable response (HTTP 200) after 0 retries while listing"),
+        ("html", "sent an unreadable response (HTTP 502) after 2 retries while listing"),
+        ("reset", "unreachable at http://127.0.0.1"),
+    ],
+)
+def test_a_page_garbled_every_time_fails_naming_the_request_and_not_quoting_it(serve, kind, says):
+    server = serve([make_charge(f"ch_{i:03d}", 100 + i, created=T0 + i) for i in range(250)])
+    server.garble_next(kind, count=20)
+    with pytest.raises(StripeUnavailableError) as failed:
+        fetch_charges(client_for(server, max_network_retries=2), START, END, slices=None)
+    message = str(failed.value)
+    assert says in message and "charges created in [2024-03-01" in message
+    assert "ch_00" not in message.split("from")[0] and len(message) < 500
+
+
 def test_an_error_in_one_slice_stops_the_others_and_reaches_the_caller(serve):
     server = serve(busy_day(2_000))
     server.fail_next(500, count=1_000)

@@ -18,7 +18,7 @@ PAGERDUTY_OK = b'{"status": "success", "message": "Event processed", "dedup_key"
 
 
 class Receiver:
-    def __init__(self, reply: bytes | Callable[[str], bytes], status: int = 200):
+    def __init__(self, reply: bytes | Callable[[str], bytes], status: int = 200, port: int = 0):
         self.bodies: list[dict] = []
         self.paths: list[str] = []
         self.arrivals: list[float] = []  # time.monotonic() of every request, accepted or not
@@ -47,7 +47,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -64,9 +64,9 @@ class Receiver:
         self.server.server_close()
 
 
-def slack_receiver() -> Receiver:
-    return Receiver(lambda path: SLACK_API_OK if path.startswith("/api/") else SLACK_OK)
+def slack_receiver(port: int = 0) -> Receiver:
+    return Receiver(lambda path: SLACK_API_OK if path.startswith("/api/") else SLACK_OK, port=port)
 
 
-def pagerduty_receiver() -> Receiver:
-    return Receiver(PAGERDUTY_OK, status=202)
+def pagerduty_receiver(port: int = 0) -> Receiver:
+    return Receiver(PAGERDUTY_OK, status=202, port=port)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from recon_dagster.defs.charges.assets import build_charges_assets
 from recon_dagster.defs.charges.checks import build_charges_check
 from recon_dagster.defs.shared import account_day_partitions
 from recon_dagster.settings import Settings
+from recon_dagster.testing.deployment import materialize_command
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
 
 API_KEY = "sk_test_scenario_key_1234"
@@ -160,19 +160,8 @@ class Scenario:
     def launch(self, day: str) -> subprocess.Popen:
         """`dagster asset materialize` of one day in a process of its own, on the instance that
         $DAGSTER_HOME names: a run as a user starts it from a shell."""
-        exe = str(Path(sys.executable).with_name("dagster"))
         return subprocess.Popen(
-            [
-                exe,
-                "asset",
-                "materialize",
-                "-m",
-                "recon_dagster.definitions",
-                "--select",
-                ",".join(ASSETS),
-                "--partition",
-                day,
-            ],
+            materialize_command(day, ASSETS),
             cwd=self.root,
             env={**os.environ, **self.environment()},
             stdout=subprocess.PIPE,

@@ -18,18 +18,25 @@ Decisions, on every database:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
+import psycopg
+import pymysql
 
 from recon_dagster.core.frames import empty_payments
-from recon_dagster.settings import ConfigError, PaymentsTable
+from recon_dagster.settings import ConfigError, PaymentsTable, scrub
 from recon_dagster.sources.payments_db import duckdb_file, mysql, postgresql, sqlite_file
 from recon_dagster.sources.payments_db.backend import Backend
-from recon_dagster.sources.payments_db.connections import URL_VARIABLE
+from recon_dagster.sources.payments_db.connections import (
+    URL_VARIABLE,
+    PaymentsUnreachable,
+    connection_lost,
+)
 from recon_dagster.sources.payments_db.introspect import TableInfo
 from recon_dagster.sources.payments_db.normalise import to_payments_frame, within
 from recon_dagster.sources.payments_db.writing import (
@@ -101,6 +108,9 @@ def find_ids(
     )
 
 
+RECONNECT_SECONDS = 60.0  # how long an insert waits for its database server to come back
+
+
 def insert_payment(
     table: PaymentsTable, row: NewPayment, *, connection: Any = None, also: Sequence[str] = ()
 ) -> InsertResult:
@@ -115,8 +125,28 @@ def insert_payment(
     backend = _backend(table)
     if connection is not None:
         return backend.insert(connection, table, row, ids)
-    with backend.connect(table, write=True) as conn:
-        return backend.insert(conn, table, row, ids)
+    if not table.url.startswith((*postgresql.SCHEMES, *mysql.SCHEMES)):  # files: no server
+        with backend.connect(table, write=True) as conn:
+            return backend.insert(conn, table, row, ids)
+    # A database server restarting refuses or cuts connections for a few seconds: the insert is
+    # tried again on a new connection. It is safe: the transaction either never committed, or it
+    # did and the check before the write now finds the row (ALREADY_PRESENT).
+    deadline, delay = time.monotonic() + RECONNECT_SECONDS, 0.2
+    while True:
+        try:
+            with backend.connect(table, write=True) as conn:
+                return backend.insert(conn, table, row, ids)
+        except (PaymentsUnreachable, psycopg.Error, pymysql.MySQLError) as exc:
+            if not connection_lost(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise PaymentsDataError(
+                    f"payments table {table.table}: cannot insert row {row.id!r}: the database "
+                    f"was unreachable for {RECONNECT_SECONDS:g}s "
+                    f"({scrub(exc, table.url).splitlines()[0][:300]})"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _backend(table: PaymentsTable) -> Backend:

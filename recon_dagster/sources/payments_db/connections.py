@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import connectorx
 import polars as pl
+import psycopg
+import pymysql
 
 from recon_dagster.core.frames import from_arrow
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url, scrub
@@ -12,8 +14,30 @@ from recon_dagster.settings import ConfigError, PaymentsTable, redact_url, scrub
 URL_VARIABLE = "RECON_DATABASE_URL"
 
 
+class PaymentsUnreachable(ConfigError):
+    """The payments database refused or dropped the connection (down, restarting)."""
+
+
+# MySQL's client error numbers for a server that is gone: can't connect, gone away, lost the
+# connection, shutting down.
+_MYSQL_GONE = {2003, 2006, 2013, 2055, 1053, 4031}
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Did the database server refuse or drop the connection (down, restarting)? Not a data or
+    SQL error, which waiting would not cure."""
+    if isinstance(exc, PaymentsUnreachable):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+    if isinstance(exc, pymysql.OperationalError | pymysql.InterfaceError):
+        return not exc.args or exc.args[0] in _MYSQL_GONE or isinstance(exc, pymysql.InterfaceError)
+    return False
+
+
 def cannot_connect(url: str, exc: BaseException, verb: str = "connect to") -> ConfigError:
-    return ConfigError(URL_VARIABLE, f"cannot {verb} {redact_url(url)} ({scrub(exc, url)})")
+    return PaymentsUnreachable(URL_VARIABLE, f"cannot {verb} {redact_url(url)} ({scrub(exc, url)})")
 
 
 def read_arrow(url: str, query: str, table: PaymentsTable, schema: pl.Schema) -> pl.DataFrame:

@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 
 from recon_dagster.core.frames import from_arrow
+from recon_dagster.duckdb_connect import connect_waiting
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
@@ -56,8 +57,9 @@ def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[duckdb.Duc
             URL_VARIABLE, f"cannot open {redact_url(table.url)} (no such DuckDB file)"
         )
     try:
-        # Reads open read-only so several processes (e.g. Dagster steps) can read at once.
-        conn = duckdb.connect(str(path), read_only=not write)
+        # Reads open read-only so several processes (e.g. Dagster steps) can read at once; a
+        # process writing (a sync) holds the file a moment, and we wait for it.
+        conn = connect_waiting(path, read_only=not write)
     except duckdb.Error as exc:
         raise cannot_connect(table.url, exc, "open") from None
     try:
