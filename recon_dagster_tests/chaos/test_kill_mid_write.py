@@ -99,6 +99,7 @@ def test_a_run_killed_while_writing_leaves_a_whole_report(store_url, case_dir, l
         before = day_in_store(store, DAY)
         assert before.versions == [1] and before.partial == 0
 
+        cut = 0
         for n, delay in enumerate(KILL_AFTER):
             proc = materialize(case_dir, env, DAY.isoformat(), log=f"killed_{n}", wait=False)
             assert _wait_for_the_write(proc, case_dir / f"killed_{n}.log", store), "no write seen"
@@ -112,13 +113,17 @@ def test_a_run_killed_while_writing_leaves_a_whole_report(store_url, case_dir, l
             entry.lost += int(after.versions[: len(before.versions)] != before.versions)
             entry.doubled += max(0, len(after.versions) - len(before.versions) - 1)
             entry.wrong_status += after.partial + after.orphans
+            cut += int(after.versions == before.versions)  # killed before its commit
             before = after
 
         with dg.DagsterInstance.get() as instance:
             started = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         # Dagster's default run launcher cannot see a run's process die: the UI shows it
         # STARTED until someone terminates it (the stored report and check say the truth).
-        entry.note = f"{len(started)} of {len(KILL_AFTER)} killed runs left STARTED in Dagster"
+        entry.note = (
+            f"{cut} of {len(KILL_AFTER)} kills landed before the write's commit (no version "
+            f"added, nothing half-written); {len(started)} killed runs left STARTED in Dagster"
+        )
         again = materialize(case_dir, env, DAY.isoformat(), log="rerun")
         entry.runs += 1
         assert again.returncode == 0, (case_dir / "rerun.log").read_text()[-3000:]
