@@ -218,12 +218,13 @@ def call(context: str, request: Callable[[], Any], *, missing_ok: bool = False) 
             raise StripeUnavailableError(_describe(context, exc)) from None
 
 
+def _unreadable(exc: stripe.StripeError) -> bool:
+    """Did Stripe (or something on the way) answer with a body that is not JSON?"""
+    return isinstance(exc, stripe.APIError) and (exc.user_message or "").startswith(_NOT_JSON)
+
+
 def _unreadable_200(exc: stripe.StripeError) -> bool:
-    return (
-        isinstance(exc, stripe.APIError)
-        and exc.http_status == 200
-        and (exc.user_message or "").startswith(_NOT_JSON)
-    )
+    return _unreadable(exc) and exc.http_status == 200
 
 
 def get(client: stripe.StripeClient, context: str, path: str, **params: Any) -> Any:
@@ -294,7 +295,7 @@ def _describe(context: str, exc: stripe.StripeError) -> str:
     elif isinstance(exc, stripe.APIConnectionError):
         where = getattr(_last_request, "api_base", None) or "the Stripe API"
         kind = f"unreachable at {where}{after}"
-    elif isinstance(exc, stripe.APIError) and (exc.user_message or "").startswith(_NOT_JSON):
+    elif _unreadable(exc):
         kind = f"sent an unreadable response ({status}){after}"
     elif isinstance(exc, stripe.APIError):
         kind = f"server error ({status}){after}"

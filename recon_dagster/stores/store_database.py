@@ -31,6 +31,11 @@ class ReportStoreError(RuntimeError):
     """The store cannot be reached or used; the message never carries a password."""
 
 
+class ReportStoreUnreachable(ReportStoreError):
+    """The PostgreSQL store refused or dropped the connection (down, restarting): worth waiting
+    for, unlike a store that is full or refuses the write."""
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str
@@ -92,14 +97,14 @@ class StoreDatabase:
             try:
                 conn = psycopg.connect(self.url)
             except psycopg.Error as exc:
-                raise ReportStoreError(
+                raise ReportStoreUnreachable(
                     f"cannot connect to report store {redact_url(self.url)}: {exc}"
                 ) from None
             try:
                 with conn:  # commits, or rolls back on exception, then closes
                     yield Session(self, conn)
             except psycopg.OperationalError as exc:  # the server went away (a restart) mid-way
-                raise ReportStoreError(
+                raise ReportStoreUnreachable(
                     f"report store {redact_url(self.url)} failed, nothing of this write was "
                     f"kept: {scrub(exc, self.url).splitlines()[0]}"
                 ) from None

@@ -22,7 +22,7 @@ from recon_dagster.sources import payments_db, stripe_charges
 from recon_dagster.sources.payments_db import InsertResult, NewPayment, PaymentsDataError
 from recon_dagster.sources.stripe_client import StripeUnavailableError
 from recon_dagster.stores.report_store import ReportStore
-from recon_dagster.stores.store_database import ReportStoreError
+from recon_dagster.stores.store_database import ReportStoreUnreachable
 
 log = logging.getLogger("recon_dagster.sync")
 AUDIT_RECONNECT_SECONDS = 60.0
@@ -214,13 +214,13 @@ def _audit(
         for o in outcomes
     ]
     # A PostgreSQL store restarting refuses connections for a few seconds: the audit waits for it
-    # (a DuckDB store's failure, e.g. a full disk, is not waited on).
+    # (any other store failure, e.g. a full disk, is not waited on).
     deadline = time.monotonic() + AUDIT_RECONNECT_SECONDS
     while True:
         try:
             store.sync_audit.record(entries)
             return
-        except ReportStoreError:
-            if store.path is not None or time.monotonic() >= deadline:
+        except ReportStoreUnreachable:
+            if time.monotonic() >= deadline:
                 raise
             time.sleep(0.5)

@@ -61,7 +61,12 @@ def payment_rows(url: str, recorded: list[dict]) -> list[tuple]:
 def payments_table(url: str, recorded: list[dict]) -> None:
     """The default `payments` table at `url` holding `recorded` charges as rows."""
     execute(url, _DDL[kind_of(url)])
-    rows = payment_rows(url, recorded)
+    record(url, recorded)
+
+
+def record(url: str, charges: list[dict]) -> None:
+    """`charges` added to the payments table at `url`, as the application records them."""
+    rows = payment_rows(url, charges)
     if rows:
         execute(url, "insert into payments values ({0}, {0}, {0}, {0}, {0}, {0})", rows)
 

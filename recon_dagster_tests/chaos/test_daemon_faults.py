@@ -20,9 +20,9 @@ from recon_dagster.testing.stripe_server import StripeServer
 from recon_dagster_tests.chaos.ledger import Entry
 from recon_dagster_tests.chaos.scenes import (
     charges,
-    payment_rows,
     payments_table,
     product_env,
+    record,
     with_dagster_home,
 )
 from recon_dagster_tests.chaos.secrets import ROUTING_KEY, SLACK_PATH, STRIPE_KEY
@@ -143,7 +143,7 @@ def test_a_backfill_survives_daemon_kills_and_receivers_down(deployment, ledger,
     fixed = DAYS[9]
     with duckdb.connect(database.removeprefix("duckdb:///")) as con:
         con.execute("delete from payments where stripe_charge_id like 'ch_d09_%'")
-    payments_table_rows(database, fixed)
+    record(database, charges(fixed, PER_DAY, prefix="ch_d09_"))
     assert pagerduty.rx is not None
     pagerduty.down()
     alerts.faults += 1
@@ -203,10 +203,3 @@ def test_a_backfill_survives_daemon_kills_and_receivers_down(deployment, ledger,
     print(f"PagerDuty {events}; Slack {dict(slack_days)}; runs {daemon.runs}")
     assert (daemon.lost, daemon.doubled) == (0, 0), (wanted - materialized, materialized - wanted)
     assert (alerts.lost, alerts.doubled, alerts.wrong_status) == (0, 0, 0), events
-
-
-def payments_table_rows(database: str, day: date) -> None:
-    """Every charge of `day` recorded in the table (the repair)."""
-    rows = payment_rows(database, charges(day, PER_DAY, prefix=f"ch_d{DAYS.index(day):02d}_"))
-    with duckdb.connect(database.removeprefix("duckdb:///")) as con:
-        con.executemany("insert into payments values (?, ?, ?, ?, ?, ?)", rows)

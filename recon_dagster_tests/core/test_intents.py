@@ -254,12 +254,17 @@ def test_rows_a_source_marked_invalid_are_listed_and_the_rest_is_reconciled():
     assert "could not be reconciled" in r.recommendations[0]
 
 
-def test_a_stripe_charge_that_failed_validation_is_an_invalid_row_not_missing_in_database():
-    bad = charge("ch_bad", 100) | {
+def unreadable_charge(problem: str) -> dict:
+    """`ch_bad` as the Stripe source keeps a charge whose `amount` it could not read."""
+    return charge("ch_bad", 100) | {
         "amount": None,
         "invalid_column": "amount",
-        "invalid_reason": "Stripe charge ch_bad: 'amount' is None",
+        "invalid_reason": f"Stripe charge ch_bad: 'amount' {problem}",
     }
+
+
+def test_a_stripe_charge_that_failed_validation_is_an_invalid_row_not_missing_in_database():
+    bad = unreadable_charge("is None")
     r = reconcile(charges(bad, charge("ch_1", 1000)), payments(payment("ch_1", 1000)), params())
     assert kinds(r) == {"invalid_rows": ["ch_bad"]} and r.of("invalid_rows")[0].source == "stripe"
 
@@ -282,10 +287,6 @@ def test_match_on_payment_intent_refuses_charge_ids():
 
 
 def test_a_stripe_charge_we_could_not_read_keeps_the_day_from_success():
-    bad = charge("ch_bad", 100) | {
-        "amount": None,
-        "invalid_column": "amount",
-        "invalid_reason": "Stripe charge ch_bad: 'amount' is missing",
-    }
+    bad = unreadable_charge("is missing")
     r = reconcile(charges(bad, charge("ch_1", 1000)), payments(payment("ch_1", 1000)), params())
     assert r.discrepancy == 0 and r.status == "discrepancy_found"
