@@ -15,8 +15,8 @@ disputed charges get their disputes from the mirror's `disputes` table.
 
 from __future__ import annotations
 
-import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import LiteralString
@@ -28,6 +28,7 @@ from psycopg import sql
 from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.money import ISO_CODES
 from recon_dagster.settings import ConfigError, redact_url, scrub
+from recon_dagster.sources.invalid_rows import mark_first_failure
 from recon_dagster.sources.stripe_disputes import DISPUTE_COLUMNS, attach_disputes
 
 SOURCE_VARIABLE = "RECON_STRIPE_SOURCE"
@@ -168,10 +169,14 @@ def fetch_charges(mirror: Mirror, start: datetime, end: datetime) -> pl.DataFram
         created=_created(mirror), low=sql.Literal(low), high=sql.Literal(high)
     )
     with connect(mirror.url) as conn:
-        raw = _copy(conn, sql.SQL(" ").join([_select(mirror), where]))
         utc = (start.astimezone(UTC), end.astimezone(UTC))
-        frame = _validate(raw).filter(
-            pl.col("created").is_null() | pl.col("created").is_between(*utc, closed="left")
+        in_window = pl.col("created").is_null() | pl.col("created").is_between(*utc, closed="left")
+        frame = pl.concat(
+            [
+                _validate(raw).filter(in_window)
+                for raw in _copy(conn, sql.SQL(" ").join([_select(mirror), where]))
+            ],
+            rechunk=False,
         )
         disputed = (
             frame.filter(pl.col("disputed").fill_null(False))
@@ -297,16 +302,41 @@ def _select(mirror: Mirror) -> sql.Composed:
     )
 
 
-def _copy(conn: psycopg.Connection, query: sql.Composable) -> pl.DataFrame:
-    buffer = io.BytesIO()
+# CSV bytes parsed at a time: a 10M-charge day is ~1 GB of CSV, never held whole, nor as 10M
+# rows of text.
+COPY_BATCH_BYTES = 64 << 20
+
+
+def _copy(conn: psycopg.Connection, query: sql.Composable) -> Iterator[pl.DataFrame]:
+    """The query's rows as raw (all-text) frames of about `COPY_BATCH_BYTES` of CSV each, cut
+    at row ends (`_row_end`)."""
+    pending = bytearray()
     with (
         conn.cursor() as cur,
         cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy,
     ):
         for chunk in copy:
-            buffer.write(chunk)
-    buffer.seek(0)
-    return pl.read_csv(buffer, has_header=False, schema=_RAW, raise_if_empty=False)
+            pending += chunk
+            if len(pending) >= COPY_BATCH_BYTES and (cut := _row_end(pending)):
+                yield _parse_csv(bytes(pending[:cut]))
+                del pending[:cut]
+    yield _parse_csv(bytes(pending))  # the rest; an empty day is one empty frame
+
+
+def _row_end(data: bytearray) -> int:
+    """Just past the last line end that ends a row, or 0. PostgreSQL quotes a field holding a
+    line break, and quotes come in pairs (a quote inside a field is doubled): a line end with an
+    odd number of quotes before it is inside a field."""
+    end = len(data)
+    while (line_end := data.rfind(b"\n", 0, end)) >= 0:
+        if data.count(b'"', 0, line_end) % 2 == 0:
+            return line_end + 1
+        end = line_end
+    return 0
+
+
+def _parse_csv(data: bytes) -> pl.DataFrame:
+    return pl.read_csv(data, has_header=False, schema=_RAW, raise_if_empty=False)
 
 
 def _validate(raw: pl.DataFrame) -> pl.DataFrame:
@@ -356,23 +386,20 @@ def _validate(raw: pl.DataFrame) -> pl.DataFrame:
         ("status", pl.col("status").is_null(), "a string such as succeeded"),
         *((n, pl.col(n).is_null(), "true or false") for n in ("paid", "captured", "refunded")),
     ]
-    column, reason = pl.lit(None, pl.String), pl.lit(None, pl.String)
-    for name, broken, expected in reversed(rules):
-        hit = broken.fill_null(True)
-        column = pl.when(hit).then(pl.lit(name)).otherwise(column)
-        reason = (
-            pl.when(hit)
-            .then(
-                pl.format(
-                    f"Stripe mirror charge {{}}: {name!r} is {{}}, expected {expected}",
-                    pl.col("id").fill_null("(no id)"),
-                    pl.col(f"_text_{name}").fill_null("null"),
-                )
-            )
-            .otherwise(reason)
+    checks = [
+        (
+            broken.fill_null(True),
+            name,
+            pl.format(
+                f"Stripe mirror charge {{}}: {name!r} is {{}}, expected {expected}",
+                pl.col("id").fill_null("(no id)"),
+                pl.col(f"_text_{name}").fill_null("null"),
+            ),
         )
-    frame = frame.with_columns(
-        invalid_column=column, invalid_reason=reason, disputed=pl.col("disputed").fill_null(False)
+        for name, broken, expected in rules
+    ]
+    frame = mark_first_failure(frame, checks).with_columns(
+        disputed=pl.col("disputed").fill_null(False)
     )
     frame = frame.with_columns(
         created=(pl.col("created") * 1_000_000).cast(CHARGES_SCHEMA["created"]),

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from recon_dagster.core.frames import from_arrow
+from recon_dagster.duckdb_connect import read_frame
 from recon_dagster.settings import redact_url
 from recon_dagster.stores import asset_tables_postgres
 from recon_dagster.stores.asset_slice import AssetTablesError, Slice
@@ -74,8 +74,8 @@ class AssetTables:
             if not found:
                 raise AssetTablesError(f"{self.schema}.{table} does not exist: materialize {table}")
             query = f"SELECT * FROM {name} WHERE {_where(rows)}"
-            arrow = conn.sql(query, params=[rows.low, rows.high]).to_arrow_table()
-        return _utc(from_arrow(arrow))
+            frame = read_frame(conn.sql(query, params=[rows.low, rows.high]))
+        return _utc(frame)
 
     def _duckdb(self) -> AbstractContextManager[Any]:
         path = Path(self.url.removeprefix("duckdb:///")).resolve()

@@ -13,6 +13,7 @@ import pytest
 
 from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.settings import ConfigError, Settings
+from recon_dagster.sources import stripe_charges
 from recon_dagster.sources.stripe_charges import charges_of_intents, fetch_charges, retrieve_charges
 from recon_dagster.sources.stripe_client import StripeUnavailableError, make_client, mask_secrets
 from recon_dagster.sources.stripe_pacing import endpoint
@@ -158,6 +159,22 @@ def test_slices_fetch_sub_windows_concurrently_and_give_the_same_frame(serve):
         int(r.query["created[gte]"]) for r in server.requests if "starting_after" not in r.query
     )
     assert lower_bounds == [T0, T0 + 21600, T0 + 43200, T0 + 64800]
+
+
+def test_charges_kept_in_many_batches_come_back_whole_and_newest_first(serve, monkeypatch):
+    """A pagination keeps its charges as frames of `BATCH_ROWS` rows; however many batches and
+    sub-windows, the day comes back once each, newest first (ties by id)."""
+    charges = [make_charge(f"ch_{i:03d}", i + 1, created=T0 + (i // 3) * 300) for i in range(280)]
+    server = serve(charges)
+    monkeypatch.setattr(stripe_charges, "BATCH_ROWS", 7)
+
+    for slices in (1, 4, None):
+        frame = fetch_charges(client_for(server), START, END, slices=slices)
+        expected = sorted(((c["created"], c["id"]) for c in charges), reverse=True)
+        got = list(
+            zip(frame["created"].dt.epoch("s").to_list(), frame["id"].to_list(), strict=True)
+        )
+        assert got == expected
 
 
 def test_an_empty_window_is_an_empty_frame_without_asking_stripe(serve):

@@ -4,15 +4,17 @@ as the API, and a stale or wrong mirror caught."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
+import polars as pl
 import psycopg
 import pytest
 
 from recon_dagster import Settings, create_billing_reconciliation_service
 from recon_dagster.core.grading import grade
 from recon_dagster.settings import ConfigError
+from recon_dagster.sources import stripe_mirror
 from recon_dagster.testing.mirror import LAYOUTS, create_mirror, load_charges, load_disputes
 from recon_dagster.testing.sensor_ticks import late_changes_tick
 from recon_dagster.testing.stripe_server import make_charge, make_dispute
@@ -188,6 +190,28 @@ def test_a_mirror_row_with_a_null_amount_is_an_invalid_row(world):
 
     [row] = [f for f in result.findings if f.kind == "invalid_rows" and f.source == "stripe"]
     assert row.payment_id == "ch_ok" and "'amount' is null" in row.detail
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 40, 1 << 20])
+def test_a_day_read_in_many_copy_batches_is_the_day_read_in_one(world, monkeypatch, batch_bytes):
+    """COPY's CSV is parsed in batches cut at line ends; a field holding a line break (quoted by
+    PostgreSQL) is never cut, and no row is lost or read twice."""
+    odd = [
+        dict(c, customer='cus_line\nbreak, "quoted"') if c["id"] == "ch_diff" else c
+        for c in world["charges"]
+    ]
+    mirror(world, "data_pipeline", charges=odd)
+    source = stripe_mirror.detect(world["url"], world["schema"])
+    window = (at(DAY, 0), at(DAY, 0) + timedelta(days=1))
+    whole = stripe_mirror.fetch_charges(source, *window)
+
+    monkeypatch.setattr(stripe_mirror, "COPY_BATCH_BYTES", batch_bytes)
+    batched = stripe_mirror.fetch_charges(source, *window)
+
+    assert batched.sort("id").equals(whole.sort("id"))
+    assert batched.height == len(odd)
+    [customer] = batched.filter(pl.col("id") == "ch_diff").get_column("customer").to_list()
+    assert customer == 'cus_line\nbreak, "quoted"'
 
 
 def test_the_api_path_is_unchanged_without_a_mirror(world):

@@ -12,8 +12,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from recon_dagster.core.frames import from_arrow
-from recon_dagster.duckdb_connect import connect_waiting
+from recon_dagster.duckdb_connect import connect_waiting, read_frame
 from recon_dagster.settings import ConfigError, PaymentsTable, redact_url
 from recon_dagster.sources.payments_db.connections import URL_VARIABLE, cannot_connect
 from recon_dagster.sources.payments_db.introspect import TableInfo, table_info
@@ -171,4 +170,4 @@ def _select(table: PaymentsTable) -> str:
 
 
 def _frame(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pl.DataFrame:
-    return from_arrow(conn.sql(query, params=params).to_arrow_table()).cast(RAW_SCHEMA)
+    return read_frame(conn.sql(query, params=params)).cast(RAW_SCHEMA)

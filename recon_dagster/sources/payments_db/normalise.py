@@ -20,6 +20,7 @@ import polars as pl
 from recon_dagster.core.frames import PAYMENTS_SCHEMA, conform
 from recon_dagster.money import ISO_CODES, exponents_table
 from recon_dagster.settings import PaymentsTable, redact_url
+from recon_dagster.sources.invalid_rows import mark_first_failure
 from recon_dagster.sources.payments_db.introspect import TableInfo
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,7 @@ def to_payments_frame(raw: pl.DataFrame, table: PaymentsTable, info: TableInfo) 
             pl.lit(f"NULL in amount column {table.amount_column!r}"),
         ),
     ]
-    frame = _mark(
-        frame.with_columns(
-            invalid_column=pl.lit(None, pl.String), invalid_reason=pl.lit(None, pl.String)
-        ),
-        checks,
-    )
+    frame = mark_first_failure(frame, checks)
     exp = (
         pl.col("currency").replace_strict(exponents_table(), default=2, return_dtype=pl.Int64)
         if table.amount_unit == "major"
@@ -178,20 +174,7 @@ def _created_at(frame: pl.DataFrame, table: PaymentsTable, info: TableInfo) -> p
         f"RECON_DB_TIMEZONE {zone} (skipped by a daylight-saving change)",
         naive.dt.to_string("%Y-%m-%d %H:%M:%S%.f"),
     )
-    return _mark(frame, [(gap, table.created_at_column, reason)])
-
-
-def _mark(frame: pl.DataFrame, checks: list[tuple[pl.Expr, str, pl.Expr]]) -> pl.DataFrame:
-    """Set (`invalid_column`, `invalid_reason`) from the first failing check, on rows still
-    valid."""
-    column, reason = pl.col("invalid_column"), pl.col("invalid_reason")
-    for failed, name, why in reversed(checks):  # reversed: the first check wins
-        hit = failed.fill_null(False) & pl.col("invalid_reason").is_null()
-        column, reason = (
-            pl.when(hit).then(pl.lit(name)).otherwise(column),
-            pl.when(hit).then(why).otherwise(reason),
-        )
-    return frame.with_columns(invalid_column=column, invalid_reason=reason)
+    return mark_first_failure(frame, [(gap, table.created_at_column, reason)])
 
 
 def _to_minor(
