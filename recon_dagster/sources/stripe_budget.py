@@ -30,6 +30,10 @@ _TAKE = (
 )
 
 
+# How long opening the budget file waits for another process that is setting it up.
+SETUP_WAIT_SECONDS = 30.0
+
+
 class BudgetUnavailableError(RuntimeError):
     """The shared budget's database could not be used; the message names it (without secrets)."""
 
@@ -49,12 +53,29 @@ class _SqliteBudget:
         self._conn = sqlite3.connect(
             path, timeout=30, isolation_level=None, check_same_thread=False
         )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")  # a slot lost to a power cut is harmless
-        self._conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (bucket TEXT PRIMARY KEY, next_at REAL NOT NULL)"
-        )
+        self._setup(time.monotonic() + SETUP_WAIT_SECONDS)
         self._sql = _TAKE.format(p="?", max="max")
+
+    def _setup(self, deadline: float) -> None:
+        """WAL mode and the table. Two processes opening a new budget file at once (two syncs,
+        chaos case 7) can get "database is locked" from the journal-mode switch at once, without
+        SQLite's busy timeout: that one is waited out here, with backoff."""
+        delay = 0.01
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                # A slot lost to a power cut is harmless.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                    "(bucket TEXT PRIMARY KEY, next_at REAL NOT NULL)"
+                )
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
 
     def take(self, bucket: str, interval: float) -> float:
         with self._lock:

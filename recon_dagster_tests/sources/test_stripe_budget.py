@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
 import pytest
 
-from recon_dagster.sources.stripe_budget import BudgetUnavailableError, shared_budget
+from recon_dagster.sources.stripe_budget import (
+    BudgetUnavailableError,
+    _SqliteBudget,
+    shared_budget,
+)
 from recon_dagster.sources.stripe_pacing import Pacer
 
 INTERVAL = 0.05
@@ -73,3 +79,19 @@ def test_an_unreachable_budget_database_is_named_without_its_password():
         shared_budget("postgresql://recon:hunter2secret@127.0.0.1:1/budget")
     assert "RECON_STRIPE_BUDGET_URL" in str(raised.value)
     assert "hunter2secret" not in str(raised.value)
+
+
+def test_many_openers_of_a_new_budget_file_at_once_all_get_it(tmp_path):
+    """Two syncs starting together open the same new SQLite budget at once: switching it to WAL
+    can say "database is locked" without SQLite's busy timeout; every opener must wait it out."""
+    for attempt in range(20):
+        path = tmp_path / f"budget{attempt}.sqlite"
+        start = Barrier(8)
+
+        def open_and_take(_: int, path=path, start=start) -> float:
+            start.wait()
+            return _SqliteBudget(path).take("b", INTERVAL)
+
+        with ThreadPoolExecutor(8) as pool:
+            slots = sorted(pool.map(open_and_take, range(8)))
+        assert len(slots) == 8
