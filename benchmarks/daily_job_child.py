@@ -13,12 +13,11 @@ from datetime import date
 from pathlib import Path
 
 CHILD = """
-import sys, time
+import sys
 sys.path.insert(0, {here!r})
 from stage_meter import StageMeter
 meter = StageMeter()
 meter.install()
-t0 = time.perf_counter()
 import dagster as dg
 from recon_dagster.definitions import build_defs
 from recon_dagster.settings import Settings
@@ -26,7 +25,6 @@ job = build_defs(Settings.from_env()).resolve_job_def("daily_reconciliation")
 with dg.DagsterInstance.get() as instance:  # $DAGSTER_HOME with the repository's dagster.yaml
     result = job.execute_in_process(instance=instance, partition_key="{day}")
 print("STAGES " + meter.report())
-print("JOB_SECONDS", round(time.perf_counter() - t0, 2))
 print("OK" if result.success else "FAILED")
 """
 

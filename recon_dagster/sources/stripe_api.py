@@ -7,7 +7,6 @@ from datetime import date, datetime
 import polars as pl
 import stripe
 
-from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.core.payout_result import PayoutResult
 from recon_dagster.settings.accounts import Accounts
 from recon_dagster.sources import stripe_charges, stripe_connect, stripe_payouts
@@ -85,13 +84,15 @@ class StripeApi:
         if side is None:
             return own
         # A destination charge's dispute is the platform's: looked up there.
-        return _newest_first(
+        return stripe_charges.as_listing(
             own, with_disputes(side.platform, self._theirs(side, start, end), start)
         )
 
     def list_charges(self, start: datetime, end: datetime) -> pl.DataFrame:
         own, side = self._own(start, end), self._destination
-        return own if side is None else _newest_first(own, self._theirs(side, start, end))
+        return (
+            own if side is None else stripe_charges.as_listing(own, self._theirs(side, start, end))
+        )
 
     def _own(self, start: datetime, end: datetime) -> pl.DataFrame:
         """The charges listed on this account that are its own sales."""
@@ -140,11 +141,3 @@ class StripeApi:
 
     def payout_verdict(self, result: PayoutResult) -> SourceVerdict:
         return SourceVerdict(self.label)
-
-
-def _newest_first(*frames: pl.DataFrame) -> pl.DataFrame:
-    """Charges from several listings as one listing gives them: newest first, each id once."""
-    frame = pl.concat([f.select(CHARGES_SCHEMA.names()) for f in frames])
-    return frame.unique(subset="id", keep="first", maintain_order=True).sort(
-        ["created", "id"], descending=True
-    )
