@@ -1,14 +1,16 @@
 """Peak memory of one day's pipeline (the three assets and the check) for N charges.
 
     python benchmarks/bench_pipeline_memory.py [--charges 1000000] [--database
-    duckdb|postgresql|mysql|sqlite] [--json]
+    duckdb|postgresql|mysql|sqlite] [--executor in_process|multiprocess] [--json]
 
 The charges are served by the local Stripe-compatible server in a separate process (its memory is
 not counted); the payments table, with ~1% discrepancies (and an index on created_at on the servers
 and SQLite), is a DuckDB file (default), a SQLite file (created_at as text, as Django and Rails keep
 it), or a throwaway database on the PostgreSQL (`--postgres-url`) or MySQL/MariaDB (`--mysql-url`)
 server. The pipeline runs through Dagster (`materialize` of the daily job's assets) in a fresh child
-process, whose peak RSS (`ru_maxrss` of the waited-for child) and wall time are printed.
+process, whose peak RSS (`ru_maxrss` of the waited-for child) and wall time are printed. With
+`--executor multiprocess` each step runs in a process of its own, as scheduled and UI runs do:
+the peak is then the largest process's, and `stages.steps` gives each step's.
 """
 
 from __future__ import annotations
@@ -183,6 +185,14 @@ def main() -> int:
         help="also run the job under memray, writing its capture here (a second run: the peak "
         "printed is the first, unprofiled one)",
     )
+    p.add_argument(
+        "--executor",
+        choices=("in_process", "multiprocess"),
+        default="in_process",
+        help="in_process: every step in one process (execute_in_process); multiprocess: the "
+        "job's own executor, each step in a fresh process, as scheduled and UI runs do (the "
+        "peak is then the largest step's)",
+    )
     args = p.parse_args()
     server_url = args.postgres_url if args.database == "postgresql" else args.mysql_url
     with tempfile.TemporaryDirectory() as tmp:
@@ -225,7 +235,7 @@ def main() -> int:
                 "RECON_START_DATE": "2024-06-01",
             }
             # Before the server is waited on: the peak is the job's.
-            run = run_daily_job(root, DAY, env)
+            run = run_daily_job(root, DAY, env, executor=args.executor)
             if args.memray:  # after the measured run: memray's own memory is not in its peak
                 run_daily_job(root, DAY, env, memray=args.memray)
         finally:
@@ -239,7 +249,9 @@ def main() -> int:
         "database": args.database,
         "store": "duckdb",
         "success": run["success"],
+        "executor": args.executor,
         "setup_seconds": round(setup, 1),
+        **({"orchestrator_mib": run["orchestrator_mib"]} if "orchestrator_mib" in run else {}),
         "stages": run["stages"],
         "target_mib": 800,
         **({"error": run["error"]} if "error" in run else {}),

@@ -28,14 +28,66 @@ print("STAGES " + meter.report())
 print("OK" if result.success else "FAILED")
 """
 
+# The same day through the job's own executor (multiprocess): every step in a fresh process, as
+# the daemon's, the schedule's and the UI's runs do. The child only orchestrates; the peak is the
+# largest step's. Each step process meters itself (`STEP_SITE`, imported at its start through
+# PYTHONPATH) and leaves its figures in `steps/`.
+MULTIPROCESS_CHILD = """
+import os
+import resource
+import sys
+sys.path.insert(0, {here!r})
+os.makedirs("steps", exist_ok=True)
+with open(os.path.join("steps", "sitecustomize.py"), "w") as f:
+    f.write({site!r}.format(here={here!r}, out=os.path.abspath("steps")))
+os.environ["PYTHONPATH"] = os.path.abspath("steps")
+import dagster as dg
+from daily_job_target import daily_job
+# The step processes import the target from the working directory it was made in.
+home = os.getcwd()
+os.chdir({here!r})
+target = dg.reconstructable(daily_job)
+os.chdir(home)
+with dg.DagsterInstance.get() as instance:
+    result = dg.execute_job(target, instance=instance, tags={{"dagster/partition": "{day}"}})
+    ok = result.success
+print("ORCHESTRATOR_MIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print("OK" if ok else "FAILED")
+"""
 
-def run_daily_job(root: Path, day: date, env: dict[str, str], memray: Path | None = None) -> dict:
+STEP_SITE = """
+import atexit, json, os, resource, sys
+sys.path.insert(0, {here!r})
+from stage_meter import StageMeter
+_meter = StageMeter()
+_meter.install()
+
+def _report():
+    functions = json.loads(_meter.report())["functions"]
+    if functions:  # a step of the job's (the process that only waits on others has none)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        with open(os.path.join({out!r}, str(os.getpid()) + ".json"), "w") as f:
+            json.dump({{"peak_mib": round(peak), "functions": functions}}, f)
+
+atexit.register(_report)
+"""
+
+
+def run_daily_job(
+    root: Path,
+    day: date,
+    env: dict[str, str],
+    memray: Path | None = None,
+    executor: str = "in_process",
+) -> dict:
     """Materialize `day` in a child process with `env` (plus DAGSTER_HOME=`root`): `seconds`,
     `peak_mib` (the child's peak RSS: call this before waiting on any larger child), `success`,
     and `error` (the end of its stderr) when it failed. With `memray`, the child runs under
     `memray run` (`pip install -e ".[bench]"`), which writes its allocations there: `memray
     flamegraph` / `memray stats` then say where the peak went (memray's own bookkeeping adds to
-    the RSS, so the peak is measured without it)."""
+    the RSS, so the peak is measured without it). `executor="multiprocess"` runs every step in
+    its own process (`MULTIPROCESS_CHILD`): `peak_mib` is then the largest process's, and
+    `orchestrator_mib` the run's own process's; no `stages`."""
     shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
     profile = [] if memray is None else ["-m", "memray", "run", "--native", "-q", "-o", str(memray)]
     t0 = time.perf_counter()
@@ -44,7 +96,9 @@ def run_daily_job(root: Path, day: date, env: dict[str, str], memray: Path | Non
             sys.executable,
             *profile,
             "-c",
-            CHILD.format(day=day.isoformat(), here=str(Path(__file__).parent)),
+            (CHILD if executor == "in_process" else MULTIPROCESS_CHILD).format(
+                day=day.isoformat(), here=str(Path(__file__).parent), site=STEP_SITE
+            ),
         ],
         cwd=root,
         env={**env, "DAGSTER_HOME": str(root)},
@@ -56,10 +110,17 @@ def run_daily_job(root: Path, day: date, env: dict[str, str], memray: Path | Non
     ok = child.stdout.strip().endswith("OK")
     lines = child.stdout.splitlines()
     stages = next((json.loads(x[len("STAGES ") :]) for x in lines if x.startswith("STAGES ")), {})
+    steps = [json.loads(p.read_text()) for p in sorted((root / "steps").glob("*.json"))]
+    if steps:  # each step process's peak and the functions it ran
+        stages = {"steps": sorted(steps, key=lambda step: -step["peak_mib"])}
+    orchestrator = next(
+        (float(x.split()[1]) for x in lines if x.startswith("ORCHESTRATOR_MIB")), None
+    )
     return {
         "seconds": round(seconds, 2),
         "peak_mib": round(peak_kib / 1024, 1),
         "success": ok,
         "stages": stages,
+        **({} if orchestrator is None else {"orchestrator_mib": round(orchestrator, 1)}),
         **({} if ok else {"error": child.stderr[-2000:]}),
     }

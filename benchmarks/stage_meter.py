@@ -53,6 +53,7 @@ class StageMeter:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.peak: dict[str, float] = {}
+        self.entry: dict[str, float] = {}  # RSS when the function was first called
         self.active: list[str] = []
         self._stop = threading.Event()
 
@@ -93,8 +94,10 @@ class StageMeter:
     ) -> Any:
         """Time `fn` under its stage and under its own name (`functions` in the report)."""
         self.active.extend(names)
+        rss = _rss_mib()
         for name in names:
-            self.peak[name] = max(self.peak.get(name, 0.0), _rss_mib())
+            self.entry.setdefault(name, rss)
+            self.peak[name] = max(self.peak.get(name, 0.0), rss)
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -113,12 +116,17 @@ class StageMeter:
                     self.peak[stage] = rss
 
     def report(self) -> str:
-        """JSON: each stage's seconds and peak MiB, and under `functions` each function's."""
+        """JSON: each stage's seconds and peak MiB, and under `functions` each function's, with
+        the RSS at its first call (`entry_mib`: what the steps before it left)."""
         self._stop.set()
 
         def figures(name: str) -> dict[str, float]:
             return {"seconds": round(self.seconds[name], 2), "peak_mib": round(self.peak[name])}
 
         out: dict[str, Any] = {s: figures(s) for s in STAGES if s in self.seconds}
-        out["functions"] = {n: figures(n) for n in self.seconds if n not in STAGES}
+        out["functions"] = {
+            n: {**figures(n), "entry_mib": round(self.entry[n])}
+            for n in self.seconds
+            if n not in STAGES
+        }
         return json.dumps(out)

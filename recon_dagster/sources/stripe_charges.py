@@ -263,8 +263,11 @@ class _Lister:
         return min(self._max_workers, math.ceil(self._rate * self._latency * 1.5) + 1)
 
 
-# Charges a pagination keeps as Python tuples before they become a frame (`_Batches`).
-BATCH_ROWS = 20_000
+# Charges a pagination keeps as Python tuples before they become a frame (`_Batches`). Up to 8
+# paginations run at once (`max_workers`), so a listing holds at most ~20,000 charges as Python
+# objects: 20,000 per pagination held up to 160,000 and left ~50 MiB more in the heap at the
+# peak of a 1M-charge day (bench_pipeline_memory.py).
+BATCH_ROWS = 2_500
 
 
 class _Batches:

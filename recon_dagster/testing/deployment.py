@@ -164,7 +164,7 @@ class Deployment:
             "webserver", ["dagster-webserver", "-h", "127.0.0.1", "-p", str(self.port), "-w", ws]
         )
         if self.daemon:
-            self._spawn("daemon", ["dagster-daemon", "run", "-w", ws])
+            self.start_daemon()
         self.wait_ready(timeout)
         return self
 
@@ -224,10 +224,16 @@ class Deployment:
                 proc.wait(timeout=5)
         self._procs = [(n, p) for n, p in self._procs if (n, p) not in chosen]
 
+    def start_daemon(self) -> None:
+        """Start dagster-daemon (`Deployment(daemon=False)` left it out, for work to be queued
+        before its first loop: the backfill daemon loops every 30 s, and a backfill launched
+        just after a loop waits for the next one)."""
+        self._spawn("daemon", ["dagster-daemon", "run", "-w", str(self.workspace)])
+
     def restart_daemon(self) -> None:
         """Stop dagster-daemon and start a new one: cursors and ledgers must survive it."""
         self.stop(only="daemon")
-        self._spawn("daemon", ["dagster-daemon", "run", "-w", str(self.workspace)])
+        self.start_daemon()
 
     def kill_daemon(self) -> None:
         """`kill -9` of the dagster-daemon process alone (what it started lives on), then a new
@@ -237,25 +243,46 @@ class Deployment:
                 proc.kill()
                 proc.wait(timeout=15)
         self._procs = [(n, p) for n, p in self._procs if n != "daemon"]
-        self._spawn("daemon", ["dagster-daemon", "run", "-w", str(self.workspace)])
+        self.start_daemon()
 
     def materialize(
         self, partition: str, assets: tuple[str, ...] = ASSETS, timeout: float = 180.0
     ) -> None:
         """`dagster asset materialize` of one day, from a shell, on this deployment's instance."""
-        out = subprocess.run(
-            materialize_command(partition, assets),
-            cwd=self.world.root,
-            env=self.world.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(
-                f"materializing {partition} failed "
-                f"({out.returncode}):\n{(out.stdout + out.stderr)[-4000:]}"
+        self.materialize_at_once([partition], assets, timeout)
+
+    def materialize_at_once(
+        self, partitions: list[str], assets: tuple[str, ...] = ASSETS, timeout: float = 180.0
+    ) -> None:
+        """`dagster asset materialize` of each day from its own shell, all started together (as
+        two users may): the days' runs overlap on the instance and the stores."""
+        procs = [
+            subprocess.Popen(
+                materialize_command(partition, assets),
+                cwd=self.world.root,
+                env=self.world.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
+            for partition in partitions
+        ]
+        deadline = time.monotonic() + timeout
+        failed = []
+        for partition, proc in zip(partitions, procs, strict=True):
+            try:
+                out, _ = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+                failed.append(f"materializing {partition} took over {timeout}s:\n{out[-4000:]}")
+                continue
+            if proc.returncode != 0:
+                failed.append(
+                    f"materializing {partition} failed ({proc.returncode}):\n{out[-4000:]}"
+                )
+        if failed:
+            raise RuntimeError("\n".join(failed))
 
     def wait_for(self, condition, timeout: float, what: str, poll: float = 0.5) -> None:
         """Poll `condition` until it holds; on timeout fail saying what did not happen, with the

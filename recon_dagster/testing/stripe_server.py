@@ -471,6 +471,11 @@ class StripeServer:
         )
         self.endpoint_rate_limit = endpoint_rate_limit
         self._faults: deque[int | str] = deque()
+        # `hold()`: requests that arrive wait on `_gate` until `release()` (None lets them by);
+        # `_holding`: every gate handed out since the last release.
+        self._gate: threading.Event | None = None
+        self._holding: list[threading.Event] = []
+        self._held = 0
         self.slow_seconds = 5.0  # how long a `slow` garbled response waits before it answers
         self._recent: deque[float] = deque()  # accepted request times, for the rolling rate window
         self._recent_by: dict[str, deque[float]] = {}  # the same per endpoint
@@ -508,6 +513,7 @@ class StripeServer:
     def stop(self) -> None:
         if self._httpd is None:
             return
+        self.release()  # no handler thread left waiting on a hold
         self._httpd.shutdown()
         self._httpd.server_close()
         with self._lock:  # close kept-alive client connections too, so a stopped server is gone
@@ -823,6 +829,41 @@ class StripeServer:
         with self._lock:
             self._connections.discard(connection)
 
+    def hold(self) -> None:
+        """Keep every request that arrives from now on waiting (a caller stuck on Stripe) until
+        `release()`; after `let_new_requests_by()`, later ones pass while those stay held."""
+        with self._lock:
+            self._gate = threading.Event()
+            self._holding.append(self._gate)
+
+    def let_new_requests_by(self) -> None:
+        with self._lock:
+            self._gate = None
+
+    def release(self) -> None:
+        """Answer every held request."""
+        with self._lock:
+            gates, self._gate, self._holding = self._holding, None, []
+        for gate in gates:
+            gate.set()
+
+    def held(self) -> int:
+        """How many requests are waiting on `hold()` now."""
+        with self._lock:
+            return self._held
+
+    def wait_if_held(self) -> None:
+        with self._lock:
+            gate = self._gate
+            if gate is None:
+                return
+            self._held += 1
+        try:
+            gate.wait(timeout=300)  # a test that never releases still ends
+        finally:
+            with self._lock:
+                self._held -= 1
+
     def take_fault(self) -> int | str | None:
         with self._lock:
             return self._faults.popleft() if self._faults else None
@@ -1080,6 +1121,7 @@ class _Handler(BaseHTTPRequestHandler):
         )  # `expand[]` repeats: not in `params`
         if server.latency:
             time.sleep(server.latency)  # in this handler thread, so concurrent requests overlap
+        server.wait_if_held()
         fault = server.take_fault()
         if fault == DROPPED:
             server.record(self.command, url.path, params, DROPPED)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from recon_dagster.core import keys
 from recon_dagster.core.ids import duplicated
+from recon_dagster.core.keys import keyed
 from recon_dagster.core.reconcile import flag_rows
 from recon_dagster.core.sides import collapse_duplicates, database_side, stripe_side
 from recon_dagster_tests.support.core_builders import charge, charges, params, payment, payments
@@ -64,3 +66,24 @@ def test_flagged_rows_name_each_class_once():
         ("ch_manual_1", False, True, False, False),
         ("ch_ok", False, False, False, True),
     ]
+
+
+def test_intent_rows_find_their_own_charge_when_every_intent_id_shares_a_hash(monkeypatch):
+    c = charges(
+        charge("ch_a", 500, intent="pi_a"),
+        charge("ch_b", 700, intent="pi_b"),
+        charge("ch_c", 300, intent="pi_c"),
+    )
+    p = payments(payment("pi_b", 700), payment("pi_a", 500), payment("pi_zz", 90))
+    expected = keyed(p, c, "auto")[0].get_column("key").to_list()
+    # The worst case: every intent id (and every row's id) has the same hash.
+    monkeypatch.setattr(keys, "id_hash", lambda ids: ids.str.len_bytes().cast(pl.UInt64) * 0)
+    assert (
+        keyed(p, c, "auto")[0].get_column("key").to_list()
+        == expected
+        == [
+            "ch_b",
+            "ch_a",
+            "pi_zz",
+        ]
+    )

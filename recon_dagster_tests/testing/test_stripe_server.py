@@ -305,6 +305,23 @@ def test_latency_delays_each_request_but_concurrent_requests_overlap(serve):
     assert server.count(200) == 5
 
 
+def test_a_held_request_waits_for_release_while_later_ones_are_let_by(serve):
+    server = serve()
+    server.hold()
+    held = threading.Thread(target=get, args=(server, "/v1/charges"))
+    held.start()
+    deadline = time.monotonic() + 5
+    while not server.held():
+        assert time.monotonic() < deadline, "the request never arrived"
+        time.sleep(0.01)
+    server.let_new_requests_by()
+    assert get(server, "/v1/charges")[0] == 200  # answered while the first one waits
+    assert held.is_alive() and server.held() == 1 and server.count(200) == 1
+    server.release()
+    held.join(timeout=5)
+    assert not held.is_alive() and server.held() == 0 and server.count(200) == 2
+
+
 def test_responses_are_json_with_a_request_id(serve):
     _, headers, _ = get(serve(), "/v1/charges")
     assert headers["Content-Type"] == "application/json"

@@ -324,20 +324,21 @@ def test_an_evaluation_behind_a_still_running_run_is_sent_when_that_run_finishes
     materialize_days(world, monkeypatch, instance)
     cursor = tick(slack_discrepancy_alerts, instance, None, slack_alerts=slack_res(slack_rx))
     assert len(slack_rx.bodies) == 2
-    world.server.latency = 8.0  # the next run waits on Stripe: its check execution stays PLANNED
+    world.server.hold()  # the next run waits on Stripe: its check execution stays PLANNED
     slow = world.launch(CRIT_DAY.isoformat())
     deadline = time.monotonic() + 60
-    while not any(not e.final for e in check_executions(instance, 0)):
+    while not (world.server.held() and any(not e.final for e in check_executions(instance, 0))):
         assert slow.poll() is None and time.monotonic() < deadline, slow.stdout.read().decode()[
             -3000:
         ]
         time.sleep(0.2)
-    world.server.latency = 0.0
+    world.server.let_new_requests_by()
     assert world.materialize(
         monkeypatch, WARN_DAY.isoformat(), instance=instance
     ).success  # planned later, done first
     cursor = tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
     assert [b["attachments"][0]["color"] for b in slack_rx.bodies[2:]] == [ORANGE]
+    world.server.release()
     assert slow.wait(timeout=120) == 0, slow.stdout.read().decode()[-3000:]
     cursor = tick(slack_discrepancy_alerts, instance, cursor, slack_alerts=slack_res(slack_rx))
     assert [b["attachments"][0]["color"] for b in slack_rx.bodies[2:]] == [ORANGE, RED]

@@ -55,8 +55,7 @@ def deployment(tmp_path_factory, receivers):
 def test_the_daemon_sends_each_alert_once_and_a_restart_sends_nothing_again(deployment, receivers):
     slack, pagerduty = receivers
     _, warn_day, _, critical_day = deployment.world.partitions
-    deployment.materialize(warn_day)
-    deployment.materialize(critical_day)
+    deployment.materialize_at_once([warn_day, critical_day])
 
     deployment.wait_for(
         lambda: len(slack.bodies) >= 2 and len(pagerduty.bodies) >= 1,

@@ -16,12 +16,16 @@ from recon_dagster.testing.deployment import Deployment, build_world, consecutiv
 
 INTERVAL = 2  # seconds between the sensor's ticks (RECON_LATE_CHANGES_INTERVAL_SECONDS)
 
+# One deployment for the file (its world is built once, so every test runs on one xdist worker);
+# each test has days of its own: the first three are the first test's, the fourth the second's.
+pytestmark = pytest.mark.xdist_group("test_late_changes_daemon")
 
-@pytest.fixture
-def deployment(tmp_path):
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
     world = build_world(
-        tmp_path,
-        consecutive_days(3),
+        tmp_path_factory.mktemp("late_changes"),
+        consecutive_days(4),
         per_day=30,
         extra_env={"RECON_LATE_CHANGES_INTERVAL_SECONDS": str(INTERVAL)},
     )
@@ -46,9 +50,8 @@ def a_paid_charge_of(world, day: date) -> dict:
 
 def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once(deployment):
     world = deployment.world
-    first, second, never = world.days
-    deployment.materialize(first.isoformat())
-    deployment.materialize(second.isoformat())
+    first, second, never, _ = world.days
+    deployment.materialize_at_once([first.isoformat(), second.isoformat()])
 
     def ticks() -> list:
         return deployment.sensor_ticks("stripe_late_changes")
@@ -91,13 +94,16 @@ def test_the_daemon_reopens_only_the_reconciled_day_stripe_changed_and_only_once
 
 def test_the_same_event_read_twice_by_the_daemon_reopens_the_day_once(deployment):
     world = deployment.world
-    day = world.days[0]
+    day = world.days[3]
+    started = time.time()
     deployment.materialize(day.isoformat())
 
     def ticks() -> list:
         return deployment.sensor_ticks("stripe_late_changes")
 
-    deployment.wait_for(lambda: len(ticks()) >= 1, 60, "the sensor's first tick")
+    deployment.wait_for(
+        lambda: any(t["timestamp"] > started for t in ticks()), 60, "a tick of this test's"
+    )
     before_refund = Cursor(int(time.time()) - 1).dumps()
     refunded = a_paid_charge_of(world, day)
     world.server.update_charge(
@@ -105,7 +111,7 @@ def test_the_same_event_read_twice_by_the_daemon_reopens_the_day_once(deployment
     )
     store = ReportStore(world.env["RECON_REPORT_STORE_URL"])
     deployment.wait_for(lambda: len(store.versions(day)) == 2, 120, f"a second version of {day}")
-    [launched] = [t for t in ticks() if t["runIds"]]
+    [launched] = [t for t in ticks() if t["runIds"] and t["timestamp"] > started]
 
     def reread_after(moment: float) -> bool:
         return any(t["timestamp"] > moment and t["runKeys"] for t in ticks())
