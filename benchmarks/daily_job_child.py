@@ -63,11 +63,11 @@ _meter = StageMeter()
 _meter.install()
 
 def _report():
-    functions = json.loads(_meter.report())["functions"]
-    if functions:  # a step of the job's (the process that only waits on others has none)
+    report = json.loads(_meter.report())
+    if len(report) > 1:  # a step that ran the product's functions, not only `functions: {{}}`
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with open(os.path.join({out!r}, str(os.getpid()) + ".json"), "w") as f:
-            json.dump({{"peak_mib": round(peak), "functions": functions}}, f)
+            json.dump({{"peak_mib": round(peak), **report}}, f)
 
 atexit.register(_report)
 """
