@@ -86,8 +86,9 @@ def run_daily_job(
     `memray run` (`pip install -e ".[bench]"`), which writes its allocations there: `memray
     flamegraph` / `memray stats` then say where the peak went (memray's own bookkeeping adds to
     the RSS, so the peak is measured without it). `executor="multiprocess"` runs every step in
-    its own process (`MULTIPROCESS_CHILD`): `peak_mib` is then the largest process's, and
-    `orchestrator_mib` the run's own process's; no `stages`."""
+    its own process (`MULTIPROCESS_CHILD`): `peak_mib` is then the largest process's,
+    `orchestrator_mib` the run's own process's, and `stages` holds `steps`, each step process's
+    peak with its stages and functions, largest first."""
     shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", root / "dagster.yaml")
     profile = [] if memray is None else ["-m", "memray", "run", "--native", "-q", "-o", str(memray)]
     t0 = time.perf_counter()
@@ -111,7 +112,7 @@ def run_daily_job(
     lines = child.stdout.splitlines()
     stages = next((json.loads(x[len("STAGES ") :]) for x in lines if x.startswith("STAGES ")), {})
     steps = [json.loads(p.read_text()) for p in sorted((root / "steps").glob("*.json"))]
-    if steps:  # each step process's peak and the functions it ran
+    if steps:  # each step process's peak, stages and functions
         stages = {"steps": sorted(steps, key=lambda step: -step["peak_mib"])}
     orchestrator = next(
         (float(x.split()[1]) for x in lines if x.startswith("ORCHESTRATOR_MIB")), None
