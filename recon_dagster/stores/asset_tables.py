@@ -18,7 +18,7 @@ import polars as pl
 from recon_dagster.duckdb_connect import read_frame
 from recon_dagster.settings import redact_url
 from recon_dagster.stores import asset_tables_postgres
-from recon_dagster.stores.asset_slice import AssetTablesError, Slice
+from recon_dagster.stores.asset_slice import AssetTablesError, Slice, with_null_columns
 from recon_dagster.stores.duckdb_files import open_file
 
 
@@ -75,9 +75,22 @@ class AssetTables:
             ).fetchall()
             if not found:
                 raise AssetTablesError(f"{self.schema}.{table} does not exist: materialize {table}")
-            query = f"SELECT * FROM {name} WHERE {_where(rows)}"
-            frame = read_frame(conn.sql(query, params=[rows.low, rows.high]))
-        return _utc(frame)
+            bounds = [rows.low, rows.high]
+            conn.execute("BEGIN TRANSACTION")  # one snapshot for the count and the rows
+            try:
+                schema = read_frame(conn.sql(f"SELECT * FROM {name} LIMIT 0")).schema
+                counts = ", ".join(f'count("{column}")' for column in schema)
+                query = f"SELECT count(*), {counts} FROM {name} WHERE {_where(rows)}"
+                height, *filled = conn.execute(query, bounds).fetchall()[0]
+                if not height:
+                    return pl.DataFrame(schema=_utc_schema(schema))
+                present = [column for column, n in zip(schema, filled, strict=True) if n]
+                selected = ", ".join(f'"{column}"' for column in present)
+                query = f"SELECT {selected} FROM {name} WHERE {_where(rows)}"
+                frame = read_frame(conn.sql(query, params=bounds))
+            finally:
+                conn.execute("ROLLBACK")  # it wrote nothing
+        return _utc(with_null_columns(frame, schema))
 
     def _duckdb(self) -> AbstractContextManager[Any]:
         path = Path(self.url.removeprefix("duckdb:///")).resolve()
@@ -88,6 +101,15 @@ class AssetTables:
 
 def _where(rows: Slice) -> str:
     return f'"{rows.column}" >= ? AND "{rows.column}" < ?'
+
+
+def _utc_schema(schema: pl.Schema) -> pl.Schema:
+    return pl.Schema(
+        (name, pl.Datetime(dtype.time_unit, "UTC"))
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+        else (name, dtype)
+        for name, dtype in schema.items()
+    )
 
 
 def _utc(frame: pl.DataFrame) -> pl.DataFrame:

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from recon_dagster.settings import redact_url, scrub
-from recon_dagster.stores.asset_slice import AssetTablesError, Slice
+from recon_dagster.stores.asset_slice import AssetTablesError, Slice, with_null_columns
 
 _CSV_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"
 _CSV_TIME = "%H:%M:%S%.6f"
@@ -71,31 +71,44 @@ def read(url: str, schema: str, table: str, rows: Slice) -> pl.DataFrame:
     """The slice's rows of `schema.table`, with the types they were written with."""
     name = _name(schema, table)
     with _connect(url) as conn:
+        # One snapshot for the columns' counts and the rows (see `with_null_columns`).
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         columns = _columns(conn, name)
         if columns is None:
             raise AssetTablesError(f"{name} does not exist: materialize {table} first")
-        types = {column: _polars_type(typ, p, s) for column, typ, p, s in columns}
+        types = pl.Schema((column, _polars_type(typ, p, s)) for column, typ, p, s in columns)
+        target, where = sql.Identifier(schema, table), _where(rows)
+        counts = sql.SQL(", ").join(
+            sql.SQL("count({})").format(sql.Identifier(column)) for column in types
+        )
+        query = sql.SQL("SELECT count(*), {} FROM {} WHERE {}").format(counts, target, where)
+        found = conn.execute(query, [rows.low, rows.high]).fetchone()
+        height, *filled = found or (0,)
+        if not height:
+            return pl.DataFrame(schema=types)
+        present = [
+            (column, typ) for (column, typ, _, _), n in zip(columns, filled, strict=True) if n
+        ]
         select = sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(_read_expr(column, typ), sql.Identifier(column))
-            for column, typ, _, _ in columns
+            for column, typ in present
         )
         query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-            select, sql.Identifier(schema, table), _where(rows, literal=True)
+            select, target, _where(rows, literal=True)
         )
         buffer = io.BytesIO()
         copy_out = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(query)
         with conn.cursor() as cur, cur.copy(copy_out) as copy:
             for chunk in copy:
                 buffer.write(chunk)
-    if buffer.tell() == 0:
-        return pl.DataFrame(schema=types)
     buffer.seek(0)
     raw = pl.read_csv(
-        buffer, has_header=False, schema={n: pl.String() for n in types}, quote_char='"'
+        buffer, has_header=False, schema={n: pl.String() for n, _ in present}, quote_char='"'
     )
-    return raw.select(
-        _convert(column, typ, types[column]).alias(column) for column, typ, _, _ in columns
+    frame = raw.select(
+        _convert(column, typ, types[column]).alias(column) for column, typ in present
     )
+    return with_null_columns(frame, types)
 
 
 @contextmanager

@@ -98,6 +98,18 @@ def test_an_empty_frame_creates_the_table_and_reads_back_with_its_schema(tables)
     assert back.height == 0 and back.schema == SAMPLE.schema
 
 
+def test_a_column_empty_in_its_slice_reads_back_as_typed_nulls_and_filled_elsewhere(tables):
+    empty = ["i", "f", "b", "d", "tm", "dec", "tz_null"]
+    day = SAMPLE.with_columns(pl.lit(None, SAMPLE.schema[name]).alias(name) for name in empty)
+    next_day = SAMPLE.with_columns(pl.col("t") + pl.duration(days=1))
+    tables.write("sample", day, DAY)
+    tables.write("sample", next_day, NEXT_DAY)
+    back, back_next = tables.read("sample", DAY), tables.read("sample", NEXT_DAY)
+    assert back.schema == SAMPLE.schema and back_next.schema == SAMPLE.schema
+    assert back.sort("i32", nulls_last=True).equals(day.sort("i32", nulls_last=True))
+    assert back_next.sort("i32", nulls_last=True).equals(next_day.sort("i32", nulls_last=True))
+
+
 def test_a_failed_write_keeps_the_previous_rows(tables):
     tables.write("sample", SAMPLE, DAY)
     broken = SAMPLE.with_columns(i=pl.Series(["not a number"] * 4))  # a text `i` cannot go in
