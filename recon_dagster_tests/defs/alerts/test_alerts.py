@@ -52,23 +52,28 @@ def logs(caplog, capfd) -> str:
     return caplog.text + out + err
 
 
-def materialize_days(world, monkeypatch, instance):
-    """A clean day, a ~2.9% day (WARN) and a ~16.7% day (ERROR), each run on its own."""
+def materialize_days(world, monkeypatch, instance, *, run_each_day: bool = False):
+    """A clean day, a ~2.9% day (WARN) and a ~16.7% day (ERROR): in one run (each day has its
+    own evaluation, as in a backfill's single run), or one run a day."""
     world.sale("ch_ok", 10_000, at(OK_DAY))
     world.sale("ch_w", 10_000, at(WARN_DAY))
     world.sale("ch_w_missing", 300, at(WARN_DAY), record=False)
     world.sale("ch_c", 10_000, at(CRIT_DAY))
     world.sale("ch_c_missing", 2_000, at(CRIT_DAY), record=False)
     world.row("ch_c_ghost", 100, at(CRIT_DAY, 13))
-    for day in (OK_DAY, WARN_DAY, CRIT_DAY):
-        assert world.materialize(monkeypatch, day.isoformat(), instance=instance).success
+    if run_each_day:
+        for day in (OK_DAY, WARN_DAY, CRIT_DAY):
+            assert world.materialize(monkeypatch, day.isoformat(), instance=instance).success
+        return
+    first, last = OK_DAY.isoformat(), CRIT_DAY.isoformat()
+    assert world.materialize(monkeypatch, first, last, instance=instance).success
 
 
 def test_critical_day_gives_one_red_slack_message_and_one_trigger_over_two_ticks(
     world, monkeypatch, instance, slack_rx, pd_rx, caplog, capfd
 ):
     caplog.set_level(logging.DEBUG)
-    materialize_days(world, monkeypatch, instance)
+    materialize_days(world, monkeypatch, instance, run_each_day=True)
     s_cursor = p_cursor = None
     for _ in range(2):
         s_cursor = tick(
