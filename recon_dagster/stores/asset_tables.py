@@ -82,12 +82,13 @@ class AssetTables:
                 counts = ", ".join(f'count("{column}")' for column in schema)
                 query = f"SELECT count(*), {counts} FROM {name} WHERE {_where(rows)}"
                 height, *filled = conn.execute(query, bounds).fetchall()[0]
-                if not height:
-                    return pl.DataFrame(schema=_utc_schema(schema))
-                present = [column for column, n in zip(schema, filled, strict=True) if n]
-                selected = ", ".join(f'"{column}"' for column in present)
-                query = f"SELECT {selected} FROM {name} WHERE {_where(rows)}"
-                frame = read_frame(conn.sql(query, params=bounds))
+                if height:
+                    present = [column for column, n in zip(schema, filled, strict=True) if n]
+                    selected = ", ".join(f'"{column}"' for column in present)
+                    query = f"SELECT {selected} FROM {name} WHERE {_where(rows)}"
+                    frame = read_frame(conn.sql(query, params=bounds))
+                else:
+                    frame = pl.DataFrame(schema=schema)
             finally:
                 conn.execute("ROLLBACK")  # it wrote nothing
         return _utc(with_null_columns(frame, schema))
@@ -101,15 +102,6 @@ class AssetTables:
 
 def _where(rows: Slice) -> str:
     return f'"{rows.column}" >= ? AND "{rows.column}" < ?'
-
-
-def _utc_schema(schema: pl.Schema) -> pl.Schema:
-    return pl.Schema(
-        (name, pl.Datetime(dtype.time_unit, "UTC"))
-        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
-        else (name, dtype)
-        for name, dtype in schema.items()
-    )
 
 
 def _utc(frame: pl.DataFrame) -> pl.DataFrame:
