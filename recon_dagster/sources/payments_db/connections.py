@@ -3,7 +3,6 @@ the SQLite and MySQL backends share."""
 
 from __future__ import annotations
 
-import connectorx
 import polars as pl
 import psycopg
 import pymysql
@@ -43,6 +42,11 @@ def cannot_connect(url: str, exc: BaseException, verb: str = "connect to") -> Co
 def read_arrow(url: str, query: str, table: PaymentsTable, schema: pl.Schema) -> pl.DataFrame:
     """`query`'s rows read by connectorx straight into Arrow (no Python object per row), its
     columns named and typed as `schema`; a failure names the table's URL without the password."""
+    # Imported here, not with the module: only SQLite and MySQL tables are read through it, and
+    # connectorx costs every other process (a DuckDB or PostgreSQL deployment's report step, the
+    # daemon, the webserver) 16 MiB of RSS.
+    import connectorx
+
     try:
         arrow = connectorx.read_sql(url, query, return_type="arrow")
     except Exception as exc:  # connectorx raises RuntimeError/ValueError with the driver's text
