@@ -77,30 +77,54 @@ def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
     )
 
 
+# Rows per part of the full join. The streaming join holds about 150 MiB per million rows it
+# joins, so a large day is joined in parts, split by the ids' hash: both rows of a pair share it,
+# so every pair lands in one part and the parts' results add up to the whole join's. A 1M-row day
+# joined in two parts takes ~80 MiB less at its peak for ~15 ms more (`bench_reconcile.py`).
+JOIN_PART_ROWS = 500_000
+
+
 def _flagged(
-    stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool
+    stripe: pl.LazyFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool
 ) -> pl.LazyFrame:
-    left, right = stripe.lazy(), database.drop(DATABASE_DETAILS)
+    right = database.drop(DATABASE_DETAILS)
     if on_hash:
-        joined = left.join(right, on="h", how="full")
+        joined = stripe.join(right, on="h", how="full")
     else:
-        joined = left.join(right, left_on="s_id", right_on="d_id", how="full", coalesce=False)
+        joined = stripe.join(right, left_on="s_id", right_on="d_id", how="full", coalesce=False)
     flags = pl.any_horizontal(list(JOIN_CLASSES)) | (COLLISION if on_hash else pl.lit(False))
     return _classify(joined, params).filter(flags).with_columns(id=pl.coalesce("s_id", "d_id"))
 
 
 def flag_rows(
-    stripe: pl.DataFrame, database: pl.LazyFrame, params: ReconcileParams
+    stripe: pl.DataFrame,
+    database: pl.LazyFrame,
+    params: ReconcileParams,
+    *,
+    part_rows: int = JOIN_PART_ROWS,
 ) -> pl.DataFrame:
     """The joined rows that carry a class, with their `id`.
 
-    The join is on the ids' u64 hashes (`h`), about twice as fast as on the strings. Every pair it
-    makes is checked on the ids; should two different ids ever share a hash, the join is done
-    again on the ids themselves, so the answer is always exact.
+    The join is on the ids' u64 hashes (`h`), about twice as fast as on the strings, in parts of
+    about `part_rows` rows (`JOIN_PART_ROWS`). Every pair it makes is checked on the ids; should
+    two different ids ever share a hash, the join is done again on the ids themselves, in one
+    piece, so the answer is always exact.
     """
-    flagged = _flagged(stripe, database, params, on_hash=True).collect()
+    rows = max(stripe.height, database.select(pl.len()).collect().item())
+    parts = max(1, -(-rows // part_rows))
+    flagged = pl.concat(
+        [
+            _flagged(
+                stripe.lazy().filter(pl.col("h") % parts == i),
+                database.filter(pl.col("h") % parts == i),
+                params,
+                on_hash=True,
+            ).collect()  # one part after the other: that is what keeps the peak down
+            for i in range(parts)
+        ]
+    )
     if flagged.select(COLLISION.any()).item():
-        flagged = _flagged(stripe, database, params, on_hash=False).collect()
+        flagged = _flagged(stripe.lazy(), database, params, on_hash=False).collect()
     return flagged
 
 

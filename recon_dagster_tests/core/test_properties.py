@@ -16,8 +16,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from recon_dagster.core.grading import exceeds
-from recon_dagster.core.reconcile import reconcile
+from recon_dagster.core.keys import keyed
+from recon_dagster.core.reconcile import flag_rows, reconcile
 from recon_dagster.core.result import CLASSES
+from recon_dagster.core.sides import collapse_duplicates, database_side, stripe_side
 from recon_dagster_tests.support.core_builders import (
     NOON,
     charge,
@@ -382,6 +384,21 @@ def test_result_does_not_depend_on_row_order(ds: DataSet, seed_c: int, seed_p: i
         neighbour_payments=_shuffled(np_, seed_c),
     ).to_json_dict()
     assert after == before
+
+
+@FAST
+@given(messy_data_sets(), st.integers(1, 7))
+def test_a_join_in_parts_flags_exactly_the_rows_of_one_join(ds: DataSet, part_rows: int):
+    c, p, _, _ = ds.frames()
+    p_ = params(**TRACKED)
+    keyed_rows, _ = keyed(p, c, p_.match_on)
+    stripe = stripe_side(c, p_.include_refunds)
+    collapsed, _ = collapse_duplicates(database_side(keyed_rows, p_))
+
+    def flagged(rows: int) -> list[tuple]:
+        return sorted(flag_rows(stripe, collapsed, p_, part_rows=rows).iter_rows(), key=repr)
+
+    assert flagged(part_rows) == flagged(10**9)
 
 
 @st.composite
