@@ -13,6 +13,8 @@ text, so a hash collision costs time, never a wrong match.
 
 from __future__ import annotations
 
+from typing import cast
+
 import polars as pl
 
 from recon_dagster.core.ids import id_hash
@@ -80,9 +82,11 @@ def intent_charges(charges: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
             rows, left_on="payment_intent", right_on="_id", how="inner", coalesce=False
         )
     at = found.get_column("at")
+    if at.is_empty():
+        return found
     # A row paired with several charges shows up as a position hit twice: counting the positions
     # a scatter marks is exact and cheaper than sorting a million hashes for duplicates.
-    hit = pl.repeat(False, int(at.max() or 0) + 1, eager=True).scatter(at, True)
+    hit = pl.repeat(False, cast(int, at.max()) + 1, eager=True).scatter(at, True)
     if hit.sum() == found.height:
         return found
     details = charges.select("status", "paid", "captured", "created")[found.get_column("c_row")]
