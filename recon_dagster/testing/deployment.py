@@ -53,6 +53,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    """Signal the process group `proc` leads (each process here starts its own session)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 @dataclass
 class World:
     root: Path
@@ -205,23 +213,22 @@ class Deployment:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def stop(self, only: str | None = None) -> None:
-        """Stop every process this object started, or only the one named (`daemon`, `webserver`)."""
+        """Stop every process this object started, or only the one named (`daemon`, `webserver`),
+        as a supervisor stops a service: SIGTERM to the process itself, which shuts down the code
+        server it started; then SIGTERM to whatever is left in its process group, and SIGKILL
+        after 15 s. (Signalling the whole group at once killed the daemon's code server under a
+        sensor tick still running, which then failed: "Could not reach user code server".)"""
         chosen = [(n, p) for n, p in reversed(self._procs) if only is None or n == only]
         for _, proc in chosen:
             if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)  # the process group this object started
-                except ProcessLookupError:
-                    pass
+                proc.terminate()
         for _, proc in chosen:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                _signal_group(proc, signal.SIGKILL)
                 proc.wait(timeout=5)
+            _signal_group(proc, signal.SIGTERM)  # anything it left behind
         self._procs = [(n, p) for n, p in self._procs if (n, p) not in chosen]
 
     def start_daemon(self) -> None:

@@ -81,8 +81,13 @@ def test_the_daemon_sends_each_alert_once_and_a_restart_sends_nothing_again(depl
         )
 
     deployment.wait_for(two_more_ticks, 90, "two sensor ticks after the restart")
-    for sensor in SENSORS:
-        assert not [t for t in deployment.sensor_ticks(sensor) if t["status"] == "FAILURE"], sensor
+    failed = [
+        (sensor, t["error"])
+        for sensor in SENSORS
+        for t in deployment.sensor_ticks(sensor)
+        if t["status"] == "FAILURE"
+    ]
+    assert not failed, failed
     print(
         f"daemon test: {len(slack.bodies)} Slack message(s) "
         f"({', '.join(b['attachments'][0]['color'] for b in slack.bodies)}), "
