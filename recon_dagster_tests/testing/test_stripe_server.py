@@ -301,7 +301,9 @@ def test_latency_delays_each_request_but_concurrent_requests_overlap(serve):
         thread.start()
     for thread in threads:
         thread.join()
-    assert 0.2 <= time.monotonic() - began < 0.6
+    # One after the other they would take 5 x 0.2 s: anything under that overlapped, however loaded
+    # the machine is.
+    assert 0.2 <= time.monotonic() - began < 5 * 0.2
     assert server.count(200) == 5
 
 
