@@ -13,10 +13,10 @@ import pytest
 
 from recon_dagster.core.frames import CHARGES_SCHEMA
 from recon_dagster.settings import ConfigError, Settings
-from recon_dagster.sources import stripe_charges
+from recon_dagster.sources import stripe_charges, stripe_pacing
 from recon_dagster.sources.stripe_charges import charges_of_intents, fetch_charges, retrieve_charges
 from recon_dagster.sources.stripe_client import StripeUnavailableError, make_client, mask_secrets
-from recon_dagster.sources.stripe_pacing import Budget, endpoint
+from recon_dagster.sources.stripe_pacing import Pacer, endpoint
 from recon_dagster.testing.stripe_server import (
     DEFAULT_API_KEY,
     StripeServer,
@@ -396,22 +396,33 @@ def test_the_pacer_is_shared_by_every_thread_of_a_client(serve):
     assert frame.height == 40 and time.monotonic() - began >= 39 / 38 - 0.02
 
 
-def _last_send(burst: int, requests: int = 20) -> float:
-    """When the last of `requests` back-to-back requests goes under one 50/s budget, on a clock
-    of our own (the wall clock of a loaded machine only ever adds time)."""
-    budget, now = Budget(50, burst), 0.0
-    for _ in range(requests):
-        now = max(now, budget.reserve(now))
-        while pause := budget.wait(now):
-            now += pause
-        budget.record(now)
-    return now
+class _Clock:
+    """The pacer's clock, moved only by its own sleeps: a loaded machine cannot stretch it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
-def test_a_burst_lets_requests_catch_up_by_that_many_slots_and_no_more():
+def _last_send(monkeypatch, burst: int, requests: int = 20) -> float:
+    """When the last of `requests` back-to-back retrievals goes under a 50/s pacer."""
+    clock = _Clock()
+    monkeypatch.setattr(stripe_pacing, "time", clock)
+    pacer = Pacer(50, 50, burst)
+    for i in range(requests):
+        pacer.wait("get", f"https://api.stripe.com/v1/charges/ch_{i}")
+    return clock.now
+
+
+def test_a_burst_lets_requests_catch_up_by_that_many_slots_and_no_more(monkeypatch):
     # 20 requests 1/47.5 s apart take 19 slots; a burst of 5 lets 4 of them go early.
-    assert _last_send(burst=1) == pytest.approx(19 / 47.5)
-    assert _last_send(burst=5) == pytest.approx(15 / 47.5)
+    assert _last_send(monkeypatch, burst=1) == pytest.approx(19 / 47.5)
+    assert _last_send(monkeypatch, burst=5) == pytest.approx(15 / 47.5)
 
 
 def test_a_client_with_a_burst_never_goes_beyond_it(serve):
