@@ -46,6 +46,7 @@ from recon_dagster.defs.shared import (
     account_day_partitions,
     account_month_partitions,
 )
+from recon_dagster.defs.step_processes import step_executor
 from recon_dagster.defs.sync.job import build_refresh_sensor, sync_missing_payments_job
 from recon_dagster.money import to_major
 from recon_dagster.settings import Settings, variables
@@ -116,6 +117,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
             *build_alert_sensors(settings.alerts_interval_seconds, settings.alerts_since),
         ],
         resources=build_resources(settings),
+        executor=step_executor,
     )
 
 
