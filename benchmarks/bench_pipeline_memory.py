@@ -190,7 +190,7 @@ def main() -> int:
         choices=("in_process", "multiprocess"),
         default="in_process",
         help="in_process: every step in one process (execute_in_process); multiprocess: the "
-        "job's own executor, each step in a fresh process, as scheduled and UI runs do (the "
+        "job's own executor, each step in a process of its own, as scheduled and UI runs do (the "
         "peak is then the largest step's)",
     )
     args = p.parse_args()

@@ -28,7 +28,7 @@ print("STAGES " + meter.report())
 print("OK" if result.success else "FAILED")
 """
 
-# The same day through the job's own executor (multiprocess): every step in a fresh process, as
+# The same day through the job's own executor (multiprocess): every step in a process of its own, as
 # the daemon's, the schedule's and the UI's runs do. The child only orchestrates; the peak is the
 # largest step's. Each step process meters itself (`STEP_SITE`, imported at its start through
 # PYTHONPATH) and leaves its figures in `steps/`.
@@ -56,20 +56,28 @@ print("OK" if ok else "FAILED")
 """
 
 STEP_SITE = """
-import atexit, json, os, resource, sys
+import json, multiprocessing.util, os, resource, sys
 sys.path.insert(0, {here!r})
-from stage_meter import StageMeter
-_meter = StageMeter()
-_meter.install()
 
-def _report():
-    report = json.loads(_meter.report())
-    if len(report) > 1:  # a step that ran the product's functions, not only `functions: {{}}`
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        with open(os.path.join({out!r}, str(os.getpid()) + ".json"), "w") as f:
-            json.dump({{"peak_mib": round(peak), **report}}, f)
+# Installed in each step process as it starts (a multiprocessing after-fork hook runs in every
+# process the executor starts, spawned or forked), not in a forkserver that forks the steps: there
+# it would import the product's modules before the executor does. A step leaves through os._exit,
+# so its figures are written by a multiprocessing finalizer, not atexit.
+def _start(_):
+    from stage_meter import StageMeter
+    meter = StageMeter()
+    meter.install()
 
-atexit.register(_report)
+    def report():
+        figures = json.loads(meter.report())
+        if len(figures) > 1:  # a step that ran the product's functions, not only `functions: {{}}`
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            with open(os.path.join({out!r}, str(os.getpid()) + ".json"), "w") as f:
+                json.dump({{"peak_mib": round(peak), **figures}}, f)
+
+    multiprocessing.util.Finalize(None, report, exitpriority=100)
+
+multiprocessing.util.register_after_fork(sys.modules[__name__], _start)
 """
 
 

@@ -164,3 +164,18 @@ def test_payouts_schedule_never_asks_for_a_day_before_the_first_partition(monkey
     ) as context:
         requests = defs.resolve_schedule_def("payouts_daily").evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2024-06-14"]
+
+
+def test_steps_fork_from_a_forkserver_unless_a_run_config_says_otherwise(monkeypatch, tmp_path):
+    job = load_defs(monkeypatch, tmp_path).resolve_job_def("daily_reconciliation")
+
+    def executor(execution: dict) -> dict:
+        run_config = {"execution": {"config": execution}} if execution else {}
+        [config] = dg.validate_run_config(job, run_config)["execution"].values()
+        return config
+
+    assert executor({})["multiprocess"]["start_method"] == {"forkserver": {}}
+    assert executor({"multiprocess": {"start_method": {"spawn": {}}}})["multiprocess"][
+        "start_method"
+    ] == {"spawn": {}}
+    assert set(executor({"in_process": {}})) == {"in_process"}
