@@ -4,7 +4,7 @@ code location once, instead of each starting Python and importing Dagster, Polar
 stripe again.
 
 Measured on a day of the demo (`dagster asset materialize` of its three assets, 2 cores): 11.2 s
-and 14 s of CPU with `spawn`, Dagster's default; 8.4 s and 9.8 s with `forkserver`. The server
+(14 s of CPU) with `spawn`, Dagster's default; 8.4 s (9.8 s of CPU) with `forkserver`. The server
 imports the job's module and runs nothing, so no Polars or DuckDB thread exists when a step forks.
 """
 
