@@ -30,8 +30,8 @@ print("OK" if result.success else "FAILED")
 
 # The same day through the job's own executor (multiprocess): every step in a process of its own, as
 # the daemon's, the schedule's and the UI's runs do. The child only orchestrates; the peak is the
-# largest step's. Each step process meters itself (`STEP_SITE`, imported at its start through
-# PYTHONPATH) and leaves its figures in `steps/`.
+# largest step's. Each step process meters itself (`STEP_SITE`, on PYTHONPATH, installs the meter
+# from a multiprocessing after-fork hook) and leaves its figures in `steps/`.
 MULTIPROCESS_CHILD = """
 import os
 import resource
