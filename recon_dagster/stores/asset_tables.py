@@ -70,7 +70,8 @@ class AssetTables:
         with self._duckdb() as conn:
             name = f'"{self.schema}"."{table}"'
             found = conn.sql(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() "
+                "AND table_schema = ? AND table_name = ?",
                 params=[self.schema, table],
             ).fetchall()
             if not found:

@@ -4,7 +4,7 @@ holds the file's lock."""
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -17,21 +17,21 @@ _LOCKS_GUARD = threading.Lock()
 
 @contextmanager
 def open_file(
-    path: Path, *, lock_timeout: float, error: type[Exception], what: str
+    path: Path, *, lock_timeout: float, error: type[Exception], what: str, shared: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection to `path` (its folder created), closed on exit; this process's other writers
     of the file wait meanwhile. A file another process keeps locked past `lock_timeout` seconds,
-    or any other failure to open it, raises `error("cannot open <what> <path>: ...")`."""
+    or any other failure to open it, raises `error("cannot open <what> <path>: ...")`. `shared`:
+    see `connect_waiting`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(path):
+    with _lock(path), ExitStack() as closing:
         try:
-            conn = connect_waiting(path, lock_timeout=lock_timeout)
+            conn = closing.enter_context(
+                connect_waiting(path, lock_timeout=lock_timeout, shared=shared)
+            )
         except duckdb.Error as exc:
             raise error(f"cannot open {what} {path}: {exc}") from None
-        try:
-            yield conn
-        finally:
-            conn.close()
+        yield conn
 
 
 def _lock(path: Path) -> threading.Lock:

@@ -110,7 +110,11 @@ class StoreDatabase:
                 ) from None
             return
         with open_file(
-            self.path, lock_timeout=self.lock_timeout, error=ReportStoreError, what="report store"
+            self.path,
+            lock_timeout=self.lock_timeout,
+            error=ReportStoreError,
+            what="report store",
+            shared=True,  # small transactions, many of them: see `connect_waiting`
         ) as conn:
             conn.execute("BEGIN TRANSACTION")
             try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
 from recon_dagster.definitions import build_defs
+from recon_dagster.defs.step_processes import PRELOAD
 from recon_dagster.settings import ConfigError, Settings
 
 
@@ -174,8 +176,25 @@ def test_steps_fork_from_a_forkserver_unless_a_run_config_says_otherwise(monkeyp
         [config] = dg.validate_run_config(job, run_config)["execution"].values()
         return config
 
-    assert executor({})["multiprocess"]["start_method"] == {"forkserver": {}}
+    assert executor({})["multiprocess"]["start_method"] == {
+        "forkserver": {"preload_modules": PRELOAD}
+    }
     assert executor({"multiprocess": {"start_method": {"spawn": {}}}})["multiprocess"][
         "start_method"
     ] == {"spawn": {}}
     assert set(executor({"in_process": {}})) == {"in_process"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_the_forkserver_preloads_modules_that_start_no_thread_and_not_polars():
+    """A process is only safe to fork while it has one thread: what the server imports must not
+    start any (Polars and PyArrow start allocator threads on import)."""
+    imports = "; ".join(f"import {name}" for name in PRELOAD)
+    probe = (
+        f"import os, sys; {imports}; "
+        "print(len(os.listdir('/proc/self/task')), 'polars' in sys.modules, "
+        "'pyarrow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "False", "False"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,16 +55,14 @@ def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[duckdb.Duc
         raise ConfigError(
             URL_VARIABLE, f"cannot open {redact_url(table.url)} (no such DuckDB file)"
         )
-    try:
-        # Reads open read-only so several processes (e.g. Dagster steps) can read at once; a
-        # process writing (a sync) holds the file a moment, and we wait for it.
-        conn = connect_waiting(path, read_only=not write)
-    except duckdb.Error as exc:
-        raise cannot_connect(table.url, exc, "open") from None
-    try:
+    with ExitStack() as closing:
+        try:
+            # Reads open read-only so several processes (e.g. Dagster steps) can read at once; a
+            # process writing (a sync) holds the file a moment, and we wait for it.
+            conn = closing.enter_context(connect_waiting(path, read_only=not write))
+        except duckdb.Error as exc:
+            raise cannot_connect(table.url, exc, "open") from None
         yield conn
-    finally:
-        conn.close()
 
 
 def inspect(conn: duckdb.DuckDBPyConnection, table: PaymentsTable) -> TableInfo:
