@@ -92,8 +92,10 @@ def connect_waiting(
     try:
         yield conn
     finally:
-        conn.close()
-        _release(host, key)
+        try:
+            conn.close()
+        finally:  # counted as released even if closing failed, or the file stays attached
+            _release(host, key)
 
 
 def _connect(
