@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dagster as dg
@@ -23,7 +24,13 @@ from psycopg import sql
 from recon_dagster.settings import redact_url
 from recon_dagster.testing.stripe_server import StripeServer
 from recon_dagster_tests.support.databases import mysql_connect
-from recon_dagster_tests.support.instances import fresh_database, postgres_home, sqlite_home
+from recon_dagster_tests.support.instances import (
+    fresh_database,
+    initialized_postgres_database,
+    initialized_sqlite_home,
+    postgres_home,
+    sqlite_home,
+)
 from recon_dagster_tests.support.scenario import API_KEY, new_scenario
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -171,10 +178,16 @@ def server():
         yield s
 
 
+@pytest.fixture(scope="session")
+def initialized_home(tmp_path_factory) -> Path:
+    """A SQLite DAGSTER_HOME Dagster has initialized, which each test's instance starts from."""
+    return initialized_sqlite_home(tmp_path_factory.mktemp("initialized"))
+
+
 @pytest.fixture
-def instance(tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
+def instance(tmp_path, monkeypatch, initialized_home) -> Iterator[dg.DagsterInstance]:
     """The default instance users run (see `sqlite_home`)."""
-    with sqlite_home(tmp_path, monkeypatch) as i:
+    with sqlite_home(tmp_path, monkeypatch, initialized_home) as i:
         yield i
 
 
@@ -182,13 +195,21 @@ def instance(tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
 def any_instance(request, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
     """Each instance kind users run: the default SQLite DAGSTER_HOME and the PostgreSQL one."""
     if request.param == "sqlite":
-        with sqlite_home(tmp_path, monkeypatch) as i:
+        home = request.getfixturevalue("initialized_home")
+        with sqlite_home(tmp_path, monkeypatch, home) as i:
             yield i
         return
     url = request.getfixturevalue("postgres_url")
-    for database in fresh_database(url, "recon_instance_test"):
+    template = request.getfixturevalue("initialized_postgres")
+    for database in fresh_database(url, "recon_instance_test", template):
         with postgres_home(tmp_path, database, monkeypatch) as i:
             yield i
+
+
+@pytest.fixture(scope="session")
+def initialized_postgres(postgres_url, tmp_path_factory) -> Iterator[str]:
+    """A database holding initialized Dagster storage, which each PostgreSQL instance copies."""
+    yield from initialized_postgres_database(postgres_url, tmp_path_factory.mktemp("initialized"))
 
 
 @pytest.fixture

@@ -986,3 +986,33 @@ def test_a_duckdb_file_another_process_is_writing_is_waited_for(tmp_path: Path) 
     table = Settings.from_env({"RECON_DATABASE_URL": f"duckdb:///{path}"}).payments
     found = find_ids(table, ["ch_1"])
     assert holder.wait(timeout=30) == 0 and found.height == 0
+
+
+def test_a_duckdb_look_up_by_id_leaves_the_file_free_for_the_application(tmp_path: Path) -> None:
+    path = tmp_path / "app.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE payments (stripe_charge_id TEXT, amount BIGINT, currency TEXT, "
+            "status TEXT, created_at TIMESTAMPTZ)"
+        )
+        con.execute("INSERT INTO payments VALUES ('ch_1', 500, 'usd', 'succeeded', now())")
+    table = Settings.from_env({"RECON_DATABASE_URL": f"duckdb:///{path}"}).payments
+
+    found = find_ids(table, ["ch_1"])
+
+    # The application writes to its file straight after: the look-up holds no lock any more.
+    writer = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]);"
+            " c.execute(\"INSERT INTO payments VALUES ('ch_2', 1, 'usd', 'succeeded', now())\")",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert writer.returncode == 0, writer.stderr
+    assert found.get_column("id").to_list() == ["ch_1"]
+    assert find_ids(table, ["ch_1", "ch_2"]).height == 2

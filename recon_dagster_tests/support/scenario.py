@@ -13,12 +13,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-import duckdb
 
 from recon_dagster.definitions import build_resources
 from recon_dagster.defs.charges.assets import build_charges_assets
 from recon_dagster.defs.charges.checks import build_charges_check
 from recon_dagster.defs.shared import account_day_partitions
+from recon_dagster.duckdb_connect import connect_waiting
 from recon_dagster.settings import Settings
 from recon_dagster.testing.deployment import materialize_command
 from recon_dagster.testing.stripe_server import StripeServer, make_charge
@@ -97,7 +97,8 @@ class Scenario:
         status: str = "succeeded",
         refunded: int = 0,
     ) -> None:
-        with duckdb.connect(str(self.db_path)) as con:
+        # Attached, as the report store does (see `connect_waiting`): a few ms, not ~20, a row.
+        with connect_waiting(self.db_path, shared=True) as con:
             con.execute(
                 "insert into payments values (?, ?, ?, ?, ?, ?)",
                 [cid, amount, currency, status, when, refunded],
@@ -170,6 +171,6 @@ class Scenario:
 
 
 def new_scenario(root: Path, server: StripeServer, **kwargs) -> Scenario:
-    with duckdb.connect(str(root / "app.duckdb")) as con:
+    with connect_waiting(root / "app.duckdb", shared=True) as con:
         con.execute(PAYMENTS_DDL)
     return Scenario(root=root, server=server, **kwargs)

@@ -56,7 +56,7 @@ _WALL_MARGIN = timedelta(hours=3)
 def validate(table: PaymentsTable) -> TableInfo:
     """Connect, and check the table and every configured column exist; return their types."""
     backend = _backend(table)
-    with backend.connect(table) as conn:
+    with backend.connect(table, brief=True) as conn:
         return backend.inspect(conn, table)
 
 
@@ -93,7 +93,7 @@ def find_ids(
     if bad:
         raise TypeError(f"find_ids: ids must be strings, got {bad[0]!r}")
     backend = _backend(table)
-    with backend.connect(table) as conn:
+    with backend.connect(table, brief=True) as conn:
         info = backend.inspect(conn, table)
         if not wanted:
             return empty_payments()

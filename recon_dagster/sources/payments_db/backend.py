@@ -25,8 +25,11 @@ class Backend(Protocol):
     # Whether `read_window` cuts at the exact instants (else the caller cuts wall times).
     EXACT_WINDOW: bool
 
-    def connect(self, table: PaymentsTable, *, write: bool = False) -> AbstractContextManager[Any]:
-        """A connection to the table's database, closed on exit."""
+    def connect(
+        self, table: PaymentsTable, *, write: bool = False, brief: bool = False
+    ) -> AbstractContextManager[Any]:
+        """A connection to the table's database, closed on exit. `brief`: for a look-up of a few
+        rows, which a file database may serve more cheaply (DuckDB attaches the file)."""
         ...
 
     def inspect(self, conn: Any, table: PaymentsTable) -> TableInfo:

@@ -48,7 +48,11 @@ _WRITE_LOCK = threading.Lock()
 
 
 @contextmanager
-def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    table: PaymentsTable, *, write: bool = False, brief: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`brief`: attached to this process's in-memory database (see `connect_waiting`), for
+    look-ups of a few rows; a day's rows are read from the file opened as a database of its own."""
     path = Path(table.url[len("duckdb:///") :])
     if not path.is_file():
         # Never create it: an empty new file would read as "no payments at all".
@@ -59,7 +63,7 @@ def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[duckdb.Duc
         try:
             # Reads open read-only so several processes (e.g. Dagster steps) can read at once; a
             # process writing (a sync) holds the file a moment, and we wait for it.
-            conn = closing.enter_context(connect_waiting(path, read_only=not write))
+            conn = closing.enter_context(connect_waiting(path, read_only=not write, shared=brief))
         except duckdb.Error as exc:
             raise cannot_connect(table.url, exc, "open") from None
         yield conn

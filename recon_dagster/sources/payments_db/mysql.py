@@ -56,7 +56,7 @@ _DATA_ERRORS = {1264, 1265, 1292, 1366, 1406}
 
 @contextmanager
 def connect(
-    table: PaymentsTable, *, write: bool = False
+    table: PaymentsTable, *, write: bool = False, brief: bool = False
 ) -> Iterator[pymysql.connections.Connection]:
     parts = urlsplit(table.url)
     try:

@@ -46,7 +46,9 @@ _TIMESTAMPS = {
 
 
 @contextmanager
-def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[psycopg.Connection]:
+def connect(
+    table: PaymentsTable, *, write: bool = False, brief: bool = False
+) -> Iterator[psycopg.Connection]:
     try:
         conn = psycopg.connect(table.url, connect_timeout=10)
     except psycopg.Error as exc:

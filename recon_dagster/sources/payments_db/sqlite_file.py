@@ -64,7 +64,9 @@ def path_of(url: str) -> Path:
 
 
 @contextmanager
-def connect(table: PaymentsTable, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+def connect(
+    table: PaymentsTable, *, write: bool = False, brief: bool = False
+) -> Iterator[sqlite3.Connection]:
     path = path_of(table.url)
     if not path.is_file():
         # Never create it: an empty new file would read as "no payments at all".
