@@ -963,13 +963,20 @@ def test_sqlite_relative_url_is_resolved_against_the_project(tmp_path: Path) -> 
     assert table.url == f"sqlite:///{tmp_path.resolve() / 'data' / 'app.db'}"
 
 
-def test_a_duckdb_file_another_process_is_writing_is_waited_for(tmp_path: Path) -> None:
-    path = tmp_path / "app.duckdb"
+def duckdb_payments_file(path: Path, *rows: str) -> None:
+    """A DuckDB payments table in the default column names, holding `rows` (SQL value lists)."""
     with duckdb.connect(str(path)) as con:
         con.execute(
             "CREATE TABLE payments (stripe_charge_id TEXT, amount BIGINT, currency TEXT, "
             "status TEXT, created_at TIMESTAMPTZ)"
         )
+        for row in rows:
+            con.execute(f"INSERT INTO payments VALUES {row}")
+
+
+def test_a_duckdb_file_another_process_is_writing_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "app.duckdb"
+    duckdb_payments_file(path)
     # Another process (a sync) holds the file's write lock for a moment.
     holder = subprocess.Popen(
         [
@@ -990,12 +997,7 @@ def test_a_duckdb_file_another_process_is_writing_is_waited_for(tmp_path: Path) 
 
 def test_a_duckdb_look_up_by_id_leaves_the_file_free_for_the_application(tmp_path: Path) -> None:
     path = tmp_path / "app.duckdb"
-    with duckdb.connect(str(path)) as con:
-        con.execute(
-            "CREATE TABLE payments (stripe_charge_id TEXT, amount BIGINT, currency TEXT, "
-            "status TEXT, created_at TIMESTAMPTZ)"
-        )
-        con.execute("INSERT INTO payments VALUES ('ch_1', 500, 'usd', 'succeeded', now())")
+    duckdb_payments_file(path, "('ch_1', 500, 'usd', 'succeeded', now())")
     table = Settings.from_env({"RECON_DATABASE_URL": f"duckdb:///{path}"}).payments
 
     found = find_ids(table, ["ch_1"])
