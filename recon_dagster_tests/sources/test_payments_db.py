@@ -29,6 +29,7 @@ from recon_dagster.core.frames import PAYMENTS_SCHEMA
 from recon_dagster.money import to_major
 from recon_dagster.settings import ConfigError, PaymentsTable, Settings
 from recon_dagster.sources.payments_db import (
+    BRIEF_ROWS,
     InsertResult,
     NewPayment,
     PaymentsDataError,
@@ -1018,3 +1019,21 @@ def test_a_duckdb_look_up_by_id_leaves_the_file_free_for_the_application(tmp_pat
     assert writer.returncode == 0, writer.stderr
     assert found.get_column("id").to_list() == ["ch_1"]
     assert find_ids(table, ["ch_1", "ch_2"]).height == 2
+
+
+def test_a_duckdb_day_of_more_rows_than_a_brief_read_holds_is_read_whole(tmp_path: Path) -> None:
+    # More than BRIEF_ROWS: counted on the attached file, then read from the file opened alone.
+    path, rows = tmp_path / "app.duckdb", BRIEF_ROWS + 1
+    duckdb_payments_file(path)
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "INSERT INTO payments SELECT 'ch_' || i, i, 'usd', 'succeeded', "
+            "TIMESTAMPTZ '2024-05-06 00:00:00+00' + to_microseconds(i) FROM range(?) t(i)",
+            [rows],
+        )
+    table = Settings.from_env({"RECON_DATABASE_URL": f"duckdb:///{path}"}).payments
+
+    day = read_window(table, datetime(2024, 5, 6, tzinfo=UTC), datetime(2024, 5, 7, tzinfo=UTC))
+
+    assert day.height == rows
+    assert day.get_column("amount").sum() == rows * (rows - 1) // 2

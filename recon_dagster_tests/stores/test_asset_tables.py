@@ -48,11 +48,15 @@ DAY = Slice("t", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=U
 NEXT_DAY = Slice("t", datetime(2024, 1, 3, tzinfo=UTC), datetime(2024, 1, 4, tzinfo=UTC))
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
+@pytest.fixture(params=["duckdb", "duckdb_large_slices", "postgresql"])
 def tables(request, tmp_path) -> Iterator[AssetTables]:
-    """The asset tables on each database they may live in."""
-    if request.param == "duckdb":
-        yield AssetTables(f"duckdb:///{tmp_path / 'assets.duckdb'}", "recon_assets")
+    """The asset tables on each database they may live in. On DuckDB, small slices use the file
+    attached to the process's in-memory database and large ones open it on its own:
+    `duckdb_large_slices` counts every slice as large."""
+    if request.param.startswith("duckdb"):
+        large = request.param == "duckdb_large_slices"
+        url = f"duckdb:///{tmp_path / 'assets.duckdb'}"
+        yield AssetTables(url, "recon_assets", shared_rows=0 if large else 100_000)
         return
     url = request.getfixturevalue("postgres_url")
     for database in fresh_database(url, "recon_asset_tables_test"):

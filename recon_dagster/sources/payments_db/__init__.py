@@ -51,6 +51,8 @@ _BACKENDS: tuple[Backend, ...] = (postgresql, mysql, sqlite_file, duckdb_file)
 # A naive column is read with this margin around the window (a wall time is ambiguous for up to
 # an hour at a DST fall-back), then cut exactly by instant.
 _WALL_MARGIN = timedelta(hours=3)
+# A day of up to this many rows is read on a brief connection (see `Backend.read_window`).
+BRIEF_ROWS = 100_000
 
 
 def validate(table: PaymentsTable) -> TableInfo:
@@ -65,13 +67,17 @@ def read_window(table: PaymentsTable, start: datetime, end: datetime) -> pl.Data
     require_aware(start, "read_window start")
     require_aware(end, "read_window end")
     backend = _backend(table)
-    with backend.connect(table) as conn:
+    with backend.connect(table, brief=True) as conn:
         info = backend.inspect(conn, table)
         lo, hi = (
             _column_bound(start, info, table, -_WALL_MARGIN),
             _column_bound(end, info, table, _WALL_MARGIN),
         )
-        raw = backend.read_window(conn, table, info, lo, hi)
+        raw = backend.read_window(conn, table, info, lo, hi, most=BRIEF_ROWS)
+    if raw is None:  # a large day: read where its memory goes back afterwards
+        with backend.connect(table) as conn:
+            raw = backend.read_window(conn, table, info, lo, hi)
+        assert raw is not None  # without `most`, every backend reads the window
     frame = to_payments_frame(raw, table, info)
     if info.created_at_has_timezone and backend.EXACT_WINDOW:
         return frame  # the SQL already cut at the instants: no second copy of a large day
@@ -126,7 +132,7 @@ def insert_payment(
     if connection is not None:
         return backend.insert(connection, table, row, ids)
     if not table.url.startswith((*postgresql.SCHEMES, *mysql.SCHEMES)):  # files: no server
-        with backend.connect(table, write=True) as conn:
+        with backend.connect(table, write=True, brief=True) as conn:  # one row
             return backend.insert(conn, table, row, ids)
     # A database server restarting refuses or cuts connections for a few seconds: the insert is
     # tried again on a new connection. It is safe: the transaction either never committed, or it

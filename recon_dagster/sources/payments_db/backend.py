@@ -37,9 +37,17 @@ class Backend(Protocol):
         ...
 
     def read_window(
-        self, conn: Any, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime
-    ) -> pl.DataFrame:
-        """The raw rows (`normalise.RAW_SCHEMA`) with created_at in [lo, hi)."""
+        self,
+        conn: Any,
+        table: PaymentsTable,
+        info: TableInfo,
+        lo: datetime,
+        hi: datetime,
+        most: int | None = None,
+    ) -> pl.DataFrame | None:
+        """The raw rows (`normalise.RAW_SCHEMA`) with created_at in [lo, hi). A backend whose
+        brief connections keep a large read's memory (DuckDB) returns None instead when there
+        are more than `most`; the others ignore `most`."""
         ...
 
     def find_ids(

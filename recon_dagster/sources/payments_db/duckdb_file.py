@@ -89,10 +89,21 @@ def read_window(
     info: TableInfo,
     lo: datetime,
     hi: datetime,
-) -> pl.DataFrame:
+    most: int | None = None,
+) -> pl.DataFrame | None:
+    """None when more than `most` rows: a brief connection would keep their memory."""
     ts = double_quote(table.created_at_column)
     where = f"{ts} >= ? AND {ts} < ?" + account_condition(table, double_quote)
-    return _frame(conn, f"{_select(table)} WHERE {where}", [lo, hi])
+    tables = quoted_table(table.table)
+    conn.begin()  # one snapshot for the count and the rows
+    try:
+        if most is not None:
+            count = f"SELECT count(*) FROM {tables} WHERE {where}"
+            if conn.execute(count, [lo, hi]).fetchall()[0][0] > most:
+                return None
+        return _frame(conn, f"{_select(table)} WHERE {where}", [lo, hi])
+    finally:
+        conn.rollback()
 
 
 def find_ids(

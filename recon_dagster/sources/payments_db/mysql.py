@@ -97,7 +97,12 @@ def inspect(conn: pymysql.connections.Connection, table: PaymentsTable) -> Table
 
 
 def read_window(
-    conn: Any, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime
+    conn: Any,
+    table: PaymentsTable,
+    info: TableInfo,
+    lo: datetime,
+    hi: datetime,
+    most: int | None = None,  # every window is read here, whatever its size
 ) -> pl.DataFrame:
     ts = DIALECT.quote(table.created_at_column)
     if info.created_at_has_timezone:

@@ -84,7 +84,12 @@ def _columns(conn: psycopg.Connection, table: PaymentsTable) -> tuple[str, dict[
 
 
 def read_window(
-    conn: psycopg.Connection, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime
+    conn: psycopg.Connection,
+    table: PaymentsTable,
+    info: TableInfo,
+    lo: datetime,
+    hi: datetime,
+    most: int | None = None,  # every window is read here, whatever its size
 ) -> pl.DataFrame:
     where = sql.SQL("WHERE {ts} >= {lo} AND {ts} < {hi}").format(
         ts=sql.Identifier(table.created_at_column), lo=sql.Literal(lo), hi=sql.Literal(hi)

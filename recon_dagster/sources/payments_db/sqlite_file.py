@@ -114,7 +114,12 @@ def inspect(conn: sqlite3.Connection, table: PaymentsTable) -> TableInfo:
 
 
 def read_window(
-    conn: sqlite3.Connection, table: PaymentsTable, info: TableInfo, lo: datetime, hi: datetime
+    conn: sqlite3.Connection,
+    table: PaymentsTable,
+    info: TableInfo,
+    lo: datetime,
+    hi: datetime,
+    most: int | None = None,  # every window is read here, whatever its size
 ) -> pl.DataFrame:
     url = "sqlite://" + quote(str(path_of(table.url)))
     query = f"{_select(table)} WHERE {_window(table, lo, hi)}"
