@@ -28,8 +28,9 @@ class Backend(Protocol):
     def connect(
         self, table: PaymentsTable, *, write: bool = False, brief: bool = False
     ) -> AbstractContextManager[Any]:
-        """A connection to the table's database, closed on exit. `brief`: for a look-up of a few
-        rows, which a file database may serve more cheaply (DuckDB attaches the file)."""
+        """A connection to the table's database, closed on exit. `brief`: for a look-up, a
+        one-row insert or a small day, which a file database may serve more cheaply (DuckDB
+        attaches the file)."""
         ...
 
     def inspect(self, conn: Any, table: PaymentsTable) -> TableInfo:

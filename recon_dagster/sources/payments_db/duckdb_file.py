@@ -52,7 +52,8 @@ def connect(
     table: PaymentsTable, *, write: bool = False, brief: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`brief`: attached to this process's in-memory database (see `connect_waiting`), for
-    look-ups of a few rows; a day's rows are read from the file opened as a database of its own."""
+    look-ups, one-row inserts and days of up to `BRIEF_ROWS` rows; a larger day is read from the
+    file opened as a database of its own, which gives its memory back when closed."""
     path = Path(table.url[len("duckdb:///") :])
     if not path.is_file():
         # Never create it: an empty new file would read as "no payments at all".
