@@ -448,9 +448,11 @@ def to_objects(findings: pl.DataFrame) -> list[Finding]:
     paused = gc.isenabled()
     gc.disable()
     try:
-        for row in zip(*columns, strict=True):
+        # Not `strict`: the columns come from one frame and are the fields, one for one (its
+        # checks cost 4 ms of the ~30 at 20,000 findings).
+        for row in zip(*columns, strict=False):
             finding = new(Finding)
-            finding.__dict__.update(zip(names, row, strict=True))
+            finding.__dict__.update(zip(names, row, strict=False))
             out.append(finding)
     finally:
         if paused:

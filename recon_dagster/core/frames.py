@@ -39,6 +39,9 @@ CHARGES_SCHEMA = pl.Schema(
         "invalid_reason": pl.String(),
     }
 )
+# Charge columns the reconciliation never reads: there for the asset's own readers. A caller
+# short of memory may pass them as nulls; the result is the same.
+NOT_RECONCILED: tuple[str, ...] = ("customer",)
 
 # One row per row of the application's payments table in the window (duplicates kept: finding
 # them is the core's job). `refunded` is null when no refunded column is configured.

@@ -113,8 +113,13 @@ def database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.DataFra
     (`keys.keyed`; without it, its id), which is what the join and the duplicate collapse go by."""
     key = pl.col("key") if "key" in payments.columns else pl.col("id")
     statuses = payments.get_column("status").unique()
-    refunded_status = pl.col("status").is_in(_spellings(statuses, REFUNDED_STATUSES))
-    paid = pl.col("status").is_in(_spellings(statuses, params.paid_statuses)) | refunded_status
+    refunded_spellings = _spellings(statuses, REFUNDED_STATUSES)
+    paid_spellings = _spellings(statuses, params.paid_statuses)
+    # One look-up per row, and none for a status no row has (most days have no `refunded` row).
+    refunded_status = (
+        pl.col("status").is_in(refunded_spellings) if refunded_spellings else pl.lit(False)
+    )
+    paid = pl.col("status").is_in(paid_spellings + refunded_spellings)
     refunded = pl.when(pl.col("refunded").is_not_null()).then(pl.col("refunded"))
     refunded = refunded.when(refunded_status & pl.lit(not params.refunds_tracked)).then(
         pl.col("amount")

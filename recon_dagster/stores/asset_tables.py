@@ -9,6 +9,7 @@ the new ones in one transaction: a re-run replaces its days, never duplicates th
 write leaves the previous rows.
 """
 
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -75,21 +76,23 @@ class AssetTables:
                 conn.execute("ROLLBACK")
                 raise
 
-    def read(self, table: str, rows: Slice) -> pl.DataFrame:
-        """The slice's rows of `table`; an error naming the table when it was never written."""
+    def read(self, table: str, rows: Slice, skip: Collection[str] = ()) -> pl.DataFrame:
+        """The slice's rows of `table`; an error naming the table when it was never written.
+        Columns in `skip` (never the slice's own) are not read: they come back as typed nulls,
+        which take no memory."""
         if self.on_postgres:
-            return asset_tables_postgres.read(self.url, self.schema, table, rows)
+            return asset_tables_postgres.read(self.url, self.schema, table, rows, skip)
         with self._duckdb(shared=True) as conn:
-            found = self._read(conn, table, rows, most=self.shared_rows)
+            found = self._read(conn, table, rows, skip, most=self.shared_rows)
         if found is None:  # a large slice: read again where its memory goes back afterwards
             with self._duckdb(shared=False) as conn:
-                found = self._read(conn, table, rows, most=None)
+                found = self._read(conn, table, rows, skip, most=None)
         assert found is not None
         frame, schema = found
         return _utc(with_null_columns(frame, schema))
 
     def _read(
-        self, conn: Any, table: str, rows: Slice, most: int | None
+        self, conn: Any, table: str, rows: Slice, skip: Collection[str], most: int | None
     ) -> tuple[pl.DataFrame, pl.Schema] | None:
         """The slice's rows and the table's schema; None when it holds more than `most` rows."""
         name = f'"{self.schema}"."{table}"'
@@ -110,7 +113,11 @@ class AssetTables:
             if most is not None and height > most:
                 return None
             if height:
-                present = [column for column, n in zip(schema, filled, strict=True) if n]
+                present = [
+                    column
+                    for column, n in zip(schema, filled, strict=True)
+                    if n and (column not in skip or column == rows.column)
+                ]
                 selected = ", ".join(f'"{column}"' for column in present)
                 query = f"SELECT {selected} FROM {name} WHERE {_where(rows)}"
                 return read_frame(conn.sql(query, params=bounds)), schema

@@ -8,7 +8,7 @@ safe.
 """
 
 import io
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import LiteralString
 
@@ -67,8 +67,11 @@ def write(url: str, schema: str, table: str, frame: pl.DataFrame, rows: Slice) -
                 del view
 
 
-def read(url: str, schema: str, table: str, rows: Slice) -> pl.DataFrame:
-    """The slice's rows of `schema.table`, with the types they were written with."""
+def read(
+    url: str, schema: str, table: str, rows: Slice, skip: Collection[str] = ()
+) -> pl.DataFrame:
+    """The slice's rows of `schema.table`, with the types they were written with; the columns in
+    `skip` as typed nulls."""
     name = _name(schema, table)
     with _connect(url) as conn:
         # One snapshot for the columns' counts and the rows (see `with_null_columns`).
@@ -87,7 +90,9 @@ def read(url: str, schema: str, table: str, rows: Slice) -> pl.DataFrame:
         if not height:
             return pl.DataFrame(schema=types)
         present = [
-            (column, typ) for (column, typ, _, _), n in zip(columns, filled, strict=True) if n
+            (column, typ)
+            for (column, typ, _, _), n in zip(columns, filled, strict=True)
+            if n and (column not in skip or column == rows.column)
         ]
         select = sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(_read_expr(column, typ), sql.Identifier(column))

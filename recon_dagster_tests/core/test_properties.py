@@ -15,6 +15,7 @@ from fractions import Fraction
 import polars as pl
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from recon_dagster.core.frames import CHARGES_SCHEMA, NOT_RECONCILED
 from recon_dagster.core.grading import exceeds
 from recon_dagster.core.keys import keyed
 from recon_dagster.core.reconcile import flag_rows, reconcile
@@ -384,6 +385,21 @@ def test_result_does_not_depend_on_row_order(ds: DataSet, seed_c: int, seed_p: i
         neighbour_payments=_shuffled(np_, seed_c),
     ).to_json_dict()
     assert after == before
+
+
+@FAST
+@given(messy_data_sets())
+def test_the_columns_said_not_reconciled_do_not_change_the_result(ds: DataSet):
+    # The report step leaves them unread (`NOT_RECONCILED`), as nulls.
+    c, p, nc, np_ = ds.frames()
+    p_ = params(**TRACKED)
+    filled = c.with_columns(pl.format("cus_{}", "id").alias(name) for name in NOT_RECONCILED)
+    nulled = c.with_columns(
+        pl.lit(None, CHARGES_SCHEMA[name]).alias(name) for name in NOT_RECONCILED
+    )
+    with_values = reconcile(filled, p, p_, neighbour_charges=nc, neighbour_payments=np_)
+    without = reconcile(nulled, p, p_, neighbour_charges=nc, neighbour_payments=np_)
+    assert without.to_json_dict() == with_values.to_json_dict()
 
 
 @FAST

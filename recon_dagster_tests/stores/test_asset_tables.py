@@ -114,6 +114,15 @@ def test_a_column_empty_in_its_slice_reads_back_as_typed_nulls_and_filled_elsewh
     assert back_next.sort("i32", nulls_last=True).equals(next_day.sort("i32", nulls_last=True))
 
 
+def test_a_skipped_column_reads_back_as_typed_nulls_and_stays_in_the_table(tables):
+    tables.write("sample", SAMPLE, DAY)
+    back = tables.read("sample", DAY, skip=("s", "dec"))
+    assert back.schema == SAMPLE.schema
+    assert back["s"].null_count() == back["dec"].null_count() == 4
+    assert back.drop("s", "dec").sort("i32").equals(SAMPLE.drop("s", "dec").sort("i32"))
+    assert tables.read("sample", DAY)["s"].null_count() == 1
+
+
 def test_a_failed_write_keeps_the_previous_rows(tables):
     tables.write("sample", SAMPLE, DAY)
     broken = SAMPLE.with_columns(i=pl.Series(["not a number"] * 4))  # a text `i` cannot go in

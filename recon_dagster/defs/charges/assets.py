@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import dagster as dg
 import polars as pl
 
+from recon_dagster.core.frames import NOT_RECONCILED
 from recon_dagster.core.result import ReconcileParams
 from recon_dagster.days import day_window
 from recon_dagster.defs.charges.metadata import report_metadata
@@ -239,7 +240,9 @@ def reconcile_part(
         tables = asset_tables.tables()
         charges_table = account_table(STRIPE_CHARGES, account)
         rows_table = account_table(DB_PAYMENTS, account)
-        all_charges = tables.read(charges_table, Slice("created", start, end))
+        # Columns the core never reads (a charge's customer) stay in the table, not in memory:
+        # 16 bytes a charge; a 1M-charge day's report step peaked at 804 MiB with it, 774 without.
+        all_charges = tables.read(charges_table, Slice("created", start, end), skip=NOT_RECONCILED)
         all_rows = tables.read(rows_table, Slice("created_at", start, end))
     except EXPECTED_ERRORS as exc:
         fail(exc)
