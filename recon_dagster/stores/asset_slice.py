@@ -1,5 +1,6 @@
 """A slice of an asset table's rows (a run's days), and what goes wrong reading or writing one."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -18,6 +19,11 @@ class Slice:
     column: str
     low: datetime | date
     high: datetime | date
+
+    def reads(self, column: str, values: int, skip: Collection[str]) -> bool:
+        """Whether a read of this slice fetches `column`, which holds `values` non-null values in
+        it: only a filled column the caller did not `skip`, and always the slice's own."""
+        return column == self.column or (values > 0 and column not in skip)
 
 
 def with_null_columns(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:

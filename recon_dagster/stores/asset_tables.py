@@ -116,7 +116,7 @@ class AssetTables:
                 present = [
                     column
                     for column, n in zip(schema, filled, strict=True)
-                    if n and (column not in skip or column == rows.column)
+                    if rows.reads(column, n, skip)
                 ]
                 selected = ", ".join(f'"{column}"' for column in present)
                 query = f"SELECT {selected} FROM {name} WHERE {_where(rows)}"

@@ -92,7 +92,7 @@ def read(
         present = [
             (column, typ)
             for (column, typ, _, _), n in zip(columns, filled, strict=True)
-            if n and (column not in skip or column == rows.column)
+            if rows.reads(column, n, skip)
         ]
         select = sql.SQL(", ").join(
             sql.SQL("{} AS {}").format(_read_expr(column, typ), sql.Identifier(column))
