@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from recon_dagster.sources.payments_db import (
     read_window,
     validate,
 )
+from recon_dagster.sources.payments_db.mysql import SharedTlsConnection, connect as mysql_connect_to
 from recon_dagster_tests.support.databases import mysql_connect
 
 DAY = datetime(2024, 5, 1, tzinfo=UTC)
@@ -807,6 +809,31 @@ def test_mariadb_url_is_the_same_as_mysql(mysql: Store) -> None:
     table = mysql.mapping(RECON_DATABASE_URL=mysql.url.replace("mysql://", "mariadb://", 1))
 
     assert read_window(table, DAY, NEXT_DAY)["id"].to_list() == ["ch_1"]
+
+
+def test_mysql_connections_of_a_process_share_one_default_tls_context(mysql: Store) -> None:
+    table = mysql.mapping()
+
+    with mysql_connect_to(table) as first, mysql_connect_to(table) as second:
+        with second.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        contexts = (first.ctx, second.ctx)
+
+    assert contexts[0] is contexts[1]
+    # PyMySQL's PREFERRED mode, unchanged: TLS if the server offers it (the connections above
+    # worked whether it does or not), no certificate checked.
+    assert (first.ssl, contexts[0].verify_mode) == (True, ssl.CERT_NONE)
+
+
+def test_explicit_mysql_tls_options_get_a_context_of_their_own() -> None:
+    def deferred(**tls: Any) -> SharedTlsConnection:
+        return SharedTlsConnection(host="127.0.0.1", defer_connect=True, **tls)
+
+    plain, verified = deferred(), deferred(ssl={"verify_mode": "required"})
+
+    assert verified.ctx is not plain.ctx
+    assert verified.ctx.verify_mode == ssl.CERT_REQUIRED
 
 
 @pytest.mark.parametrize(

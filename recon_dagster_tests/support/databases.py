@@ -12,6 +12,8 @@ import duckdb
 import psycopg
 import pymysql
 
+from recon_dagster.sources.payments_db.mysql import SharedTlsConnection
+
 KINDS = ("duckdb", "postgres", "mysql", "sqlite")
 
 
@@ -59,7 +61,7 @@ def execute(url: str, statement: str, rows: Sequence[Sequence[Any]] = ()) -> Non
 def mysql_connect(url: str, database: str | None = None) -> pymysql.connections.Connection:
     """A test's own autocommit connection (UTC session) to the server of `url`."""
     parts = urlsplit(url)
-    return pymysql.connect(
+    return SharedTlsConnection(
         host=parts.hostname,
         port=parts.port or 3306,
         user=unquote(parts.username or ""),

@@ -14,10 +14,11 @@ column is selected as text, so DECIMAL amounts never pass through a float. Times
 from __future__ import annotations
 
 import hashlib
+import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import polars as pl
@@ -54,13 +55,38 @@ _LOCK_WAIT_SECONDS = 60
 _DATA_ERRORS = {1264, 1265, 1292, 1366, 1406}
 
 
+class SharedTlsConnection(pymysql.connections.Connection):
+    """A PyMySQL connection whose default TLS context is made once per process.
+
+    Without TLS options PyMySQL's mode is PREFERRED (TLS when the server offers it, no
+    certificate checked), and it builds a new SSL context for every connection, which loads the
+    system's CA bundle it then never uses: ~30 ms of CPU, most of a local connection's cost. A
+    context serves any number of connections, so this one is built once. PyMySQL has no setting
+    for it (passing a context as `ssl=` would make TLS required), hence the override; explicit
+    TLS options still get PyMySQL's own context.
+    """
+
+    _preferred: ClassVar[ssl.SSLContext | None] = None
+
+    def _create_ssl_ctx(self, sslp: Any) -> ssl.SSLContext:
+        # typeshed's PyMySQL stub leaves this private method out (PyMySQL 1.2 has it; should a
+        # release drop it, test_mysql_connections_of_a_process_share_one_default_tls_context fails).
+        make = super()._create_ssl_ctx  # pyright: ignore[reportAttributeAccessIssue]
+        if sslp:
+            return make(sslp)
+        preferred = SharedTlsConnection._preferred
+        if preferred is None:
+            preferred = SharedTlsConnection._preferred = make(sslp)
+        return preferred
+
+
 @contextmanager
 def connect(
     table: PaymentsTable, *, write: bool = False, brief: bool = False
 ) -> Iterator[pymysql.connections.Connection]:
     parts = urlsplit(table.url)
     try:
-        conn = pymysql.connect(
+        conn = SharedTlsConnection(
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 3306,
             user=unquote(parts.username or ""),
