@@ -8,8 +8,9 @@ currency, the currency with the worst gross percentage (see README, "Money").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any, Literal
 
 from recon_dagster.money import to_major
@@ -242,7 +243,10 @@ class ReconciliationResult:
                 out["detail"] = f.detail
             return out
 
-        by_kind = {kind: [item(f) for f in self.of(kind)] for kind in CLASSES}
+        by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CLASSES}
+        for f in self.findings:  # one pass, not one per class: a large day has 200,000
+            if f.kind in by_kind:
+                by_kind[f.kind].append(item(f))
         return {
             "date": self.date.isoformat(),
             "end_date": self.end_date.isoformat(),
@@ -262,11 +266,11 @@ class ReconciliationResult:
             "amount_mismatches": [
                 {
                     k: v
-                    for k, v in item(f).items()
+                    for k, v in details.items()
                     if k
                     in ("payment_id", "stripe_amount", "database_amount", "difference", "currency")
                 }
-                for f in self.amount_mismatches
+                for details in by_kind["amount_mismatches"]
             ],
             "missing_in_database_details": by_kind["missing_in_database"],
             "missing_in_stripe_details": by_kind["missing_in_stripe"],
@@ -298,8 +302,30 @@ class ReconciliationResult:
         }
 
     def to_record(self) -> dict[str, Any]:
-        """Lossless plain-Python form (minor units) for storage and round trips."""
-        return asdict(self)
+        """Lossless plain-Python form (minor units) for storage and round trips: `asdict`'s
+        shape (totals and findings as tuples of dicts), without its deep copy of every value of
+        every finding, which was most of a large day's report save (every value is immutable)."""
+        return {
+            **dict(zip(_RESULT_FIELDS, _result_values(self), strict=True)),
+            "totals": tuple(_plain(t, _TOTALS_FIELDS, _totals_values) for t in self.totals),
+            "findings": tuple(_plain(f, _FINDING_FIELDS, _finding_values) for f in self.findings),
+        }
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _plain(obj: Any, names: tuple[str, ...], values: attrgetter) -> dict[str, Any]:
+    return dict(zip(names, values(obj), strict=True))
+
+
+_RESULT_FIELDS = _names(ReconciliationResult)
+_TOTALS_FIELDS = _names(CurrencyTotals)
+_FINDING_FIELDS = _names(Finding)
+_result_values = attrgetter(*_RESULT_FIELDS)
+_totals_values = attrgetter(*_TOTALS_FIELDS)
+_finding_values = attrgetter(*_FINDING_FIELDS)
 
 
 @dataclass(frozen=True)

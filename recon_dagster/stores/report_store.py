@@ -26,7 +26,6 @@ The sync audit is written and read by `sync_audit.py`, in the same database.
 """
 
 import copy
-import json
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -47,7 +46,7 @@ from recon_dagster.stores.store_database import (
     ReportStoreError,
     StoreDatabase,
     json_column,
-    jsonable,
+    json_text,
 )
 from recon_dagster.stores.sync_audit import SyncAudit
 
@@ -172,7 +171,7 @@ class ReportStore:
                 None if minor is None or not currency else to_major(minor, currency)
             )  # "": an invalid row
 
-        details = jsonable(
+        details = json_text(
             {**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}}
         )
         report = (
@@ -197,7 +196,7 @@ class ReportStore:
             result.database_count,
             result.status,
             result.error,
-            json.dumps(details, allow_nan=False),
+            details,
             source,
             run_id,
             trigger,
@@ -433,7 +432,7 @@ def _summary(row: tuple) -> dict[str, Any]:
 
 
 def _rebuild(record: dict[str, Any]) -> ReconciliationResult:
-    """The inverse of `jsonable(to_record())`."""
+    """The inverse of `json_text(to_record())`."""
     record = {k: v for k, v in record.items() if k != "version"}
 
     def stamp(text: str | None) -> datetime | None:

@@ -248,6 +248,25 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any) -> str:
+    """`json.dumps(jsonable(value), allow_nan=False)` for a value whose keys are strings,
+    written by the C encoder straight from `value` (dates and Decimals through `default`):
+    walking a large day's 200,000 findings in Python first took longer than encoding them.
+    Non-finite floats, which `jsonable` writes as strings and the encoder refuses, take the walk."""
+    try:
+        return json.dumps(value, allow_nan=False, default=_json_scalar)
+    except ValueError:  # a non-finite float
+        return json.dumps(jsonable(value), allow_nan=False)
+
+
+def _json_scalar(value: Any) -> str:
+    if isinstance(value, date):  # datetime included
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def json_column(value: Any) -> dict[str, Any]:
     """A JSON column's value: psycopg decodes JSONB, DuckDB hands JSON back as text."""
     return json.loads(value) if isinstance(value, str) else value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 
 import pytest
@@ -304,3 +305,20 @@ def test_duplicate_rows_are_reported_even_when_their_charge_is_across_midnight()
     [dup] = r.of("duplicates_in_database")
     assert (dup.database_count, dup.difference) == (2, -300)
     assert r.gross_discrepancy == 300
+
+
+def test_the_lossless_record_is_asdicts_form_of_every_total_and_finding():
+    r = reconcile(
+        charges(
+            charge("ch_amount", 1500),
+            charge("ch_missing", 700, "JPY"),
+            charge("ch_disputed", 900, dispute=("dp_1", "lost", 900)),
+        ),
+        payments(payment("ch_amount", 1400), payment("ch_disputed", 900), payment("ch_extra", 5)),
+        params(),
+    )
+    assert {f.kind for f in r.findings} >= {"amount_mismatches", "missing_in_database", "disputes"}
+    record, reference = r.to_record(), asdict(r)
+    assert record == reference
+    assert [list(f) for f in record["findings"]] == [list(f) for f in reference["findings"]]
+    assert [list(t) for t in record["totals"]] == [list(t) for t in reference["totals"]]

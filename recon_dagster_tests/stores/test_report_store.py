@@ -20,7 +20,7 @@ from recon_dagster.money import to_major
 from recon_dagster.stores.migrations import MIGRATIONS
 from recon_dagster.stores.report_store import ReportStore
 from recon_dagster.stores.report_versions import VERSION_KEYS, trigger_of_run
-from recon_dagster.stores.store_database import jsonable as _jsonable
+from recon_dagster.stores.store_database import json_text, jsonable as _jsonable
 from recon_dagster_tests.support.store_sql import raw, run_raw
 
 DAY = date(2024, 3, 10)
@@ -193,6 +193,24 @@ def test_schema_from_url_options_is_created_and_used(postgres_url, store_pg_sche
 
 
 # -- reports ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("percentage", [12.5, float("inf"), float("nan")])
+def test_details_text_is_the_json_of_the_walked_value(percentage):
+    value = {
+        "date": DAY,
+        "at": datetime(2024, 3, 10, 12, 30, tzinfo=UTC),
+        "amount": Decimal("19.99"),
+        "percentage": percentage,
+        "findings": ({"id": "ch_1", "amounts": (1999, None), "ok": True},),
+        "counts": {"amount_mismatches": 1},
+    }
+    assert json_text(value) == json.dumps(_jsonable(value), allow_nan=False)
+
+
+def test_details_text_refuses_what_json_cannot_hold():
+    with pytest.raises(TypeError, match="set"):
+        json_text({"ids": {"ch_1"}})
+
+
 def test_save_then_latest_round_trips_every_field(store):
     original = result()
     store.save(original, source="cli", run_id="run-1")
