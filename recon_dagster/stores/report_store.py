@@ -319,6 +319,21 @@ class ReportStore:
             return None
         return _rebuild(json_column(rows[0][0])["_record"])
 
+    def latest_days(self, start: date, end: date) -> dict[date, ReconciliationResult]:
+        """Each day's current one-day report from `start` to `end` (inclusive), in one query:
+        what `latest(day)` gives for every day that has one (a month close reads 28-31)."""
+        with self.db.transaction() as s:
+            rows = s.run(
+                self.db.qualified(
+                    f"SELECT r.date, r.details FROM {{s}}{_R} r WHERE r.account = ? "
+                    "AND r.date >= ? AND r.date <= ? AND r.end_date = r.date "
+                    f"AND r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
+                    "WHERE x.date = r.date AND x.end_date = r.end_date AND x.account = r.account)"
+                ),
+                (self._one_account(), start, end),
+            )
+        return {day: _rebuild(json_column(details)["_record"]) for day, details in rows}
+
     def last_two(self, date: date) -> list[tuple[ReconciliationResult, str | None, str | None]]:
         """The day's current and previous versions (newest first, at most two), each with its
         trigger and run id: what a late change did to the day."""

@@ -148,8 +148,9 @@ def missing_payments(store: ReportStore, month: Month) -> list[ReconcilingItem]:
     """Charges in Stripe missing from the payments table, and rows Stripe does not know, from
     each day's latest report."""
     items = []
+    reports = store.latest_days(month.days[0], month.days[-1])
     for day in month.days:
-        report = store.latest(day)
+        report = reports.get(day)
         if report is None:
             continue
         for f in report.findings:

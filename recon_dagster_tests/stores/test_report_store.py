@@ -211,6 +211,18 @@ def test_details_text_refuses_what_json_cannot_hold():
         json_text({"ids": {"ch_1"}})
 
 
+def test_latest_days_reads_each_days_current_one_day_report_in_the_range(store):
+    later = DAY + timedelta(days=1)
+    store.save(result(DAY))
+    store.save(result(DAY, stripe_total=120000))  # the day's version 2
+    store.save(result(later))
+    store.save(result(DAY, later, stripe_total=1))  # a range report: not a day's
+    store.save(result(later + timedelta(days=1)))  # outside the range
+    found = store.latest_days(DAY - timedelta(days=1), later)
+    assert found == {DAY: store.latest(DAY), later: store.latest(later)}
+    assert found[DAY].stripe_total == 120000
+
+
 def test_save_then_latest_round_trips_every_field(store):
     original = result()
     store.save(original, source="cli", run_id="run-1")
