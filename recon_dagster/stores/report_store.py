@@ -322,15 +322,14 @@ class ReportStore:
     def latest_days(self, start: date, end: date) -> dict[date, ReconciliationResult]:
         """Each day's current one-day report from `start` to `end` (inclusive), in one query:
         what `latest(day)` gives for every day that has one (a month close reads 28-31)."""
+        cond, params = _within(start, end, self._one_account())
         with self.db.transaction() as s:
             rows = s.run(
                 self.db.qualified(
-                    f"SELECT r.date, r.details FROM {{s}}{_R} r WHERE r.account = ? "
-                    "AND r.date >= ? AND r.date <= ? AND r.end_date = r.date "
-                    f"AND r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
-                    "WHERE x.date = r.date AND x.end_date = r.end_date AND x.account = r.account)"
+                    f"SELECT r.date, r.details FROM {{s}}{_R} r "
+                    f"WHERE {cond} AND r.end_date = r.date AND {_CURRENT}"
                 ),
-                (self._one_account(), start, end),
+                params,
             )
         return {day: _rebuild(json_column(details)["_record"]) for day, details in rows}
 
@@ -354,10 +353,7 @@ class ReportStore:
         first: money as exact `Decimal` major units (scaled to the currency's decimals) and minor
         ints, counts per class, `version` and `trigger`. Every version: `versions()`."""
         cond, params = _within(start, end, self.account)
-        cond += (
-            f" AND r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
-            "WHERE x.date = r.date AND x.end_date = r.end_date AND x.account = r.account)"
-        )
+        cond += f" AND {_CURRENT}"
         with self.db.transaction() as s:
             rows = s.run(
                 self.db.qualified(
@@ -420,6 +416,13 @@ class ReportStore:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+# A report row (alias `r`) that is the current version of its (date, end_date, account).
+_CURRENT = (
+    f"r.version = (SELECT MAX(x.version) FROM {{s}}{_R} x "
+    "WHERE x.date = r.date AND x.end_date = r.end_date AND x.account = r.account)"
+)
+
+
 def _within(start: date | None, end: date | None, account: str | None) -> tuple[str, list[Any]]:
     """The WHERE condition on a report's first day and account (alias `r`; account None: every
     one) and its parameters."""
