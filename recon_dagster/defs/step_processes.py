@@ -33,6 +33,8 @@ PRELOAD = [
     "requests",
     "sqlalchemy",
     "stripe",
+    # Last: freezes what the ones above built (see the module).
+    "recon_dagster.defs.forkserver_ready",
 ]
 FORKSERVER = {"forkserver": {"preload_modules": PRELOAD}}
 

@@ -1,0 +1,11 @@
+"""Imported last by the step forkserver (`step_processes.PRELOAD`): what it imported before joins
+Python's permanent GC generation, so that no step forked from it walks those objects again in a
+collection, nor writes to their pages (which would copy them into the step).
+
+Python's documented recipe for a process that forks without exec (`gc.freeze`). Nothing imported
+by then is garbage worth collecting: modules, classes and functions live as long as the server.
+"""
+
+import gc
+
+gc.freeze()
