@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from recon_dagster.core.result import CLASSES, ReconciliationResult
+from recon_dagster.frozen_imports import import_frozen
 from recon_dagster.money import format_major, to_major
 from recon_dagster.settings import ConfigError, parse_percent
 from recon_dagster.settings.accounts import DEFAULT_ACCOUNT
@@ -614,6 +615,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("stripe", "alembic"):  # one line per HTTP request / migration otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = parser().parse_args(argv)
+    if args.func is not cmd_stripe_server:
+        # Every other command works through the service: its libraries (Stripe, Polars, DuckDB,
+        # the database drivers) imported with the GC paused take ~25% less CPU.
+        import_frozen("recon_dagster.service")
     return args.func(args)
 
 

@@ -22,6 +22,8 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 # importing those starts allocator and spill-file threads, and a process with threads is not
 # safe to fork (Polars asks for spawn, or a forkserver that has not imported it).
 PRELOAD = [
+    # First: the imports below run with the cyclic GC off (see the module).
+    "recon_dagster.defs.forkserver_start",
     "dagster",
     "dagster_celery",
     "dagster_pagerduty",
@@ -33,7 +35,7 @@ PRELOAD = [
     "requests",
     "sqlalchemy",
     "stripe",
-    # Last: freezes what the ones above built (see the module).
+    # Last: freezes what the ones above built and turns the GC back on (see the module).
     "recon_dagster.defs.forkserver_ready",
 ]
 FORKSERVER = {"forkserver": {"preload_modules": PRELOAD}}

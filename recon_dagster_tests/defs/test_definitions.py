@@ -201,32 +201,35 @@ def test_the_forkserver_preloads_modules_that_start_no_thread_and_not_polars():
     assert done.stdout.split() == ["1", "False", "False"]
 
 
-def test_the_forkserver_freezes_what_it_preloaded_before_it_forks_a_step():
-    """Its last preload moves every object the others built to the permanent GC generation, so
-    a forked step's collections leave them (and their pages) alone."""
+def test_the_forkserver_imports_with_the_gc_off_then_freezes_and_turns_it_on_before_a_step():
+    """Its first preload turns the cyclic GC off for the imports; its last moves every object the
+    others built to the permanent GC generation, so a forked step's collections leave them (and
+    their pages) alone, and turns the GC back on, so every step forked after has it."""
+    assert PRELOAD[0] == "recon_dagster.defs.forkserver_start"
     assert PRELOAD[-1] == "recon_dagster.defs.forkserver_ready"
     imports = "; ".join(f"import {name}" for name in PRELOAD[:-1])
     probe = (
-        f"import gc; {imports}; before = gc.get_freeze_count(); "
-        f"import {PRELOAD[-1]}; print(before, gc.get_freeze_count() > 100_000)"
+        f"import gc; {imports}; off, before = not gc.isenabled(), gc.get_freeze_count(); "
+        f"import {PRELOAD[-1]}; print(off, before, gc.get_freeze_count() > 100_000, "
+        "gc.isenabled())"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "True"]
+    assert done.stdout.split() == ["True", "0", "True", "True"]
 
 
 def test_loading_the_code_location_freezes_what_it_built_once(tmp_path):
     """`defs`, once built, is in the permanent GC generation with Dagster and the libraries; a
-    second access builds nothing and freezes nothing more."""
+    second access builds nothing and freezes nothing more; the GC is on again afterwards."""
     probe = (
         "import gc; import recon_dagster.definitions as d; before = gc.get_freeze_count(); "
         "defs = d.defs; frozen = gc.get_freeze_count(); "
         "print(before, frozen > 100_000, d.defs is defs, gc.get_freeze_count() == frozen, "
-        "any(o is defs for o in gc.get_objects()))"
+        "any(o is defs for o in gc.get_objects()), gc.isenabled())"
     )
     env = {**os.environ, "STRIPE_API_KEY": "sk_test_probe", "RECON_START_DATE": "2024-01-01"}
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "True", "True", "True", "False"]
+    assert done.stdout.split() == ["0", "True", "True", "True", "False", "True"]
