@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             world.stop()
     figures = summary(runs["this"])
     out: dict[str, object] = {"runs": args.runs, "per_day": args.per_day, **figures}
+    if not args.json:
+        report(figures.items(), "")
     if args.against:
         against = summary(runs["against"])
         out["against"] = {"checkout": checkouts["against"], **against}
@@ -100,10 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             name: round(fig["cpu_seconds_median"] / against[name]["cpu_seconds_median"], 3)
             for name, fig in figures.items()
         }
-    if not args.json:
-        report(figures.items(), "")
-        if args.against:
-            report(summary(runs["against"]).items(), f" (against {args.against})")
+        if not args.json:
+            report(against.items(), f" (against {args.against})")
     print(json.dumps(out))
     return 0
 
