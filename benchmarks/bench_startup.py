@@ -32,8 +32,10 @@ from recon_dagster.testing.deployment import build_world, consecutive_days, mate
 
 
 def busy_seconds() -> float:
-    """CPU time the whole machine has spent busy since boot (user, nice, system, irq, steal)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    """CPU time the whole machine has spent busy since boot (user, nice, system, irq, softirq,
+    steal). The `cpu` line's guest and guest_nice fields come after those and are already counted
+    in user and nice, so they are left out."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     idle, iowait = fields[3], fields[4]
     return (sum(fields) - idle - iowait) / 100  # USER_HZ is 100 on Linux
 
