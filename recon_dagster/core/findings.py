@@ -1,48 +1,21 @@
 """Flagged rows -> findings: one `Finding` per payment and class, built column-wise in Polars.
 
 Only the rows that carry a class reach this module (about 1% of a busy day), but that is still
-thousands of rows, so each class is one `select` over them, and Python objects are made only at
-the end, one tuple per finding. A missing payment whose counterpart lies just across midnight
-becomes a timing difference here.
+thousands of rows, so each class is one `select` over them, and the findings stay a frame
+(`finding_frame`): objects are made only for whoever reads `result.findings`. A missing payment
+whose counterpart lies just across midnight becomes a timing difference here.
 """
 
 from __future__ import annotations
 
-import gc
-from dataclasses import fields
 from functools import cache
 
 import polars as pl
 
-from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, UTC_TS, conform
-from recon_dagster.core.result import CLASSES, OPEN_DISPUTES, REPORT_ONLY, Finding, ReconcileParams
+from recon_dagster.core.finding_frame import FINDING_SCHEMA
+from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
+from recon_dagster.core.result import CLASSES, OPEN_DISPUTES, REPORT_ONLY, ReconcileParams
 from recon_dagster.money import format_major
-
-# Finding's fields as Polars columns, in the dataclass's order (rows become Finding(*row)).
-_DTYPES: dict[str, pl.DataType] = {
-    "kind": pl.String(),
-    "payment_id": pl.String(),
-    "currency": pl.String(),
-    "stripe_amount": pl.Int64(),
-    "database_amount": pl.Int64(),
-    "difference": pl.Int64(),
-    "stripe_status": pl.String(),
-    "database_status": pl.String(),
-    "stripe_currency": pl.String(),
-    "database_currency": pl.String(),
-    "stripe_refunded": pl.Int64(),
-    "database_refunded": pl.Int64(),
-    "database_count": pl.Int64(),
-    "stripe_created": UTC_TS,
-    "database_created": UTC_TS,
-    "detail": pl.String(),
-    "database_id": pl.String(),
-    "dispute_id": pl.String(),
-    "dispute_status": pl.String(),
-    "source": pl.String(),
-    "column": pl.String(),
-}
-FINDING_SCHEMA: dict[str, pl.DataType] = {f.name: _DTYPES[f.name] for f in fields(Finding)}
 
 S_AMT, D_AMT = pl.col("s_amt"), pl.col("d_amt")
 
@@ -325,7 +298,9 @@ def build_findings(
     """The findings of the flagged rows (and of the window's disputes and invalid rows) as a frame
     in `FINDING_SCHEMA`, in report order.
 
-    Report order: by class, then by money at stake (largest first), then by payment id.
+    Report order: by class, then by money at stake (largest first), then by payment id; rows with
+    no id (invalid rows) then by where and when they come from, so that the order never depends on
+    the sort's threads or the rows' order.
     """
     stripe_only = flagged.filter("missing_in_database")
     db_only = flagged.filter("missing_in_stripe").get_column("id")
@@ -365,8 +340,21 @@ def build_findings(
         return pl.DataFrame(schema=FINDING_SCHEMA)
     findings = pl.concat(parts)
     return findings.sort(
-        order, pl.col("difference").abs(), "payment_id", descending=[False, True, False]
+        order, pl.col("difference").abs(), *_TIES, descending=[False, True] + [False] * len(_TIES)
     ).collect()
+
+
+# After the money at stake: the payment id, then, for the rows that share it (invalid rows with no
+# id), every field that tells them apart.
+_TIES = (
+    "payment_id",
+    "source",
+    "column",
+    "stripe_created",
+    "database_created",
+    "detail",
+    "currency",
+)
 
 
 def _by_intent_too(charges: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -426,35 +414,3 @@ def gross_by_currency(findings: pl.DataFrame, foreign_extras: pl.DataFrame) -> d
         ]
     )
     return dict(stakes.group_by("currency").agg(pl.col("amount").sum()).iter_rows())
-
-
-_FIELDS = tuple(FINDING_SCHEMA)
-
-
-def to_objects(findings: pl.DataFrame) -> list[Finding]:
-    """The result's `Finding`s; the frame's columns are in the dataclass's field order.
-
-    Filled in through `__dict__` rather than the frozen dataclass's `__init__`, which sets each
-    of its 21 fields through `object.__setattr__`: 46 ms against 20 ms for 20,000 findings (a day
-    of a million charges with 1% disputed). Finding has no `__post_init__` to skip, and the frame
-    was built in `FINDING_SCHEMA`, so every field is set and typed. The values leave Polars a
-    column at a time, which is faster than row by row (27 ms against 46 ms there).
-    """
-    new, names = object.__new__, _FIELDS
-    columns = [findings.get_column(name).to_list() for name in names]
-    out = []
-    # Thousands of new objects would trigger many cyclic-GC passes over the young generation (up
-    # to 60 ms at 20,000 findings here); they hold no cycles, so the collector waits until the end.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        # Not `strict`: the columns come from one frame and are the fields, one for one (its
-        # checks cost 4 ms of the ~30 at 20,000 findings).
-        for row in zip(*columns, strict=False):
-            finding = new(Finding)
-            finding.__dict__.update(zip(names, row, strict=False))
-            out.append(finding)
-    finally:
-        if paused:
-            gc.enable()
-    return out

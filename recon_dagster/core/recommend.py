@@ -1,31 +1,61 @@
 """Findings -> ranked, specific recommendations, each pointing at an action the product offers.
 
 Ranked by money at stake, as a share of the currency's Stripe total (amounts in different
-currencies cannot be added). The first three are what alerts show.
+currencies cannot be added). The first three are what alerts show. The findings are read as their
+frame (`result.findings_frame`): sums in Polars, objects only for the few a text quotes.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from decimal import Decimal
 
+import polars as pl
+
+from recon_dagster.core.finding_frame import to_objects
 from recon_dagster.core.result import OPEN_DISPUTES, Finding, ReconciliationResult
 from recon_dagster.money import format_major
 
 _MAX_IDS = 3
+KIND, CURRENCY, DIFFERENCE = pl.col("kind"), pl.col("currency"), pl.col("difference")
+OPEN = pl.col("dispute_status").is_in(list(OPEN_DISPUTES))
+LOST = (pl.col("dispute_status") == "lost") & (DIFFERENCE != 0)  # a recorded chargeback has none
 
 
-def _ids(findings: list[Finding]) -> str:
-    shown = ", ".join(f.payment_id for f in findings[:_MAX_IDS])
-    more = len(findings) - _MAX_IDS
+def _ids(findings: pl.DataFrame) -> str:
+    shown = ", ".join(findings.get_column("payment_id").head(_MAX_IDS).to_list())
+    more = findings.height - _MAX_IDS
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _money(findings: list[Finding], *, field: str = "difference") -> str:
-    per_currency: dict[str, int] = defaultdict(int)
-    for f in findings:
-        per_currency[f.currency] += abs(getattr(f, field) or 0)
-    return " + ".join(format_major(v, c) for c, v in sorted(per_currency.items()))
+# The money a text quotes, per kind: the sum of |column| over its findings (or over its lost or
+# open disputes), currency by currency.
+_SUMS = {
+    "difference": DIFFERENCE.abs(),
+    "stripe_refunded": pl.col("stripe_refunded").fill_null(0).abs(),
+    "database_refunded": pl.col("database_refunded").fill_null(0).abs(),
+    "lost": pl.col("stripe_amount").fill_null(0).abs().filter(LOST),
+    "open": pl.col("stripe_amount").fill_null(0).abs().filter(OPEN),
+}
+
+
+class _Kind:
+    """One class's findings, with what its recommendation quotes: money per currency in one
+    query for every class, not one per text."""
+
+    def __init__(self, items: pl.DataFrame, sums: list[dict]) -> None:
+        self.items = items
+        self.sums = sums  # one row per currency, in currency order
+
+    def money(self, what: str = "difference") -> str:
+        """'2.50 EUR + 10.00 USD': the currencies with findings (of that subset) only."""
+        subset = f"{what}_n" if what in ("lost", "open") else "n"
+        return " + ".join(
+            format_major(row[what], row["currency"]) for row in self.sums if row[subset]
+        )
+
+
+def _first(findings: pl.DataFrame, n: int = 1) -> list[Finding]:
+    return to_objects(findings.head(n))
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -42,12 +72,13 @@ def _span(result: ReconciliationResult) -> tuple[str, str]:
     return start, (f"--start {start}" if start == end else f"--start {start} --end {end}")
 
 
-def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
-    n, ids = len(items), _ids(items)
+def _text(kind: str, of: _Kind, result: ReconciliationResult) -> str:
+    items = of.items
+    n, ids = items.height, _ids(items)
     day, flags = _span(result)
     if kind == "missing_in_database":
         return (
-            f"{_plural(n, 'payment')} ({_money(items)}) collected by Stripe "
+            f"{_plural(n, 'payment')} ({of.money()}) collected by Stripe "
             f"{'is' if n == 1 else 'are'} missing "
             f"from the database: {ids}. Likely cause: webhook failures. Check that Stripe webhooks "
             "reach "
@@ -56,18 +87,18 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
         )
     if kind == "missing_in_stripe":
         return (
-            f"{_plural(n, 'database payment')} ({_money(items)}) {'has' if n == 1 else 'have'} no "
+            f"{_plural(n, 'database payment')} ({of.money()}) {'has' if n == 1 else 'have'} no "
             "Stripe charge: "
             f"{ids}. Likely cause: manual entries or test data written straight to the database. "
             "Review them with whoever created them; they cannot be synced from Stripe."
         )
     if kind == "amount_mismatches":
-        f = items[0]
+        [f] = _first(items)
         example = (
             f"{f.payment_id}: Stripe {format_major(f.stripe_amount or 0, f.currency)} vs database "
             f"{format_major(f.database_amount or 0, f.currency)}"
         )
-        refunded = sum(1 for i in items if i.stripe_refunded)
+        refunded = items.filter(pl.col("stripe_refunded").fill_null(0) != 0).height
         cause = (
             f"Stripe shows refunds on {refunded} of them: likely refund timing (refunds after the "
             "reconciliation window). Re-run the day after refunds settle (`recon-dagster "
@@ -77,13 +108,13 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             f"the rows, then re-run the day (`recon-dagster reconcile {flags}`)."
         )
         return (
-            f"{_plural(n, 'payment')} {_verb(n, 'differ')} in amount by {_money(items)} in total "
+            f"{_plural(n, 'payment')} {_verb(n, 'differ')} in amount by {of.money()} in total "
             f"(e.g. {example}). {cause}"
         )
     if kind == "status_mismatches":
-        f = items[0]
+        [f] = _first(items)
         return (
-            f"{_plural(n, 'payment')} ({_money(items)}) {_verb(n, 'disagree')} on whether money "
+            f"{_plural(n, 'payment')} ({of.money()}) {_verb(n, 'disagree')} on whether money "
             "was collected "
             f"(e.g. {f.payment_id}: Stripe '{f.stripe_status}', database '{f.database_status}'): "
             f"{ids}. Likely "
@@ -94,8 +125,8 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
         return (
             f"{_plural(n, 'refund')} {'is' if n == 1 else 'are'} recorded differently in Stripe "
             "and the database "
-            f"(Stripe refunded {_money(items, field='stripe_refunded')} vs database "
-            f"{_money(items, field='database_refunded')}): {ids}. Likely cause: refund timing or a "
+            f"(Stripe refunded {of.money('stripe_refunded')} vs database "
+            f"{of.money('database_refunded')}): {ids}. Likely cause: refund timing or a "
             "missed charge.refunded webhook. Check the webhook endpoint, then re-run the day "
             f"(`recon-dagster reconcile {flags}`)."
         )
@@ -103,11 +134,11 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
         return (
             f"{_plural(n, 'Stripe charge')} {'is' if n == 1 else 'are'} recorded more than once in "
             "the database "
-            f"(extra {_money(items)}): {ids}. Likely cause: a webhook retry processed twice. "
+            f"(extra {of.money()}): {ids}. Likely cause: a webhook retry processed twice. "
             "Remove the extra rows and add a UNIQUE constraint on the charge id column."
         )
     if kind == "currency_mismatches":
-        f = items[0]
+        [f] = _first(items)
         return (
             f"{_plural(n, 'payment')} {'is' if n == 1 else 'are'} recorded in another currency "
             "than Stripe's "
@@ -117,29 +148,27 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             "re-run the day."
         )
     if kind == "disputes":
-        lost = [
-            f for f in items if f.dispute_status == "lost" and f.difference
-        ]  # a recorded chargeback has none
-        open_ = [f for f in items if f.dispute_status in OPEN_DISPUTES]
+        lost = items.filter(LOST)
+        open_ = items.filter(OPEN)
         parts = []
-        if lost:
+        if lost.height:
             parts.append(
-                f"{_plural(len(lost), 'dispute')} lost: Stripe took back "
-                f"{_money(lost, field='stripe_amount')} "
-                f"({_ids(lost)}). Record the chargeback{'s' if len(lost) > 1 else ''} in the "
+                f"{_plural(lost.height, 'dispute')} lost: Stripe took back "
+                f"{of.money('lost')} "
+                f"({_ids(lost)}). Record the chargeback{'s' if lost.height > 1 else ''} in the "
                 "payments table (add the "
                 "dispute's amount to the row's refunded amount, or mark a whole-amount chargeback "
                 "refunded), so that the "
                 "books show the money as gone; a recorded chargeback no longer counts."
             )
-        if open_:
+        if open_.height:
             parts.append(
-                f"{_plural(len(open_), 'open dispute')} put {_money(open_, field='stripe_amount')} "
-                "at risk "
+                f"{_plural(open_.height, 'open dispute')} put "
+                f"{of.money('open')} at risk "
                 f"({_ids(open_)}): submit evidence in the Stripe Dashboard before each dispute's "
                 "due date."
             )
-        others = len(items) - len(lost) - len(open_)
+        others = n - lost.height - open_.height
         if others:
             parts.append(f"{_plural(others, 'other dispute')} (won or closed) need no action.")
         return " ".join(parts)
@@ -148,13 +177,13 @@ def _text(kind: str, items: list[Finding], result: ReconciliationResult) -> str:
             f"{f.source or 'row'} "
             f"{f.payment_id or f'(no id, created {f.stripe_created or f.database_created})'}: "
             f"{f.detail}"
-            for f in items[:_MAX_IDS]
+            for f in _first(items, _MAX_IDS)
         )
-        more = f" and {len(items) - _MAX_IDS} more" if len(items) > _MAX_IDS else ""
+        more = f" and {n - _MAX_IDS} more" if n > _MAX_IDS else ""
         return (
-            f"{_plural(len(items), 'row')} could not be reconciled and "
-            f"{'was' if len(items) == 1 else 'were'} left "
-            f"out: {shown}{more}. Fix {'it' if len(items) == 1 else 'them'} at the source, then "
+            f"{_plural(n, 'row')} could not be reconciled and "
+            f"{'was' if n == 1 else 'were'} left "
+            f"out: {shown}{more}. Fix {'it' if n == 1 else 'them'} at the source, then "
             f"re-run the day (`recon-dagster reconcile {flags}`)."
         )
     # timing_differences
@@ -171,30 +200,44 @@ def recommend(result: ReconciliationResult) -> list[str]:
     if result.status == "error":
         return list(result.recommendations)
     base = {t.currency: t.stripe_total for t in result.totals}
-    by_kind: dict[str, list[Finding]] = defaultdict(list)
-    for f in result.findings:
-        by_kind[f.kind].append(f)
+    findings = result.findings_frame
+    # Open disputes are money at risk: ranked by it, though not counted against the tolerance.
+    at_risk = (KIND == "disputes") & OPEN
+    stake = pl.when(at_risk).then(pl.col("stripe_amount").fill_null(0).abs())
+    per_currency = (
+        findings.group_by(KIND, CURRENCY)
+        .agg(
+            stake=stake.otherwise(DIFFERENCE.abs()).sum(),
+            n=pl.len(),
+            counted_lost=pl.when(KIND == "disputes").then(DIFFERENCE).otherwise(0).sum(),
+            **{what: column.sum() for what, column in _SUMS.items()},
+            lost_n=LOST.sum(),
+            open_n=OPEN.sum(),
+        )
+        .sort(CURRENCY)
+    )
+    stakes: dict[str, Decimal] = {}
+    sums: dict[str, list[dict]] = {}
+    counted_lost: dict[str, int] = {}
+    for row in per_currency.iter_rows(named=True):
+        kind, currency = row["kind"], row["currency"]
+        share = Decimal(row["stake"]) / max(base.get(currency, 0), 1)
+        stakes[kind] = max(stakes.get(kind, share), share)
+        sums.setdefault(kind, []).append(row)
+        counted_lost[currency] = counted_lost.get(currency, 0) + row["counted_lost"]
 
-    def stake(items: list[Finding]) -> Decimal:
-        per_currency: dict[str, int] = defaultdict(int)
-        for f in items:
-            # Open disputes are money at risk: ranked by it, though not counted against the
-            # tolerance.
-            at_risk = f.kind == "disputes" and f.dispute_status in OPEN_DISPUTES
-            per_currency[f.currency] += abs(f.stripe_amount or 0) if at_risk else abs(f.difference)
-        return max(Decimal(v) / max(base.get(c, 0), 1) for c, v in per_currency.items())
+    def size(kind: str) -> int:
+        return sum(row["n"] for row in sums[kind])
 
-    ranked = sorted(by_kind.items(), key=lambda kv: (-stake(kv[1]), -len(kv[1]), kv[0]))
-    out = [_text(kind, items, result) for kind, items in ranked]
+    ranked = sorted(stakes, key=lambda kind: (-stakes[kind], -size(kind), kind))
+    out = [_text(kind, _Kind(findings.filter(KIND == kind), sums[kind]), result) for kind in ranked]
 
     # Lost disputes add to the gross figure without being an offset: leave the ones it counts out of
     # this test.
-    counted_lost: dict[str, int] = defaultdict(int)
-    for f in result.findings:
-        if f.kind == "disputes":
-            counted_lost[f.currency] += f.difference
     offset = [
-        t for t in result.totals if t.gross_discrepancy - counted_lost[t.currency] > t.discrepancy
+        t
+        for t in result.totals
+        if t.gross_discrepancy - counted_lost.get(t.currency, 0) > t.discrepancy
     ]
     if offset and any(
         t.gross_discrepancy_percentage > result.tolerance_percentage >= t.discrepancy_percentage

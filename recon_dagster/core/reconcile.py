@@ -11,17 +11,11 @@ units; percentages come last.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from decimal import Decimal
 
 import polars as pl
 
-from recon_dagster.core.findings import (
-    build_findings,
-    dispute_totals,
-    gross_by_currency,
-    to_objects,
-)
+from recon_dagster.core.findings import build_findings, dispute_totals, gross_by_currency
 from recon_dagster.core.frames import CHARGES_SCHEMA, PAYMENTS_SCHEMA, conform
 from recon_dagster.core.grading import exceeds
 from recon_dagster.core.keys import keyed
@@ -29,7 +23,6 @@ from recon_dagster.core.recommend import recommend
 from recon_dagster.core.result import (
     CLASSES,
     CurrencyTotals,
-    Finding,
     ReconcileParams,
     ReconciliationResult,
 )
@@ -202,7 +195,7 @@ def reconcile(
     totals = _totals(
         s_totals, d_totals, gross_by_currency(findings, foreign_extras), dispute_totals(findings)
     )
-    result = _result(params, charges.height, payments.height, totals, to_objects(findings))
+    result = _result(params, charges.height, payments.height, totals, findings)
     return result.with_recommendations(recommend(result))
 
 
@@ -270,7 +263,7 @@ def _result(
     n_charges: int,
     n_payments: int,
     totals: list[CurrencyTotals],
-    findings: list[Finding],
+    findings: pl.DataFrame,
 ) -> ReconciliationResult:
     # Headline currency: the one whose gross discrepancy is the largest share of its Stripe total.
     head = max(
@@ -293,12 +286,14 @@ def _result(
         tolerance_percentage=params.tolerance_percentage,
         include_refunds=params.include_refunds,
         totals=tuple(totals),
-        findings=tuple(findings),
+        findings=findings,  # kept as the frame: see `result._Findings`
         stripe_count=n_charges,
         database_count=n_payments,
     )
     # A Stripe object we could not read leaves the day's Stripe side partial: never a success.
-    left_out = any(f.kind == "invalid_rows" and f.source == "stripe" for f in findings)
+    left_out = findings.select(
+        ((pl.col("kind") == "invalid_rows") & (pl.col("source") == "stripe")).any()
+    ).item()
     if left_out or exceeds(result, Decimal(str(params.tolerance_percentage))):
-        result = replace(result, status="discrepancy_found")
+        result = result.with_changes(status="discrepancy_found")
     return result

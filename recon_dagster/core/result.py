@@ -8,12 +8,17 @@ currency, the currency with the worst gross percentage (see README, "Money").
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime
+from datetime import date
 from operator import attrgetter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from recon_dagster.core.finding import Finding
 from recon_dagster.money import to_major
+
+if TYPE_CHECKING:
+    import polars as pl
 
 Status = Literal["success", "discrepancy_found", "error"]
 # What the payments table's id column holds: each id by its prefix, charge ids, or PaymentIntent
@@ -45,39 +50,6 @@ OPEN_DISPUTES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One payment in one discrepancy class.
-
-    `difference` is the money at stake, signed as Stripe minus database, in `currency`; it is
-    what the gross discrepancy adds up (0 for timing differences, which are reported only).
-    """
-
-    kind: str
-    payment_id: str
-    currency: str
-    stripe_amount: int | None = None
-    database_amount: int | None = None
-    difference: int = 0
-    stripe_status: str | None = None
-    database_status: str | None = None
-    stripe_currency: str | None = None
-    database_currency: str | None = None
-    stripe_refunded: int | None = None
-    database_refunded: int | None = None
-    database_count: int | None = None
-    stripe_created: datetime | None = None
-    database_created: datetime | None = None
-    detail: str = ""
-    database_id: str | None = (
-        None  # the table's id when it is not `payment_id` (a PaymentIntent id)
-    )
-    dispute_id: str | None = None
-    dispute_status: str | None = None
-    source: str | None = None  # invalid_rows: "stripe" or "database"
-    column: str | None = None  # invalid_rows: the field or column at fault
-
-
-@dataclass(frozen=True)
 class CurrencyTotals:
     """One currency's side-by-side totals (minor units) and percentages of the Stripe total."""
 
@@ -96,6 +68,37 @@ class CurrencyTotals:
     disputes_open: int = 0  # open disputes: money at risk, not counted against the tolerance
 
 
+class _Findings:
+    """`ReconciliationResult.findings`: a tuple of `Finding`, which may be set as the Polars frame
+    the core built (`finding_frame.FINDING_SCHEMA`). The objects are then made on first read: the
+    store, metadata and recommendations read the frame, and 20,000 objects were ~50 ms of a
+    million-charge day's ~400 ms core (issue 24).
+
+    Polars is imported where a frame is read, not here: the CLI starts without it.
+    """
+
+    def __get__(
+        self, obj: ReconciliationResult | None, owner: type | None = None
+    ) -> tuple[Finding, ...]:
+        if obj is None:
+            return ()  # the field's default, as dataclasses asks a descriptor for it
+        held = obj.__dict__
+        if held["_findings"] is None:
+            from recon_dagster.core.finding_frame import to_objects
+
+            held["_findings"] = tuple(to_objects(held["_findings_frame"]))
+        return held["_findings"]
+
+    def __set__(self, obj: ReconciliationResult, value: Iterable[Finding] | pl.DataFrame) -> None:
+        if not isinstance(value, tuple | list):
+            import polars as pl  # loaded already wherever a frame is passed
+
+            if isinstance(value, pl.DataFrame):
+                obj.__dict__.update(_findings=None, _findings_frame=value)
+                return
+        obj.__dict__.update(_findings=tuple(value), _findings_frame=None)
+
+
 @dataclass(frozen=True)
 class ReconciliationResult:
     date: date  # first day, in the reconciliation time zone
@@ -112,7 +115,7 @@ class ReconciliationResult:
     tolerance_percentage: float
     include_refunds: bool
     totals: tuple[CurrencyTotals, ...] = ()
-    findings: tuple[Finding, ...] = ()
+    findings: _Findings = _Findings()
     recommendations: tuple[str, ...] = ()
     stripe_count: int = 0
     database_count: int = 0
@@ -124,17 +127,57 @@ class ReconciliationResult:
     source_note: str | None = None
     source_mismatches: tuple[str, ...] = ()
 
+    # -- the findings, as objects or as a frame ---------------------------------------------------
+    def _held(self) -> tuple[Finding, ...] | pl.DataFrame:
+        """The findings as they are held: the objects once made, else the core's frame."""
+        made = self.__dict__["_findings"]
+        return made if made is not None else self.__dict__["_findings_frame"]
+
+    @property
+    def findings_frame(self) -> pl.DataFrame:
+        """The findings as a Polars frame in `finding_frame.FINDING_SCHEMA`, in report order."""
+        frame = self.__dict__["_findings_frame"]
+        if frame is None:
+            from recon_dagster.core.finding_frame import to_frame
+
+            frame = to_frame(self.findings)
+        return frame
+
+    def with_changes(self, **changes: Any) -> ReconciliationResult:
+        """`dataclasses.replace`, handing the findings over as they are held (`replace` would read
+        `findings`, making every object of a frame)."""
+        return replace(self, **{"findings": self._held(), **changes})
+
+    def finding_records(self) -> list[dict[str, Any]]:
+        """One plain dict per finding (`Finding`'s fields, minor units): what `to_record` stores
+        and `to_json_dict` reads. Polars' `to_dicts` gives the same dicts as the objects do."""
+        held = self._held()
+        if isinstance(held, tuple):
+            return [_plain(f, _FINDING_FIELDS, _finding_values) for f in held]
+        return held.to_dicts()
+
     # -- the seed's list-shaped fields -------------------------------------------------------
     def of(self, kind: str) -> list[Finding]:
-        return [f for f in self.findings if f.kind == kind]
+        held = self._held()
+        if isinstance(held, tuple):
+            return [f for f in held if f.kind == kind]
+        from recon_dagster.core.finding_frame import to_objects
+
+        return to_objects(held.filter(held.get_column("kind") == kind))
+
+    def _ids_of(self, kind: str) -> list[str]:
+        held = self._held()
+        if isinstance(held, tuple):
+            return [f.payment_id for f in held if f.kind == kind]
+        return held.filter(held.get_column("kind") == kind).get_column("payment_id").to_list()
 
     @property
     def missing_in_database(self) -> list[str]:
-        return [f.payment_id for f in self.of("missing_in_database")]
+        return self._ids_of("missing_in_database")
 
     @property
     def missing_in_stripe(self) -> list[str]:
-        return [f.payment_id for f in self.of("missing_in_stripe")]
+        return self._ids_of("missing_in_stripe")
 
     @property
     def amount_mismatches(self) -> list[Finding]:
@@ -142,14 +185,19 @@ class ReconciliationResult:
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(CLASSES, 0)
-        for f in self.findings:
-            counts[f.kind] += 1
+        held = self._held()
+        if isinstance(held, tuple):
+            for f in held:
+                counts[f.kind] += 1
+        else:
+            for kind, n in held.get_column("kind").value_counts().iter_rows():
+                counts[kind] += n
         return counts
 
     def with_recommendations(
         self, recommendations: list[str] | tuple[str, ...]
     ) -> ReconciliationResult:
-        return replace(self, recommendations=tuple(recommendations))
+        return self.with_changes(recommendations=tuple(recommendations))
 
     @classmethod
     def failed(
@@ -185,8 +233,9 @@ class ReconciliationResult:
         )
 
     # -- the edge: JSON with major units --------------------------------------------------------
-    def to_json_dict(self) -> dict[str, Any]:
-        """The CLI's and the report store's shape: snake_case, money as exact decimal strings."""
+    def to_json_dict(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The CLI's and the report store's shape: snake_case, money as exact decimal strings.
+        `records`: `finding_records()`, when the caller has them already (the store does)."""
         cur = self.currency
 
         def major(minor: int | None, currency: str | None) -> str | None:
@@ -194,23 +243,24 @@ class ReconciliationResult:
                 return None
             return str(to_major(minor, currency))
 
-        def item(f: Finding) -> dict[str, Any]:
-            if f.kind == "invalid_rows":
-                created = f.stripe_created or f.database_created
+        def item(f: dict[str, Any]) -> dict[str, Any]:
+            kind, currency = f["kind"], f["currency"]
+            if kind == "invalid_rows":
+                created = f["stripe_created"] or f["database_created"]
                 return {
-                    "id": f.payment_id or None,
-                    "source": f.source,
+                    "id": f["payment_id"] or None,
+                    "source": f["source"],
                     "created": created.isoformat() if created else None,
-                    "column": f.column,
-                    "reason": f.detail,
+                    "column": f["column"],
+                    "reason": f["detail"],
                 }
-            out: dict[str, Any] = {"payment_id": f.payment_id, "currency": f.currency}
-            if f.kind == "disputes":
+            out: dict[str, Any] = {"payment_id": f["payment_id"], "currency": currency}
+            if kind == "disputes":
                 out |= {
-                    "id": f.payment_id,
-                    "amount": major(f.stripe_amount, f.currency),
-                    "dispute_id": f.dispute_id,
-                    "dispute_status": f.dispute_status,
+                    "id": f["payment_id"],
+                    "amount": major(f["stripe_amount"], currency),
+                    "dispute_id": f["dispute_id"],
+                    "dispute_status": f["dispute_status"],
                 }
             for name in (
                 "stripe_amount",
@@ -219,11 +269,11 @@ class ReconciliationResult:
                 "stripe_refunded",
                 "database_refunded",
             ):
-                value = getattr(f, name)
+                value = f[name]
                 if value is not None and not (
-                    name == "difference" and f.kind == "currency_mismatches"
+                    name == "difference" and kind == "currency_mismatches"
                 ):
-                    out[name] = major(value, f.currency)
+                    out[name] = major(value, currency)
             for name in (
                 "stripe_status",
                 "database_status",
@@ -232,21 +282,22 @@ class ReconciliationResult:
                 "database_count",
                 "database_id",
             ):
-                value = getattr(f, name)
+                value = f[name]
                 if value is not None:
                     out[name] = value
             for name in ("stripe_created", "database_created"):
-                value = getattr(f, name)
+                value = f[name]
                 if value is not None:
                     out[name] = value.isoformat()
-            if f.detail:
-                out["detail"] = f.detail
+            if f["detail"]:
+                out["detail"] = f["detail"]
             return out
 
         by_kind: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CLASSES}
-        for f in self.findings:  # one pass, not one per class: a large day has 200,000
-            if f.kind in by_kind:
-                by_kind[f.kind].append(item(f))
+        for f in self.finding_records() if records is None else records:
+            # One pass, not one per class: a large day has 200,000.
+            if f["kind"] in by_kind:
+                by_kind[f["kind"]].append(item(f))
         return {
             "date": self.date.isoformat(),
             "end_date": self.end_date.isoformat(),
@@ -261,8 +312,8 @@ class ReconciliationResult:
             "gross_discrepancy_percentage": self.gross_discrepancy_percentage,
             "tolerance_percentage": self.tolerance_percentage,
             "include_refunds": self.include_refunds,
-            "missing_in_database": self.missing_in_database,
-            "missing_in_stripe": self.missing_in_stripe,
+            "missing_in_database": [i["payment_id"] for i in by_kind["missing_in_database"]],
+            "missing_in_stripe": [i["payment_id"] for i in by_kind["missing_in_stripe"]],
             "amount_mismatches": [
                 {
                     k: v
@@ -275,7 +326,7 @@ class ReconciliationResult:
             "missing_in_database_details": by_kind["missing_in_database"],
             "missing_in_stripe_details": by_kind["missing_in_stripe"],
             **{kind: by_kind[kind] for kind in CLASSES[3:]},
-            "counts": self.counts(),
+            "counts": {kind: len(items) for kind, items in by_kind.items()},
             "totals_by_currency": [
                 {
                     "currency": t.currency,
@@ -301,15 +352,15 @@ class ReconciliationResult:
             "source_mismatches": list(self.source_mismatches),
         }
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Lossless plain-Python form (minor units) for storage and round trips: `asdict`'s
         shape (totals and findings as tuples of dicts), without its deep copy of every value of
-        every finding, which was most of a large day's report save (every value is immutable)."""
-        return {
-            **dict(zip(_RESULT_FIELDS, _result_values(self), strict=True)),
-            "totals": tuple(_plain(t, _TOTALS_FIELDS, _totals_values) for t in self.totals),
-            "findings": tuple(_plain(f, _FINDING_FIELDS, _finding_values) for f in self.findings),
-        }
+        every finding, which was most of a large day's report save (every value is immutable).
+        `records`: `finding_records()`, when the caller has them already."""
+        values = dict(zip(_SCALAR_FIELDS, _scalar_values(self), strict=True))
+        values["totals"] = tuple(_plain(t, _TOTALS_FIELDS, _totals_values) for t in self.totals)
+        values["findings"] = tuple(self.finding_records() if records is None else records)
+        return {name: values[name] for name in _RESULT_FIELDS}  # in the fields' order, as stored
 
 
 def _names(cls: type) -> tuple[str, ...]:
@@ -321,9 +372,11 @@ def _plain(obj: Any, names: tuple[str, ...], values: attrgetter) -> dict[str, An
 
 
 _RESULT_FIELDS = _names(ReconciliationResult)
+# The record's totals and findings are made apart (the findings may be a frame).
+_SCALAR_FIELDS = tuple(n for n in _RESULT_FIELDS if n not in ("totals", "findings"))
 _TOTALS_FIELDS = _names(CurrencyTotals)
 _FINDING_FIELDS = _names(Finding)
-_result_values = attrgetter(*_RESULT_FIELDS)
+_scalar_values = attrgetter(*_SCALAR_FIELDS)
 _totals_values = attrgetter(*_TOTALS_FIELDS)
 _finding_values = attrgetter(*_FINDING_FIELDS)
 

@@ -171,8 +171,14 @@ class ReportStore:
                 None if minor is None or not currency else to_major(minor, currency)
             )  # "": an invalid row
 
+        # Once for the JSON, the record and the line items: a large day's findings are a frame,
+        # and these are its rows.
+        records = result.finding_records()
         details = json_text(
-            {**result.to_json_dict(), "_record": {"version": 1, **result.to_record()}}
+            {
+                **result.to_json_dict(records),
+                "_record": {"version": 1, **result.to_record(records)},
+            }
         )
         report = (
             report_id,
@@ -206,25 +212,27 @@ class ReportStore:
                 report_id,
                 i,
                 *key,
-                f.kind,
-                f.payment_id,
-                f.currency,
-                f.stripe_amount,
-                f.database_amount,
-                f.difference,
-                major(f.stripe_amount, f.currency),
-                major(f.database_amount, f.currency),
-                None if f.kind == "currency_mismatches" else major(f.difference, f.currency),
-                f.stripe_status,
-                f.database_status,
-                f.detail,
-                f.database_id,
-                f.dispute_id,
-                f.dispute_status,
-                f.source,
-                f.column,
+                f["kind"],
+                f["payment_id"],
+                f["currency"],
+                f["stripe_amount"],
+                f["database_amount"],
+                f["difference"],
+                major(f["stripe_amount"], f["currency"]),
+                major(f["database_amount"], f["currency"]),
+                None
+                if f["kind"] == "currency_mismatches"
+                else major(f["difference"], f["currency"]),
+                f["stripe_status"],
+                f["database_status"],
+                f["detail"],
+                f["database_id"],
+                f["dispute_id"],
+                f["dispute_status"],
+                f["source"],
+                f["column"],
             )
-            for i, f in enumerate(result.findings)
+            for i, f in enumerate(records)
         ]
         totals = [
             (

@@ -4,7 +4,6 @@ across midnight, reconcile in the core, optionally repair and reconcile again, a
 Stripe's side came from and how far it can be trusted."""
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, timedelta
 
 import polars as pl
@@ -48,8 +47,7 @@ def reconcile_charges(
             charges, payments.read_window(start, end), params, find_neighbours=lookup
         )
     verdict = stripe.verdict(charges, end, _seed(params.start, params.end))
-    return replace(
-        result,
+    return result.with_changes(
         stripe_source=verdict.label,
         source_note=verdict.note,
         source_mismatches=verdict.mismatches,

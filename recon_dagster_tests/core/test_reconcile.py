@@ -322,3 +322,13 @@ def test_the_lossless_record_is_asdicts_form_of_every_total_and_finding():
     assert record == reference
     assert [list(f) for f in record["findings"]] == [list(f) for f in reference["findings"]]
     assert [list(t) for t in record["totals"]] == [list(t) for t in reference["totals"]]
+
+
+def test_rows_without_an_id_are_listed_in_the_same_order_whatever_the_input_order():
+    rows = [
+        payment(None, 100 + i, ("USD", "EUR", "JPY")[i % 3], created=NOON - timedelta(minutes=i))
+        for i in range(12)
+    ]
+    forward = reconcile(charges(), payments(*rows), params()).findings
+    backward = reconcile(charges(), payments(*reversed(rows)), params()).findings
+    assert len(forward) == 12 and forward == backward

@@ -10,8 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
-from recon_dagster.core.result import Finding, ReconciliationResult
+from recon_dagster.core.finding_frame import to_objects
+from recon_dagster.core.result import ReconciliationResult
 from recon_dagster.money import format_major
 
 LARGEST_SHOWN = 10
@@ -22,13 +24,20 @@ def _cell(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
-def largest_discrepancies_markdown(
-    findings: tuple[Finding, ...] | list[Finding], limit: int = LARGEST_SHOWN
-) -> str:
-    money = [
-        f for f in findings if f.kind != "invalid_rows"
-    ]  # rows with no amount: listed in `invalid_rows`
-    ranked = sorted(money, key=lambda f: (-abs(f.difference), f.kind, f.payment_id))[:limit]
+def largest_discrepancies_markdown(findings: pl.DataFrame, limit: int = LARGEST_SHOWN) -> str:
+    """The `limit` findings with the most money at stake (`result.findings_frame`), ties by class
+    and payment id; rows with no amount are listed in `invalid_rows` instead."""
+    ranked = to_objects(
+        findings.filter(pl.col("kind") != "invalid_rows")
+        .sort(
+            pl.col("difference").abs(),
+            "kind",
+            "payment_id",
+            descending=[True, False, False],
+            maintain_order=True,
+        )
+        .head(limit)
+    )
     if not ranked:
         return "No discrepancies."
     lines = ["| class | payment | Stripe | database | difference |", "|---|---|---:|---:|---:|"]
@@ -66,6 +75,7 @@ def totals_markdown(result: ReconciliationResult) -> str:
 def report_metadata(result: ReconciliationResult, report_id: str | None = None) -> dict[str, Any]:
     """Materialization metadata for one day (one partition)."""
     cur = result.currency or "USD"
+    findings = result.findings_frame
     meta: dict[str, Any] = {
         "status": result.status,
         "currency": result.currency or "",
@@ -83,52 +93,50 @@ def report_metadata(result: ReconciliationResult, report_id: str | None = None) 
         **{f"count_{kind}": n for kind, n in result.counts().items()},
         "stripe_rows": result.stripe_count,
         "database_rows": result.database_count,
-        "largest_discrepancies": dg.MetadataValue.md(
-            largest_discrepancies_markdown(result.findings)
-        ),
+        "largest_discrepancies": dg.MetadataValue.md(largest_discrepancies_markdown(findings)),
         "totals_by_currency": dg.MetadataValue.md(totals_markdown(result)),
         "recommendations": dg.MetadataValue.md(
             "\n".join(f"1. {_cell(r)}" for r in result.recommendations)
         ),
     }
-    disputes = [f for f in result.findings if f.kind == "disputes"]
-    if disputes:
+    disputes = findings.filter(pl.col("kind") == "disputes")
+    if disputes.height:
         meta["disputes"] = dg.MetadataValue.md(disputes_markdown(disputes))
-    invalid = [f for f in result.findings if f.kind == "invalid_rows"]
-    if invalid:
+    invalid = findings.filter(pl.col("kind") == "invalid_rows")
+    if invalid.height:
         meta["invalid_rows"] = dg.MetadataValue.md(invalid_rows_markdown(invalid))
     if report_id:
         meta["report_id"] = report_id
     return meta
 
 
-def disputes_markdown(disputes: list[Finding], limit: int = LARGEST_SHOWN) -> str:
+def disputes_markdown(disputes: pl.DataFrame, limit: int = LARGEST_SHOWN) -> str:
     lines = ["| charge | dispute | status | amount | reason |", "|---|---|---|---:|---|"]
-    for f in disputes[:limit]:
+    for f in to_objects(disputes.head(limit)):
         amount = format_major(f.stripe_amount, f.currency) if f.stripe_amount is not None else "—"
         lines.append(
             f"| {_cell(f.payment_id)} | {_cell(f.dispute_id or '—')} | "
             f"{_cell(f.dispute_status or '—')} | {amount} | {_cell(f.detail)} |"
         )
-    if len(disputes) > limit:
+    if disputes.height > limit:
         lines.append(
-            f"\n{len(disputes) - limit} more in the report store (`reconciliation_line_items`)."
+            f"\n{disputes.height - limit} more in the report store (`reconciliation_line_items`)."
         )
     return "\n".join(lines)
 
 
-def invalid_rows_markdown(rows: list[Finding], limit: int = LARGEST_SHOWN) -> str:
+def invalid_rows_markdown(rows: pl.DataFrame, limit: int = LARGEST_SHOWN) -> str:
     lines = ["| source | id | created | column | reason |", "|---|---|---|---|---|"]
-    for f in rows[:limit]:
+    for f in to_objects(rows.head(limit)):
         created = f.stripe_created or f.database_created
         lines.append(
             f"| {f.source} | {_cell(f.payment_id or '—')} | "
             f"{created.isoformat() if created else '—'} "
             f"| {_cell(f.column or '—')} | {_cell(f.detail)} |"
         )
-    if len(rows) > limit:
+    if rows.height > limit:
         lines.append(
-            f"\n{len(rows) - limit} more in the report store (`reconciliation_line_items`)."
+            f"\n{rows.height - limit} more in the report store (`reconciliation_line_items`)."
         )
     return "\n".join(lines)
 
