@@ -125,9 +125,12 @@ def run_daily_job(
     orchestrator = next(
         (float(x.split()[1]) for x in lines if x.startswith("ORCHESTRATOR_MIB")), None
     )
+    peak_mib = peak_kib / 1024
+    if steps:  # step processes are the forkserver's children, not counted in RUSAGE_CHILDREN
+        peak_mib = max(peak_mib, *(step["peak_mib"] for step in steps))
     return {
         "seconds": round(seconds, 2),
-        "peak_mib": round(peak_kib / 1024, 1),
+        "peak_mib": round(peak_mib, 1),
         "success": ok,
         "stages": stages,
         **({} if orchestrator is None else {"orchestrator_mib": round(orchestrator, 1)}),
