@@ -31,6 +31,7 @@ from recon_dagster.core.sides import (
     STRIPE_DETAILS,
     collapse_duplicates,
     database_side,
+    keys_tell_apart,
     stripe_side,
     with_details,
     with_recorded_chargebacks,
@@ -164,13 +165,10 @@ def reconcile(
         stripe, charges, database, params.include_refunds
     )
     s_totals, d_totals = pl.collect_all([_by_currency(stripe, "s"), _by_currency(database, "d")])
-    exact = _keys_exact(s_totals, d_totals)
-    if not exact:  # two of the day's codes share a key: group by the codes themselves
-        s_totals, d_totals = pl.collect_all(
-            [_by_currency(stripe, "s", "s_currency"), _by_currency(database, "d", "d_currency")]
-        )
     flagged = with_details(
-        flag_rows(stripe, collapsed, params, currency_keys=exact), charges, database
+        flag_rows(stripe, collapsed, params, currency_keys=keys_tell_apart(s_totals, d_totals)),
+        charges,
+        database,
     )
 
     if find_neighbours is not None:
@@ -205,25 +203,14 @@ def reconcile(
     return result.with_recommendations(recommend(result))
 
 
-def _by_currency(side: pl.DataFrame, p: str, key: str | None = None) -> pl.LazyFrame:
-    """One side's money and count of paid rows per currency key (or `key`), with the smallest and
-    largest code under each. A row that is not paid has an amount of 0, so summing every row gives
-    the paid rows' total, and grouping on the u64 key is cheaper than on the code."""
-    code = pl.col(f"{p}_currency")
+def _by_currency(side: pl.DataFrame, p: str) -> pl.LazyFrame:
+    """One side's money and count of paid rows per currency. A row that is not paid has an amount
+    of 0, so summing every row gives the paid rows' total without filtering them first."""
     return (
         side.lazy()
-        .group_by(key or f"{p}_ccy")
-        .agg(pl.col(f"{p}_amt").sum(), pl.col(f"{p}_paid").sum(), lo=code.min(), hi=code.max())
+        .group_by(f"{p}_currency")
+        .agg(pl.col(f"{p}_amt").sum(), pl.col(f"{p}_paid").sum())
     )
-
-
-def _keys_exact(*totals: pl.DataFrame) -> bool:
-    """No two of the day's currency codes share a u64 key (what comparing keys needs)."""
-    codes: dict[int | None, set[str | None]] = {}
-    for frame in totals:
-        for key, lo, hi in frame.select(pl.nth(0), "lo", "hi").iter_rows():
-            codes.setdefault(key, set()).update((lo, hi))
-    return all(len(same_key) == 1 for same_key in codes.values())
 
 
 def _quarantine(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -260,8 +247,8 @@ def _totals(
     disputes: dict[str, tuple[int, int]],
 ) -> list[CurrencyTotals]:
     # Only a currency with a paid row has totals.
-    s = {c: (amt, n) for _, amt, n, c, _ in s_totals.iter_rows() if n}
-    d = {c: (amt, n) for _, amt, n, c, _ in d_totals.iter_rows() if n}
+    s = {c: (amt, n) for c, amt, n in s_totals.iter_rows() if n}
+    d = {c: (amt, n) for c, amt, n in d_totals.iter_rows() if n}
     out = []
     for cur in sorted(set(s) | set(d) | set(gross) | set(disputes)):
         s_amt, s_n = s.get(cur, (0, 0))
