@@ -152,25 +152,21 @@ def database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.DataFra
     )
     refunded = refunded.otherwise(0)
     net = pl.col("amount") - (refunded if params.include_refunds else pl.lit(0))
-    # Lazily, so that the streaming engine spreads the whole side over the threads, where an
-    # eager select of a million rows ran on one (8.9 ms against 12.1).
-    return (
-        payments.lazy()
-        .select(
-            h=id_hash(key),
-            d_row=pl.int_range(pl.len(), dtype=pl.UInt32),
-            d_id=key,
-            d_raw=pl.col("id"),
-            d_currency=pl.col("currency"),
-            d_ccy=currency_key(payments.get_column("currency")),
-            d_status=pl.col("status"),
-            d_paid=paid,
-            d_gross=pl.col("amount"),
-            d_refunded=refunded,
-            d_amt=pl.when(paid).then(net).otherwise(0),
-            d_created=pl.col("created_at"),
-        )
-        .collect()
+    # Eagerly: the streaming engine ran this select in ~9 ms against ~12, but left the core's
+    # peak ~45 MiB higher on a 1M-row day with Stripe-length ids (its frame comes in ten chunks).
+    return payments.select(
+        h=id_hash(key),
+        d_row=pl.int_range(pl.len(), dtype=pl.UInt32),
+        d_id=key,
+        d_raw=pl.col("id"),
+        d_currency=pl.col("currency"),
+        d_ccy=currency_key(payments.get_column("currency")),
+        d_status=pl.col("status"),
+        d_paid=paid,
+        d_gross=pl.col("amount"),
+        d_refunded=refunded,
+        d_amt=pl.when(paid).then(net).otherwise(0),
+        d_created=pl.col("created_at"),
     )
 
 
