@@ -40,7 +40,11 @@ sys.path.insert(0, {here!r})
 os.makedirs("steps", exist_ok=True)
 with open(os.path.join("steps", "sitecustomize.py"), "w") as f:
     f.write({site!r}.format(here={here!r}, out=os.path.abspath("steps")))
-os.environ["PYTHONPATH"] = os.path.abspath("steps")
+# Prepended, not replacing: a PYTHONPATH given to the benchmark (another checkout's code, to
+# measure it) must reach the forkserver and the steps too, not only this process.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [os.path.abspath("steps"), os.environ.get("PYTHONPATH")])
+)
 import dagster as dg
 from daily_job_target import daily_job
 # The step processes import the target from the working directory it was made in.
