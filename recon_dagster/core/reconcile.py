@@ -78,7 +78,7 @@ def _classify(joined: pl.LazyFrame, params: ReconcileParams) -> pl.LazyFrame:
 # joined in two parts takes ~35 MiB less at its peak for no measurable time (`bench_reconcile.py`).
 JOIN_PART_ROWS = 500_000
 # But each part reads both sides whole to pick its rows, so k parts cost k reads: at 10M rows,
-# twenty parts took 1.73 s where four took 0.97 s (one, 0.91 s, holding ~390 MiB more).
+# twenty parts took 1.73 s where four took 0.97 s (two, 0.91 s, held ~250 MiB more).
 MAX_JOIN_PARTS = 4
 
 

@@ -9,6 +9,8 @@ them name the variable only.
 - `parsing.py`: how each kind of value is read, and `ConfigError`;
 - `model.py`: `Settings` (and the payments and bank tables) assembled from the table;
 - `docs.py`: `.env.example` and the README's table, generated from the table.
+- `allocator.py`: the one variable that is not ours, Polars' allocator option, which the step
+  processes get.
 """
 
 from recon_dagster.settings.model import BankTable, PaymentsTable, Settings
