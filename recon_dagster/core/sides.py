@@ -143,7 +143,7 @@ def database_side(payments: pl.DataFrame, params: ReconcileParams) -> pl.DataFra
     statuses = payments.lazy().select(pl.col("status").unique()).collect().to_series()
     refunded_spellings = _spellings(statuses, REFUNDED_STATUSES)
     paid_spellings = _spellings(statuses, params.paid_statuses)
-    # One look-up per row, and none for a status no row has (most days have no `refunded` row).
+    # Only the spellings some row has: most days have no `refunded` row, so no test at all.
     refunded_status = _one_of(refunded_spellings) if refunded_spellings else pl.lit(False)
     paid = _one_of(paid_spellings + refunded_spellings)
     refunded = pl.when(pl.col("refunded").is_not_null()).then(pl.col("refunded"))

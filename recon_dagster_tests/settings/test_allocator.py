@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 
 import pytest
 
@@ -14,19 +15,19 @@ POLARS_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"
 def test_the_option_is_appended_after_the_one_polars_set(monkeypatch):
     monkeypatch.setenv(allocator.VARIABLE, POLARS_DEFAULT)
     allocator.free_memory_at_once()
-    assert allocator.os.environ[allocator.VARIABLE] == f"{POLARS_DEFAULT},dirty_decay_ms:0"
+    assert os.environ[allocator.VARIABLE] == f"{POLARS_DEFAULT},dirty_decay_ms:0"
 
 
 def test_without_a_value_the_option_stands_alone(monkeypatch):
     monkeypatch.delenv(allocator.VARIABLE, raising=False)
     allocator.free_memory_at_once()
-    assert allocator.os.environ[allocator.VARIABLE] == "dirty_decay_ms:0"
+    assert os.environ[allocator.VARIABLE] == "dirty_decay_ms:0"
 
 
 def _options_seen_by_polars(queue) -> None:
     import polars  # noqa: F401 (its import reads and extends the variable, as a step's does)
 
-    queue.put(allocator.os.environ[allocator.VARIABLE])
+    queue.put(os.environ[allocator.VARIABLE])
 
 
 @pytest.mark.skipif(
